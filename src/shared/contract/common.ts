@@ -1,0 +1,24 @@
+import { z } from 'zod';
+import { ERROR_CODES } from '../errors.ts';
+
+export const IsoDate = z.string().describe('ISO-8601 timestamp (UTC)');
+export const Id = z.string().min(1).max(128);
+export const HostRef = z
+  .string()
+  .min(1)
+  .max(128)
+  .describe('A host id or name');
+
+export const ErrorPayloadSchema = z.object({
+  code: z.enum(ERROR_CODES),
+  message: z.string(),
+  data: z.unknown().optional(),
+});
+
+export const ActorSchema = z.object({
+  door: z.enum(['app', 'web', 'cli', 'mcp', 'http', 'agent', 'test', 'system']),
+  id: z.string(),
+});
+
+export const Empty = z.object({}).strict();
+export const Ok = z.object({ ok: z.literal(true) });

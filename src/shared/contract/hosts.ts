@@ -1,0 +1,209 @@
+import { z } from 'zod';
+import { call, event } from '../rpc.ts';
+import { HostRef, Id, IsoDate } from './common.ts';
+import { TaskSchema } from './tasks.ts';
+
+export const LOCAL_HOST_ID = 'local';
+
+export const HostAuthSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('local') }),
+  z.object({
+    type: z.literal('key'),
+    /** Path of a private key file on the machine that runs the Fluid backend. */
+    keyPath: z.string().min(1).max(4096),
+  }),
+  z.object({
+    type: z.literal('agent'),
+    /** SSH agent socket; defaults to $SSH_AUTH_SOCK of the backend. */
+    socket: z.string().max(4096).optional(),
+  }),
+]);
+export type HostAuth = z.infer<typeof HostAuthSchema>;
+
+export const HostKeySchema = z.object({
+  type: z.string(),
+  /** OpenSSH-style fingerprint: "SHA256:" + unpadded base64 of the key blob's sha256. */
+  fingerprint: z.string().startsWith('SHA256:'),
+});
+
+export const CheckStatus = z.enum(['pass', 'warn', 'fail']);
+export const PreflightCheckSchema = z.object({
+  id: z.string(),
+  title: z.string(),
+  status: CheckStatus,
+  detail: z.string(),
+  advice: z.string().nullable(),
+});
+export type PreflightCheck = z.infer<typeof PreflightCheckSchema>;
+
+export const VirtType = z.enum(['kvm', 'qemu']);
+
+export const HostFactsSchema = z.object({
+  libvirtVersion: z.string().nullable(),
+  hypervisorVersion: z.string().nullable(),
+  qemuImgVersion: z.string().nullable(),
+  virtType: VirtType.nullable(),
+  virtTypeReason: z.string(),
+  cpus: z.number().int().nullable(),
+  cpuModel: z.string().nullable(),
+  memoryMiB: z.number().int().nullable(),
+  freeMemoryMiB: z.number().int().nullable(),
+  storageDir: z.string(),
+  diskFreeBytes: z.number().nullable(),
+  diskTotalBytes: z.number().nullable(),
+  networks: z.array(z.object({ name: z.string(), active: z.boolean(), autostart: z.boolean(), bridge: z.string().nullable() })),
+  pools: z.array(z.object({ name: z.string(), state: z.string(), capacityBytes: z.number().nullable(), availableBytes: z.number().nullable() })),
+});
+export type HostFacts = z.infer<typeof HostFactsSchema>;
+
+export const PreflightSchema = z.object({
+  hostId: Id,
+  checkedAt: IsoDate,
+  ok: z.boolean(),
+  checks: z.array(PreflightCheckSchema),
+  facts: HostFactsSchema,
+});
+export type Preflight = z.infer<typeof PreflightSchema>;
+
+export const HostSchema = z.object({
+  id: Id,
+  name: z.string(),
+  kind: z.enum(['local', 'ssh']),
+  address: z.string(),
+  port: z.number().int(),
+  user: z.string(),
+  auth: HostAuthSchema,
+  hostKey: HostKeySchema.nullable(),
+  libvirtUri: z.string(),
+  storageDir: z.string(),
+  createdAt: IsoDate,
+  lastCheck: PreflightSchema.nullable(),
+});
+export type Host = z.infer<typeof HostSchema>;
+
+export const DiskSchema = z.object({
+  target: z.string(),
+  device: z.string(),
+  type: z.string(),
+  source: z.string().nullable(),
+  format: z.string().nullable(),
+  readonly: z.boolean(),
+});
+
+export const VmSchema = z.object({
+  hostId: Id,
+  hostName: z.string(),
+  name: z.string(),
+  uuid: z.string(),
+  state: z.string(),
+  running: z.boolean(),
+  vcpus: z.number().int(),
+  memoryMiB: z.number().int(),
+  disks: z.array(DiskSchema),
+  interfaces: z.array(z.object({ type: z.string(), source: z.string().nullable(), mac: z.string().nullable(), model: z.string().nullable() })),
+  hasGuestAgent: z.boolean(),
+  title: z.string().nullable(),
+  /** Set when the domain was created by Fluid (sandbox, template); such domains are never sources. */
+  fluid: z.object({ kind: z.string(), id: z.string() }).nullable(),
+});
+export type Vm = z.infer<typeof VmSchema>;
+
+export const CapacitySchema = z.object({
+  hostId: Id,
+  cpus: z.number().int().nullable(),
+  memoryMiB: z.number().int().nullable(),
+  freeMemoryMiB: z.number().int().nullable(),
+  diskFreeBytes: z.number().nullable(),
+  diskTotalBytes: z.number().nullable(),
+  runningVms: z.number().int(),
+  committedVcpus: z.number().int(),
+  committedMemoryMiB: z.number().int(),
+  virtType: VirtType.nullable(),
+});
+export type Capacity = z.infer<typeof CapacitySchema>;
+
+const Address = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(/^[A-Za-z0-9.:_-]+$/, 'a host name or IP address (letters, digits, ".", ":", "-", "_")');
+const User = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[A-Za-z_][A-Za-z0-9_.-]*$/, 'a valid user name');
+const Port = z.number().int().min(1).max(65535);
+const Name = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, ".", "-", "_", starting with a letter or digit');
+
+export const HostProbeSchema = z.object({
+  address: z.string(),
+  port: z.number().int(),
+  hostKey: HostKeySchema,
+  /** The already-registered host at this address, if any. */
+  known: z.object({ id: Id, name: z.string(), matches: z.boolean() }).nullable(),
+});
+
+export const hostsContract = {
+  'hosts.list': call(z.object({}), z.array(HostSchema), 'Registered hosts, the local one first.'),
+  'hosts.get': call(z.object({ host: HostRef }), HostSchema, 'One host.'),
+  'hosts.probe': call(
+    z.object({ address: Address, port: Port.default(22) }),
+    HostProbeSchema,
+    "Fetch a host's SSH host key without logging in, to show its fingerprint before trusting it.",
+  ),
+  'hosts.add': call(
+    z.object({
+      name: Name.optional(),
+      address: Address,
+      port: Port.default(22),
+      user: User.default('root'),
+      auth: HostAuthSchema.refine((a) => a.type !== 'local', 'remote hosts use a key file or the SSH agent'),
+      /** The fingerprint the user confirmed. The host must present exactly this key. */
+      acceptFingerprint: z.string().startsWith('SHA256:'),
+      libvirtUri: z.string().min(1).max(512).default('qemu:///system'),
+      storageDir: z.string().startsWith('/').max(1024).optional(),
+    }),
+    HostSchema,
+    'Register a host over SSH after its fingerprint was confirmed; logs in once to prove access.',
+  ),
+  'hosts.update': call(
+    z.object({
+      host: HostRef,
+      name: Name.optional(),
+      auth: HostAuthSchema.optional(),
+      libvirtUri: z.string().min(1).max(512).optional(),
+      storageDir: z.string().startsWith('/').max(1024).optional(),
+    }),
+    HostSchema,
+    "Change a host's name, credentials, libvirt URI or storage directory.",
+  ),
+  'hosts.trust': call(
+    z.object({ host: HostRef, acceptFingerprint: z.string().startsWith('SHA256:') }),
+    HostSchema,
+    'Pin a new host key after a deliberate change (the old one is refused until then).',
+  ),
+  'hosts.remove': call(z.object({ host: HostRef }), z.object({ removed: z.literal(true), id: Id }), 'Forget a host.'),
+  'hosts.check': call(
+    z.object({ host: HostRef }),
+    TaskSchema,
+    'Start preflight checks (virsh, libvirt version, KVM or TCG, qemu-img, disk, memory, networks, pools) as a task.',
+  ),
+  'hosts.capacity': call(z.object({ host: HostRef }), CapacitySchema, 'What the host has and what is committed.'),
+  'hosts.vms': call(z.object({ host: HostRef }), z.array(VmSchema), 'Every VM defined on the host.'),
+  'sources.list': call(
+    z.object({ host: HostRef.optional() }),
+    z.object({
+      vms: z.array(VmSchema),
+      errors: z.array(z.object({ hostId: Id, hostName: z.string(), code: z.string(), message: z.string() })),
+    }),
+    'VMs that can be cloned into sandboxes (everything not created by Fluid), on one host or all.',
+  ),
+  'hosts.changed': event(
+    z.object({ hostId: Id, change: z.enum(['added', 'updated', 'removed', 'checked']) }),
+    'A host was added, changed, checked or removed.',
+  ),
+};

@@ -1,0 +1,22 @@
+/** The whole contract: every member any door can reach. */
+import { auditContract } from './audit.ts';
+import { hostsContract } from './hosts.ts';
+import { settingsContract } from './settings.ts';
+import { systemContract } from './system.ts';
+import { tasksContract } from './tasks.ts';
+
+export const contract = {
+  ...systemContract,
+  ...tasksContract,
+  ...auditContract,
+  ...settingsContract,
+  ...hostsContract,
+};
+export type Contract = typeof contract;
+
+export * from './common.ts';
+export * from './tasks.ts';
+export * from './audit.ts';
+export * from './settings.ts';
+export * from './hosts.ts';
+export * from './system.ts';

@@ -1,0 +1,35 @@
+import { z } from 'zod';
+import { call, event } from '../rpc.ts';
+
+export const SettingsSchema = z.object({
+  ui: z
+    .object({
+      theme: z.enum(['system', 'light', 'dark']).default('system'),
+    })
+    .prefault({}),
+  hosts: z
+    .object({
+      /** Where Fluid keeps base images, overlays and templates on each host (unless set per host). */
+      storageDir: z.string().startsWith('/').default('/var/lib/fluid'),
+      /** Preflight warns below this much free space in the storage dir. */
+      minFreeDiskGiB: z.number().min(0).max(100000).default(10),
+      /** Preflight warns below this much available memory. */
+      minFreeMemoryMiB: z.number().int().min(0).default(1024),
+      connectTimeoutSeconds: z.number().int().min(1).max(300).default(15),
+    })
+    .prefault({}),
+});
+export type Settings = z.infer<typeof SettingsSchema>;
+
+/** A partial update: any subset of the settings tree. */
+export const SettingsPatchSchema = z.object({
+  ui: SettingsSchema.shape.ui.unwrap().partial().optional(),
+  hosts: SettingsSchema.shape.hosts.unwrap().partial().optional(),
+});
+export type SettingsPatch = z.infer<typeof SettingsPatchSchema>;
+
+export const settingsContract = {
+  'settings.get': call(z.object({}), SettingsSchema, 'Current settings with defaults filled in.'),
+  'settings.update': call(SettingsPatchSchema, SettingsSchema, 'Validate and apply a partial update.'),
+  'settings.changed': event(SettingsSchema, 'Settings changed.'),
+};
