@@ -61,14 +61,19 @@ export default tseslint.config(
     files: ['src/preload/**'],
     languageOptions: { globals: { ...globals.browser } },
     rules: {
-      ...fence(
-        'The preload hands one MessagePort to the page and nothing else.',
-        nodeBuiltins,
-        ['**/core/**', '**/renderer/**', '**/cli/**', '**/shared/**'],
-      ),
+      ...fence('The preload hands one MessagePort to the page and nothing else.', nodeBuiltins, [
+        '**/core/**',
+        '**/renderer/**',
+        '**/cli/**',
+        '**/shared/**',
+      ]),
       'no-restricted-properties': [
         'error',
-        { object: 'contextBridge', property: 'exposeInMainWorld', message: 'Expose nothing: the port is posted to the page.' },
+        {
+          object: 'contextBridge',
+          property: 'exposeInMainWorld',
+          message: 'Expose nothing: the port is posted to the page.',
+        },
         { object: 'contextBridge', property: 'exposeInIsolatedWorld', message: 'Expose nothing.' },
       ],
     },

@@ -47,11 +47,18 @@ function readAnswer(question: string): Promise<string | null> {
   });
 }
 
-export function table(rows: Array<Record<string, unknown>>, columns: Array<[key: string, title: string]>): string {
+export function table(
+  rows: Array<Record<string, unknown>>,
+  columns: Array<[key: string, title: string]>,
+): string {
   if (!rows.length) return '';
   const cells = rows.map((r) => columns.map(([k]) => fmt(r[k])));
   const widths = columns.map(([, t], i) => Math.max(t.length, ...cells.map((c) => c[i]!.length)));
-  const line = (vals: string[]) => vals.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (vals: string[]) =>
+    vals
+      .map((v, i) => v.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   return [line(columns.map(([, t]) => t.toUpperCase())), ...cells.map(line)].join('\n');
 }
 

@@ -2,38 +2,19 @@
  * `fluid` — the headless door. Every command goes through the same contract and router as the app.
  * Exit codes: 0 success, 1 failure (or a check that failed), 2 usage error.
  */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { parseArgs } from 'node:util';
 import { userInfo } from 'node:os';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import type { Contract } from '../shared/contract/index.ts';
 import type { Host, Preflight, Vm } from '../shared/contract/hosts.ts';
 import type { Task } from '../shared/contract/tasks.ts';
 import type { AuditVerify } from '../shared/contract/audit.ts';
 import { FluidError } from '../shared/errors.ts';
-import type { RpcClient } from '../shared/rpc.ts';
 import { createCore, type Core } from '../core/createCore.ts';
 import { connectInProcess } from '../core/doors/inprocess.ts';
-import { bytes, createIo, printError, STATUS_MARK, table, UsageError, type Io } from './io.ts';
+import { bytes, createIo, printError, STATUS_MARK, table, UsageError } from './io.ts';
 import { serveCommand } from './serve.ts';
-
-type Client = RpcClient<Contract>;
-export interface Ctx {
-  io: Io;
-  core: Core;
-  client: Client;
-  args: string[];
-  values: Record<string, string | boolean | string[] | undefined>;
-}
-
-interface Command {
-  summary: string;
-  usage: string;
-  options?: ParseArgsConfig['options'];
-  /** Commands that manage their own core (serve). */
-  raw?: (argv: string[], global: { json: boolean; dataDir?: string }) => Promise<number>;
-  run?: (ctx: Ctx) => Promise<number | void>;
-}
+import type { Command, Ctx } from './command.ts';
 
 const GLOBAL_OPTIONS = {
   json: { type: 'boolean' },
@@ -87,7 +68,10 @@ function parseTarget(spec: string): { user: string; address: string; port: numbe
 
 const formatPreflight = (p: Preflight): string =>
   [
-    ...p.checks.map((c) => `${STATUS_MARK[c.status]}  ${c.title}: ${c.detail}${c.advice && c.status !== 'pass' ? `\n      → ${c.advice}` : ''}`),
+    ...p.checks.map(
+      (c) =>
+        `${STATUS_MARK[c.status]}  ${c.title}: ${c.detail}${c.advice && c.status !== 'pass' ? `\n      → ${c.advice}` : ''}`,
+    ),
     '',
     p.ok ? 'Ready for sandboxes.' : 'Not ready: fix the failed checks above.',
   ].join('\n');
@@ -108,14 +92,21 @@ const vmRows = (vms: Vm[]) =>
     state: v.state,
     vcpus: v.vcpus,
     memory: `${v.memoryMiB} MiB`,
-    disks: v.disks.filter((d) => d.device === 'disk').map((d) => d.source ?? d.target).join(', ') || '-',
+    disks:
+      v.disks
+        .filter((d) => d.device === 'disk')
+        .map((d) => d.source ?? d.target)
+        .join(', ') || '-',
     agent: v.hasGuestAgent,
   }));
 
 const formatVerify = (v: AuditVerify): string =>
   v.ok
     ? `Audit log intact: ${v.count} entries, head ${v.headHash}.`
-    : [`Audit log FAILED verification (${v.problems.length} problem${v.problems.length === 1 ? '' : 's'}):`, ...v.problems.map((p) => `  row ${p.seq} [${p.kind}]: ${p.message}`)].join('\n');
+    : [
+        `Audit log FAILED verification (${v.problems.length} problem${v.problems.length === 1 ? '' : 's'}):`,
+        ...v.problems.map((p) => `  row ${p.seq} [${p.kind}]: ${p.message}`),
+      ].join('\n');
 
 export const commands: Record<string, Command> = {
   doctor: {
@@ -132,7 +123,10 @@ export const commands: Record<string, Command> = {
       ctx.io.result(out, () =>
         [
           'Installation',
-          ...sys.checks.map((c) => `${STATUS_MARK[c.status]}  ${c.title}: ${c.detail}${c.advice ? `\n      → ${c.advice}` : ''}`),
+          ...sys.checks.map(
+            (c) =>
+              `${STATUS_MARK[c.status]}  ${c.title}: ${c.detail}${c.advice ? `\n      → ${c.advice}` : ''}`,
+          ),
           '',
           'Local libvirt host',
           local ? formatPreflight(local) : `FAIL  ${t.error?.message ?? t.status}`,
@@ -163,23 +157,35 @@ export const commands: Record<string, Command> = {
     },
     run: async (ctx) => {
       const spec = ctx.args[0];
-      if (!spec) throw new UsageError('Which host? fluid host add root@kvm1.example.com[:22] --key ~/.ssh/id_ed25519');
+      if (!spec)
+        throw new UsageError('Which host? fluid host add root@kvm1.example.com[:22] --key ~/.ssh/id_ed25519');
       const { user, address, port } = parseTarget(spec);
       const key = ctx.values.key as string | undefined;
       if (!key && !ctx.values.agent) throw new UsageError('Choose credentials: --key FILE or --agent.');
       const auth = key ? { type: 'key' as const, keyPath: resolve(key) } : { type: 'agent' as const };
       const probe = await ctx.client.call('hosts.probe', { address, port });
       const fp = probe.hostKey.fingerprint;
-      if (probe.known) ctx.io.err(`Note: ${address}:${port} is already registered as "${probe.known.name}" (${probe.known.matches ? 'same key' : 'DIFFERENT key'}).`);
+      if (probe.known)
+        ctx.io.err(
+          `Note: ${address}:${port} is already registered as "${probe.known.name}" (${probe.known.matches ? 'same key' : 'DIFFERENT key'}).`,
+        );
       let accepted = ctx.values['accept-fingerprint'] as string | undefined;
       if (accepted && accepted !== fp) {
-        throw new FluidError('HOSTKEY_MISMATCH', `${address}:${port} presents ${fp}, not the ${accepted} you expected. Nothing was added.`, { presented: fp });
+        throw new FluidError(
+          'HOSTKEY_MISMATCH',
+          `${address}:${port} presents ${fp}, not the ${accepted} you expected. Nothing was added.`,
+          { presented: fp },
+        );
       }
       if (!accepted) {
-        ctx.io.err(`The host ${address}:${port} presents a ${probe.hostKey.type} key with fingerprint\n  ${fp}\nCompare it with the host's own (ssh-keygen -lf /etc/ssh/ssh_host_${probe.hostKey.type.replace('ssh-', '')}_key.pub).`);
+        ctx.io.err(
+          `The host ${address}:${port} presents a ${probe.hostKey.type} key with fingerprint\n  ${fp}\nCompare it with the host's own (ssh-keygen -lf /etc/ssh/ssh_host_${probe.hostKey.type.replace('ssh-', '')}_key.pub).`,
+        );
         const answer = await ctx.io.ask('Trust this host key? [y/N] ');
         if (answer === null) {
-          throw new UsageError(`Not confirmed. To add the host without a prompt, pass --accept-fingerprint ${fp}`);
+          throw new UsageError(
+            `Not confirmed. To add the host without a prompt, pass --accept-fingerprint ${fp}`,
+          );
         }
         if (!/^y(es)?$/i.test(answer)) throw new FluidError('DENIED', 'Not trusted; nothing was added.');
         accepted = fp;
@@ -194,7 +200,8 @@ export const commands: Record<string, Command> = {
         libvirtUri: (ctx.values['libvirt-uri'] as string | undefined) ?? 'qemu:///system',
         storageDir: ctx.values['storage-dir'] as string | undefined,
       });
-      if (!ctx.io.json) ctx.io.err(`Added host "${host.name}" (${host.user}@${host.address}:${host.port}, ${fp}).`);
+      if (!ctx.io.json)
+        ctx.io.err(`Added host "${host.name}" (${host.user}@${host.address}:${host.port}, ${fp}).`);
       let preflight: Preflight | null = null;
       if (!ctx.values['no-check']) {
         if (!ctx.io.json) ctx.io.err('Running preflight checks…');
@@ -202,7 +209,9 @@ export const commands: Record<string, Command> = {
         taskOutcome(t);
         preflight = t.result as Preflight;
       }
-      ctx.io.result({ host: await ctx.client.call('hosts.get', { host: host.id }), preflight }, () => (preflight ? formatPreflight(preflight) : ''));
+      ctx.io.result({ host: await ctx.client.call('hosts.get', { host: host.id }), preflight }, () =>
+        preflight ? formatPreflight(preflight) : '',
+      );
       return preflight && !preflight.ok ? 1 : 0;
     },
   },
@@ -269,7 +278,15 @@ export const commands: Record<string, Command> = {
       const ref = ctx.args[0];
       if (!ref) throw new UsageError('Which host? fluid host vms <name>');
       const vms = await ctx.client.call('hosts.vms', { host: ref });
-      ctx.io.result(vms, (v: Vm[]) => table(vmRows(v), [['name', 'name'], ['state', 'state'], ['vcpus', 'vcpus'], ['memory', 'memory'], ['disks', 'disks']]));
+      ctx.io.result(vms, (v: Vm[]) =>
+        table(vmRows(v), [
+          ['name', 'name'],
+          ['state', 'state'],
+          ['vcpus', 'vcpus'],
+          ['memory', 'memory'],
+          ['disks', 'disks'],
+        ]),
+      );
     },
   },
 
@@ -300,7 +317,15 @@ export const commands: Record<string, Command> = {
       ctx.io.result(r, () =>
         [
           r.vms.length
-            ? table(vmRows(r.vms), [['host', 'host'], ['name', 'name'], ['state', 'state'], ['vcpus', 'vcpus'], ['memory', 'memory'], ['agent', 'guest agent'], ['disks', 'disks']])
+            ? table(vmRows(r.vms), [
+                ['host', 'host'],
+                ['name', 'name'],
+                ['state', 'state'],
+                ['vcpus', 'vcpus'],
+                ['memory', 'memory'],
+                ['agent', 'guest agent'],
+                ['disks', 'disks'],
+              ])
             : 'No source VMs found.',
           ...r.errors.map((e) => `warning: host ${e.hostName}: [${e.code}] ${e.message}`),
         ].join('\n'),
@@ -332,7 +357,10 @@ export const commands: Record<string, Command> = {
       const output = ctx.values.output as string | undefined;
       if (output) {
         writeFileSync(output, e.content, { mode: 0o600 });
-        ctx.io.result({ file: resolve(output), count: e.count, headHash: e.headHash }, () => `Wrote ${e.count} entries to ${output} (head ${e.headHash}).`);
+        ctx.io.result(
+          { file: resolve(output), count: e.count, headHash: e.headHash },
+          () => `Wrote ${e.count} entries to ${output} (head ${e.headHash}).`,
+        );
       } else process.stdout.write(e.content);
     },
   },
@@ -342,11 +370,28 @@ export const commands: Record<string, Command> = {
     usage: 'fluid audit list [--limit N] [--action A] [--json]',
     options: { limit: { type: 'string' }, action: { type: 'string' } },
     run: async (ctx) => {
-      const r = await ctx.client.call('audit.list', { limit: Number(ctx.values.limit ?? 50), action: ctx.values.action as string | undefined });
+      const r = await ctx.client.call('audit.list', {
+        limit: Number(ctx.values.limit ?? 50),
+        action: ctx.values.action as string | undefined,
+      });
       ctx.io.result(r, () =>
         table(
-          r.entries.map((e) => ({ seq: e.seq, ts: e.ts, who: `${e.actor.door}:${e.actor.id}`, action: e.action, target: e.target, data: JSON.stringify(e.data).slice(0, 80) })),
-          [['seq', 'seq'], ['ts', 'time'], ['who', 'who'], ['action', 'action'], ['target', 'target'], ['data', 'data']],
+          r.entries.map((e) => ({
+            seq: e.seq,
+            ts: e.ts,
+            who: `${e.actor.door}:${e.actor.id}`,
+            action: e.action,
+            target: e.target,
+            data: JSON.stringify(e.data).slice(0, 80),
+          })),
+          [
+            ['seq', 'seq'],
+            ['ts', 'time'],
+            ['who', 'who'],
+            ['action', 'action'],
+            ['target', 'target'],
+            ['data', 'data'],
+          ],
         ),
       );
     },
@@ -371,7 +416,13 @@ export const commands: Record<string, Command> = {
         const m = /^([a-zA-Z]+)\.([a-zA-Z]+)=(.*)$/.exec(a);
         if (!m) throw new UsageError(`Expected section.key=value, got "${a}".`);
         const raw = m[3]!;
-        const value: unknown = /^-?\d+(\.\d+)?$/.test(raw) ? Number(raw) : raw === 'true' ? true : raw === 'false' ? false : raw;
+        const value: unknown = /^-?\d+(\.\d+)?$/.test(raw)
+          ? Number(raw)
+          : raw === 'true'
+            ? true
+            : raw === 'false'
+              ? false
+              : raw;
         (patch[m[1]!] ??= {})[m[2]!] = value;
       }
       const s = await ctx.client.call('settings.update', patch as never);
@@ -384,7 +435,18 @@ export const commands: Record<string, Command> = {
     usage: 'fluid task list [--json]',
     run: async (ctx) => {
       const ts = await ctx.client.call('tasks.list', {});
-      ctx.io.result(ts, () => table(ts.map((t) => ({ id: t.id, kind: t.kind, status: t.status, title: t.title, created: t.createdAt })), [['id', 'id'], ['kind', 'kind'], ['status', 'status'], ['title', 'title'], ['created', 'created']]));
+      ctx.io.result(ts, () =>
+        table(
+          ts.map((t) => ({ id: t.id, kind: t.kind, status: t.status, title: t.title, created: t.createdAt })),
+          [
+            ['id', 'id'],
+            ['kind', 'kind'],
+            ['status', 'status'],
+            ['title', 'title'],
+            ['created', 'created'],
+          ],
+        ),
+      );
     },
   },
 
@@ -425,7 +487,13 @@ function help(): string {
 
 export async function main(argv: string[]): Promise<number> {
   // Find the command words: the first positionals, skipping global options and their values.
-  const { tokens } = parseArgs({ args: argv, options: GLOBAL_OPTIONS, strict: false, allowPositionals: true, tokens: true });
+  const { tokens } = parseArgs({
+    args: argv,
+    options: GLOBAL_OPTIONS,
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  });
   const positional = tokens.filter((t) => t.kind === 'positional').slice(0, 2);
   const words = positional.map((t) => t.value);
   let name = '';
@@ -445,7 +513,12 @@ export async function main(argv: string[]): Promise<number> {
   const rest = argv.filter((_, i) => !drop.has(i));
   const cmd = commands[name]!;
   if (cmd.raw) {
-    const g = parseArgs({ args: rest, options: GLOBAL_OPTIONS, strict: false, allowPositionals: true }).values;
+    const g = parseArgs({
+      args: rest,
+      options: GLOBAL_OPTIONS,
+      strict: false,
+      allowPositionals: true,
+    }).values;
     if (g.help) {
       io0.out(`${cmd.usage}\n\n${cmd.summary}`);
       return 0;
@@ -454,7 +527,12 @@ export async function main(argv: string[]): Promise<number> {
   }
   let parsed;
   try {
-    parsed = parseArgs({ args: rest, options: { ...GLOBAL_OPTIONS, ...(cmd.options ?? {}) }, allowPositionals: true, strict: true });
+    parsed = parseArgs({
+      args: rest,
+      options: { ...GLOBAL_OPTIONS, ...(cmd.options ?? {}) },
+      allowPositionals: true,
+      strict: true,
+    });
   } catch (e) {
     io0.err(`${(e as Error).message}\nUsage: ${cmd.usage}`);
     return 2;
@@ -469,7 +547,13 @@ export async function main(argv: string[]): Promise<number> {
     const dataDir = parsed.values['data-dir'] as string | undefined;
     core = createCore({ dataDir: dataDir ? resolve(dataDir) : undefined });
     const client = connectInProcess(core, { door: 'cli', id: actorId() });
-    const code = await cmd.run!({ io, core, client, args: parsed.positionals, values: parsed.values as Ctx['values'] });
+    const code = await cmd.run!({
+      io,
+      core,
+      client,
+      args: parsed.positionals,
+      values: parsed.values as Ctx['values'],
+    });
     return code ?? 0;
   } catch (err) {
     printError(io, err);

@@ -28,12 +28,16 @@ export async function serveCommand(argv: string[], g: { json: boolean; dataDir?:
       strict: true,
     }));
   } catch (e) {
-    io.err(`${(e as Error).message}\nUsage: fluid serve [--port N] [--host 127.0.0.1] [--no-ui] [--ui-dir DIR]`);
+    io.err(
+      `${(e as Error).message}\nUsage: fluid serve [--port N] [--host 127.0.0.1] [--no-ui] [--ui-dir DIR]`,
+    );
     return 2;
   }
   const uiDir = values['no-ui'] ? null : resolve(values['ui-dir'] ?? DEFAULT_UI_DIR);
   if (uiDir && !existsSync(resolve(uiDir, 'index.html'))) {
-    io.err(`The UI is not built (${uiDir}/index.html is missing). Run \`npm run build\`, or pass --no-ui for the API only.`);
+    io.err(
+      `The UI is not built (${uiDir}/index.html is missing). Run \`npm run build\`, or pass --no-ui for the API only.`,
+    );
     return 1;
   }
   const port = values.port === undefined ? 0 : Number(values.port);
@@ -42,7 +46,10 @@ export async function serveCommand(argv: string[], g: { json: boolean; dataDir?:
     return 2;
   }
   try {
-    const core = createCore({ dataDir: g.dataDir ? resolve(g.dataDir) : undefined, verbose: !!values.verbose });
+    const core = createCore({
+      dataDir: g.dataDir ? resolve(g.dataDir) : undefined,
+      verbose: !!values.verbose,
+    });
     const server = await startWebServer({
       core,
       host: values.host ?? '127.0.0.1',
@@ -51,7 +58,16 @@ export async function serveCommand(argv: string[], g: { json: boolean; dataDir?:
       token: values.token,
       writeDiscoveryFile: true,
     });
-    if (g.json) io.out(JSON.stringify({ url: server.url, origin: server.origin, port: server.port, dataDir: core.paths.dataDir, pid: process.pid }));
+    if (g.json)
+      io.out(
+        JSON.stringify({
+          url: server.url,
+          origin: server.origin,
+          port: server.port,
+          dataDir: core.paths.dataDir,
+          pid: process.pid,
+        }),
+      );
     else {
       io.out(`Fluid is running in web mode.`);
       io.out(`Open: ${server.url}`);

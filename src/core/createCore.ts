@@ -48,7 +48,8 @@ export function createCore(opts: CoreOptions = {}): Core {
   ensureDataDir(paths);
   const clock = opts.clock ?? systemClock;
   const secrets = opts.secrets ?? new FileSecretStore(paths.secrets);
-  const log = opts.logger ?? createLogger({ dir: paths.logs, stderr: opts.verbose, secrets: () => secrets.values() });
+  const log =
+    opts.logger ?? createLogger({ dir: paths.logs, stderr: opts.verbose, secrets: () => secrets.values() });
   const db = openDatabase(paths.db);
   const bus = new EventBus();
   const audit = new AuditLog(db, clock, bus, paths.auditHead);
@@ -58,7 +59,12 @@ export function createCore(opts: CoreOptions = {}): Core {
 
   hosts.ensureLocalHost();
   for (const t of tasks.recoverInterrupted()) {
-    audit.append({ actor: { door: 'system', id: 'startup' }, action: 'task.interrupted', target: t.id, data: { kind: t.kind, title: t.title } });
+    audit.append({
+      actor: { door: 'system', id: 'startup' },
+      action: 'task.interrupted',
+      target: t.id,
+      data: { kind: t.kind, title: t.title },
+    });
   }
 
   const served = new Set<Served>();

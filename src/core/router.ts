@@ -28,7 +28,12 @@ export function createRouter(core: Core): Router<Contract> {
     'tasks.get': (i) => core.tasks.get(i.id),
     'tasks.cancel': (i, ctx) => {
       const t = core.tasks.cancel(i.id);
-      core.audit.append({ actor: ctx.actor, action: 'task.cancel', target: t.id, data: { kind: t.kind, title: t.title } });
+      core.audit.append({
+        actor: ctx.actor,
+        action: 'task.cancel',
+        target: t.id,
+        data: { kind: t.kind, title: t.title },
+      });
       return t;
     },
     'tasks.watch': (i, ctx) => core.tasks.watch(i.id, ctx.signal),
@@ -38,7 +43,12 @@ export function createRouter(core: Core): Router<Contract> {
     'audit.verify': () => core.audit.verify(),
     'audit.export': (_i, ctx) => {
       const e = core.audit.exportJsonl();
-      core.audit.append({ actor: ctx.actor, action: 'audit.export', target: null, data: { count: e.count, headHash: e.headHash } });
+      core.audit.append({
+        actor: ctx.actor,
+        action: 'audit.export',
+        target: null,
+        data: { count: e.count, headHash: e.headHash },
+      });
       return { format: 'jsonl' as const, ...e };
     },
     'audit.verifyExport': (i) => {

@@ -5,7 +5,9 @@ let cached: string | null = null;
 export function fluidVersion(): string {
   if (cached) return cached;
   try {
-    cached = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+    cached = (
+      JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+    ).version;
   } catch {
     cached = '0.0.0';
   }

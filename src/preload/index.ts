@@ -3,5 +3,9 @@
 import { ipcRenderer } from 'electron';
 
 ipcRenderer.on('fluid:port', (event) => {
-  window.postMessage('fluid:port', window.location.origin === 'null' ? '*' : window.location.origin, event.ports);
+  window.postMessage(
+    'fluid:port',
+    window.location.origin === 'null' ? '*' : window.location.origin,
+    event.ports,
+  );
 });

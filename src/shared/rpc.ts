@@ -65,12 +65,17 @@ export type In<C extends ContractDef, K extends keyof C> = C[K] extends CallDef<
   ? z.input<I>
   : never;
 /** What a handler receives (after parsing: defaults applied). */
-export type ParsedIn<C extends ContractDef, K extends keyof C> =
-  C[K] extends CallDef<infer I> | StreamDef<infer I> ? z.output<I> : never;
+export type ParsedIn<C extends ContractDef, K extends keyof C> = C[K] extends
+  CallDef<infer I> | StreamDef<infer I>
+  ? z.output<I>
+  : never;
 /** A call's result or a stream's item. */
-export type Out<C extends ContractDef, K extends keyof C> =
-  C[K] extends CallDef<z.ZodType, infer O> | StreamDef<z.ZodType, infer O> ? z.output<O> : never;
-export type Payload<C extends ContractDef, K extends keyof C> = C[K] extends EventDef<infer P> ? z.output<P> : never;
+export type Out<C extends ContractDef, K extends keyof C> = C[K] extends
+  CallDef<z.ZodType, infer O> | StreamDef<z.ZodType, infer O>
+  ? z.output<O>
+  : never;
+export type Payload<C extends ContractDef, K extends keyof C> =
+  C[K] extends EventDef<infer P> ? z.output<P> : never;
 
 /** Who is calling: every decision in the audit log names the door and, where known, the person. */
 export interface Actor {
@@ -242,7 +247,11 @@ export class RpcClient<C extends ContractDef> {
     return () => this.closeListeners.delete(listener);
   }
 
-  async call<K extends CallName<C>>(m: K, input: In<C, K>, opts: { signal?: AbortSignal } = {}): Promise<Out<C, K>> {
+  async call<K extends CallName<C>>(
+    m: K,
+    input: In<C, K>,
+    opts: { signal?: AbortSignal } = {},
+  ): Promise<Out<C, K>> {
     const def = this.def(m, 'call');
     const parsed = def.input.safeParse(input);
     if (!parsed.success) throw validationError(parsed.error);
@@ -295,7 +304,9 @@ export class RpcClient<C extends ContractDef> {
         if (st.items.length) return parse(st.items.shift());
         if (st.error) throw st.error;
         if (st.done) return { value: undefined, done: true };
-        const r = await new Promise<IteratorResult<unknown>>((resolve, reject) => st.waiters.push({ resolve, reject }));
+        const r = await new Promise<IteratorResult<unknown>>((resolve, reject) =>
+          st.waiters.push({ resolve, reject }),
+        );
         return r.done ? { value: undefined, done: true } : parse(r.value);
       },
       return: (): Promise<IteratorResult<Out<C, K>>> => {
@@ -330,7 +341,8 @@ export class RpcClient<C extends ContractDef> {
 
   private def<T extends MemberDef['kind']>(m: string, kind: T): Extract<MemberDef, { kind: T }> {
     const def = this.contract[m];
-    if (!def || def.kind !== kind) throw new FluidError('NOT_FOUND', `No ${kind} named "${m}" in the contract.`);
+    if (!def || def.kind !== kind)
+      throw new FluidError('NOT_FOUND', `No ${kind} named "${m}" in the contract.`);
     return def as Extract<MemberDef, { kind: T }>;
   }
 

@@ -16,7 +16,6 @@ import type { Port } from '../../shared/rpc.ts';
 import { RPC_PATH, RPC_PROTOCOL, TOKEN_PROTOCOL_PREFIX } from '../../shared/web.ts';
 import type { Core } from '../createCore.ts';
 
-
 export interface WebServerOptions {
   core: Core;
   /** Interface to bind; only loopback addresses are accepted. */
@@ -129,7 +128,8 @@ export async function startWebServer(opts: WebServerOptions): Promise<WebServer>
     const offered = String(req.headers['sec-websocket-protocol'] ?? '')
       .split(',')
       .map((p) => p.trim());
-    const presented = offered.find((p) => p.startsWith(TOKEN_PROTOCOL_PREFIX))?.slice(TOKEN_PROTOCOL_PREFIX.length) ?? '';
+    const presented =
+      offered.find((p) => p.startsWith(TOKEN_PROTOCOL_PREFIX))?.slice(TOKEN_PROTOCOL_PREFIX.length) ?? '';
     if (!safeEqual(presented, token)) return reject(socket, 401, 'Unauthorized');
     wss.handleUpgrade(req, socket, head, (ws) => {
       const who = reqOrigin ? 'browser' : 'client';
@@ -155,7 +155,9 @@ export async function startWebServer(opts: WebServerOptions): Promise<WebServer>
     }
     const url = new URL(req.url ?? '/', origin);
     if (url.pathname === '/healthz') {
-      res.writeHead(200, { ...security, 'Content-Type': 'application/json' }).end(JSON.stringify({ ok: true }));
+      res
+        .writeHead(200, { ...security, 'Content-Type': 'application/json' })
+        .end(JSON.stringify({ ok: true }));
       return;
     }
     if (!staticDir) {
@@ -197,7 +199,12 @@ export async function startWebServer(opts: WebServerOptions): Promise<WebServer>
   const hostPart = host.includes(':') ? `[${host}]` : host;
   origin = `http://${hostPart}:${port}`;
   allowedHosts = new Set([`${hostPart}:${port}`, `localhost:${port}`, `127.0.0.1:${port}`]);
-  allowedOrigins = new Set([origin, `http://localhost:${port}`, `http://127.0.0.1:${port}`, ...(opts.extraOrigins ?? [])]);
+  allowedOrigins = new Set([
+    origin,
+    `http://localhost:${port}`,
+    `http://127.0.0.1:${port}`,
+    ...(opts.extraOrigins ?? []),
+  ]);
   const url = `${origin}/#token=${token}`;
 
   const discovery = join(opts.core.paths.dataDir, 'server.json');

@@ -71,14 +71,23 @@ export function shq(s: string): string {
 }
 
 /** Run a command and throw a readable error when it fails. Returns stdout as text. */
-export async function run(conn: HostConnection, command: string, opts: ExecOptions & { what?: string } = {}): Promise<string> {
+export async function run(
+  conn: HostConnection,
+  command: string,
+  opts: ExecOptions & { what?: string } = {},
+): Promise<string> {
   const r = await conn.exec(command, opts);
-  if (r.timedOut) throw new FluidError('TIMEOUT', `${opts.what ?? 'A host command'} timed out after ${opts.timeoutMs} ms.`);
+  if (r.timedOut)
+    throw new FluidError('TIMEOUT', `${opts.what ?? 'A host command'} timed out after ${opts.timeoutMs} ms.`);
   if (r.code !== 0) {
     const err = r.stderr.toString().trim() || r.stdout.toString().trim();
-    throw new FluidError('INTERNAL', `${opts.what ?? `\`${command.slice(0, 80)}\``} failed (exit ${r.code ?? r.signal}): ${err.slice(0, 2000)}`, {
-      exitCode: r.code,
-    });
+    throw new FluidError(
+      'INTERNAL',
+      `${opts.what ?? `\`${command.slice(0, 80)}\``} failed (exit ${r.code ?? r.signal}): ${err.slice(0, 2000)}`,
+      {
+        exitCode: r.code,
+      },
+    );
   }
   return r.stdout.toString();
 }
@@ -155,7 +164,9 @@ export class LocalConnection implements HostConnection {
       const sock = netConnect({ host: address, port });
       sock.setNoDelay(true);
       sock.once('connect', () => resolve(sock));
-      sock.once('error', (e) => reject(new FluidError('HOST_UNREACHABLE', `Cannot reach ${address}:${port}: ${e.message}`)));
+      sock.once('error', (e) =>
+        reject(new FluidError('HOST_UNREACHABLE', `Cannot reach ${address}:${port}: ${e.message}`)),
+      );
     });
   }
 

@@ -49,7 +49,13 @@ ${V('domcapabilities --virttype kvm')} >/dev/null 2>&1 && echo domcaps=yes || ec
   };
 }
 
-const check = (id: string, title: string, status: PreflightCheck['status'], detail: string, advice: string | null = null): PreflightCheck => ({
+const check = (
+  id: string,
+  title: string,
+  status: PreflightCheck['status'],
+  detail: string,
+  advice: string | null = null,
+): PreflightCheck => ({
   id,
   title,
   status,
@@ -57,7 +63,10 @@ const check = (id: string, title: string, status: PreflightCheck['status'], deta
   advice,
 });
 
-export function evaluate(p: PreflightInput, s: Record<string, Section | undefined>): { checks: PreflightCheck[]; facts: HostFacts } {
+export function evaluate(
+  p: PreflightInput,
+  s: Record<string, Section | undefined>,
+): { checks: PreflightCheck[]; facts: HostFacts } {
   const checks: PreflightCheck[] = [];
   const ok = (name: string) => s[name]?.code === 0;
   const out = (name: string) => s[name]?.out ?? '';
@@ -74,7 +83,15 @@ export function evaluate(p: PreflightInput, s: Record<string, Section | undefine
   // libvirt reachable
   const hasVirsh = ok('virsh');
   if (!hasVirsh) {
-    checks.push(check('virsh', 'virsh is installed', 'fail', 'virsh was not found on the host.', 'Install the libvirt client tools (Debian/Ubuntu: apt install libvirt-clients libvirt-daemon-system; Fedora/RHEL: dnf install libvirt-client libvirt).'));
+    checks.push(
+      check(
+        'virsh',
+        'virsh is installed',
+        'fail',
+        'virsh was not found on the host.',
+        'Install the libvirt client tools (Debian/Ubuntu: apt install libvirt-clients libvirt-daemon-system; Fedora/RHEL: dnf install libvirt-client libvirt).',
+      ),
+    );
   } else if (!ok('version') || !version.daemon) {
     checks.push(
       check(
@@ -86,15 +103,38 @@ export function evaluate(p: PreflightInput, s: Record<string, Section | undefine
       ),
     );
   } else {
-    checks.push(check('virsh', `libvirt answers at ${p.libvirtUri}`, 'pass', `libvirtd ${version.daemon}, ${version.hypervisor ?? 'unknown hypervisor'}.`));
+    checks.push(
+      check(
+        'virsh',
+        `libvirt answers at ${p.libvirtUri}`,
+        'pass',
+        `libvirtd ${version.daemon}, ${version.hypervisor ?? 'unknown hypervisor'}.`,
+      ),
+    );
   }
 
   // libvirt version
   if (version.daemon) {
     if (compareVersions(version.daemon, MIN_LIBVIRT) < 0) {
-      checks.push(check('libvirt-version', 'libvirt is recent enough', 'fail', `libvirt ${version.daemon} is older than ${MIN_LIBVIRT}.`, 'Upgrade libvirt: Fluid needs its backup API to copy running VMs consistently.'));
+      checks.push(
+        check(
+          'libvirt-version',
+          'libvirt is recent enough',
+          'fail',
+          `libvirt ${version.daemon} is older than ${MIN_LIBVIRT}.`,
+          'Upgrade libvirt: Fluid needs its backup API to copy running VMs consistently.',
+        ),
+      );
     } else if (compareVersions(version.daemon, RECOMMENDED_LIBVIRT) < 0) {
-      checks.push(check('libvirt-version', 'libvirt is recent enough', 'warn', `libvirt ${version.daemon} works; ${RECOMMENDED_LIBVIRT} or newer is recommended.`, 'Upgrade libvirt when you can.'));
+      checks.push(
+        check(
+          'libvirt-version',
+          'libvirt is recent enough',
+          'warn',
+          `libvirt ${version.daemon} works; ${RECOMMENDED_LIBVIRT} or newer is recommended.`,
+          'Upgrade libvirt when you can.',
+        ),
+      );
     } else {
       checks.push(check('libvirt-version', 'libvirt is recent enough', 'pass', `libvirt ${version.daemon}.`));
     }
@@ -119,7 +159,12 @@ export function evaluate(p: PreflightInput, s: Record<string, Section | undefine
     }
     checks.push(
       virtType === 'kvm'
-        ? check('virt-type', 'Hardware acceleration (KVM)', 'pass', `Sandboxes run with KVM: ${virtTypeReason}.`)
+        ? check(
+            'virt-type',
+            'Hardware acceleration (KVM)',
+            'pass',
+            `Sandboxes run with KVM: ${virtTypeReason}.`,
+          )
         : check(
             'virt-type',
             'Hardware acceleration (KVM)',
@@ -135,25 +180,73 @@ export function evaluate(p: PreflightInput, s: Record<string, Section | undefine
   checks.push(
     ok('qemuimg') && qemuImg
       ? check('qemu-img', 'qemu-img is installed', 'pass', `qemu-img ${qemuImg}.`)
-      : check('qemu-img', 'qemu-img is installed', 'fail', 'qemu-img was not found.', 'Install qemu-utils (Debian/Ubuntu) or qemu-img (Fedora/RHEL).'),
+      : check(
+          'qemu-img',
+          'qemu-img is installed',
+          'fail',
+          'qemu-img was not found.',
+          'Install qemu-utils (Debian/Ubuntu) or qemu-img (Fedora/RHEL).',
+        ),
   );
 
   // disk
   const minDisk = p.minFreeDiskGiB * 1024 ** 3;
   if (!diskInfo) {
-    checks.push(check('disk', `Free space for ${p.storageDir}`, 'fail', firstLine(out('disk')) || 'Could not measure free space.', `Create ${p.storageDir} or choose another storage directory for this host.`));
+    checks.push(
+      check(
+        'disk',
+        `Free space for ${p.storageDir}`,
+        'fail',
+        firstLine(out('disk')) || 'Could not measure free space.',
+        `Create ${p.storageDir} or choose another storage directory for this host.`,
+      ),
+    );
   } else {
-    const where = diskKv.dir && diskKv.dir !== p.storageDir ? ` (on ${diskKv.dir}, ${p.storageDir} does not exist yet)` : '';
+    const where =
+      diskKv.dir && diskKv.dir !== p.storageDir
+        ? ` (on ${diskKv.dir}, ${p.storageDir} does not exist yet)`
+        : '';
     const writable = diskKv.writable === 'yes';
     const gib = (b: number) => `${(b / 1024 ** 3).toFixed(1)} GiB`;
     if (!writable) {
-      checks.push(check('disk', `Free space for ${p.storageDir}`, 'fail', `${diskKv.dir ?? p.storageDir} is not writable by ${p.user}.`, `Connect as a user that may write there, or choose another storage directory.`));
+      checks.push(
+        check(
+          'disk',
+          `Free space for ${p.storageDir}`,
+          'fail',
+          `${diskKv.dir ?? p.storageDir} is not writable by ${p.user}.`,
+          `Connect as a user that may write there, or choose another storage directory.`,
+        ),
+      );
     } else if (diskInfo.freeBytes < Math.min(minDisk, 2 * 1024 ** 3)) {
-      checks.push(check('disk', `Free space for ${p.storageDir}`, 'fail', `${gib(diskInfo.freeBytes)} free of ${gib(diskInfo.totalBytes)}${where}.`, 'Free some space: base images and overlays need a few GiB.'));
+      checks.push(
+        check(
+          'disk',
+          `Free space for ${p.storageDir}`,
+          'fail',
+          `${gib(diskInfo.freeBytes)} free of ${gib(diskInfo.totalBytes)}${where}.`,
+          'Free some space: base images and overlays need a few GiB.',
+        ),
+      );
     } else if (diskInfo.freeBytes < minDisk) {
-      checks.push(check('disk', `Free space for ${p.storageDir}`, 'warn', `${gib(diskInfo.freeBytes)} free of ${gib(diskInfo.totalBytes)}${where}, below the ${p.minFreeDiskGiB} GiB you asked for.`, 'Free some space or lower the threshold in Settings.'));
+      checks.push(
+        check(
+          'disk',
+          `Free space for ${p.storageDir}`,
+          'warn',
+          `${gib(diskInfo.freeBytes)} free of ${gib(diskInfo.totalBytes)}${where}, below the ${p.minFreeDiskGiB} GiB you asked for.`,
+          'Free some space or lower the threshold in Settings.',
+        ),
+      );
     } else {
-      checks.push(check('disk', `Free space for ${p.storageDir}`, 'pass', `${gib(diskInfo.freeBytes)} free of ${gib(diskInfo.totalBytes)}${where}.`));
+      checks.push(
+        check(
+          'disk',
+          `Free space for ${p.storageDir}`,
+          'pass',
+          `${gib(diskInfo.freeBytes)} free of ${gib(diskInfo.totalBytes)}${where}.`,
+        ),
+      );
     }
   }
 
@@ -164,7 +257,13 @@ export function evaluate(p: PreflightInput, s: Record<string, Section | undefine
     const total = totalMem ? ` of ${totalMem} MiB` : '';
     checks.push(
       freeMem < p.minFreeMemoryMiB
-        ? check('memory', 'Available memory', 'warn', `${freeMem} MiB available${total}.`, 'Sandboxes need memory of their own: stop idle VMs or lower the threshold in Settings.')
+        ? check(
+            'memory',
+            'Available memory',
+            'warn',
+            `${freeMem} MiB available${total}.`,
+            'Sandboxes need memory of their own: stop idle VMs or lower the threshold in Settings.',
+          )
         : check('memory', 'Available memory', 'pass', `${freeMem} MiB available${total}.`),
     );
   }
@@ -175,7 +274,12 @@ export function evaluate(p: PreflightInput, s: Record<string, Section | undefine
     const m = /^bridge (\S+) ?(\S*)$/.exec(line.trim());
     if (m) bridges.set(m[1]!, m[2] ?? '');
   }
-  const nets = parseNetList(out('networks').split('\n').filter((l) => !l.startsWith('bridge ')).join('\n')).map((n) => ({
+  const nets = parseNetList(
+    out('networks')
+      .split('\n')
+      .filter((l) => !l.startsWith('bridge '))
+      .join('\n'),
+  ).map((n) => ({
     ...n,
     bridge: bridges.get(n.name) || null,
   }));
@@ -183,8 +287,28 @@ export function evaluate(p: PreflightInput, s: Record<string, Section | undefine
     const active = nets.filter((n) => n.active);
     checks.push(
       active.length
-        ? check('networks', 'Virtual networks', 'pass', `${active.length} active: ${active.map((n) => n.name).join(', ')}${nets.length > active.length ? `; inactive: ${nets.filter((n) => !n.active).map((n) => n.name).join(', ')}` : ''}.`)
-        : check('networks', 'Virtual networks', 'warn', nets.length ? `No active network (inactive: ${nets.map((n) => n.name).join(', ')}).` : 'No libvirt networks are defined.', 'Start one (virsh net-start default). Fluid creates its own isolated network for sandboxes, but source VMs usually need one.'),
+        ? check(
+            'networks',
+            'Virtual networks',
+            'pass',
+            `${active.length} active: ${active.map((n) => n.name).join(', ')}${
+              nets.length > active.length
+                ? `; inactive: ${nets
+                    .filter((n) => !n.active)
+                    .map((n) => n.name)
+                    .join(', ')}`
+                : ''
+            }.`,
+          )
+        : check(
+            'networks',
+            'Virtual networks',
+            'warn',
+            nets.length
+              ? `No active network (inactive: ${nets.map((n) => n.name).join(', ')}).`
+              : 'No libvirt networks are defined.',
+            'Start one (virsh net-start default). Fluid creates its own isolated network for sandboxes, but source VMs usually need one.',
+          ),
     );
   }
 

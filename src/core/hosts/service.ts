@@ -73,7 +73,9 @@ export class HostService {
   }
 
   list(): Host[] {
-    const rows = this.d.db.prepare("SELECT * FROM hosts ORDER BY kind = 'local' DESC, created_at, name").all() as Row[];
+    const rows = this.d.db
+      .prepare("SELECT * FROM hosts ORDER BY kind = 'local' DESC, created_at, name")
+      .all() as Row[];
     return rows.map((r) => this.toHost(r));
   }
 
@@ -83,7 +85,9 @@ export class HostService {
   }
 
   private row(ref: string): Row {
-    const r = this.d.db.prepare('SELECT * FROM hosts WHERE id = ? OR name = ? ORDER BY id = ? DESC LIMIT 1').get(ref, ref, ref) as Row | undefined;
+    const r = this.d.db
+      .prepare('SELECT * FROM hosts WHERE id = ? OR name = ? ORDER BY id = ? DESC LIMIT 1')
+      .get(ref, ref, ref) as Row | undefined;
     if (!r) throw new FluidError('NOT_FOUND', `No host "${ref}". See the list with \`fluid host list\`.`);
     return r;
   }
@@ -109,26 +113,52 @@ export class HostService {
     return this.d.settings.get().hosts.connectTimeoutSeconds * 1000;
   }
 
-  async probe(address: string, port: number): Promise<{ address: string; port: number; hostKey: HostKeyInfo; known: { id: string; name: string; matches: boolean } | null }> {
+  async probe(
+    address: string,
+    port: number,
+  ): Promise<{
+    address: string;
+    port: number;
+    hostKey: HostKeyInfo;
+    known: { id: string; name: string; matches: boolean } | null;
+  }> {
     const hostKey = await probeHostKey(address, port, this.timeoutMs());
-    const known = this.d.db.prepare("SELECT * FROM hosts WHERE kind = 'ssh' AND address = ? AND port = ? LIMIT 1").get(address, port) as Row | undefined;
+    const known = this.d.db
+      .prepare("SELECT * FROM hosts WHERE kind = 'ssh' AND address = ? AND port = ? LIMIT 1")
+      .get(address, port) as Row | undefined;
     return {
       address,
       port,
       hostKey,
-      known: known ? { id: known.id, name: known.name, matches: known.host_key_fp === hostKey.fingerprint } : null,
+      known: known
+        ? { id: known.id, name: known.name, matches: known.host_key_fp === hostKey.fingerprint }
+        : null,
     };
   }
 
   async add(
-    input: { name?: string; address: string; port: number; user: string; auth: HostAuth; acceptFingerprint: string; libvirtUri: string; storageDir?: string },
+    input: {
+      name?: string;
+      address: string;
+      port: number;
+      user: string;
+      auth: HostAuth;
+      acceptFingerprint: string;
+      libvirtUri: string;
+      storageDir?: string;
+    },
     actor: Actor,
   ): Promise<Host> {
     const dup = this.d.db
       .prepare("SELECT name FROM hosts WHERE kind = 'ssh' AND address = ? AND port = ? AND user = ?")
       .get(input.address, input.port, input.user) as { name: string } | undefined;
-    if (dup) throw new FluidError('CONFLICT', `${input.user}@${input.address}:${input.port} is already registered as "${dup.name}".`);
-    const name = input.name ?? this.uniqueName(input.port === 22 ? input.address : `${input.address}-${input.port}`);
+    if (dup)
+      throw new FluidError(
+        'CONFLICT',
+        `${input.user}@${input.address}:${input.port} is already registered as "${dup.name}".`,
+      );
+    const name =
+      input.name ?? this.uniqueName(input.port === 22 ? input.address : `${input.address}-${input.port}`);
     if (this.d.db.prepare('SELECT 1 FROM hosts WHERE name = ?').get(name)) {
       throw new FluidError('CONFLICT', `A host named "${name}" already exists. Choose another name.`);
     }
@@ -143,11 +173,17 @@ export class HostService {
       fingerprint: input.acceptFingerprint,
       connectTimeoutMs: this.timeoutMs(),
     });
-    let keyType = 'unknown';
+    let keyType: string;
     try {
       const probe = await conn.exec('true', { timeoutMs: this.timeoutMs() });
-      if (probe.code !== 0) throw new FluidError('HOST_UNREACHABLE', `The host accepted the login but cannot run commands: ${probe.stderr.toString().trim()}`);
-      keyType = (await probeHostKey(input.address, input.port, this.timeoutMs()).catch(() => null))?.type ?? 'unknown';
+      if (probe.code !== 0)
+        throw new FluidError(
+          'HOST_UNREACHABLE',
+          `The host accepted the login but cannot run commands: ${probe.stderr.toString().trim()}`,
+        );
+      keyType =
+        (await probeHostKey(input.address, input.port, this.timeoutMs()).catch(() => null))?.type ??
+        'unknown';
     } catch (err) {
       conn.close();
       throw err;
@@ -157,31 +193,71 @@ export class HostService {
         `INSERT INTO hosts (id, name, kind, address, port, user, auth, host_key_type, host_key_fp, libvirt_uri, storage_dir, created_at)
          VALUES (?, ?, 'ssh', ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(id, name, input.address, input.port, input.user, JSON.stringify(input.auth), keyType, input.acceptFingerprint, input.libvirtUri, input.storageDir ?? null, this.d.clock.now().toISOString());
+      .run(
+        id,
+        name,
+        input.address,
+        input.port,
+        input.user,
+        JSON.stringify(input.auth),
+        keyType,
+        input.acceptFingerprint,
+        input.libvirtUri,
+        input.storageDir ?? null,
+        this.d.clock.now().toISOString(),
+      );
     this.adopt(id, conn);
     this.d.audit.append({
       actor,
       action: 'host.add',
       target: id,
-      data: { name, address: input.address, port: input.port, user: input.user, auth: input.auth.type, fingerprint: input.acceptFingerprint, libvirtUri: input.libvirtUri },
+      data: {
+        name,
+        address: input.address,
+        port: input.port,
+        user: input.user,
+        auth: input.auth.type,
+        fingerprint: input.acceptFingerprint,
+        libvirtUri: input.libvirtUri,
+      },
     });
     this.d.bus.emit('hosts.changed', { hostId: id, change: 'added' });
     return this.get(id);
   }
 
-  update(input: { host: string; name?: string; auth?: HostAuth; libvirtUri?: string; storageDir?: string }, actor: Actor): Host {
+  update(
+    input: { host: string; name?: string; auth?: HostAuth; libvirtUri?: string; storageDir?: string },
+    actor: Actor,
+  ): Host {
     const r = this.row(input.host);
-    if (r.kind === 'local' && input.auth && input.auth.type !== 'local') throw new FluidError('VALIDATION', 'The local host needs no credentials.');
-    if (r.kind === 'ssh' && input.auth?.type === 'local') throw new FluidError('VALIDATION', 'Remote hosts use a key file or the SSH agent.');
-    if (input.name && input.name !== r.name && this.d.db.prepare('SELECT 1 FROM hosts WHERE name = ?').get(input.name)) {
+    if (r.kind === 'local' && input.auth && input.auth.type !== 'local')
+      throw new FluidError('VALIDATION', 'The local host needs no credentials.');
+    if (r.kind === 'ssh' && input.auth?.type === 'local')
+      throw new FluidError('VALIDATION', 'Remote hosts use a key file or the SSH agent.');
+    if (
+      input.name &&
+      input.name !== r.name &&
+      this.d.db.prepare('SELECT 1 FROM hosts WHERE name = ?').get(input.name)
+    ) {
       throw new FluidError('CONFLICT', `A host named "${input.name}" already exists.`);
     }
     this.d.db
       .prepare('UPDATE hosts SET name = ?, auth = ?, libvirt_uri = ?, storage_dir = ? WHERE id = ?')
-      .run(input.name ?? r.name, input.auth ? JSON.stringify(input.auth) : r.auth, input.libvirtUri ?? r.libvirt_uri, input.storageDir ?? r.storage_dir, r.id);
+      .run(
+        input.name ?? r.name,
+        input.auth ? JSON.stringify(input.auth) : r.auth,
+        input.libvirtUri ?? r.libvirt_uri,
+        input.storageDir ?? r.storage_dir,
+        r.id,
+      );
     this.drop(r.id);
     const changes = Object.fromEntries(
-      Object.entries({ name: input.name, auth: input.auth?.type, libvirtUri: input.libvirtUri, storageDir: input.storageDir }).filter(([, v]) => v !== undefined),
+      Object.entries({
+        name: input.name,
+        auth: input.auth?.type,
+        libvirtUri: input.libvirtUri,
+        storageDir: input.storageDir,
+      }).filter(([, v]) => v !== undefined),
     );
     this.d.audit.append({ actor, action: 'host.update', target: r.id, data: changes });
     this.d.bus.emit('hosts.changed', { hostId: r.id, change: 'updated' });
@@ -193,24 +269,41 @@ export class HostService {
     if (r.kind !== 'ssh') throw new FluidError('VALIDATION', 'The local host has no SSH host key.');
     const presented = await probeHostKey(r.address, r.port, this.timeoutMs());
     if (presented.fingerprint !== fingerprint) {
-      throw new FluidError('HOSTKEY_MISMATCH', `${r.address}:${r.port} presents ${presented.fingerprint}, not ${fingerprint}. Nothing was changed.`, {
-        presented: presented.fingerprint,
-      });
+      throw new FluidError(
+        'HOSTKEY_MISMATCH',
+        `${r.address}:${r.port} presents ${presented.fingerprint}, not ${fingerprint}. Nothing was changed.`,
+        {
+          presented: presented.fingerprint,
+        },
+      );
     }
-    this.d.db.prepare('UPDATE hosts SET host_key_fp = ?, host_key_type = ? WHERE id = ?').run(fingerprint, presented.type, r.id);
+    this.d.db
+      .prepare('UPDATE hosts SET host_key_fp = ?, host_key_type = ? WHERE id = ?')
+      .run(fingerprint, presented.type, r.id);
     this.drop(r.id);
-    this.d.audit.append({ actor, action: 'host.trust', target: r.id, data: { previous: r.host_key_fp, fingerprint, keyType: presented.type } });
+    this.d.audit.append({
+      actor,
+      action: 'host.trust',
+      target: r.id,
+      data: { previous: r.host_key_fp, fingerprint, keyType: presented.type },
+    });
     this.d.bus.emit('hosts.changed', { hostId: r.id, change: 'updated' });
     return this.get(r.id);
   }
 
   remove(ref: string, actor: Actor, guard?: (hostId: string) => void): { removed: true; id: string } {
     const r = this.row(ref);
-    if (r.kind === 'local') throw new FluidError('CONFLICT', 'The local host is built in and cannot be removed.');
+    if (r.kind === 'local')
+      throw new FluidError('CONFLICT', 'The local host is built in and cannot be removed.');
     guard?.(r.id);
     this.d.db.prepare('DELETE FROM hosts WHERE id = ?').run(r.id);
     this.drop(r.id);
-    this.d.audit.append({ actor, action: 'host.remove', target: r.id, data: { name: r.name, address: r.address, port: r.port } });
+    this.d.audit.append({
+      actor,
+      action: 'host.remove',
+      target: r.id,
+      data: { name: r.name, address: r.address, port: r.port },
+    });
     this.d.bus.emit('hosts.changed', { hostId: r.id, change: 'removed' });
     return { removed: true, id: r.id };
   }
@@ -232,7 +325,11 @@ export class HostService {
 
   private async open(r: Row): Promise<HostConnection> {
     if (r.kind === 'local') return new LocalConnection(r.id);
-    if (!r.host_key_fp) throw new FluidError('HOSTKEY_MISMATCH', `Host "${r.name}" has no trusted host key. Trust one with fluid host trust.`);
+    if (!r.host_key_fp)
+      throw new FluidError(
+        'HOSTKEY_MISMATCH',
+        `Host "${r.name}" has no trusted host key. Trust one with fluid host trust.`,
+      );
     const conn = await SshConnection.open({
       hostId: r.id,
       address: r.address,
@@ -243,7 +340,11 @@ export class HostService {
       connectTimeoutMs: this.timeoutMs(),
     });
     conn.onClose(() => {
-      if (this.pool.get(r.id)) void this.pool.get(r.id)!.then((c) => c === conn && this.pool.delete(r.id), () => {});
+      if (this.pool.get(r.id))
+        void this.pool.get(r.id)!.then(
+          (c) => c === conn && this.pool.delete(r.id),
+          () => {},
+        );
     });
     return conn;
   }
@@ -251,14 +352,20 @@ export class HostService {
   private adopt(id: string, conn: SshConnection): void {
     this.pool.set(id, Promise.resolve(conn));
     conn.onClose(() => {
-      void this.pool.get(id)?.then((c) => c === conn && this.pool.delete(id), () => {});
+      void this.pool.get(id)?.then(
+        (c) => c === conn && this.pool.delete(id),
+        () => {},
+      );
     });
   }
 
   private drop(id: string): void {
     const p = this.pool.get(id);
     this.pool.delete(id);
-    void p?.then((c) => c.close(), () => {});
+    void p?.then(
+      (c) => c.close(),
+      () => {},
+    );
   }
 
   closeAll(): void {
@@ -272,19 +379,31 @@ export class HostService {
       title: `Preflight of ${host.name}`,
       target: host.id,
       run: async (ctx) => {
-        ctx.progress(0.05, `Connecting to ${host.kind === 'local' ? 'the local machine' : `${host.user}@${host.address}:${host.port}`}`);
+        ctx.progress(
+          0.05,
+          `Connecting to ${host.kind === 'local' ? 'the local machine' : `${host.user}@${host.address}:${host.port}`}`,
+        );
         const conn = await this.connection(host.id);
         const s = this.d.settings.get().hosts;
         const { checks, facts } = await runPreflight(
           conn,
-          { libvirtUri: host.libvirtUri, storageDir: host.storageDir, user: host.user, minFreeDiskGiB: s.minFreeDiskGiB, minFreeMemoryMiB: s.minFreeMemoryMiB },
+          {
+            libvirtUri: host.libvirtUri,
+            storageDir: host.storageDir,
+            user: host.user,
+            minFreeDiskGiB: s.minFreeDiskGiB,
+            minFreeMemoryMiB: s.minFreeMemoryMiB,
+          },
           { signal: ctx.signal, progress: (f, m) => ctx.progress(f, m) },
         );
         const connectCheck = {
           id: 'connect',
           title: host.kind === 'local' ? 'Local machine' : `SSH to ${host.user}@${host.address}:${host.port}`,
           status: 'pass' as const,
-          detail: host.kind === 'local' ? 'Commands run directly on this machine.' : `Logged in; host key ${host.hostKey?.fingerprint} verified.`,
+          detail:
+            host.kind === 'local'
+              ? 'Commands run directly on this machine.'
+              : `Logged in; host key ${host.hostKey?.fingerprint} verified.`,
           advice: null,
         };
         const result: Preflight = {
@@ -294,12 +413,19 @@ export class HostService {
           checks: [connectCheck, ...checks],
           facts,
         };
-        this.d.db.prepare('UPDATE hosts SET last_check = ? WHERE id = ?').run(JSON.stringify(result), host.id);
+        this.d.db
+          .prepare('UPDATE hosts SET last_check = ? WHERE id = ?')
+          .run(JSON.stringify(result), host.id);
         this.d.audit.append({
           actor,
           action: 'host.check',
           target: host.id,
-          data: { ok: result.ok, failed: result.checks.filter((c) => c.status === 'fail').map((c) => c.id), warned: result.checks.filter((c) => c.status === 'warn').map((c) => c.id), virtType: facts.virtType },
+          data: {
+            ok: result.ok,
+            failed: result.checks.filter((c) => c.status === 'fail').map((c) => c.id),
+            warned: result.checks.filter((c) => c.status === 'warn').map((c) => c.id),
+            virtType: facts.virtType,
+          },
         });
         this.d.bus.emit('hosts.changed', { hostId: host.id, change: 'checked' });
         return result;
@@ -312,10 +438,15 @@ export class HostService {
     const conn = await this.connection(host.id);
     try {
       const doms = await listDomains(conn, host.libvirtUri, { signal });
-      return doms.map((d) => ({ ...d, hostId: host.id, hostName: host.name })).sort((a, b) => a.name.localeCompare(b.name));
+      return doms
+        .map((d) => ({ ...d, hostId: host.id, hostName: host.name }))
+        .sort((a, b) => a.name.localeCompare(b.name));
     } catch (err) {
       if (err instanceof FluidError) throw err;
-      throw new FluidError('UNAVAILABLE', `Could not list the VMs of ${host.name}: ${(err as Error).message}. Run the host's preflight for advice.`);
+      throw new FluidError(
+        'UNAVAILABLE',
+        `Could not list the VMs of ${host.name}: ${(err as Error).message}. Run the host's preflight for advice.`,
+      );
     }
   }
 
@@ -343,7 +474,17 @@ export class HostService {
     const conn = await this.connection(host.id);
     const s = this.d.settings.get().hosts;
     const [{ facts }, vms] = await Promise.all([
-      runPreflight(conn, { libvirtUri: host.libvirtUri, storageDir: host.storageDir, user: host.user, minFreeDiskGiB: s.minFreeDiskGiB, minFreeMemoryMiB: s.minFreeMemoryMiB }, { signal }),
+      runPreflight(
+        conn,
+        {
+          libvirtUri: host.libvirtUri,
+          storageDir: host.storageDir,
+          user: host.user,
+          minFreeDiskGiB: s.minFreeDiskGiB,
+          minFreeMemoryMiB: s.minFreeMemoryMiB,
+        },
+        { signal },
+      ),
       this.vms(host.id, signal),
     ]);
     const running = vms.filter((v) => v.running);
@@ -365,7 +506,8 @@ export class HostService {
   private uniqueName(base: string): string {
     const clean = base.replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '') || 'host';
     let name = clean;
-    for (let i = 2; this.d.db.prepare('SELECT 1 FROM hosts WHERE name = ?').get(name); i++) name = `${clean}-${i}`;
+    for (let i = 2; this.d.db.prepare('SELECT 1 FROM hosts WHERE name = ?').get(name); i++)
+      name = `${clean}-${i}`;
     return name;
   }
 }

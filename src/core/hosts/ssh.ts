@@ -44,7 +44,12 @@ function tcpConnect(address: string, port: number, timeoutMs: number): Promise<S
     sock.setNoDelay(true);
     const timer = setTimeout(() => {
       sock.destroy();
-      reject(new FluidError('HOST_UNREACHABLE', `Timed out connecting to ${address}:${port} after ${timeoutMs} ms. Check the address, the port and any firewall in between.`));
+      reject(
+        new FluidError(
+          'HOST_UNREACHABLE',
+          `Timed out connecting to ${address}:${port} after ${timeoutMs} ms. Check the address, the port and any firewall in between.`,
+        ),
+      );
     }, timeoutMs);
     sock.once('connect', () => {
       clearTimeout(timer);
@@ -64,7 +69,11 @@ function unreachable(address: string, port: number, e: NodeJS.ErrnoException): F
       : e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN'
         ? 'The name does not resolve: check the address.'
         : 'Check the address, the port and the network path.';
-  return new FluidError('HOST_UNREACHABLE', `Cannot connect to ${address}:${port} (${e.code ?? e.message}). ${hint}`, { errno: e.code });
+  return new FluidError(
+    'HOST_UNREACHABLE',
+    `Cannot connect to ${address}:${port} (${e.code ?? e.message}). ${hint}`,
+    { errno: e.code },
+  );
 }
 
 /** Fetch the host key without authenticating. */
@@ -77,7 +86,15 @@ export async function probeHostKey(address: string, port: number, timeoutMs: num
       c.end();
       sock.destroy();
       if (info) resolve(info);
-      else reject(err instanceof FluidError ? err : new FluidError('HOST_UNREACHABLE', `No SSH server answered at ${address}:${port}: ${err?.message ?? 'unknown error'}`));
+      else
+        reject(
+          err instanceof FluidError
+            ? err
+            : new FluidError(
+                'HOST_UNREACHABLE',
+                `No SSH server answered at ${address}:${port}: ${err?.message ?? 'unknown error'}`,
+              ),
+        );
     };
     c.on('error', (e) => done(e));
     c.on('close', () => done());
@@ -101,14 +118,24 @@ function authConfig(auth: HostAuth): Partial<ConnectConfig> {
     } catch (e) {
       throw new FluidError('VALIDATION', `Cannot read the key file ${auth.keyPath}: ${(e as Error).message}`);
     }
-    if (/ENCRYPTED|Proc-Type: 4,ENCRYPTED/.test(privateKey.toString('latin1', 0, 400)) || isEncryptedOpenSsh(privateKey)) {
-      throw new FluidError('VALIDATION', `The key ${auth.keyPath} is protected by a passphrase. Load it into your SSH agent and choose "SSH agent" instead.`);
+    if (
+      /ENCRYPTED|Proc-Type: 4,ENCRYPTED/.test(privateKey.toString('latin1', 0, 400)) ||
+      isEncryptedOpenSsh(privateKey)
+    ) {
+      throw new FluidError(
+        'VALIDATION',
+        `The key ${auth.keyPath} is protected by a passphrase. Load it into your SSH agent and choose "SSH agent" instead.`,
+      );
     }
     return { privateKey };
   }
   if (auth.type === 'agent') {
     const socket = auth.socket || process.env.SSH_AUTH_SOCK;
-    if (!socket) throw new FluidError('VALIDATION', 'No SSH agent: SSH_AUTH_SOCK is not set for the Fluid backend. Start an agent or use a key file.');
+    if (!socket)
+      throw new FluidError(
+        'VALIDATION',
+        'No SSH agent: SSH_AUTH_SOCK is not set for the Fluid backend. Start an agent or use a key file.',
+      );
     return { agent: socket };
   }
   throw new FluidError('VALIDATION', 'The local host is not reached over SSH.');
@@ -192,7 +219,9 @@ export class SshConnection implements HostConnection {
             ),
           );
         } else if (e.level === 'client-timeout') {
-          fail(new FluidError('HOST_UNREACHABLE', `The SSH handshake with ${t.address}:${t.port} timed out.`));
+          fail(
+            new FluidError('HOST_UNREACHABLE', `The SSH handshake with ${t.address}:${t.port} timed out.`),
+          );
         } else {
           fail(new FluidError('HOST_UNREACHABLE', `SSH to ${t.address}:${t.port} failed: ${e.message}`));
         }
@@ -213,12 +242,16 @@ export class SshConnection implements HostConnection {
   }
 
   exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
-    if (this.isClosed) return Promise.reject(new FluidError('HOST_UNREACHABLE', 'The SSH connection is closed.'));
+    if (this.isClosed)
+      return Promise.reject(new FluidError('HOST_UNREACHABLE', 'The SSH connection is closed.'));
     return new Promise((resolve, reject) => {
       if (opts.signal?.aborted) return reject(new FluidError('CANCELLED', 'The command was cancelled.'));
       const started = Date.now();
       this.client.exec(command, (err, stream: ClientChannel) => {
-        if (err) return reject(new FluidError('HOST_UNREACHABLE', `Could not start a command on the host: ${err.message}`));
+        if (err)
+          return reject(
+            new FluidError('HOST_UNREACHABLE', `Could not start a command on the host: ${err.message}`),
+          );
         const out = new OutputBuffer(opts.maxOutputBytes);
         const errb = new OutputBuffer(opts.maxOutputBytes);
         let timedOut = false;
@@ -274,7 +307,13 @@ export class SshConnection implements HostConnection {
   forwardOut(address: string, port: number): Promise<Duplex> {
     return new Promise((resolve, reject) => {
       this.client.forwardOut('127.0.0.1', 0, address, port, (err, ch) => {
-        if (err) reject(new FluidError('HOST_UNREACHABLE', `The host could not connect to ${address}:${port}: ${err.message}`));
+        if (err)
+          reject(
+            new FluidError(
+              'HOST_UNREACHABLE',
+              `The host could not connect to ${address}:${port}: ${err.message}`,
+            ),
+          );
         else resolve(ch);
       });
     });

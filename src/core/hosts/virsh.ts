@@ -27,7 +27,10 @@ export async function runSections(
   const script = Object.entries(sections)
     .map(([name, cmd]) => `echo '${MARK} ${name}'; ( ${cmd} ) 2>&1; echo "${MARK} rc=$?"`)
     .join('\n');
-  const r = await conn.exec(`LC_ALL=C; export LC_ALL; ${script}`, { ...opts, maxOutputBytes: 32 * 1024 * 1024 });
+  const r = await conn.exec(`LC_ALL=C; export LC_ALL; ${script}`, {
+    ...opts,
+    maxOutputBytes: 32 * 1024 * 1024,
+  });
   return parseSections(r.stdout.toString());
 }
 
@@ -55,7 +58,11 @@ export function parseSections(text: string): Record<string, Section> {
 export const virsh = (uri: string, args: string): string => `virsh -q -c ${shq(uri)} ${args}`;
 
 /** `virsh version --daemon` */
-export function parseVersion(text: string): { libvirt: string | null; hypervisor: string | null; daemon: string | null } {
+export function parseVersion(text: string): {
+  libvirt: string | null;
+  hypervisor: string | null;
+  daemon: string | null;
+} {
   const get = (re: RegExp) => re.exec(text)?.[1] ?? null;
   return {
     libvirt: get(/Using library: libvirt ([\d.]+)/),
@@ -75,7 +82,11 @@ export function compareVersions(a: string, b: string): number {
 }
 
 /** `virsh nodeinfo` */
-export function parseNodeInfo(text: string): { cpus: number | null; cpuModel: string | null; memoryMiB: number | null } {
+export function parseNodeInfo(text: string): {
+  cpus: number | null;
+  cpuModel: string | null;
+  memoryMiB: number | null;
+} {
   const kv = keyValues(text);
   const mem = /(\d+)\s*KiB/.exec(kv['Memory size'] ?? '');
   return {
@@ -120,7 +131,11 @@ export function parseNetList(text: string): Array<{ name: string; active: boolea
     .filter(Boolean)
     .map((l) => l.split(/\s+/))
     .filter((c) => c.length >= 3)
-    .map(([name, state, autostart]) => ({ name: name!, active: state === 'active', autostart: autostart === 'yes' }));
+    .map(([name, state, autostart]) => ({
+      name: name!,
+      active: state === 'active',
+      autostart: autostart === 'yes',
+    }));
 }
 
 /** Lines of "Key: value". */
@@ -138,7 +153,8 @@ const xml = new XMLParser({
   attributeNamePrefix: '@',
   parseAttributeValue: false,
   parseTagValue: false,
-  isArray: (name) => ['disk', 'interface', 'channel', 'controller', 'serial', 'console', 'graphics', 'hostdev'].includes(name),
+  isArray: (name) =>
+    ['disk', 'interface', 'channel', 'controller', 'serial', 'console', 'graphics', 'hostdev'].includes(name),
 });
 
 type Node = Record<string, unknown>;
@@ -149,7 +165,8 @@ const attr = (n: unknown, a: string): string | null => {
 };
 const text = (n: unknown): string | null => {
   if (typeof n === 'string') return n;
-  if (n && typeof n === 'object' && typeof (n as Node)['#text'] === 'string') return (n as Node)['#text'] as string;
+  if (n && typeof n === 'object' && typeof (n as Node)['#text'] === 'string')
+    return (n as Node)['#text'] as string;
   return null;
 };
 
@@ -212,7 +229,11 @@ export function parseDomainXml(domXml: string): ParsedDomain {
   const meta = d.metadata as Node | undefined;
   if (meta) {
     for (const [k, v] of Object.entries(meta)) {
-      if (v && typeof v === 'object' && Object.entries(v as Node).some(([ak, av]) => ak.startsWith('@xmlns') && av === FLUID_XMLNS)) {
+      if (
+        v &&
+        typeof v === 'object' &&
+        Object.entries(v as Node).some(([ak, av]) => ak.startsWith('@xmlns') && av === FLUID_XMLNS)
+      ) {
         const kind = k.includes(':') ? k.split(':')[1]! : k;
         fluid = { kind, id: attr(v, 'id') ?? '' };
       }
@@ -244,9 +265,15 @@ cmds=""
 for u in $uuids; do cmds="$cmds echo ${MARK}-dom $u; domstate $u; echo ${MARK}-xml; dumpxml --inactive $u; echo ${MARK}-live; dumpxml $u;"; done
 [ -n "$cmds" ] && ${V} "$cmds"
 exit 0`;
-  const r = await conn.exec(script, { signal: opts.signal, timeoutMs: 60_000, maxOutputBytes: 64 * 1024 * 1024 });
+  const r = await conn.exec(script, {
+    signal: opts.signal,
+    timeoutMs: 60_000,
+    maxOutputBytes: 64 * 1024 * 1024,
+  });
   if (r.code !== 0) {
-    throw new Error(`listing VMs failed: ${(r.stderr.toString() || r.stdout.toString()).trim().slice(0, 1000)}`);
+    throw new Error(
+      `listing VMs failed: ${(r.stderr.toString() || r.stdout.toString()).trim().slice(0, 1000)}`,
+    );
   }
   const out: Array<ParsedDomain & { state: string; running: boolean }> = [];
   const chunks = r.stdout.toString().split(`${MARK}-dom `).slice(1);
@@ -259,7 +286,13 @@ exit 0`;
       const parsed = parseDomainXml(liveXml.trim() || inactiveXml.trim());
       // Configured sizes come from the persistent definition, devices as they are now.
       const inactive = inactiveXml.trim() ? parseDomainXml(inactiveXml.trim()) : parsed;
-      out.push({ ...parsed, vcpus: inactive.vcpus, memoryMiB: inactive.memoryMiB, state, running: state === 'running' || state === 'paused' || state === 'in shutdown' });
+      out.push({
+        ...parsed,
+        vcpus: inactive.vcpus,
+        memoryMiB: inactive.memoryMiB,
+        state,
+        running: state === 'running' || state === 'paused' || state === 'in shutdown',
+      });
     } catch {
       /* a domain that vanished between list and dumpxml */
     }

@@ -35,7 +35,8 @@ export function redact(value: unknown, secrets: string[] = [], depth = 0): unkno
   if (value && typeof value === 'object') {
     if (value instanceof Error) return { name: value.name, message: redact(value.message, secrets) };
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = SECRET_KEY.test(k) ? '[redacted]' : redact(v, secrets, depth + 1);
+    for (const [k, v] of Object.entries(value))
+      out[k] = SECRET_KEY.test(k) ? '[redacted]' : redact(v, secrets, depth + 1);
     return out;
   }
   return value;

@@ -96,7 +96,8 @@ export function serve<C extends ContractDef>(
       }
     } catch (err) {
       // A cancelled stream was ended by the client: nothing more to say.
-      if (!(def.kind === 'stream' && ac.signal.aborted)) fail(f.id, f.m, ac.signal.aborted ? abortReason() : err);
+      if (!(def.kind === 'stream' && ac.signal.aborted))
+        fail(f.id, f.m, ac.signal.aborted ? abortReason() : err);
     } finally {
       running.delete(f.id);
     }
@@ -158,7 +159,11 @@ function abortReason(): FluidError {
   return new FluidError('CANCELLED', 'The operation was cancelled.');
 }
 
-function checkOutput(schema: { safeParse(v: unknown): { success: boolean; data?: unknown; error?: unknown } }, value: unknown, member: string) {
+function checkOutput(
+  schema: { safeParse(v: unknown): { success: boolean; data?: unknown; error?: unknown } },
+  value: unknown,
+  member: string,
+) {
   const r = schema.safeParse(value);
   if (!r.success) {
     throw new FluidError('INTERNAL', `The backend produced an invalid result for "${member}".`, {

@@ -34,7 +34,16 @@ interface Row {
 
 export function entryHash(e: Omit<AuditEntry, 'hash'>): string {
   return sha256Hex(
-    canonicalJson([e.seq, e.ts, e.actor.door, e.actor.id, e.action, e.target, canonicalJson(e.data ?? null), e.prevHash]),
+    canonicalJson([
+      e.seq,
+      e.ts,
+      e.actor.door,
+      e.actor.id,
+      e.action,
+      e.target,
+      canonicalJson(e.data ?? null),
+      e.prevHash,
+    ]),
   );
 }
 
@@ -74,8 +83,7 @@ export class AuditLog {
     const entry = this.db
       .transaction((): AuditEntry => {
         const last = this.db.prepare('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1').get() as
-          | { seq: number; hash: string }
-          | undefined;
+          { seq: number; hash: string } | undefined;
         const seq = (last?.seq ?? 0) + 1;
         const base = {
           seq,
@@ -92,7 +100,17 @@ export class AuditLog {
             `INSERT INTO audit_log (seq, ts, actor_door, actor_id, action, target, data, prev_hash, hash)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
           )
-          .run(seq, base.ts, base.actor.door, base.actor.id, base.action, base.target, canonicalJson(base.data), base.prevHash, hash);
+          .run(
+            seq,
+            base.ts,
+            base.actor.door,
+            base.actor.id,
+            base.action,
+            base.target,
+            canonicalJson(base.data),
+            base.prevHash,
+            hash,
+          );
         // Inside the write transaction: appends from other processes are serialised by SQLite's lock.
         this.writeHead(seq, hash);
         return { ...base, hash };
@@ -102,7 +120,10 @@ export class AuditLog {
     return entry;
   }
 
-  list(opts: { limit: number; beforeSeq?: number; action?: string; target?: string }): { entries: AuditEntry[]; total: number } {
+  list(opts: { limit: number; beforeSeq?: number; action?: string; target?: string }): {
+    entries: AuditEntry[];
+    total: number;
+  } {
     const where: string[] = [];
     const args: unknown[] = [];
     if (opts.action) {
@@ -113,19 +134,27 @@ export class AuditLog {
       where.push('target = ?');
       args.push(opts.target);
     }
-    const total = (this.db.prepare(`SELECT COUNT(*) AS n FROM audit_log ${where.length ? 'WHERE ' + where.join(' AND ') : ''}`).get(...args) as { n: number }).n;
+    const total = (
+      this.db
+        .prepare(`SELECT COUNT(*) AS n FROM audit_log ${where.length ? 'WHERE ' + where.join(' AND ') : ''}`)
+        .get(...args) as { n: number }
+    ).n;
     if (opts.beforeSeq) {
       where.push('seq < ?');
       args.push(opts.beforeSeq);
     }
     const rows = this.db
-      .prepare(`SELECT * FROM audit_log ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY seq DESC LIMIT ?`)
+      .prepare(
+        `SELECT * FROM audit_log ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY seq DESC LIMIT ?`,
+      )
       .all(...args, opts.limit) as Row[];
     return { entries: rows.map(toEntry), total };
   }
 
   verify(): AuditVerify {
-    const rows = this.db.prepare('SELECT * FROM audit_log ORDER BY seq ASC').iterate() as IterableIterator<Row>;
+    const rows = this.db
+      .prepare('SELECT * FROM audit_log ORDER BY seq ASC')
+      .iterate() as IterableIterator<Row>;
     const result = verifyEntries(mapIter(rows, toEntry));
     const head = this.readHead();
     if (head && head.seq > result.lastSeq) {
@@ -149,7 +178,9 @@ export class AuditLog {
   exportJsonl(): { content: string; count: number; headHash: string } {
     const lines: string[] = [];
     let headHash = GENESIS_HASH;
-    for (const r of this.db.prepare('SELECT * FROM audit_log ORDER BY seq ASC').iterate() as IterableIterator<Row>) {
+    for (const r of this.db
+      .prepare('SELECT * FROM audit_log ORDER BY seq ASC')
+      .iterate() as IterableIterator<Row>) {
       const e = toEntry(r);
       lines.push(JSON.stringify(e));
       headHash = e.hash;
@@ -203,7 +234,9 @@ export function verifyEntries(entries: Iterable<AuditEntry>): AuditVerify {
         seq: e.seq,
         kind: 'chain',
         message: `Entry ${e.seq} does not follow the entry before it: its recorded previous hash does not match${
-          e.seq > 1 ? ` entry ${e.seq - 1}'s hash (entry ${e.seq - 1} was changed, or entries were removed or reordered)` : ' the start of the log'
+          e.seq > 1
+            ? ` entry ${e.seq - 1}'s hash (entry ${e.seq - 1} was changed, or entries were removed or reordered)`
+            : ' the start of the log'
         }.`,
       });
     }
@@ -229,10 +262,15 @@ export function parseJsonl(content: string): { entries: AuditEntry[]; problems: 
     if (!line.trim()) return;
     try {
       const e = JSON.parse(line) as AuditEntry;
-      if (typeof e.seq !== 'number' || typeof e.hash !== 'string' || !e.actor) throw new Error('missing fields');
+      if (typeof e.seq !== 'number' || typeof e.hash !== 'string' || !e.actor)
+        throw new Error('missing fields');
       entries.push(e);
     } catch (err) {
-      problems.push({ seq: -(i + 1), kind: 'malformed', message: `Line ${i + 1} is not an audit entry (${(err as Error).message}).` });
+      problems.push({
+        seq: -(i + 1),
+        kind: 'malformed',
+        message: `Line ${i + 1} is not an audit entry (${(err as Error).message}).`,
+      });
     }
   });
   return { entries, problems };

@@ -28,7 +28,8 @@ export function migrate(db: Db, migrations: Migration[]): void {
     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`);
   const sorted = [...migrations].sort((a, b) => a.version - b.version);
   sorted.forEach((m, i) => {
-    if (m.version !== i + 1) throw new Error(`migrations must be numbered 1..n without gaps (found ${m.version})`);
+    if (m.version !== i + 1)
+      throw new Error(`migrations must be numbered 1..n without gaps (found ${m.version})`);
   });
   const current = schemaVersion(db);
   const latest = sorted.at(-1)?.version ?? 0;

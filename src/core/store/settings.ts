@@ -22,7 +22,8 @@ export class SettingsService {
   }
 
   get(): Settings {
-    const row = this.db.prepare("SELECT value FROM settings WHERE key = 'main'").get() as { value: string } | undefined;
+    const row = this.db.prepare("SELECT value FROM settings WHERE key = 'main'").get() as
+      { value: string } | undefined;
     const stored: unknown = row ? JSON.parse(row.value) : {};
     const parsed = SettingsSchema.safeParse(stored);
     // A stored value that no longer validates (e.g. after a downgrade) falls back to defaults, never crashes.
@@ -55,7 +56,10 @@ function deepMerge<T>(base: T, patch: unknown): T {
   for (const [k, v] of Object.entries(patch)) {
     if (v === undefined) continue;
     const b = out[k];
-    out[k] = b && typeof b === 'object' && !Array.isArray(b) && v && typeof v === 'object' && !Array.isArray(v) ? deepMerge(b, v) : v;
+    out[k] =
+      b && typeof b === 'object' && !Array.isArray(b) && v && typeof v === 'object' && !Array.isArray(v)
+        ? deepMerge(b, v)
+        : v;
   }
   return out as T;
 }

@@ -60,7 +60,8 @@ const toTask = (r: Row): Task => ({
   error: r.error ? (JSON.parse(r.error) as Task['error']) : null,
 });
 
-export const isTerminal = (t: Task): boolean => (TERMINAL_TASK_STATUSES as readonly string[]).includes(t.status);
+export const isTerminal = (t: Task): boolean =>
+  (TERMINAL_TASK_STATUSES as readonly string[]).includes(t.status);
 
 export class TaskManager {
   readonly instance = randomUUID();
@@ -84,10 +85,16 @@ export class TaskManager {
     const now = this.clock.now().toISOString();
     const out: Task[] = [];
     for (const r of rows) {
-      if (r.owner_instance === this.instance || (r.owner_pid !== process.pid && isAlive(r.owner_pid))) continue;
-      const error = { code: 'CANCELLED', message: 'Fluid stopped while this task was running; it did not finish.' };
+      if (r.owner_instance === this.instance || (r.owner_pid !== process.pid && isAlive(r.owner_pid)))
+        continue;
+      const error = {
+        code: 'CANCELLED',
+        message: 'Fluid stopped while this task was running; it did not finish.',
+      };
       this.db
-        .prepare("UPDATE tasks SET status = 'interrupted', finished_at = ?, updated_at = ?, error = ? WHERE id = ? AND status = 'running'")
+        .prepare(
+          "UPDATE tasks SET status = 'interrupted', finished_at = ?, updated_at = ?, error = ? WHERE id = ? AND status = 'running'",
+        )
         .run(now, now, JSON.stringify(error), r.id);
       out.push(this.get(r.id));
     }
@@ -102,7 +109,17 @@ export class TaskManager {
         `INSERT INTO tasks (id, kind, title, target, status, progress, message, cancellable, owner_pid, owner_instance, created_at, updated_at)
          VALUES (?, ?, ?, ?, 'running', NULL, 'Starting', ?, ?, ?, ?, ?)`,
       )
-      .run(id, spec.kind, spec.title, spec.target ?? null, spec.cancellable === false ? 0 : 1, process.pid, this.instance, now, now);
+      .run(
+        id,
+        spec.kind,
+        spec.title,
+        spec.target ?? null,
+        spec.cancellable === false ? 0 : 1,
+        process.pid,
+        this.instance,
+        now,
+        now,
+      );
     const ac = new AbortController();
     let lastWrite = 0;
     let pendingWrite: NodeJS.Timeout | null = null;
@@ -112,7 +129,9 @@ export class TaskManager {
       if (!latest || ac.signal.aborted) return;
       lastWrite = Date.now();
       this.db
-        .prepare("UPDATE tasks SET progress = ?, message = ?, updated_at = ? WHERE id = ? AND status = 'running'")
+        .prepare(
+          "UPDATE tasks SET progress = ?, message = ?, updated_at = ? WHERE id = ? AND status = 'running'",
+        )
         .run(latest.fraction, latest.message, this.clock.now().toISOString(), id);
       this.emit(id);
     };
@@ -134,10 +153,12 @@ export class TaskManager {
         ac.signal.throwIfAborted();
         this.finish(id, 'succeeded', result === undefined ? null : result, null);
       } catch (err) {
-        if (ac.signal.aborted || isAbortError(err)) this.finish(id, 'cancelled', null, { code: 'CANCELLED', message: 'Cancelled.' });
+        if (ac.signal.aborted || isAbortError(err))
+          this.finish(id, 'cancelled', null, { code: 'CANCELLED', message: 'Cancelled.' });
         else {
           const payload = toErrorPayload(err);
-          if (payload.code === 'INTERNAL') this.log.error('task failed', { taskId: id, kind: spec.kind, err });
+          if (payload.code === 'INTERNAL')
+            this.log.error('task failed', { taskId: id, kind: spec.kind, err });
           this.finish(id, 'failed', null, payload);
         }
       } finally {
@@ -171,7 +192,9 @@ export class TaskManager {
       args.push(opts.kind);
     }
     const rows = this.db
-      .prepare(`SELECT * FROM tasks ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY created_at DESC, rowid DESC LIMIT ?`)
+      .prepare(
+        `SELECT * FROM tasks ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY created_at DESC, rowid DESC LIMIT ?`,
+      )
       .all(...args, opts.limit) as Row[];
     return rows.map(toTask);
   }
@@ -181,7 +204,9 @@ export class TaskManager {
     const t = this.get(id);
     if (isTerminal(t)) return t;
     if (!t.cancellable) throw new FluidError('CONFLICT', `Task "${t.title}" cannot be cancelled.`);
-    this.db.prepare('UPDATE tasks SET cancel_requested = 1, message = ?, updated_at = ? WHERE id = ?').run('Cancelling', this.clock.now().toISOString(), id);
+    this.db
+      .prepare('UPDATE tasks SET cancel_requested = 1, message = ?, updated_at = ? WHERE id = ?')
+      .run('Cancelling', this.clock.now().toISOString(), id);
     this.running.get(id)?.ac.abort();
     this.emit(id);
     return this.get(id);
@@ -223,7 +248,13 @@ export class TaskManager {
         }
         while (queue.length) {
           const t = queue.shift()!;
-          if (t.updatedAt === current.updatedAt && t.status === current.status && t.message === current.message && t.progress === current.progress) continue;
+          if (
+            t.updatedAt === current.updatedAt &&
+            t.status === current.status &&
+            t.message === current.message &&
+            t.progress === current.progress
+          )
+            continue;
           current = t;
           yield t;
           if (isTerminal(t)) return;
@@ -258,7 +289,11 @@ export class TaskManager {
       .run(
         status,
         status,
-        status === 'succeeded' ? 'Done' : status === 'cancelled' ? 'Cancelled' : ((error as { message?: string })?.message ?? 'Failed'),
+        status === 'succeeded'
+          ? 'Done'
+          : status === 'cancelled'
+            ? 'Cancelled'
+            : ((error as { message?: string })?.message ?? 'Failed'),
         now,
         now,
         result === null ? null : JSON.stringify(result),
@@ -277,7 +312,8 @@ export class TaskManager {
     if (this.running.size && !this.poller) {
       this.poller = setInterval(() => {
         for (const [id, r] of this.running) {
-          const row = this.db.prepare('SELECT cancel_requested FROM tasks WHERE id = ?').get(id) as { cancel_requested: number } | undefined;
+          const row = this.db.prepare('SELECT cancel_requested FROM tasks WHERE id = ?').get(id) as
+            { cancel_requested: number } | undefined;
           if (row?.cancel_requested) r.ac.abort();
         }
       }, 500);

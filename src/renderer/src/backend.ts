@@ -40,6 +40,7 @@ export async function connectBackend(): Promise<{ backend: Backend; door: Door }
     history.replaceState(null, '', location.pathname + location.search);
   }
   const token = sessionStorage.getItem(TOKEN_KEY);
-  if (!token) throw new Error('No access token. Open the URL that `fluid serve` printed (it ends with #token=…).');
+  if (!token)
+    throw new Error('No access token. Open the URL that `fluid serve` printed (it ends with #token=…).');
   return { backend: await connectWebSocket(WebSocket, location.origin, token), door: 'web' };
 }

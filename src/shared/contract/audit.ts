@@ -40,10 +40,19 @@ export const auditContract = {
     z.object({ entries: z.array(AuditEntrySchema), total: z.number().int() }),
     'Audit entries, newest first.',
   ),
-  'audit.verify': call(z.object({}), AuditVerifySchema, 'Recompute the hash chain and report every row that does not match.'),
+  'audit.verify': call(
+    z.object({}),
+    AuditVerifySchema,
+    'Recompute the hash chain and report every row that does not match.',
+  ),
   'audit.export': call(
     z.object({}),
-    z.object({ format: z.literal('jsonl'), content: z.string(), count: z.number().int(), headHash: z.string() }),
+    z.object({
+      format: z.literal('jsonl'),
+      content: z.string(),
+      count: z.number().int(),
+      headHash: z.string(),
+    }),
     'The whole log as JSON lines, verifiable offline.',
   ),
   'audit.verifyExport': call(

@@ -3,11 +3,7 @@ import { ERROR_CODES } from '../errors.ts';
 
 export const IsoDate = z.string().describe('ISO-8601 timestamp (UTC)');
 export const Id = z.string().min(1).max(128);
-export const HostRef = z
-  .string()
-  .min(1)
-  .max(128)
-  .describe('A host id or name');
+export const HostRef = z.string().min(1).max(128).describe('A host id or name');
 
 export const ErrorPayloadSchema = z.object({
   code: z.enum(ERROR_CODES),

@@ -51,8 +51,22 @@ export const HostFactsSchema = z.object({
   storageDir: z.string(),
   diskFreeBytes: z.number().nullable(),
   diskTotalBytes: z.number().nullable(),
-  networks: z.array(z.object({ name: z.string(), active: z.boolean(), autostart: z.boolean(), bridge: z.string().nullable() })),
-  pools: z.array(z.object({ name: z.string(), state: z.string(), capacityBytes: z.number().nullable(), availableBytes: z.number().nullable() })),
+  networks: z.array(
+    z.object({
+      name: z.string(),
+      active: z.boolean(),
+      autostart: z.boolean(),
+      bridge: z.string().nullable(),
+    }),
+  ),
+  pools: z.array(
+    z.object({
+      name: z.string(),
+      state: z.string(),
+      capacityBytes: z.number().nullable(),
+      availableBytes: z.number().nullable(),
+    }),
+  ),
 });
 export type HostFacts = z.infer<typeof HostFactsSchema>;
 
@@ -100,7 +114,14 @@ export const VmSchema = z.object({
   vcpus: z.number().int(),
   memoryMiB: z.number().int(),
   disks: z.array(DiskSchema),
-  interfaces: z.array(z.object({ type: z.string(), source: z.string().nullable(), mac: z.string().nullable(), model: z.string().nullable() })),
+  interfaces: z.array(
+    z.object({
+      type: z.string(),
+      source: z.string().nullable(),
+      mac: z.string().nullable(),
+      model: z.string().nullable(),
+    }),
+  ),
   hasGuestAgent: z.boolean(),
   title: z.string().nullable(),
   /** Set when the domain was created by Fluid (sandbox, template); such domains are never sources. */
@@ -186,13 +207,21 @@ export const hostsContract = {
     HostSchema,
     'Pin a new host key after a deliberate change (the old one is refused until then).',
   ),
-  'hosts.remove': call(z.object({ host: HostRef }), z.object({ removed: z.literal(true), id: Id }), 'Forget a host.'),
+  'hosts.remove': call(
+    z.object({ host: HostRef }),
+    z.object({ removed: z.literal(true), id: Id }),
+    'Forget a host.',
+  ),
   'hosts.check': call(
     z.object({ host: HostRef }),
     TaskSchema,
     'Start preflight checks (virsh, libvirt version, KVM or TCG, qemu-img, disk, memory, networks, pools) as a task.',
   ),
-  'hosts.capacity': call(z.object({ host: HostRef }), CapacitySchema, 'What the host has and what is committed.'),
+  'hosts.capacity': call(
+    z.object({ host: HostRef }),
+    CapacitySchema,
+    'What the host has and what is committed.',
+  ),
   'hosts.vms': call(z.object({ host: HostRef }), z.array(VmSchema), 'Every VM defined on the host.'),
   'sources.list': call(
     z.object({ host: HostRef.optional() }),

@@ -25,7 +25,11 @@ export type Task = z.infer<typeof TaskSchema>;
 
 export const tasksContract = {
   'tasks.list': call(
-    z.object({ status: TaskStatus.optional(), kind: z.string().optional(), limit: z.number().int().min(1).max(500).default(100) }),
+    z.object({
+      status: TaskStatus.optional(),
+      kind: z.string().optional(),
+      limit: z.number().int().min(1).max(500).default(100),
+    }),
     z.array(TaskSchema),
     'Recent tasks, newest first.',
   ),
