@@ -259,10 +259,11 @@ export async function listDomains(
   opts: { signal?: AbortSignal } = {},
 ): Promise<Array<ParsedDomain & { state: string; running: boolean }>> {
   const V = virsh(uri, '');
-  // One virsh process lists, a second one dumps every domain (virsh runs ';'-separated commands).
+  // One virsh process lists, a second one dumps every domain (virsh runs ';'-separated commands;
+  // its `echo` prints no newline, so markers carry their own terminators).
   const script = `uuids=$(${V} list --all --uuid) || exit $?
 cmds=""
-for u in $uuids; do cmds="$cmds echo ${MARK}-dom $u; domstate $u; echo ${MARK}-xml; dumpxml --inactive $u; echo ${MARK}-live; dumpxml $u;"; done
+for u in $uuids; do cmds="$cmds echo ${MARK}dom $u ${MARK}; domstate $u; echo ${MARK}xml; dumpxml --inactive $u; echo ${MARK}live; dumpxml $u;"; done
 [ -n "$cmds" ] && ${V} "$cmds"
 exit 0`;
   const r = await conn.exec(script, {
@@ -275,17 +276,23 @@ exit 0`;
       `listing VMs failed: ${(r.stderr.toString() || r.stdout.toString()).trim().slice(0, 1000)}`,
     );
   }
+  return parseDomainListing(r.stdout.toString());
+}
+
+export function parseDomainListing(text: string): Array<ParsedDomain & { state: string; running: boolean }> {
   const out: Array<ParsedDomain & { state: string; running: boolean }> = [];
-  const chunks = r.stdout.toString().split(`${MARK}-dom `).slice(1);
-  for (const chunk of chunks) {
-    const [head, rest = ''] = chunk.split(`${MARK}-xml\n`);
-    const [inactiveXml = '', liveXml = ''] = rest.split(`${MARK}-live\n`);
-    const lines = (head ?? '').split('\n');
-    const state = (lines[1] ?? '').trim() || 'unknown';
+  const re = new RegExp(
+    `${MARK}dom (\\S+) ${MARK}([\\s\\S]*?)${MARK}xml([\\s\\S]*?)${MARK}live([\\s\\S]*?)(?=${MARK}dom |$)`,
+    'g',
+  );
+  for (const m of text.matchAll(re)) {
+    const state = m[2]!.trim() || 'unknown';
+    const inactiveXml = m[3]!.trim();
+    const liveXml = m[4]!.trim();
     try {
-      const parsed = parseDomainXml(liveXml.trim() || inactiveXml.trim());
+      const parsed = parseDomainXml(liveXml || inactiveXml);
       // Configured sizes come from the persistent definition, devices as they are now.
-      const inactive = inactiveXml.trim() ? parseDomainXml(inactiveXml.trim()) : parsed;
+      const inactive = inactiveXml ? parseDomainXml(inactiveXml) : parsed;
       out.push({
         ...parsed,
         vcpus: inactive.vcpus,
