@@ -35,6 +35,7 @@ SOURCES=("deb $MIRROR $SUITE main" "deb $MIRROR $SUITE-updates main")
 
 # initramfs: MODULES=list from the start, so the kernel's postinst builds a tiny initramfs
 # (the module list itself is a conffile of initramfs-tools: written after it is installed)
+# shellcheck disable=SC2016  # \$1 is expanded by mmdebstrap (the root dir), not here
 SETUP_HOOK='mkdir -p "$1/etc/initramfs-tools/conf.d" && printf "MODULES=list\nCOMPRESS=zstd\n" > "$1/etc/initramfs-tools/conf.d/small.conf"'
 
 if command -v mmdebstrap >/dev/null 2>&1; then

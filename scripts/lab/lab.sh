@@ -30,7 +30,7 @@ APT_PKGS=(qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients dnsma
   nftables openssh-server openssh-client ansible-core mmdebstrap e2fsprogs zstd genisoimage
   xorriso python3 util-linux procps coreutils)
 
-usage() { sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 need_root() { [ "$(id -u)" = 0 ] || die "lab.sh $1 must run as root (libvirt system daemons, apt, sshd)"; }
 
@@ -42,10 +42,11 @@ need_cmds() {
 
 # ---------------------------------------------------------------- packages
 do_apt() {
-  local p st missing=()
+  local p missing=() installed
+  # one dpkg-query for all (unknown packages make it exit 1: that is fine)
+  installed=" $(dpkg-query -W -f='${db:Status-Abbrev}${Package} ' "${APT_PKGS[@]}" 2>/dev/null || true)"
   for p in "${APT_PKGS[@]}"; do
-    st=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
-    [[ $st == ii* ]] || missing+=("$p")
+    [[ $installed == *" ii $p "* ]] || missing+=("$p")
   done
   if [ ${#missing[@]} = 0 ]; then log "   all ${#APT_PKGS[@]} packages already installed"; return; fi
   log "   installing: ${missing[*]}"
@@ -56,15 +57,24 @@ do_apt() {
 }
 
 # ---------------------------------------------------------------- libvirt daemons (no systemd)
-start_daemon() { # NAME PIDFILE
+start_daemon() { # NAME
   if pgrep -x "$1" >/dev/null; then return; fi
   log "   starting $1"
-  "$1" -d || die "could not start $1 (try running '$1 -v' in the foreground to see why)"
+  # 9>&-: the daemon must not inherit (and hold forever) the lock of `lab.sh up`
+  # and a plain PATH (libvirtd hands its PATH down to every QEMU it starts)
+  env PATH=/usr/sbin:/usr/bin:/sbin:/bin "$1" -d 9>&- || die "could not start $1 (try running '$1 -v' in the foreground to see why)"
 }
 
 start_daemons() {
-  need_cmds virtlogd virtlockd libvirtd virsh qemu-img mkfs.ext4 ssh-keygen python3 flock
+  need_cmds virtlogd virtlockd libvirtd virsh qemu-img mkfs.ext4 ssh-keygen flock
+  [ -x "$PY" ] || die "$PY is missing (run lab.sh up without SKIP_APT=1)"
   mkdir -p /run/sshd /var/log/libvirt/qemu
+  # Without udev nobody gives /dev/kvm its usual root:kvm 0660. libvirt then finds KVM when it
+  # probes QEMU but "not usable" by the qemu user afterwards, so it treats its capability cache
+  # as outdated and re-probes QEMU (~4 s) on every lookup: a `virsh define` took 2 minutes.
+  if [ -c /dev/kvm ] && getent group kvm >/dev/null && [ "$(stat -c %G:%a /dev/kvm)" != kvm:660 ]; then
+    chgrp kvm /dev/kvm && chmod 0660 /dev/kvm && log "   /dev/kvm: root:kvm 0660 (as udev would set it)"
+  fi
   start_daemon virtlogd
   start_daemon virtlockd
   start_daemon libvirtd
@@ -91,6 +101,10 @@ default_net_xml() {
 XML
 }
 
+# net_is Active|Autostart: is that field of network 'default' "yes"? (no `| grep -q`: with
+# pipefail, grep quitting early makes virsh die of SIGPIPE and the pipeline "fail")
+net_is() { local out; out=$(virsh_q net-info default 2>/dev/null) || return 1; [[ $out =~ (^|$'\n')$1:\ *yes ]]; }
+
 setup_network() {
   local rc=0 pairs=() vm active=no
   if ! virsh_q net-info default >/dev/null 2>&1; then
@@ -99,8 +113,8 @@ setup_network() {
     log "   defined network default"
   fi
   for vm in "${LAB_VMS[@]}"; do pairs+=("${VM_MAC[$vm]}=${VM_IPHOST[$vm]}"); done
-  virsh_q net-dumpxml --inactive default | python3 "$HERE/labctl.py" net-xml "$LAB_DIR/default-net.xml" "${pairs[@]}" || rc=$?
-  virsh_q net-info default | grep -q '^Active: *yes' && active=yes
+  virsh_q net-dumpxml --inactive default | "$PY" "$HERE/labctl.py" net-xml "$LAB_DIR/default-net.xml" "${pairs[@]}" || rc=$?
+  net_is Active && active=yes
   if [ $rc = 0 ]; then
     virsh_q net-define "$LAB_DIR/default-net.xml" >/dev/null || die "could not redefine network 'default'"
     log "   network default: stp off, DHCP reservations for the lab VMs"
@@ -114,17 +128,23 @@ setup_network() {
     die "could not patch the XML of network 'default'"
   fi
   if [ $active = no ]; then
-    virsh_q net-start default >/dev/null || die "could not start network 'default' (iptables/nftables and dnsmasq-base installed? see /var/log/libvirt/libvirtd.log)"
-    log "   started network default"
+    # a freshly started libvirtd autostarts the network in the background: that race is fine
+    if virsh_q net-start default >/dev/null 2>"$LAB_DIR/net-start.err"; then
+      log "   started network default"
+    elif ! net_is Active; then
+      cat "$LAB_DIR/net-start.err" >&2
+      die "could not start network 'default' (iptables/nftables and dnsmasq-base installed? see /var/log/libvirt/libvirtd.log)"
+    fi
+    rm -f "$LAB_DIR/net-start.err"
   fi
-  virsh_q net-info default | grep -q '^Autostart: *yes' || virsh_q net-autostart default >/dev/null
-  read -r GATEWAY NET_BASE < <(virsh_q net-dumpxml default | python3 "$HERE/labctl.py" net-info) || true
+  net_is Autostart || virsh_q net-autostart default >/dev/null
+  read -r GATEWAY NET_BASE < <(virsh_q net-dumpxml default | "$PY" "$HERE/labctl.py" net-info) || true
   GATEWAY=${GATEWAY:-}; NET_BASE=${NET_BASE:-}
 }
 
 # ---------------------------------------------------------------- guest image (cached)
 mirror_urls() { # prints MIRROR and SECURITY_MIRROR (or '-') from the host's apt sources
-  python3 - <<'PY'
+  "$PY" - <<'PY'
 import glob, os, re
 main = sec = None
 files = sorted(glob.glob("/etc/apt/sources.list.d/*.sources"))
@@ -155,7 +175,7 @@ PY
 }
 
 url_reachable() { # URL: HTTP HEAD within 5 s
-  python3 -c 'import sys, urllib.request as u; u.urlopen(u.Request(sys.argv[1], method="HEAD"), timeout=5)' "$1" >/dev/null 2>&1
+  "$PY" -c 'import sys, urllib.request as u; u.urlopen(u.Request(sys.argv[1], method="HEAD"), timeout=5)' "$1" >/dev/null 2>&1
 }
 
 setup_image() {
@@ -229,20 +249,31 @@ setup_disks() {
 
 # ---------------------------------------------------------------- domains
 setup_domains() {
-  local vm new old changed
+  local vm new old changed uuid
   for vm in "${LAB_VMS[@]}"; do
     new=$VMS_DIR/$vm.xml.new; old=$VMS_DIR/$vm.xml
     KERNEL=$IMG_DIR/vmlinuz INITRD=$IMG_DIR/initrd.img SERIAL_LOG=$(serial_of "$vm") \
       TITLE=${VM_TITLE[$vm]} DESCRIPTION=${VM_DESC[$vm]} \
       "$HERE/mkdomain.sh" "$vm" "$(disk_of "$vm")" "${VM_MAC[$vm]}" "$VIRT_TYPE" > "$new"
     changed=0
-    dom_exists "$vm" || changed=1
+    # defined, with our XML (as last defined by us) and still on its own disk
+    if [ "$(virsh_q domblklist "$vm" 2>/dev/null | awk '$1 == "vda" {print $2}')" != "$(disk_of "$vm")" ]; then
+      changed=1
+    fi
     cmp -s "$new" "$old" || changed=1
     [[ " ${DISKS_REBUILT[*]} " == *" $vm "* ]] && changed=1
     [ "$IMAGE_REBUILT" = 1 ] && changed=1
     if [ $changed = 1 ]; then
       if dom_running "$vm"; then log "   destroying running $vm to redefine it"; virsh_q destroy "$vm" >/dev/null; fi
-      virsh_q define "$new" >/dev/null || die "virsh define of $vm failed (XML: $new)"
+      # redefining an existing domain needs its UUID (else: "already exists with uuid")
+      uuid=$(virsh_q domuuid "$vm" 2>/dev/null || true)
+      if [ -n "$uuid" ]; then
+        sed "s|^  <name>.*</name>\$|&\n  <uuid>$uuid</uuid>|" "$new" > "$new.uuid"
+      else
+        cp "$new" "$new.uuid"
+      fi
+      virsh_q define "$new.uuid" >/dev/null || die "virsh define of $vm failed (XML: $new.uuid)"
+      rm -f "$new.uuid"
       mv "$new" "$old"
       log "   defined $vm"
     else
@@ -316,7 +347,7 @@ setup_sshd() {
     log "   restarting lab sshd (config changed)"
     stop_sshd
   fi
-  /usr/sbin/sshd -f "$SSHD_DIR/sshd_config" -E "$SSHD_DIR/sshd.log" \
+  /usr/sbin/sshd -f "$SSHD_DIR/sshd_config" -E "$SSHD_DIR/sshd.log" 9>&- \
     || die "could not start the lab sshd on 127.0.0.1:$LAB_SSH_PORT (port in use? see $SSHD_DIR/sshd.log)"
   local i
   for i in $(seq 1 50); do pid_alive "$(sshd_pidfile)" sshd >/dev/null && break; sleep 0.1; done
@@ -353,7 +384,7 @@ write_lab_json() {
   LJ_HOSTKEY_PUB=$(cut -d' ' -f1,2 "$SSHD_DIR/ssh_host_ed25519_key.pub")
   LJ_KVER=$(cat "$IMG_DIR/kernel-version" 2>/dev/null || true)
   for vm in "${LAB_VMS[@]}"; do export "LJ_${vm//-/_}_STATE=$(dom_state "$vm")"; done
-  python3 "$HERE/labctl.py" lab-json "$LAB_DIR/lab.json"
+  "$PY" "$HERE/labctl.py" lab-json "$LAB_DIR/lab.json"
 }
 
 # ---------------------------------------------------------------- subcommands
@@ -386,9 +417,9 @@ cmd_up() {
 
 cmd_status() {
   need_root status
-  command -v python3 >/dev/null || die "python3 is missing (run 'lab.sh up')"
+  [ -x "$PY" ] || die "$PY is missing (run 'lab.sh up')"
   export_lj
-  python3 "$HERE/labctl.py" status
+  "$PY" "$HERE/labctl.py" status
 }
 
 cmd_wait_prod() {

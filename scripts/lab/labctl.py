@@ -8,6 +8,7 @@ import base64
 import ipaddress
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -17,8 +18,11 @@ URI = "qemu:///system"
 
 
 def virsh(*args, timeout=20):
-    return subprocess.run(["virsh", "-q", "-c", URI, *args], capture_output=True, text=True,
-                          timeout=timeout)
+    try:
+        return subprocess.run(["virsh", "-q", "-c", URI, *args], capture_output=True, text=True,
+                              timeout=timeout)
+    except FileNotFoundError:
+        return subprocess.CompletedProcess(args, 127, "", "virsh is not installed")
 
 
 def net_gateway(root):
@@ -190,7 +194,7 @@ def cmd_status(args):
                 problems.append(f"disk of {name} is missing: {disk}")
     sshd_running = pid_alive(os.path.join(lab_dir, "sshd", "sshd.pid"), "sshd")
     sshd_ok = False
-    if sshd_running and os.path.exists(key):
+    if sshd_running and os.path.exists(key) and shutil.which("ssh"):
         try:
             r = subprocess.run(
                 ["ssh", "-F", "none", "-i", key, "-p", port, "-o", "BatchMode=yes",
@@ -217,7 +221,10 @@ def cmd_status(args):
         "sshd": {"running": sshd_running, "reachable": sshd_ok, "port": int(port)},
         "labJson": os.path.join(lab_dir, "lab.json"),
     }
-    print(json.dumps(doc, indent=2))
+    try:
+        print(json.dumps(doc, indent=2), flush=True)
+    except BrokenPipeError:  # e.g. `lab.sh status | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0 if not problems else 1
 
 

@@ -1,9 +1,12 @@
 # shellcheck shell=bash
 # Shared helpers for the Fluid lab scripts. Source me; do not run me.
+# shellcheck disable=SC2034  # the variables here are used by the scripts that source this file
 
 LAB_DIR=${FLUID_LAB_DIR:-/var/tmp/fluid-lab}
 LAB_SSH_PORT=${FLUID_LAB_SSH_PORT:-2222}
 LAB_URI=qemu:///system
+# the system Python, not whatever python3 is first on PATH (a pyenv shim costs ~130 ms a call here)
+PY=/usr/bin/python3
 export LIBVIRT_DEFAULT_URI=$LAB_URI
 
 # The two source VMs: name, hostname, fixed MAC, DHCP reservation (host part), state after `up`.
