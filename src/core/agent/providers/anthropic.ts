@@ -1,0 +1,251 @@
+/**
+ * Anthropic Messages API through the official SDK, streamed. The SDK's own retries are off: the
+ * shared attempt loop retries, so that it can announce each retry and stop at once on cancel.
+ */
+import Anthropic from '@anthropic-ai/sdk';
+import type {
+  MessageCreateParamsStreaming,
+  MessageParam,
+  RawMessageStreamEvent,
+  TextBlockParam,
+  ToolUnion,
+  ContentBlockParam,
+} from '@anthropic-ai/sdk/resources/messages/messages';
+import { FluidError } from '../../../shared/errors.ts';
+import { IncompleteStreamError, retryPolicy, runWithRetries, type ProviderLabel } from './retry.ts';
+import {
+  defaultBaseUrl,
+  type AssistantMessage,
+  type Block,
+  type Message,
+  type ModelEvent,
+  type ModelProvider,
+  type ModelRequest,
+  type ProviderConfig,
+  type StopReason,
+  type ToolDefinition,
+  type ToolUseBlock,
+  type Usage,
+} from './types.ts';
+import { parseToolInput } from './json.ts';
+
+const EPHEMERAL = { type: 'ephemeral' } as const;
+
+export function anthropicStopReason(r: string | null | undefined): StopReason {
+  switch (r) {
+    case 'end_turn':
+    case 'tool_use':
+    case 'max_tokens':
+    case 'stop_sequence':
+    case 'refusal':
+      return r;
+    case 'model_context_window_exceeded':
+      return 'max_tokens';
+    default:
+      return 'other';
+  }
+}
+
+/** Our conversation in Messages API form. Empty text is dropped (the API refuses it). */
+export function toAnthropicMessages(messages: Message[], cacheLastTurn = false): MessageParam[] {
+  const out: MessageParam[] = messages.map((m) => {
+    const content: ContentBlockParam[] = [];
+    for (const b of m.content) {
+      if (b.type === 'text') {
+        if (b.text.trim() !== '') content.push({ type: 'text', text: b.text });
+      } else if (b.type === 'tool_use') {
+        content.push({ type: 'tool_use', id: b.id, name: b.name, input: b.input });
+      } else {
+        content.push({
+          type: 'tool_result',
+          tool_use_id: b.toolUseId,
+          content: b.content === '' ? '(no output)' : b.content,
+          ...(b.isError ? { is_error: true } : {}),
+        });
+      }
+    }
+    if (content.length === 0) content.push({ type: 'text', text: '(empty)' });
+    return { role: m.role, content };
+  });
+  if (cacheLastTurn) {
+    const last = out.at(-1);
+    const block = Array.isArray(last?.content) ? last.content.at(-1) : undefined;
+    if (block && (block.type === 'text' || block.type === 'tool_result')) block.cache_control = EPHEMERAL;
+  }
+  return out;
+}
+
+export function toAnthropicTools(tools: ToolDefinition[], cache = false): ToolUnion[] {
+  return tools.map((t, i) => ({
+    name: t.name,
+    description: t.description,
+    input_schema: { type: 'object', ...t.inputSchema } as Anthropic.Tool.InputSchema,
+    ...(cache && i === tools.length - 1 ? { cache_control: EPHEMERAL } : {}),
+  }));
+}
+
+export function buildAnthropicParams(
+  req: ModelRequest,
+  config: Pick<ProviderConfig, 'model' | 'promptCaching'>,
+): MessageCreateParamsStreaming {
+  const cache = config.promptCaching !== false;
+  const system: TextBlockParam[] = req.system
+    ? [{ type: 'text', text: req.system, ...(cache ? { cache_control: EPHEMERAL } : {}) }]
+    : [];
+  return {
+    model: req.model ?? config.model,
+    max_tokens: req.maxTokens,
+    messages: toAnthropicMessages(req.messages, cache),
+    ...(system.length ? { system } : {}),
+    ...(req.tools.length ? { tools: toAnthropicTools(req.tools, cache) } : {}),
+    // No temperature: the Messages API of this SDK release has deprecated the sampling parameters.
+    stream: true,
+  };
+}
+
+interface OpenBlock {
+  kind: 'text' | 'tool_use' | 'other';
+  text: string;
+  json: string;
+  id: string;
+  name: string;
+}
+
+/** Folds the raw stream events into our events; throws when the stream ends before message_stop. */
+export async function* foldAnthropicStream(
+  events: AsyncIterable<RawMessageStreamEvent>,
+): AsyncGenerator<ModelEvent> {
+  const blocks = new Map<number, OpenBlock>();
+  const finished: Array<{ index: number; block: Block }> = [];
+  const usage: Usage = { inputTokens: 0, outputTokens: 0 };
+  let input = 0;
+  let cacheRead = 0;
+  let cacheWrite = 0;
+  let stop: string | null | undefined;
+  let complete = false;
+
+  for await (const ev of events) {
+    switch (ev.type) {
+      case 'message_start': {
+        const u = ev.message.usage;
+        input = u.input_tokens ?? 0;
+        cacheRead = u.cache_read_input_tokens ?? 0;
+        cacheWrite = u.cache_creation_input_tokens ?? 0;
+        usage.outputTokens = u.output_tokens ?? 0;
+        break;
+      }
+      case 'content_block_start': {
+        const cb = ev.content_block;
+        const open: OpenBlock =
+          cb.type === 'text'
+            ? { kind: 'text', text: cb.text ?? '', json: '', id: '', name: '' }
+            : cb.type === 'tool_use'
+              ? { kind: 'tool_use', text: '', json: '', id: cb.id, name: cb.name }
+              : { kind: 'other', text: '', json: '', id: '', name: '' };
+        blocks.set(ev.index, open);
+        if (open.kind === 'text' && open.text) yield { type: 'text_delta', text: open.text };
+        break;
+      }
+      case 'content_block_delta': {
+        const open = blocks.get(ev.index);
+        if (!open) break;
+        if (ev.delta.type === 'text_delta' && open.kind === 'text') {
+          open.text += ev.delta.text;
+          if (ev.delta.text) yield { type: 'text_delta', text: ev.delta.text };
+        } else if (ev.delta.type === 'input_json_delta' && open.kind === 'tool_use') {
+          open.json += ev.delta.partial_json;
+        }
+        break;
+      }
+      case 'content_block_stop': {
+        const open = blocks.get(ev.index);
+        if (!open) break;
+        blocks.delete(ev.index);
+        if (open.kind === 'text') {
+          if (open.text) finished.push({ index: ev.index, block: { type: 'text', text: open.text } });
+        } else if (open.kind === 'tool_use') {
+          const parsed = parseToolInput(open.json);
+          const block: ToolUseBlock = {
+            type: 'tool_use',
+            id: open.id,
+            name: open.name,
+            input: parsed.input,
+            ...(parsed.error ? { parseError: parsed.error } : {}),
+          };
+          finished.push({ index: ev.index, block });
+          const { type: _t, ...rest } = block;
+          yield { type: 'tool_use', ...rest };
+        }
+        break;
+      }
+      case 'message_delta': {
+        stop = ev.delta.stop_reason ?? stop;
+        const u = ev.usage;
+        if (u) {
+          if (typeof u.output_tokens === 'number') usage.outputTokens = u.output_tokens;
+          if (typeof u.input_tokens === 'number') input = u.input_tokens;
+          if (typeof u.cache_read_input_tokens === 'number') cacheRead = u.cache_read_input_tokens;
+          if (typeof u.cache_creation_input_tokens === 'number') cacheWrite = u.cache_creation_input_tokens;
+        }
+        break;
+      }
+      case 'message_stop':
+        complete = true;
+        break;
+    }
+  }
+  if (!complete) throw new IncompleteStreamError();
+
+  usage.inputTokens = input + cacheRead + cacheWrite;
+  if (cacheRead) usage.cacheReadTokens = cacheRead;
+  if (cacheWrite) usage.cacheWriteTokens = cacheWrite;
+  yield { type: 'usage', ...usage };
+  finished.sort((a, b) => a.index - b.index);
+  const message: AssistantMessage = { role: 'assistant', content: finished.map((f) => f.block) };
+  yield { type: 'done', stopReason: anthropicStopReason(stop), message };
+}
+
+export class AnthropicProvider implements ModelProvider {
+  readonly kind = 'anthropic' as const;
+  readonly model: string;
+  readonly #config: ProviderConfig;
+  readonly #client: Anthropic;
+  readonly #label: ProviderLabel;
+
+  constructor(config: ProviderConfig) {
+    this.#config = config;
+    this.model = config.model;
+    const baseURL = (config.baseUrl || defaultBaseUrl('anthropic')).replace(/\/+$/, '');
+    this.#label = { name: 'Anthropic', baseUrl: baseURL, apiKey: config.apiKey };
+    this.#client = new Anthropic({
+      apiKey: config.apiKey || 'missing',
+      baseURL,
+      maxRetries: 0,
+      // The attempt loop's own idle timer (same length) fires first; this is a backstop.
+      timeout: retryPolicy(config).timeoutMs + 1000,
+      logLevel: 'off',
+      ...(config.headers ? { defaultHeaders: config.headers } : {}),
+    });
+  }
+
+  stream(req: ModelRequest): AsyncIterable<ModelEvent> {
+    return this.#run(req);
+  }
+
+  async *#run(req: ModelRequest): AsyncGenerator<ModelEvent> {
+    if (!this.#config.apiKey) {
+      throw new FluidError('AUTH_FAILED', 'No Anthropic API key is set: add it in Settings → Providers.', {
+        provider: 'Anthropic',
+      });
+    }
+    const params = buildAnthropicParams(req, this.#config);
+    const client = this.#client;
+    yield* runWithRetries(
+      async function* ({ signal }) {
+        const stream = await client.messages.create(params, { signal });
+        yield* foldAnthropicStream(stream);
+      },
+      { policy: retryPolicy(this.#config), label: this.#label, signal: req.signal },
+    );
+  }
+}
