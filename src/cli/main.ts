@@ -15,6 +15,7 @@ import { connectInProcess } from '../core/doors/inprocess.ts';
 import { bytes, createIo, printError, STATUS_MARK, table, UsageError } from './io.ts';
 import { serveCommand } from './serve.ts';
 import type { Command, Ctx } from './command.ts';
+import { follow, sandboxCommands, taskOutcome } from './sandboxes.ts';
 
 const GLOBAL_OPTIONS = {
   json: { type: 'boolean' },
@@ -28,35 +29,6 @@ function actorId(): string {
   } catch {
     return 'unknown';
   }
-}
-
-/** Follow a task to its end, showing progress on stderr unless --json. */
-async function follow(ctx: Ctx, task: Task): Promise<Task> {
-  let last = '';
-  let final = task;
-  const ac = new AbortController();
-  const onSigint = () => {
-    ctx.io.err('\nCancelling…');
-    void ctx.client.call('tasks.cancel', { id: task.id }).catch(() => {});
-  };
-  process.once('SIGINT', onSigint);
-  try {
-    for await (const t of ctx.client.stream('tasks.watch', { id: task.id }, { signal: ac.signal })) {
-      final = t;
-      const line = `${t.progress === null ? '' : `${Math.round(t.progress * 100)}% `}${t.message}`;
-      if (!ctx.io.json && line !== last && t.status === 'running') ctx.io.err(`  ${line}`);
-      last = line;
-    }
-  } finally {
-    process.off('SIGINT', onSigint);
-  }
-  return final;
-}
-
-function taskOutcome(t: Task): void {
-  if (t.status === 'succeeded') return;
-  if (t.error) throw new FluidError(t.error.code, t.error.message, t.error.data);
-  throw new FluidError('CANCELLED', `${t.title} ended ${t.status}.`);
 }
 
 function parseTarget(spec: string): { user: string; address: string; port: number } {
@@ -469,6 +441,7 @@ export const commands: Record<string, Command> = {
       ctx.io.result(t, () => `Task ${t.id}: ${t.status} (${t.message}).`);
     },
   },
+  ...sandboxCommands,
 };
 
 function help(): string {

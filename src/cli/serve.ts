@@ -50,6 +50,7 @@ export async function serveCommand(argv: string[], g: { json: boolean; dataDir?:
       dataDir: g.dataDir ? resolve(g.dataDir) : undefined,
       verbose: !!values.verbose,
     });
+    core.startBackground();
     const server = await startWebServer({
       core,
       host: values.host ?? '127.0.0.1',

@@ -14,6 +14,13 @@ import { SettingsService } from './store/settings.ts';
 import { TaskManager } from './store/tasks.ts';
 import { EventBus } from './events.ts';
 import { HostService } from './hosts/service.ts';
+import { ApprovalService } from './approvals/service.ts';
+import { SandboxService, type EgressHooks } from './sandboxes/service.ts';
+import { SshCa } from './ssh/ca.ts';
+import { GuestSshPool } from './ssh/guest.ts';
+import { randomUUID } from 'node:crypto';
+import { reconcileHost } from './sandboxes/reconcile.ts';
+import { toErrorPayload } from '../shared/errors.ts';
 import { createRouter } from './router.ts';
 import { serve, type Router, type Served } from './rpc/server.ts';
 
@@ -24,6 +31,7 @@ export interface CoreOptions {
   logger?: Logger;
   /** Log to stderr as well as the log file. */
   verbose?: boolean;
+  egress?: EgressHooks;
 }
 
 export interface Core {
@@ -34,10 +42,20 @@ export interface Core {
   readonly settings: SettingsService;
   readonly tasks: TaskManager;
   readonly hosts: HostService;
+  readonly approvals: ApprovalService;
+  readonly sandboxes: SandboxService;
+  readonly ca: SshCa;
+  readonly guests: GuestSshPool;
+  /** This data dir's identity on shared hosts: everything Fluid creates on a host is labelled with it. */
+  readonly installation: string;
   readonly secrets: SecretStore;
   readonly log: Logger;
   readonly clock: Clock;
   readonly router: Router<Contract>;
+  /** Compare the database with each host (or one) and clean Fluid's orphans there. */
+  reconcile(hostRef: string | undefined, actor: Actor): Promise<{ hosts: Array<{ hostId: string; hostName: string; cleaned: string[]; adopted: string[]; error: string | null }> }>;
+  /** Start background duties of a long-running door (janitor, reconcile): the app and web mode. */
+  startBackground(): void;
   /** Serve the router over a port (one per connected client). */
   serve(port: Port, actor: Actor): Served;
   close(): Promise<void>;
@@ -56,6 +74,11 @@ export function createCore(opts: CoreOptions = {}): Core {
   const settings = new SettingsService(db, audit, bus, clock);
   const tasks = new TaskManager(db, bus, clock, log);
   const hosts = new HostService({ db, audit, bus, tasks, settings, clock, log });
+  const approvals = new ApprovalService(db, bus, audit, clock);
+  const installation = installationId(db);
+  const ca = new SshCa({ secrets, db, clock });
+  const guests = new GuestSshPool({ ca });
+  const sandboxes = new SandboxService({ db, bus, audit, tasks, hosts, settings, approvals, clock, log, ca, guests, installation, egress: opts.egress ?? null });
 
   hosts.ensureLocalHost();
   for (const t of tasks.recoverInterrupted()) {
@@ -76,10 +99,44 @@ export function createCore(opts: CoreOptions = {}): Core {
     settings,
     tasks,
     hosts,
+    approvals,
+    sandboxes,
+    ca,
+    guests,
+    installation,
     secrets,
     log,
     clock,
     router: undefined as unknown as Router<Contract>,
+    async reconcile(hostRef, actor) {
+      const targets = hostRef ? [hosts.get(hostRef)] : hosts.list();
+      const out = [];
+      for (const h of targets) {
+        try {
+          const conn = await hosts.connection(h.id);
+          const r = await reconcileHost(
+            { sandboxes: sandboxes.store, bases: sandboxes.bases, audit, installation, instance: tasks.instance, changed: (id) => bus.emit('sandboxes.changed', { sandboxId: id, state: sandboxes.store.row(id).state }) },
+            conn,
+            h,
+            actor,
+          );
+          out.push({ hostId: h.id, hostName: h.name, ...r, error: null });
+        } catch (err) {
+          out.push({ hostId: h.id, hostName: h.name, cleaned: [], adopted: [], error: toErrorPayload(err).message });
+        }
+      }
+      return { hosts: out };
+    },
+    startBackground() {
+      sandboxes.startJanitor();
+      const actor = { door: 'system' as const, id: 'startup' };
+      void core
+        .reconcile(undefined, actor)
+        .then((r) => {
+          for (const h of r.hosts) if (h.error) log.warn('reconcile failed', { host: h.hostName, error: h.error });
+        })
+        .then(() => sandboxes.sweepExpired());
+    },
     serve(port, actor) {
       const s = serve(contract, core.router, bus, port, {
         actor,
@@ -91,13 +148,23 @@ export function createCore(opts: CoreOptions = {}): Core {
     },
     async close() {
       for (const s of served) s.close();
+      sandboxes.stopJanitor();
       tasks.abortAll();
       await tasks.drain();
       tasks.close();
+      guests.closeAll();
       hosts.closeAll();
       db.close();
     },
   };
   (core as { router: Router<Contract> }).router = createRouter(core);
   return core;
+}
+
+function installationId(db: Db): string {
+  const row = db.prepare("SELECT value FROM meta WHERE key = 'installation'").get() as { value: string } | undefined;
+  if (row) return row.value;
+  const id = randomUUID();
+  db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('installation', ?)").run(id);
+  return (db.prepare("SELECT value FROM meta WHERE key = 'installation'").get() as { value: string }).value;
 }

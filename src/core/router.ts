@@ -7,6 +7,12 @@ import { parseJsonl, verifyEntries } from './store/audit.ts';
 import { schemaVersion } from './store/db.ts';
 import type { Router } from './rpc/server.ts';
 import { fluidVersion } from './version.ts';
+import { AsyncQueue } from './util/queue.ts';
+import { randomUUID } from 'node:crypto';
+import { StringDecoder } from 'node:string_decoder';
+import type { GuestShell } from './ssh/guest.ts';
+
+const shells = new Map<string, GuestShell>();
 
 export function createRouter(core: Core): Router<Contract> {
   return {
@@ -74,5 +80,88 @@ export function createRouter(core: Core): Router<Contract> {
     'hosts.capacity': (i, ctx) => core.hosts.capacity(i.host, ctx.signal),
     'hosts.vms': (i, ctx) => core.hosts.vms(i.host, ctx.signal),
     'sources.list': (i, ctx) => core.hosts.sources(i.host, ctx.signal),
+
+    // approvals
+    'approvals.list': (i) => core.approvals.list(i),
+    'approvals.get': (i) => core.approvals.get(i.id),
+    'approvals.decide': (i, ctx) => core.approvals.decide(i.id, i.decision, i.note, ctx.actor),
+
+    // sandboxes
+    'sandboxes.create': (i, ctx) => core.sandboxes.create(i, ctx.actor),
+    'sandboxes.list': (i) => core.sandboxes.list(i),
+    'sandboxes.get': (i) => core.sandboxes.get(i.sandbox),
+    'sandboxes.start': (i, ctx) => core.sandboxes.start(i.sandbox, ctx.actor),
+    'sandboxes.stop': (i, ctx) => core.sandboxes.stop(i.sandbox, i.force, ctx.actor),
+    'sandboxes.destroy': (i, ctx) => core.sandboxes.destroy(i.sandbox, ctx.actor),
+    'sandboxes.extend': (i, ctx) => core.sandboxes.extend(i.sandbox, i.ttlMinutes, ctx.actor),
+    'sandboxes.exec': (i, ctx) =>
+      core.sandboxes.exec(i.sandbox, i.command, { timeoutSeconds: i.timeoutSeconds, maxOutputBytes: i.maxOutputBytes, stdin: i.stdin, signal: ctx.signal }, ctx.actor),
+    'sandboxes.execStream': (i, ctx) => {
+      const q = new AsyncQueue<{ kind: 'stdout'; data: string } | { kind: 'stderr'; data: string } | { kind: 'exit'; result: Awaited<ReturnType<typeof core.sandboxes.exec>> }>();
+      const out = new StringDecoder('utf8');
+      const err = new StringDecoder('utf8');
+      core.sandboxes
+        .exec(
+          i.sandbox,
+          i.command,
+          {
+            timeoutSeconds: i.timeoutSeconds,
+            maxOutputBytes: i.maxOutputBytes,
+            signal: ctx.signal,
+            onStdout: (c) => q.push({ kind: 'stdout', data: out.write(c) }),
+            onStderr: (c) => q.push({ kind: 'stderr', data: err.write(c) }),
+          },
+          ctx.actor,
+        )
+        .then((result) => {
+          q.push({ kind: 'exit', result });
+          q.end();
+        }, (e: unknown) => q.fail(e));
+      return q;
+    },
+    'sandboxes.readFile': (i) => core.sandboxes.readFile(i.sandbox, i.path, i.maxBytes),
+    'sandboxes.writeFile': (i, ctx) => core.sandboxes.writeFile(i.sandbox, i.path, i.content, i.encoding, i.mode, ctx.actor),
+    'sandboxes.editFile': (i, ctx) => core.sandboxes.editFile(i.sandbox, i.path, i.oldString, i.newString, ctx.actor),
+    'sandboxes.shell': (i, ctx) => {
+      const sessionId = randomUUID();
+      let shell: GuestShell | null = null;
+      const q = new AsyncQueue<{ kind: 'open'; sessionId: string } | { kind: 'data'; data: string } | { kind: 'exit'; code: number | null }>(() => {
+        shell?.close();
+        shells.delete(sessionId);
+      });
+      const dec = new StringDecoder('utf8');
+      core.sandboxes.shell(i.sandbox, i.cols, i.rows, ctx.actor).then(
+        (sh) => {
+          shell = sh;
+          shells.set(sessionId, sh);
+          q.push({ kind: 'open', sessionId });
+          sh.onData((c) => q.push({ kind: 'data', data: dec.write(c) }));
+          sh.onExit((e) => {
+            shells.delete(sessionId);
+            q.push({ kind: 'exit', code: e.exitCode });
+            q.end();
+          });
+          ctx.signal.addEventListener('abort', () => sh.close(), { once: true });
+        },
+        (e: unknown) => q.fail(e),
+      );
+      return q;
+    },
+    'sandboxes.shellInput': (i) => {
+      const sh = shells.get(i.sessionId);
+      if (!sh) throw new FluidError('NOT_FOUND', 'That shell session has ended.');
+      if (i.cols && i.rows) sh.resize(i.cols, i.rows);
+      if (i.data) sh.write(i.data);
+      return { ok: true as const };
+    },
+    'sandboxes.egressAllow': (i, ctx) => core.sandboxes.setEgress(i.sandbox, i.destination, true, ctx.actor),
+    'sandboxes.egressRevoke': (i, ctx) => core.sandboxes.setEgress(i.sandbox, i.destination, false, ctx.actor),
+    'sandboxes.reconcile': (i, ctx) => core.reconcile(i.host, ctx.actor),
+    'bases.list': (i) => core.sandboxes.listBases(i.host),
+    'bases.refresh': (i, ctx) => core.sandboxes.refreshBase(i.host, i.source, ctx.actor),
+    'snapshots.create': (i, ctx) => core.sandboxes.snapshotCreate(i.sandbox, i.name, i.memory, ctx.actor),
+    'snapshots.list': (i) => core.sandboxes.snapshotList(i.sandbox),
+    'snapshots.restore': (i, ctx) => core.sandboxes.snapshotRestore(i.sandbox, i.snapshot, ctx.actor),
+    'snapshots.delete': (i, ctx) => core.sandboxes.snapshotDelete(i.sandbox, i.snapshot, ctx.actor),
   };
 }

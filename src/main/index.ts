@@ -79,6 +79,7 @@ app.whenReady().then(() => {
     return;
   }
   const c = core;
+  c.startBackground();
   createWindow(c);
   app.on('activate', () => {
     if (BrowserWindow.getAllWindows().length === 0) createWindow(c);

@@ -4,7 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { connect as netConnect } from 'node:net';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable, Writable } from 'node:stream';
 import { FluidError } from '../../shared/errors.ts';
 
 export interface ExecOptions {
@@ -28,11 +28,23 @@ export interface ExecResult {
   durationMs: number;
 }
 
+/** A long-running process on a host with live stdin/stdout (e.g. a helper daemon Fluid controls). */
+export interface HostProcess {
+  readonly stdin: Writable;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  /** Resolves with the exit code (null when killed by a signal or the connection dropped). */
+  readonly exited: Promise<number | null>;
+  kill(): void;
+}
+
 export interface HostConnection {
   readonly hostId: string;
   readonly kind: 'local' | 'ssh';
   /** Run a POSIX shell command on the host. */
   exec(command: string, opts?: ExecOptions): Promise<ExecResult>;
+  /** Start a long-running command with streaming stdin/stdout/stderr. It dies with the connection. */
+  spawn(command: string): HostProcess;
   /** A TCP connection opened from the host to address:port (the host is the jump). */
   forwardOut(address: string, port: number): Promise<Duplex>;
   close(): void;
@@ -157,6 +169,16 @@ export class LocalConnection implements HostConnection {
       child.stdin.on('error', () => {});
       child.stdin.end(opts.stdin ?? '');
     });
+  }
+
+  spawn(command: string): HostProcess {
+    const child = spawn('/bin/sh', ['-c', command], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
+    const exited = new Promise<number | null>((resolve) => {
+      child.once('close', (code) => resolve(code));
+      child.once('error', () => resolve(null));
+    });
+    child.stdin.on('error', () => {});
+    return { stdin: child.stdin, stdout: child.stdout, stderr: child.stderr, exited, kill: () => child.kill('SIGTERM') };
   }
 
   forwardOut(address: string, port: number): Promise<Duplex> {

@@ -9,7 +9,8 @@ import type { Duplex } from 'node:stream';
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import { FluidError } from '../../shared/errors.ts';
 import type { HostAuth } from '../../shared/contract/hosts.ts';
-import { OutputBuffer, type ExecOptions, type ExecResult, type HostConnection } from './connection.ts';
+import { OutputBuffer, type ExecOptions, type ExecResult, type HostConnection, type HostProcess } from './connection.ts';
+import { PassThrough } from 'node:stream';
 
 export interface HostKeyInfo {
   type: string;
@@ -302,6 +303,54 @@ export class SshConnection implements HostConnection {
         stream.end(opts.stdin ?? undefined);
       });
     });
+  }
+
+  spawn(command: string): HostProcess {
+    // The channel opens asynchronously; pipe through PassThroughs so callers can use the streams at once.
+    const stdin = new PassThrough();
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    let channel: ClientChannel | null = null;
+    let killed = false;
+    const exited = new Promise<number | null>((resolve) => {
+      if (this.isClosed) return resolve(null);
+      this.client.exec(command, (err, ch) => {
+        if (err) {
+          stderr.end(`could not start: ${err.message}\n`);
+          stdout.end();
+          return resolve(null);
+        }
+        channel = ch;
+        if (killed) ch.close();
+        let code: number | null = null;
+        ch.on('exit', (c: number | null) => (code = c));
+        ch.on('close', () => {
+          stdout.end();
+          stderr.end();
+          resolve(code);
+        });
+        ch.pipe(stdout, { end: false });
+        ch.stderr.pipe(stderr, { end: false });
+        stdin.pipe(ch);
+      });
+    });
+    return {
+      stdin,
+      stdout,
+      stderr,
+      exited,
+      kill: () => {
+        killed = true;
+        if (channel) {
+          try {
+            channel.signal('TERM');
+          } catch {
+            /* unsupported */
+          }
+          channel.close();
+        }
+      },
+    };
   }
 
   forwardOut(address: string, port: number): Promise<Duplex> {

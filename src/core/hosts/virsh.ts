@@ -235,7 +235,7 @@ export function parseDomainXml(domXml: string): ParsedDomain {
         Object.entries(v as Node).some(([ak, av]) => ak.startsWith('@xmlns') && av === FLUID_XMLNS)
       ) {
         const kind = k.includes(':') ? k.split(':')[1]! : k;
-        fluid = { kind, id: attr(v, 'id') ?? '' };
+        fluid = { kind, id: attr(v, 'id') ?? '', installation: attr(v, 'installation') };
       }
     }
   }

@@ -1,6 +1,8 @@
 /**
  * Numbered schema migrations. Append only: never edit a migration that has shipped; add the next one.
  */
+import { SSH_CA_MIGRATION } from '../ssh/schema.ts';
+
 export interface Migration {
   version: number;
   name: string;
@@ -74,4 +76,103 @@ export const migrations: Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'sandboxes-and-approvals',
+    sql: `
+      CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+      CREATE TABLE approvals (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        title TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        risk TEXT NOT NULL CHECK (risk IN ('low','medium','high')),
+        subject TEXT NOT NULL,
+        subject_hash TEXT NOT NULL,
+        requested_by_door TEXT NOT NULL,
+        requested_by_id TEXT NOT NULL,
+        sandbox_id TEXT,
+        session_id TEXT,
+        status TEXT NOT NULL CHECK (status IN ('pending','approved','denied','expired','cancelled')),
+        decided_by_door TEXT,
+        decided_by_id TEXT,
+        decided_at TEXT,
+        note TEXT,
+        created_at TEXT NOT NULL,
+        expires_at TEXT
+      );
+      CREATE INDEX approvals_status ON approvals(status);
+      CREATE INDEX approvals_sandbox ON approvals(sandbox_id);
+
+      CREATE TABLE bases (
+        id TEXT PRIMARY KEY,
+        host_id TEXT NOT NULL,
+        source_name TEXT NOT NULL,
+        source_uuid TEXT NOT NULL,
+        fingerprint TEXT NOT NULL DEFAULT '',
+        method TEXT NOT NULL CHECK (method IN ('copy','backup')),
+        state TEXT NOT NULL CHECK (state IN ('building','ready','failed','retired')),
+        dir TEXT NOT NULL,
+        disks TEXT NOT NULL DEFAULT '[]',
+        source_xml TEXT NOT NULL,
+        size_bytes INTEGER,
+        template_state TEXT NOT NULL DEFAULT 'none' CHECK (template_state IN ('none','building','ready','failed')),
+        template_error TEXT,
+        template TEXT,
+        error TEXT,
+        owner_pid INTEGER,
+        owner_instance TEXT,
+        created_at TEXT NOT NULL
+      );
+      CREATE INDEX bases_source ON bases(host_id, source_uuid, state);
+
+      CREATE TABLE sandboxes (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        host_id TEXT NOT NULL,
+        source_name TEXT NOT NULL,
+        base_id TEXT,
+        state TEXT NOT NULL,
+        domain_name TEXT NOT NULL,
+        domain_uuid TEXT NOT NULL,
+        dir TEXT NOT NULL,
+        vcpus INTEGER NOT NULL,
+        memory_mib INTEGER NOT NULL,
+        slot INTEGER,
+        ip TEXT,
+        mac TEXT,
+        ttl_minutes INTEGER,
+        expires_at TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        created_by_door TEXT NOT NULL,
+        created_by_id TEXT NOT NULL,
+        start_path TEXT,
+        start_path_reason TEXT,
+        timings TEXT NOT NULL DEFAULT '{}',
+        host_key_fp TEXT,
+        egress_allow TEXT NOT NULL DEFAULT '[]',
+        error TEXT,
+        task_id TEXT,
+        owner_pid INTEGER,
+        owner_instance TEXT
+      );
+      CREATE UNIQUE INDEX sandboxes_live_name ON sandboxes(name) WHERE state != 'destroyed';
+      CREATE INDEX sandboxes_host ON sandboxes(host_id, state);
+
+      CREATE TABLE snapshots (
+        id TEXT PRIMARY KEY,
+        sandbox_id TEXT NOT NULL REFERENCES sandboxes(id),
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL,
+        created_by_door TEXT NOT NULL,
+        created_by_id TEXT NOT NULL,
+        UNIQUE (sandbox_id, name)
+      );
+    `,
+  },
+  { version: 3, ...SSH_CA_MIGRATION },
 ];

@@ -125,7 +125,7 @@ export const VmSchema = z.object({
   hasGuestAgent: z.boolean(),
   title: z.string().nullable(),
   /** Set when the domain was created by Fluid (sandbox, template); such domains are never sources. */
-  fluid: z.object({ kind: z.string(), id: z.string() }).nullable(),
+  fluid: z.object({ kind: z.string(), id: z.string(), installation: z.string().nullable() }).nullable(),
 });
 export type Vm = z.infer<typeof VmSchema>;
 

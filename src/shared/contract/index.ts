@@ -3,6 +3,8 @@ import { auditContract } from './audit.ts';
 import { hostsContract } from './hosts.ts';
 import { settingsContract } from './settings.ts';
 import { systemContract } from './system.ts';
+import { approvalsContract } from './approvals.ts';
+import { sandboxesContract } from './sandboxes.ts';
 import { tasksContract } from './tasks.ts';
 
 export const contract = {
@@ -11,6 +13,8 @@ export const contract = {
   ...auditContract,
   ...settingsContract,
   ...hostsContract,
+  ...approvalsContract,
+  ...sandboxesContract,
 };
 export type Contract = typeof contract;
 
@@ -20,3 +24,5 @@ export * from './audit.ts';
 export * from './settings.ts';
 export * from './hosts.ts';
 export * from './system.ts';
+export * from './approvals.ts';
+export * from './sandboxes.ts';

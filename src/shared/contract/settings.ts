@@ -18,6 +18,22 @@ export const SettingsSchema = z.object({
       connectTimeoutSeconds: z.number().int().min(1).max(300).default(15),
     })
     .prefault({}),
+  sandboxes: z
+    .object({
+      /** Sandboxes are destroyed by the janitor this long after creation unless extended. */
+      defaultTtlMinutes: z.number().int().min(1).max(43200).default(240),
+      /** Admission limits per host; a request over them becomes an approval request. */
+      maxCommittedVcpus: z.number().int().min(1).max(4096).nullable().default(null),
+      maxCommittedMemoryMiB: z.number().int().min(256).nullable().default(null),
+      maxSandboxesPerHost: z.number().int().min(1).max(1000).default(20),
+      /** Keep at least this much host memory free after admitting a sandbox. */
+      reserveMemoryMiB: z.number().int().min(0).default(1024),
+      /** Destinations every new sandbox may reach through the egress proxy. */
+      egressAllow: z.array(z.string().max(300)).max(200).default([]),
+      /** Keep a saved, booted template per source and restore it for new sandboxes. */
+      warmTemplates: z.boolean().default(true),
+    })
+    .prefault({}),
 });
 export type Settings = z.infer<typeof SettingsSchema>;
 
@@ -25,6 +41,7 @@ export type Settings = z.infer<typeof SettingsSchema>;
 export const SettingsPatchSchema = z.object({
   ui: SettingsSchema.shape.ui.unwrap().partial().optional(),
   hosts: SettingsSchema.shape.hosts.unwrap().partial().optional(),
+  sandboxes: SettingsSchema.shape.sandboxes.unwrap().partial().optional(),
 });
 export type SettingsPatch = z.infer<typeof SettingsPatchSchema>;
 

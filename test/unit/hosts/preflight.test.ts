@@ -155,7 +155,7 @@ test('Fluid-owned domains are recognised by their metadata namespace', () => {
   const x = `<domain type='qemu'><name>sbx-1</name><uuid>u</uuid><memory unit='MiB'>1024</memory><vcpu>1</vcpu>
     <metadata><fluid:sandbox xmlns:fluid="https://fluid.dev/xmlns/libvirt/1" id="abc"/></metadata><devices/></domain>`;
   const d = parseDomainXml(x);
-  assert.deepEqual(d.fluid, { kind: 'sandbox', id: 'abc' });
+  assert.deepEqual(d.fluid, { kind: 'sandbox', id: 'abc', installation: null });
   assert.equal(d.memoryMiB, 1024);
 });
 

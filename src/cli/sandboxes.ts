@@ -1,0 +1,406 @@
+/** CLI: sandboxes, snapshots, bases and approvals. */
+import { readFileSync } from 'node:fs';
+import type { Approval } from '../shared/contract/approvals.ts';
+import type { Sandbox, Snapshot } from '../shared/contract/sandboxes.ts';
+import type { Task } from '../shared/contract/tasks.ts';
+import { FluidError } from '../shared/errors.ts';
+import type { Command, Ctx } from './command.ts';
+import { table, UsageError } from './io.ts';
+
+/** Follow a task to its end, showing progress on stderr unless --json; Ctrl+C cancels it. */
+export async function follow(ctx: Ctx, task: Task): Promise<Task> {
+  let last = '';
+  let final = task;
+  const onSigint = () => {
+    ctx.io.err('\nCancelling…');
+    void ctx.client.call('tasks.cancel', { id: task.id }).catch(() => {});
+  };
+  process.once('SIGINT', onSigint);
+  try {
+    for await (const t of ctx.client.stream('tasks.watch', { id: task.id })) {
+      final = t;
+      const line = `${t.progress === null ? '' : `${Math.round(t.progress * 100)}% `}${t.message}`;
+      if (!ctx.io.json && line !== last && t.status === 'running') ctx.io.err(`  ${line}`);
+      last = line;
+    }
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+  return final;
+}
+
+export function taskOutcome(t: Task): void {
+  if (t.status === 'succeeded') return;
+  if (t.error) throw new FluidError(t.error.code, t.error.message, t.error.data);
+  throw new FluidError('CANCELLED', `${t.title} ended ${t.status}.`);
+}
+
+const need = (v: string | undefined, usage: string): string => {
+  if (!v) throw new UsageError(usage);
+  return v;
+};
+
+const sandboxRows = (s: Sandbox[]) =>
+  s.map((x) => ({
+    name: x.name,
+    state: x.state,
+    host: x.hostName,
+    source: x.sourceName,
+    ip: x.ip,
+    size: `${x.vcpus}/${x.memoryMiB}M`,
+    expires: x.expiresAt ? x.expiresAt.replace(/\.\d+Z$/, 'Z') : '-',
+    path: x.startPath ? `${x.startPath} ${x.timings.total ? `${(x.timings.total / 1000).toFixed(1)}s` : ''}`.trim() : '-',
+  }));
+
+const describe = (s: Sandbox): string =>
+  [
+    `${s.name}  (${s.id})`,
+    `  state:     ${s.state}${s.error ? ` — ${s.error.code}: ${s.error.message}` : ''}`,
+    `  host:      ${s.hostName}   source: ${s.sourceName}   base: ${s.baseFingerprint ? s.baseFingerprint.slice(0, 16) + '…' : '-'}`,
+    `  address:   ${s.ip ?? '-'}   mac: ${s.mac ?? '-'}   host key: ${s.hostKeyFingerprint ?? '-'}`,
+    `  size:      ${s.vcpus} vCPU, ${s.memoryMiB} MiB   ttl: ${s.ttlMinutes ?? '-'} min (expires ${s.expiresAt ?? 'never'})`,
+    `  started:   ${s.startPath ?? '-'}${s.startPathReason ? ` (${s.startPathReason})` : ''}`,
+    `  timings:   ${Object.entries(s.timings)
+      .map(([k, v]) => `${k} ${(v / 1000).toFixed(2)}s`)
+      .join(', ') || '-'}`,
+    `  egress:    ${s.egressAllow.length ? s.egressAllow.join(', ') : 'nothing allowed'}`,
+  ].join('\n');
+
+export const sandboxCommands: Record<string, Command> = {
+  'sandbox create': {
+    summary: 'Clone a source VM into a disposable sandbox.',
+    usage:
+      'fluid sandbox create --source VM [--host H] [--name N] [--vcpus N] [--memory MiB] [--ttl MIN] [--allow DEST]... [--start auto|restore|cold] [--refresh-base] [--detach]',
+    options: {
+      source: { type: 'string' },
+      host: { type: 'string' },
+      name: { type: 'string' },
+      vcpus: { type: 'string' },
+      memory: { type: 'string' },
+      ttl: { type: 'string' },
+      allow: { type: 'string', multiple: true },
+      start: { type: 'string' },
+      'refresh-base': { type: 'boolean' },
+      detach: { type: 'boolean' },
+    },
+    run: async (ctx) => {
+      const v = ctx.values;
+      const num = (k: string) => (v[k] === undefined ? undefined : Number(v[k]));
+      const task = await ctx.client.call('sandboxes.create', {
+        source: need((v.source as string) ?? ctx.args[0], 'Which source VM? fluid sandbox create --source NAME [--host H]'),
+        host: v.host as string | undefined,
+        name: v.name as string | undefined,
+        vcpus: num('vcpus'),
+        memoryMiB: num('memory'),
+        ttlMinutes: num('ttl'),
+        allow: (v.allow as string[] | undefined) ?? [],
+        start: (v.start as 'auto' | 'restore' | 'cold' | undefined) ?? 'auto',
+        refreshBase: !!v['refresh-base'],
+      });
+      if (v.detach) {
+        ctx.io.result(task, () => `Creating in the background: task ${task.id} (sandbox ${task.target}).`);
+        return;
+      }
+      const t = await follow(ctx, task);
+      taskOutcome(t);
+      const s = t.result as Sandbox;
+      ctx.io.result(s, describe);
+    },
+  },
+  'sandbox list': {
+    summary: 'List sandboxes.',
+    usage: 'fluid sandbox list [--host H] [--all] [--json]',
+    options: { host: { type: 'string' }, all: { type: 'boolean' } },
+    run: async (ctx) => {
+      const s = await ctx.client.call('sandboxes.list', { host: ctx.values.host as string | undefined, includeDestroyed: !!ctx.values.all });
+      ctx.io.result(s, (x: Sandbox[]) =>
+        x.length
+          ? table(sandboxRows(x), [
+              ['name', 'name'],
+              ['state', 'state'],
+              ['host', 'host'],
+              ['source', 'source'],
+              ['ip', 'ip'],
+              ['size', 'cpu/mem'],
+              ['path', 'start'],
+              ['expires', 'expires'],
+            ])
+          : 'No sandboxes.',
+      );
+    },
+  },
+  'sandbox get': {
+    summary: 'One sandbox in detail.',
+    usage: 'fluid sandbox get <sandbox> [--json]',
+    run: async (ctx) => {
+      const s = await ctx.client.call('sandboxes.get', { sandbox: need(ctx.args[0], 'fluid sandbox get <sandbox>') });
+      ctx.io.result(s, describe);
+    },
+  },
+  'sandbox start': {
+    summary: 'Start a stopped sandbox.',
+    usage: 'fluid sandbox start <sandbox>',
+    run: async (ctx) => {
+      const t = await follow(ctx, await ctx.client.call('sandboxes.start', { sandbox: need(ctx.args[0], 'fluid sandbox start <sandbox>') }));
+      taskOutcome(t);
+      ctx.io.result(t.result, describe);
+    },
+  },
+  'sandbox stop': {
+    summary: 'Shut a sandbox down (--force: power off).',
+    usage: 'fluid sandbox stop <sandbox> [--force]',
+    options: { force: { type: 'boolean' } },
+    run: async (ctx) => {
+      const s = await ctx.client.call('sandboxes.stop', { sandbox: need(ctx.args[0], 'fluid sandbox stop <sandbox>'), force: !!ctx.values.force });
+      ctx.io.result(s, () => `Stopped ${s.name}.`);
+    },
+  },
+  'sandbox destroy': {
+    summary: 'Destroy a sandbox and everything of it on its host.',
+    usage: 'fluid sandbox destroy <sandbox>',
+    run: async (ctx) => {
+      const s = await ctx.client.call('sandboxes.destroy', { sandbox: need(ctx.args[0], 'fluid sandbox destroy <sandbox>') });
+      ctx.io.result(s, () => `Destroyed ${s.name}.`);
+    },
+  },
+  'sandbox extend': {
+    summary: "Set a sandbox's time to live (minutes from now).",
+    usage: 'fluid sandbox extend <sandbox> --ttl MIN',
+    options: { ttl: { type: 'string' } },
+    run: async (ctx) => {
+      const s = await ctx.client.call('sandboxes.extend', { sandbox: need(ctx.args[0], 'fluid sandbox extend <sandbox> --ttl MIN'), ttlMinutes: Number(need(ctx.values.ttl as string, 'fluid sandbox extend <sandbox> --ttl MIN')) });
+      ctx.io.result(s, () => `${s.name} now expires at ${s.expiresAt}.`);
+    },
+  },
+  'sandbox exec': {
+    summary: 'Run a command or script as root in a sandbox; output streams live, the exit code is the command’s.',
+    usage: 'fluid sandbox exec <sandbox> [--timeout SECONDS] [--max-output BYTES] [--json] -- <command…>',
+    options: { timeout: { type: 'string' }, 'max-output': { type: 'string' } },
+    run: async (ctx) => {
+      const [sandbox, ...words] = ctx.args;
+      need(sandbox, 'fluid sandbox exec <sandbox> -- <command>');
+      const command = words.join(' ');
+      if (!command) throw new UsageError('What should run? fluid sandbox exec <sandbox> -- <command>');
+      const opts = { sandbox: sandbox!, command, timeoutSeconds: Number(ctx.values.timeout ?? 600), maxOutputBytes: Number(ctx.values['max-output'] ?? 1024 * 1024) };
+      if (ctx.io.json) {
+        const r = await ctx.client.call('sandboxes.exec', opts);
+        ctx.io.result(r, () => '');
+        return r.exitCode ?? 1;
+      }
+      let code = 1;
+      for await (const item of ctx.client.stream('sandboxes.execStream', opts)) {
+        if (item.kind === 'stdout') process.stdout.write(item.data);
+        else if (item.kind === 'stderr') process.stderr.write(item.data);
+        else {
+          code = item.result.exitCode ?? (item.result.timedOut ? 124 : 1);
+          if (item.result.timedOut) ctx.io.err(`fluid: the command timed out after ${opts.timeoutSeconds} s and was killed`);
+        }
+      }
+      return code;
+    },
+  },
+  'sandbox read': {
+    summary: 'Print a file from a sandbox (read as root).',
+    usage: 'fluid sandbox read <sandbox> <path> [--max-bytes N] [--json]',
+    options: { 'max-bytes': { type: 'string' } },
+    run: async (ctx) => {
+      const r = await ctx.client.call('sandboxes.readFile', {
+        sandbox: need(ctx.args[0], 'fluid sandbox read <sandbox> <path>'),
+        path: need(ctx.args[1], 'fluid sandbox read <sandbox> <path>'),
+        maxBytes: Number(ctx.values['max-bytes'] ?? 16 * 1024 * 1024),
+      });
+      if (ctx.io.json) ctx.io.result(r, () => '');
+      else process.stdout.write(r.encoding === 'base64' ? Buffer.from(r.content, 'base64') : r.content);
+    },
+  },
+  'sandbox write': {
+    summary: 'Write a file into a sandbox as root (from --file, or stdin).',
+    usage: 'fluid sandbox write <sandbox> <path> [--file LOCAL] [--mode 0644]',
+    options: { file: { type: 'string' }, mode: { type: 'string' } },
+    run: async (ctx) => {
+      const data = ctx.values.file ? readFileSync(ctx.values.file as string) : readFileSync(0);
+      const r = await ctx.client.call('sandboxes.writeFile', {
+        sandbox: need(ctx.args[0], 'fluid sandbox write <sandbox> <path>'),
+        path: need(ctx.args[1], 'fluid sandbox write <sandbox> <path>'),
+        content: data.toString('base64'),
+        encoding: 'base64',
+        mode: ctx.values.mode as string | undefined,
+      });
+      ctx.io.result(r, () => `Wrote ${r.size} bytes to ${r.path}.`);
+    },
+  },
+  'sandbox edit': {
+    summary: 'Replace one unique occurrence of a string in a file.',
+    usage: 'fluid sandbox edit <sandbox> <path> --old TEXT --new TEXT',
+    options: { old: { type: 'string' }, new: { type: 'string' } },
+    run: async (ctx) => {
+      const r = await ctx.client.call('sandboxes.editFile', {
+        sandbox: need(ctx.args[0], 'fluid sandbox edit <sandbox> <path> --old TEXT --new TEXT'),
+        path: need(ctx.args[1], 'fluid sandbox edit <sandbox> <path> --old TEXT --new TEXT'),
+        oldString: need(ctx.values.old as string, '--old TEXT is required'),
+        newString: (ctx.values.new as string | undefined) ?? '',
+      });
+      ctx.io.result(r, () => `Edited ${r.path}.`);
+    },
+  },
+  'sandbox shell': {
+    summary: 'An interactive shell in a sandbox.',
+    usage: 'fluid sandbox shell <sandbox>',
+    run: async (ctx) => {
+      const sandbox = need(ctx.args[0], 'fluid sandbox shell <sandbox>');
+      const tty = process.stdin.isTTY;
+      const size = () => ({ cols: process.stdout.columns || 120, rows: process.stdout.rows || 32 });
+      let sessionId: string | null = null;
+      let code: number | null = 0;
+      if (tty) process.stdin.setRawMode(true);
+      const onData = (d: Buffer) => {
+        if (sessionId) void ctx.client.call('sandboxes.shellInput', { sessionId, data: d.toString('utf8') }).catch(() => {});
+      };
+      const onResize = () => {
+        if (sessionId) void ctx.client.call('sandboxes.shellInput', { sessionId, ...size() }).catch(() => {});
+      };
+      try {
+        for await (const item of ctx.client.stream('sandboxes.shell', { sandbox, ...size() })) {
+          if (item.kind === 'open') {
+            sessionId = item.sessionId;
+            process.stdin.on('data', onData);
+            process.stdout.on('resize', onResize);
+            process.stdin.resume();
+          } else if (item.kind === 'data') process.stdout.write(item.data);
+          else code = item.code;
+        }
+      } finally {
+        process.stdin.off('data', onData);
+        process.stdout.off('resize', onResize);
+        if (tty) process.stdin.setRawMode(false);
+        process.stdin.pause();
+      }
+      return code ?? 0;
+    },
+  },
+  'sandbox allow': {
+    summary: 'Let a sandbox reach a destination through the egress proxy (host, host:port, *.domain).',
+    usage: 'fluid sandbox allow <sandbox> <destination>',
+    run: async (ctx) => {
+      const s = await ctx.client.call('sandboxes.egressAllow', { sandbox: need(ctx.args[0], 'fluid sandbox allow <sandbox> <destination>'), destination: need(ctx.args[1], 'fluid sandbox allow <sandbox> <destination>') });
+      ctx.io.result(s, () => `${s.name} may reach: ${s.egressAllow.join(', ')}`);
+    },
+  },
+  'sandbox revoke': {
+    summary: "Take a destination off a sandbox's egress allowlist.",
+    usage: 'fluid sandbox revoke <sandbox> <destination>',
+    run: async (ctx) => {
+      const s = await ctx.client.call('sandboxes.egressRevoke', { sandbox: need(ctx.args[0], 'fluid sandbox revoke <sandbox> <destination>'), destination: need(ctx.args[1], 'fluid sandbox revoke <sandbox> <destination>') });
+      ctx.io.result(s, () => `${s.name} may reach: ${s.egressAllow.join(', ') || 'nothing'}`);
+    },
+  },
+  'sandbox reconcile': {
+    summary: "Compare the database with the hosts and clean Fluid's orphans.",
+    usage: 'fluid sandbox reconcile [--host H] [--json]',
+    options: { host: { type: 'string' } },
+    run: async (ctx) => {
+      const r = await ctx.client.call('sandboxes.reconcile', { host: ctx.values.host as string | undefined });
+      ctx.io.result(r, () =>
+        r.hosts
+          .map((h) =>
+            h.error
+              ? `${h.hostName}: could not reconcile: ${h.error}`
+              : `${h.hostName}: ${h.cleaned.length ? `cleaned ${h.cleaned.join('; ')}` : 'nothing to clean'}${h.adopted.length ? `; adopted ${h.adopted.join('; ')}` : ''}`,
+          )
+          .join('\n'),
+      );
+      return r.hosts.some((h) => h.error) ? 1 : 0;
+    },
+  },
+  'snapshot create': {
+    summary: 'Snapshot a sandbox (disk, plus memory when it runs).',
+    usage: 'fluid snapshot create <sandbox> <name> [--no-memory]',
+    options: { 'no-memory': { type: 'boolean' } },
+    run: async (ctx) => {
+      const s = await ctx.client.call('snapshots.create', { sandbox: need(ctx.args[0], 'fluid snapshot create <sandbox> <name>'), name: need(ctx.args[1], 'fluid snapshot create <sandbox> <name>'), memory: !ctx.values['no-memory'] });
+      ctx.io.result(s, () => `Snapshot ${s.name} (${s.kind}).`);
+    },
+  },
+  'snapshot list': {
+    summary: "A sandbox's snapshots.",
+    usage: 'fluid snapshot list <sandbox> [--json]',
+    run: async (ctx) => {
+      const s = await ctx.client.call('snapshots.list', { sandbox: need(ctx.args[0], 'fluid snapshot list <sandbox>') });
+      ctx.io.result(s, (x: Snapshot[]) => (x.length ? table(x, [['name', 'name'], ['kind', 'kind'], ['createdAt', 'created']]) : 'No snapshots.'));
+    },
+  },
+  'snapshot restore': {
+    summary: 'Roll a sandbox back to a snapshot.',
+    usage: 'fluid snapshot restore <sandbox> <name>',
+    run: async (ctx) => {
+      const s = await ctx.client.call('snapshots.restore', { sandbox: need(ctx.args[0], 'fluid snapshot restore <sandbox> <name>'), snapshot: need(ctx.args[1], 'fluid snapshot restore <sandbox> <name>') });
+      ctx.io.result(s, () => `${s.name} is back at ${ctx.args[1]} (${s.state}).`);
+    },
+  },
+  'snapshot delete': {
+    summary: 'Delete a snapshot.',
+    usage: 'fluid snapshot delete <sandbox> <name>',
+    run: async (ctx) => {
+      const r = await ctx.client.call('snapshots.delete', { sandbox: need(ctx.args[0], 'fluid snapshot delete <sandbox> <name>'), snapshot: need(ctx.args[1], 'fluid snapshot delete <sandbox> <name>') });
+      ctx.io.result(r, () => `Deleted ${ctx.args[1]}.`);
+    },
+  },
+  'base list': {
+    summary: 'Cached base copies of source VMs.',
+    usage: 'fluid base list [--host H] [--json]',
+    options: { host: { type: 'string' } },
+    run: async (ctx) => {
+      const b = await ctx.client.call('bases.list', { host: ctx.values.host as string | undefined });
+      ctx.io.result(b, () =>
+        table(
+          b.map((x) => ({ source: x.sourceName, state: x.state, method: x.method, template: x.templateState, fingerprint: x.fingerprint.slice(0, 16), created: x.createdAt })),
+          [['source', 'source'], ['state', 'state'], ['method', 'method'], ['template', 'template'], ['fingerprint', 'fingerprint'], ['created', 'created']],
+        ) || 'No bases yet.',
+      );
+    },
+  },
+  'base refresh': {
+    summary: "Take a fresh consistent copy of a source VM's disks.",
+    usage: 'fluid base refresh <source> [--host H]',
+    options: { host: { type: 'string' } },
+    run: async (ctx) => {
+      const t = await follow(ctx, await ctx.client.call('bases.refresh', { source: need(ctx.args[0], 'fluid base refresh <source>'), host: ctx.values.host as string | undefined }));
+      taskOutcome(t);
+      ctx.io.result(t.result, () => `Base refreshed (fingerprint ${(t.result as { fingerprint: string }).fingerprint}).`);
+    },
+  },
+  'approval list': {
+    summary: 'Approval requests (pending ones wait for you).',
+    usage: 'fluid approval list [--status pending|approved|denied|expired|cancelled] [--json]',
+    options: { status: { type: 'string' } },
+    run: async (ctx) => {
+      const a = await ctx.client.call('approvals.list', { status: ctx.values.status as Approval['status'] | undefined });
+      ctx.io.result(a, (x: Approval[]) =>
+        x.length
+          ? table(
+              x.map((r) => ({ id: r.id, status: r.status, kind: r.kind, risk: r.risk, title: r.title, by: `${r.requestedBy.door}:${r.requestedBy.id}`, decided: r.decidedBy ? `${r.decidedBy.door}:${r.decidedBy.id}` : '-' })),
+              [['id', 'id'], ['status', 'status'], ['kind', 'kind'], ['risk', 'risk'], ['title', 'title'], ['by', 'requested by'], ['decided', 'decided by']],
+            )
+          : 'No approval requests.',
+      );
+    },
+  },
+  'approval approve': {
+    summary: 'Approve a pending request.',
+    usage: 'fluid approval approve <id> [--note TEXT]',
+    options: { note: { type: 'string' } },
+    run: async (ctx) => {
+      const a = await ctx.client.call('approvals.decide', { id: need(ctx.args[0], 'fluid approval approve <id>'), decision: 'approve', note: ctx.values.note as string | undefined });
+      ctx.io.result(a, () => `Approved: ${a.title}`);
+    },
+  },
+  'approval deny': {
+    summary: 'Deny a pending request.',
+    usage: 'fluid approval deny <id> [--note TEXT]',
+    options: { note: { type: 'string' } },
+    run: async (ctx) => {
+      const a = await ctx.client.call('approvals.decide', { id: need(ctx.args[0], 'fluid approval deny <id>'), decision: 'deny', note: ctx.values.note as string | undefined });
+      ctx.io.result(a, () => `Denied: ${a.title}`);
+    },
+  },
+};

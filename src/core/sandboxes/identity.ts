@@ -1,0 +1,166 @@
+/**
+ * A clone's fresh identity, applied inside the guest as root through qemu-guest-agent — a channel
+ * that does not depend on the guest's network or on trusting its sshd. It gives the clone its own
+ * hostname, machine-id and SSH host keys, reseeds its RNG (clones of one memory image share RNG
+ * state), makes sshd trust Fluid's CA for one principal, creates Fluid's sudo user, pins the
+ * reserved address on the NIC with the sandbox's MAC, points package managers at the egress proxy,
+ * and reports the new host key so the first SSH connection can already be verified.
+ *
+ * Guests without the agent: the documented route is a cloud-init NoCloud seed carrying the same
+ * steps (see README, "Sandbox identity"); the source needs the agent or cloud-init.
+ */
+import { randomBytes } from 'node:crypto';
+import ssh2 from 'ssh2';
+
+export const FLUID_USER = 'fluid';
+
+export interface IdentityInput {
+  hostname: string;
+  caPublicKey: string;
+  ip: string;
+  prefix: number;
+  mac: string;
+  gateway: string;
+  /** Shell script that configures the egress proxy inside the guest (may be empty). */
+  proxySetup: string;
+  /** New SSH host keys (made on the Fluid side: emulated guests take seconds per RSA key). */
+  hostKeys: HostKeySet;
+}
+
+export interface HostKeySet {
+  ed25519: { private: string; public: string };
+  ecdsa: { private: string; public: string };
+  rsa: { private: string; public: string };
+}
+
+export function generateHostKeys(hostname: string): HostKeySet {
+  const comment = `root@${hostname}`;
+  const g = (type: 'ed25519' | 'ecdsa' | 'rsa', extra: object) => {
+    const k = ssh2.utils.generateKeyPairSync(type as 'ed25519', { comment, ...extra } as never) as { private: string; public: string };
+    return { private: k.private, public: k.public };
+  };
+  return { ed25519: g('ed25519', {}), ecdsa: g('ecdsa', { bits: 256 }), rsa: g('rsa', { bits: 3072 }) };
+}
+
+export const HOSTKEY_MARK = '@@fluid-hostkey@@';
+
+export function identityScript(i: IdentityInput): string {
+  if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(i.hostname)) throw new Error(`invalid hostname ${i.hostname}`);
+  if (!/^(ssh-ed25519|ecdsa-sha2-nistp256|ssh-rsa) [A-Za-z0-9+/=]+( .*)?$/.test(i.caPublicKey.trim())) throw new Error('invalid CA public key');
+  if (!/^[0-9a-f:]{17}$/.test(i.mac)) throw new Error('invalid MAC');
+  if (!/^[0-9.]+$/.test(i.ip)) throw new Error('invalid IP');
+  const seed = randomBytes(64).toString('hex');
+  return `#!/bin/sh
+# Fluid sandbox identity (idempotent)
+set -eu
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+HN='${i.hostname}'
+
+# Entropy: mix fresh host randomness into the pool (clones of one memory image share RNG state).
+printf '%s' '${seed}' > /dev/urandom 2>/dev/null || true
+
+# Hostname
+printf '%s\\n' "$HN" > /etc/hostname
+hostname "$HN" 2>/dev/null || true
+if grep -q '^127\\.0\\.1\\.1' /etc/hosts 2>/dev/null; then
+  sed -i "s/^127\\.0\\.1\\.1.*/127.0.1.1\\t$HN/" /etc/hosts
+else
+  printf '127.0.1.1\\t%s\\n' "$HN" >> /etc/hosts
+fi
+
+# machine-id
+rm -f /etc/machine-id
+if command -v systemd-machine-id-setup >/dev/null 2>&1; then systemd-machine-id-setup >/dev/null 2>&1
+else dbus-uuidgen > /etc/machine-id; fi
+if [ -d /var/lib/dbus ]; then ln -sf /etc/machine-id /var/lib/dbus/machine-id; fi
+
+# SSH host keys: replaced in one step (sshd keeps running on its old keys until the restart below).
+mkdir -p /etc/ssh
+rm -f /etc/ssh/ssh_host_*_key /etc/ssh/ssh_host_*_key.pub
+${(['ed25519', 'ecdsa', 'rsa'] as const)
+  .map(
+    (t) => `cat > /etc/ssh/ssh_host_${t}_key <<'FLUID_KEY_EOF'
+${i.hostKeys[t].private.trim()}
+FLUID_KEY_EOF
+chmod 0600 /etc/ssh/ssh_host_${t}_key
+printf '%s\\n' '${i.hostKeys[t].public.trim()}' > /etc/ssh/ssh_host_${t}_key.pub`,
+  )
+  .join('\n')}
+if getent group ssh_keys >/dev/null 2>&1; then chgrp ssh_keys /etc/ssh/ssh_host_*_key && chmod 0640 /etc/ssh/ssh_host_*_key; fi
+
+# Fluid's user and CA trust
+if ! id ${FLUID_USER} >/dev/null 2>&1; then useradd -m -s /bin/bash ${FLUID_USER} 2>/dev/null || adduser -D -s /bin/sh ${FLUID_USER}; fi
+usermod -p '*' ${FLUID_USER} 2>/dev/null || true
+mkdir -p /etc/sudoers.d
+printf '%s ALL=(ALL) NOPASSWD:ALL\\n' ${FLUID_USER} > /etc/sudoers.d/90-fluid
+chmod 0440 /etc/sudoers.d/90-fluid
+mkdir -p /etc/ssh/fluid
+printf '%s\\n' '${i.caPublicKey.trim()}' > /etc/ssh/fluid/user_ca.pub
+printf '%s\\n' ${FLUID_USER} > /etc/ssh/fluid/principals_${FLUID_USER}
+chmod 0644 /etc/ssh/fluid/user_ca.pub /etc/ssh/fluid/principals_${FLUID_USER}
+CONF='TrustedUserCAKeys /etc/ssh/fluid/user_ca.pub
+AuthorizedPrincipalsFile /etc/ssh/fluid/principals_%u'
+if [ -d /etc/ssh/sshd_config.d ] && grep -qi '^Include /etc/ssh/sshd_config.d' /etc/ssh/sshd_config; then
+  printf '%s\\n' "$CONF" > /etc/ssh/sshd_config.d/10-fluid.conf
+else
+  sed -i '/# fluid-begin/,/# fluid-end/d' /etc/ssh/sshd_config
+  printf '# fluid-begin\\n%s\\n# fluid-end\\n' "$CONF" >> /etc/ssh/sshd_config
+fi
+
+${runtimeScript(i)}
+# Restart sshd with the new keys and trust. A clone may have booted without host keys and hit
+# systemd's start limit: clear that first.
+sshd -t >&2 || { echo 'sshd rejects its configuration' >&2; exit 3; }
+if command -v systemctl >/dev/null 2>&1; then
+  UNIT=ssh; systemctl cat ssh.service >/dev/null 2>&1 || UNIT=sshd
+  systemctl reset-failed "$UNIT" 2>/dev/null || true
+  systemctl restart "$UNIT"
+  systemctl is-active --quiet "$UNIT" || { journalctl -u "$UNIT" --no-pager -n 20 >&2 2>/dev/null; exit 4; }
+else
+  service ssh restart 2>/dev/null || service sshd restart
+fi
+
+echo '${HOSTKEY_MARK}'
+cat /etc/ssh/ssh_host_ed25519_key.pub
+echo "iface=$IFACE"
+cat /etc/machine-id
+`;
+}
+
+export interface IdentityResult {
+  hostKey: string;
+  iface: string | null;
+  machineId: string;
+}
+
+export function parseIdentityOutput(out: string): IdentityResult {
+  const after = out.split(HOSTKEY_MARK)[1];
+  if (!after) throw new Error(`the identity step printed no host key:\n${out.slice(-2000)}`);
+  const lines = after.trim().split('\n');
+  const hostKey = lines[0]!.trim();
+  if (!hostKey.startsWith('ssh-ed25519 ')) throw new Error(`unexpected host key line: ${hostKey}`);
+  return {
+    hostKey,
+    iface: (lines[1] ?? '').replace(/^iface=/, '').trim() || null,
+    machineId: (lines[2] ?? '').trim(),
+  };
+}
+
+/**
+ * What a sandbox needs at every boot (runtime state, not persisted in the guest): its reserved
+ * address pinned on the NIC with its MAC, even if the clone has a static configuration of its own,
+ * and the egress proxy settings.
+ */
+export function runtimeScript(i: Pick<IdentityInput, 'ip' | 'prefix' | 'mac' | 'proxySetup'>): string {
+  return `# The reserved address, on whichever interface carries the sandbox's MAC (also when the clone has a
+# static configuration of its own).
+IFACE=$(ip -o link 2>/dev/null | awk -v m='${i.mac}' 'tolower($0) ~ m {sub(":","",$2); print $2; exit}')
+if [ -n "$IFACE" ]; then
+  ip link set "$IFACE" up 2>/dev/null || true
+  ip -4 addr show dev "$IFACE" | grep -q ' ${i.ip}/' || ip addr add '${i.ip}/${i.prefix}' dev "$IFACE" 2>/dev/null || true
+fi
+
+# Egress through Fluid's proxy
+${i.proxySetup || ':'}
+`;
+}

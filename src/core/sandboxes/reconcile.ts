@@ -1,0 +1,148 @@
+/**
+ * Reconcile the database with a host: everything Fluid creates there is labelled (domain metadata
+ * with this installation's id, files under this installation's directory, slots with its id), so
+ * after a crash Fluid can adopt what is still wanted and remove what is not — and never touch
+ * anything that is not its own.
+ */
+import type { Host } from '../../shared/contract/hosts.ts';
+import type { Actor } from '../../shared/rpc.ts';
+import { run, shq, type HostConnection } from '../hosts/connection.ts';
+import { listDomains, virsh } from '../hosts/virsh.ts';
+import type { AuditLog } from '../store/audit.ts';
+import { pidAlive } from '../store/tasks.ts';
+import type { BaseStore } from './bases.ts';
+import { hostLayout } from './layout.ts';
+import { listSlots, releaseSlot, slotIp } from './network.ts';
+import { LIVE_STATES, type SandboxStore } from './store.ts';
+
+export interface ReconcileDeps {
+  sandboxes: SandboxStore;
+  bases: BaseStore;
+  audit: AuditLog;
+  installation: string;
+  /** This process's task-manager instance: its in-flight work is alive by definition. */
+  instance: string;
+  changed: (sandboxId: string) => void;
+}
+
+export interface ReconcileReport {
+  cleaned: string[];
+  adopted: string[];
+}
+
+export function ownerAlive(pid: number | null, instance: string | null, ours: string): boolean {
+  if (!pid || !instance) return false;
+  if (instance === ours) return true;
+  return pid !== process.pid && pidAlive(pid);
+}
+
+export async function reconcileHost(d: ReconcileDeps, conn: HostConnection, host: Host, actor: Actor): Promise<ReconcileReport> {
+  const V = (a: string) => virsh(host.libvirtUri, a);
+  const layout = hostLayout(host.storageDir, d.installation);
+  const cleaned: string[] = [];
+  const adopted: string[] = [];
+  const doms = (await listDomains(conn, host.libvirtUri)).filter((x) => x.fluid && x.fluid.installation === d.installation);
+  const ls = async (dir: string) =>
+    (await run(conn, `[ -d ${shq(dir)} ] && ls -1 ${shq(dir)} || true`))
+      .split('\n')
+      .map((x) => x.trim())
+      .filter(Boolean);
+  const [sandboxDirs, templateDirs, baseDirs, slots] = await Promise.all([ls(layout.sandboxes), ls(layout.templates), ls(layout.bases), listSlots(conn, host.storageDir, d.installation)]);
+
+  const rows = new Map(d.sandboxes.list({ hostId: host.id, includeDestroyed: true }).map((r) => [r.id, r]));
+  const inFlight = (id: string) => {
+    const r = rows.get(id);
+    return !!r && (r.state === 'creating' || r.state === 'starting' || r.state === 'destroying') && ownerAlive(r.owner_pid, r.owner_instance, d.instance);
+  };
+  const wanted = (id: string) => {
+    const r = rows.get(id);
+    if (!r) return false;
+    if (inFlight(id)) return true;
+    return ['running', 'stopped', 'stopping', 'starting'].includes(r.state);
+  };
+
+  const removeDomain = async (name: string) => {
+    await conn.exec(`${V(`destroy ${shq(name)}`)} >/dev/null 2>&1; ${V(`undefine ${shq(name)} --nvram --snapshots-metadata`)} >/dev/null 2>&1 || ${V(`undefine ${shq(name)} --snapshots-metadata`)} >/dev/null 2>&1; true`);
+  };
+
+  // Domains
+  const domainOf = new Map<string, (typeof doms)[number]>();
+  for (const dom of doms) {
+    const id = dom.fluid!.id;
+    if (dom.fluid!.kind === 'sandbox') {
+      domainOf.set(id, dom);
+      if (wanted(id)) {
+        const r = rows.get(id)!;
+        if (!inFlight(id)) {
+          const state = dom.running ? 'running' : 'stopped';
+          if (r.state !== state) {
+            d.sandboxes.update(id, { state });
+            d.changed(id);
+            adopted.push(`sandbox ${r.name}: ${r.state} → ${state}`);
+          }
+        }
+        continue;
+      }
+      await removeDomain(dom.name);
+      cleaned.push(`domain ${dom.name}`);
+    } else if (dom.fluid!.kind === 'template') {
+      let building = false;
+      try {
+        const b = d.bases.get(id);
+        building = b.templateState === 'building' && ownerAlive(b.ownerPid, b.ownerInstance, d.instance);
+      } catch {
+        /* unknown base */
+      }
+      if (!building) {
+        await removeDomain(dom.name);
+        cleaned.push(`template domain ${dom.name}`);
+      }
+    }
+  }
+
+  // Rows whose VM is gone
+  for (const r of rows.values()) {
+    if (!LIVE_STATES.includes(r.state) || domainOf.has(r.id)) continue;
+    if (inFlight(r.id)) continue;
+    const why = r.state === 'creating' ? 'Fluid stopped while this sandbox was being created' : r.state === 'destroying' ? 'destroyed' : 'its VM disappeared from the host';
+    if (r.state === 'destroying') d.sandboxes.update(r.id, { state: 'destroyed' });
+    else d.sandboxes.update(r.id, { state: 'failed', error: JSON.stringify({ code: 'INTERNAL', message: `Reconciled: ${why}.` }), owner_pid: null, owner_instance: null });
+    d.changed(r.id);
+    cleaned.push(`sandbox ${r.name} (${why})`);
+  }
+
+  // Files
+  for (const id of sandboxDirs) {
+    if (wanted(id)) continue;
+    await run(conn, `rm -rf ${shq(layout.sandbox(id))}`);
+    cleaned.push(`files of sandbox ${id}`);
+  }
+  const bases = new Map(d.bases.list(host.id).map((b) => [b.id, b]));
+  const liveBaseIds = new Set([...rows.values()].filter((r) => wanted(r.id)).map((r) => r.base_id));
+  for (const name of templateDirs) {
+    const baseId = name.slice(0, 36);
+    const b = bases.get(baseId);
+    const keep = b && ((b.templateState === 'ready' && b.template?.dir === layout.template(name)) || (b.templateState === 'building' && ownerAlive(b.ownerPid, b.ownerInstance, d.instance)));
+    if (keep) continue;
+    await run(conn, `rm -rf ${shq(layout.template(name))}`);
+    if (b && b.templateState === 'building') d.bases.update(b.id, { template_state: 'failed', template_error: 'interrupted', owner_pid: null, owner_instance: null });
+    cleaned.push(`template files ${name}`);
+  }
+  for (const id of baseDirs) {
+    const b = bases.get(id);
+    const keep = b && (b.state === 'ready' || (b.state === 'building' && ownerAlive(b.ownerPid, b.ownerInstance, d.instance)) || (b.state === 'retired' && liveBaseIds.has(b.id)));
+    if (keep) continue;
+    await run(conn, `rm -rf ${shq(layout.base(id))}`);
+    if (b && b.state === 'building') d.bases.update(b.id, { state: 'failed', error: 'interrupted', owner_pid: null, owner_instance: null });
+    cleaned.push(`base copy ${id}${b ? ` of ${b.sourceName}` : ''}`);
+  }
+
+  // Address reservations
+  for (const [slot, sandboxId] of slots) {
+    if (wanted(sandboxId)) continue;
+    if (await releaseSlot(conn, host.storageDir, slot, { installation: d.installation, sandboxId })) cleaned.push(`address ${slotIp(slot)} (slot ${slot})`);
+  }
+
+  if (cleaned.length || adopted.length) d.audit.append({ actor, action: 'reconcile', target: host.id, data: { host: host.name, cleaned, adopted } });
+  return { cleaned, adopted };
+}

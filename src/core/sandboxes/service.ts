@@ -1,0 +1,860 @@
+/**
+ * Sandboxes: disposable copies of real VMs. Create = admission → isolated network → base copy →
+ * reserved address → overlay → (restore a warm template | cold boot) → fresh identity through the
+ * guest agent → certificate SSH through the host. Every step is recorded with its timing; a failure
+ * or a cancel cleans up what the step created; a crash is cleaned up by reconcile at the next start.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Host, Vm } from '../../shared/contract/hosts.ts';
+import type { Sandbox, Snapshot } from '../../shared/contract/sandboxes.ts';
+import type { Task } from '../../shared/contract/tasks.ts';
+import { FluidError, toErrorPayload } from '../../shared/errors.ts';
+import type { Actor } from '../../shared/rpc.ts';
+import type { ApprovalService } from '../approvals/service.ts';
+import { run, shq, type HostConnection } from '../hosts/connection.ts';
+import type { HostService } from '../hosts/service.ts';
+import { fingerprintOf } from '../hosts/ssh.ts';
+import { virsh, listDomains } from '../hosts/virsh.ts';
+import type { Clock } from '../platform/clock.ts';
+import type { Logger } from '../platform/logger.ts';
+import type { AuditLog } from '../store/audit.ts';
+import type { Db } from '../store/db.ts';
+import type { SettingsService } from '../store/settings.ts';
+import { pidAlive, type TaskContext, type TaskManager } from '../store/tasks.ts';
+import type { EventBus } from '../events.ts';
+import type { SshCa } from '../ssh/ca.ts';
+import type { GuestSsh, GuestSshPool } from '../ssh/guest.ts';
+import { BaseStore, buildBase, publicBase, type BaseRecord, type TemplateInfo } from './bases.ts';
+import { deriveDomain } from './domain-xml.ts';
+import { guestExec, syncClock, waitForAgent } from './guest-agent.ts';
+import { FLUID_USER, generateHostKeys, identityScript, parseIdentityOutput, runtimeScript } from './identity.ts';
+import { hostLayout, sandboxDomainName } from './layout.ts';
+import { claimSlot, ensureNetwork, GATEWAY, NETWORK_NAME, PREFIX, PROXY_PORT, releaseSlot, slotIp, slotMac } from './network.ts';
+import { LIVE_STATES, SandboxStore, toSandbox, type SandboxRow } from './store.ts';
+import { buildTemplate, BOOT_TIMEOUT_MS, restoreFromTemplate } from './templates.ts';
+
+export interface EgressHooks {
+  /** Make sure the host's proxy runs and knows every sandbox's allowlist. */
+  sync(hostId: string): Promise<void>;
+  /** The script that points a guest's package managers and shells at the proxy. */
+  guestSetup(): string;
+}
+
+export interface SandboxDeps {
+  db: Db;
+  bus: EventBus;
+  audit: AuditLog;
+  tasks: TaskManager;
+  hosts: HostService;
+  settings: SettingsService;
+  approvals: ApprovalService;
+  clock: Clock;
+  log: Logger;
+  ca: SshCa;
+  guests: GuestSshPool;
+  installation: string;
+  egress: EgressHooks | null;
+}
+
+export interface CreateInput {
+  host?: string;
+  source: string;
+  name?: string;
+  vcpus?: number;
+  memoryMiB?: number;
+  ttlMinutes?: number;
+  allow: string[];
+  start: 'auto' | 'restore' | 'cold';
+  refreshBase: boolean;
+}
+
+class Phases {
+  readonly timings: Record<string, number> = {};
+  private readonly t0 = Date.now();
+  private last = Date.now();
+  mark(name: string): void {
+    const now = Date.now();
+    this.timings[name] = now - this.last;
+    this.last = now;
+  }
+  total(): number {
+    this.timings.total = Date.now() - this.t0;
+    return this.timings.total;
+  }
+}
+
+const WAIT_SSH_MS = 120_000;
+
+export class SandboxService {
+  readonly store: SandboxStore;
+  readonly bases: BaseStore;
+  private readonly d: SandboxDeps;
+  /** Template builds in flight, per base+size, so concurrent creations do not build twice. */
+  private readonly templateBuilds = new Map<string, Promise<void>>();
+  /** One stable connection getter per host: the SSH pool keeps a session only while its target is unchanged. */
+  private readonly hostGetters = new Map<string, () => Promise<HostConnection>>();
+  private janitor: NodeJS.Timeout | null = null;
+
+  constructor(deps: SandboxDeps) {
+    this.d = deps;
+    this.store = new SandboxStore(deps.db);
+    this.bases = new BaseStore(deps.db);
+  }
+
+  // ---- queries ----------------------------------------------------------------------------------
+
+  dto(r: SandboxRow): Sandbox {
+    let hostName = r.host_id;
+    try {
+      hostName = this.d.hosts.get(r.host_id).name;
+    } catch {
+      /* host removed */
+    }
+    let fp: string | null = null;
+    if (r.base_id) {
+      try {
+        fp = this.bases.get(r.base_id).fingerprint || null;
+      } catch {
+        /* base row gone */
+      }
+    }
+    return toSandbox(r, hostName, fp);
+  }
+
+  get(ref: string): Sandbox {
+    return this.dto(this.store.row(ref));
+  }
+
+  list(opts: { host?: string; includeDestroyed?: boolean }): Sandbox[] {
+    const hostId = opts.host ? this.d.hosts.get(opts.host).id : undefined;
+    return this.store.list({ hostId, includeDestroyed: opts.includeDestroyed }).map((r) => this.dto(r));
+  }
+
+  private changed(id: string): void {
+    const r = this.store.maybe(id);
+    if (r) this.d.bus.emit('sandboxes.changed', { sandboxId: id, state: r.state });
+  }
+
+  // ---- create -----------------------------------------------------------------------------------
+
+  create(input: CreateInput, actor: Actor): Task {
+    const host = this.resolveHost(input.host, input.source);
+    const id = randomUUID();
+    const settings = this.d.settings.get().sandboxes;
+    const name = input.name ?? `${slug(input.source)}-${id.slice(0, 6)}`;
+    const ttl = input.ttlMinutes ?? settings.defaultTtlMinutes;
+    const now = this.d.clock.now();
+    const layout = hostLayout(host.storageDir, this.d.installation);
+    const allow = [...new Set([...settings.egressAllow, ...input.allow])];
+    this.store.insert({
+      id,
+      name,
+      host_id: host.id,
+      source_name: input.source,
+      base_id: null,
+      state: 'creating',
+      domain_name: sandboxDomainName(name, id),
+      domain_uuid: randomUUID(),
+      dir: layout.sandbox(id),
+      vcpus: input.vcpus ?? 0,
+      memory_mib: input.memoryMiB ?? 0,
+      slot: null,
+      ip: null,
+      mac: null,
+      ttl_minutes: ttl,
+      expires_at: new Date(now.getTime() + ttl * 60_000).toISOString(),
+      created_at: now.toISOString(),
+      updated_at: now.toISOString(),
+      created_by_door: actor.door,
+      created_by_id: actor.id,
+      start_path: null,
+      start_path_reason: null,
+      timings: '{}',
+      host_key_fp: null,
+      egress_allow: JSON.stringify(allow),
+      error: null,
+      task_id: null,
+      owner_pid: process.pid,
+      owner_instance: this.d.tasks.instance,
+    });
+    const task = this.d.tasks.start({
+      kind: 'sandbox.create',
+      title: `Create sandbox ${name} from ${input.source}`,
+      target: id,
+      run: (ctx) => this.runCreate(id, host, input, actor, ctx),
+    });
+    this.store.update(id, { task_id: task.id });
+    this.d.audit.append({ actor, action: 'sandbox.create.start', target: id, data: { name, host: host.name, source: input.source, vcpus: input.vcpus ?? null, memoryMiB: input.memoryMiB ?? null, ttlMinutes: ttl, allow } });
+    this.changed(id);
+    return task;
+  }
+
+  private resolveHost(ref: string | undefined, source: string): Host {
+    if (ref) return this.d.hosts.get(ref);
+    const hosts = this.d.hosts.list();
+    if (hosts.length === 1) return hosts[0]!;
+    throw new FluidError('VALIDATION', `Which host? ${hosts.length} hosts are registered (${hosts.map((h) => h.name).join(', ')}); pass host for source "${source}".`);
+  }
+
+  private async runCreate(id: string, host: Host, input: CreateInput, actor: Actor, ctx: TaskContext): Promise<Sandbox> {
+    const p = new Phases();
+    const created: { domain?: boolean; dir?: boolean; slot?: number } = {};
+    let conn: HostConnection | null = null;
+    try {
+      ctx.progress(0.01, `Connecting to ${host.name}`);
+      conn = await this.d.hosts.connection(host.id);
+      const vm = await this.findSource(conn, host, input.source, ctx.signal);
+      const vcpus = input.vcpus ?? vm.vcpus;
+      const memoryMiB = input.memoryMiB ?? vm.memoryMiB;
+      this.store.update(id, { vcpus, memory_mib: memoryMiB });
+      p.mark('inspect');
+
+      await this.admit(host, id, vm.name, vcpus, memoryMiB, actor, ctx);
+      p.mark('admission');
+
+      ctx.progress(0.08, 'Preparing the isolated sandbox network');
+      const virtType = host.lastCheck?.facts.virtType ?? (await this.detectVirtType(host));
+      await ensureNetwork(conn, host.libvirtUri, ctx.signal);
+      p.mark('network');
+
+      let base = input.refreshBase ? null : this.bases.latestReady(host.id, vm.uuid);
+      if (!base) {
+        ctx.progress(0.1, `Copying ${vm.name}'s disks into Fluid's base cache`);
+        base = await buildBase({ db: this.d.db, store: this.bases, audit: this.d.audit, clock: this.d.clock, installation: this.d.installation, instance: this.d.tasks.instance }, conn, host, vm, sub(ctx, 0.1, 0.45), actor);
+      }
+      this.store.update(id, { base_id: base.id });
+      p.mark('base');
+
+      ctx.progress(0.46, 'Reserving an address');
+      const slot = await claimSlot(conn, host.storageDir, { installation: this.d.installation, sandboxId: id }, ctx.signal);
+      created.slot = slot;
+      const ip = slotIp(slot);
+      const mac = slotMac(slot);
+      this.store.update(id, { slot, ip, mac });
+      this.changed(id);
+      p.mark('reserve');
+
+      const row = this.store.row(id);
+      const template = this.pickTemplate(base, vcpus, memoryMiB, virtType, input.start);
+      created.dir = true;
+      created.domain = true;
+      if (template.use) {
+        ctx.progress(0.5, 'Restoring the warm template');
+        await this.startFromTemplate(conn, host, row, base, template.use, ctx.signal);
+        p.mark('restore');
+      } else {
+        ctx.progress(0.5, `Booting (${template.reason})`);
+        await this.coldDefine(conn, host, row, base, virtType, ctx.signal);
+        p.mark('define');
+        await run(conn, virsh(host.libvirtUri, `start ${shq(row.domain_name)}`), { what: 'Starting the sandbox', signal: ctx.signal });
+        await waitForAgent(conn, host.libvirtUri, row.domain_name, BOOT_TIMEOUT_MS, ctx.signal);
+        p.mark('boot');
+      }
+      this.store.update(id, { start_path: template.use ? 'restore' : 'cold', start_path_reason: template.reason });
+
+      ctx.progress(0.8, 'Giving the clone its own identity');
+      this.store.update(id, { host_key_fp: await this.applyIdentity(conn, host, this.store.row(id), ctx.signal) });
+      p.mark('identity');
+
+      await this.d.egress?.sync(host.id).catch((e: unknown) => this.d.log.warn('egress proxy unavailable', { host: host.name, err: e }));
+      p.mark('egress');
+
+      ctx.progress(0.9, 'Logging in over SSH with a Fluid certificate');
+      await this.waitSsh(this.store.row(id), ctx.signal);
+      p.mark('ssh');
+
+      p.total();
+      this.store.update(id, { state: 'running', timings: JSON.stringify(p.timings), owner_pid: null, owner_instance: null });
+      this.d.audit.append({
+        actor,
+        action: 'sandbox.create',
+        target: id,
+        data: { host: host.name, source: vm.name, base: base.id, fingerprint: base.fingerprint, ip, path: template.use ? 'restore' : 'cold', reason: template.reason, timings: p.timings, hostKey: this.store.row(id).host_key_fp },
+      });
+      this.changed(id);
+      if (!template.use && template.build) this.buildTemplateInBackground(host, base, { vcpus, memoryMiB, virtType }, actor);
+      return this.get(id);
+    } catch (err) {
+      const payload = toErrorPayload(err);
+      this.d.log.warn('sandbox create failed', { id, err: payload });
+      if (conn) await this.teardown(conn, host, this.store.row(id), created.slot ?? null).catch((e: unknown) => this.d.log.error('cleanup after failed create', { id, err: e }));
+      this.store.update(id, { state: 'failed', error: JSON.stringify(payload), timings: JSON.stringify(p.timings), owner_pid: null, owner_instance: null });
+      this.d.audit.append({ actor, action: 'sandbox.create.failed', target: id, data: { error: payload, cleaned: created } });
+      this.changed(id);
+      throw err;
+    }
+  }
+
+  private async findSource(conn: HostConnection, host: Host, source: string, signal: AbortSignal): Promise<Vm> {
+    const doms = await listDomains(conn, host.libvirtUri, { signal });
+    const d = doms.find((x) => x.name === source || x.uuid === source);
+    if (!d) throw new FluidError('NOT_FOUND', `No VM "${source}" on ${host.name}. See \`fluid source list --host ${host.name}\`.`);
+    if (d.fluid) throw new FluidError('VALIDATION', `"${source}" is one of Fluid's own VMs (${d.fluid.kind}); clone a source VM instead.`);
+    return { ...d, hostId: host.id, hostName: host.name };
+  }
+
+  private async detectVirtType(host: Host): Promise<'kvm' | 'qemu'> {
+    const t = this.d.hosts.check(host.id, { door: 'system', id: 'sandbox-create' });
+    const done = await this.d.tasks.wait(t.id);
+    const v = (done.result as { facts?: { virtType?: 'kvm' | 'qemu' } } | null)?.facts?.virtType;
+    if (!v) throw new FluidError('UNAVAILABLE', `The preflight of ${host.name} failed; run \`fluid host check ${host.name}\` for details.`);
+    return v;
+  }
+
+  /** Capacity admission: over the limits, the request waits for a person's decision. */
+  private async admit(host: Host, id: string, source: string, vcpus: number, memoryMiB: number, actor: Actor, ctx: TaskContext): Promise<void> {
+    const s = this.d.settings.get().sandboxes;
+    const live = this.store.list({ hostId: host.id }).filter((r) => r.id !== id && ['creating', 'starting', 'running', 'stopping'].includes(r.state));
+    const committed = { vcpus: live.reduce((n, r) => n + r.vcpus, 0), memoryMiB: live.reduce((n, r) => n + r.memory_mib, 0), sandboxes: live.length };
+    let cap;
+    try {
+      cap = await this.d.hosts.capacity(host.id, ctx.signal);
+    } catch {
+      cap = null;
+    }
+    const hostCpus = cap?.cpus ?? host.lastCheck?.facts.cpus ?? 1;
+    const hostMem = cap?.memoryMiB ?? host.lastCheck?.facts.memoryMiB ?? 0;
+    const freeMem = cap?.freeMemoryMiB ?? host.lastCheck?.facts.freeMemoryMiB ?? 0;
+    const limits = {
+      vcpus: s.maxCommittedVcpus ?? hostCpus * 4,
+      memoryMiB: s.maxCommittedMemoryMiB ?? Math.max(0, hostMem - s.reserveMemoryMiB),
+      sandboxes: s.maxSandboxesPerHost,
+    };
+    const reasons: string[] = [];
+    if (committed.vcpus + vcpus > limits.vcpus) reasons.push(`${committed.vcpus} + ${vcpus} vCPUs exceeds the limit of ${limits.vcpus}`);
+    if (committed.memoryMiB + memoryMiB > limits.memoryMiB) reasons.push(`${committed.memoryMiB} + ${memoryMiB} MiB exceeds the limit of ${limits.memoryMiB} MiB`);
+    if (committed.sandboxes + 1 > limits.sandboxes) reasons.push(`${committed.sandboxes + 1} sandboxes exceeds the limit of ${limits.sandboxes}`);
+    if (freeMem && memoryMiB > freeMem - s.reserveMemoryMiB) reasons.push(`${memoryMiB} MiB requested but only ${freeMem} MiB is free on the host (keeping ${s.reserveMemoryMiB} MiB in reserve)`);
+    if (!reasons.length) return;
+    const a = this.d.approvals.request({
+      kind: 'capacity',
+      title: `Create a ${vcpus} vCPU / ${memoryMiB} MiB sandbox from ${source} on ${host.name}`,
+      detail: `Over the host's limits: ${reasons.join('; ')}.`,
+      risk: 'medium',
+      subject: { host: host.id, source, vcpus, memoryMiB, committed, limits, freeMemoryMiB: freeMem },
+      requestedBy: actor,
+      sandboxId: id,
+      sessionId: actor.door === 'agent' ? actor.id : null,
+    });
+    ctx.progress(null, `Waiting for approval: ${reasons.join('; ')}`);
+    const decided = await this.d.approvals.wait(a.id, ctx.signal).catch((e: unknown) => {
+      this.d.approvals.cancel(a.id, actor, 'the sandbox creation was cancelled');
+      throw e;
+    });
+    if (decided.status !== 'approved') {
+      throw new FluidError('DENIED', `Creating the sandbox over the host's limits was ${decided.status}${decided.decidedBy ? ` by ${decided.decidedBy.door}:${decided.decidedBy.id}` : ''}${decided.note ? `: ${decided.note}` : ''}.`, { approvalId: a.id });
+    }
+  }
+
+  private pickTemplate(base: BaseRecord, vcpus: number, memoryMiB: number, virtType: 'kvm' | 'qemu', mode: CreateInput['start']): { use: TemplateInfo | null; reason: string; build: boolean } {
+    const warm = this.d.settings.get().sandboxes.warmTemplates;
+    if (mode === 'cold') return { use: null, reason: 'cold boot requested', build: false };
+    const t = base.template;
+    if (base.templateState === 'ready' && t) {
+      if (t.vcpus === vcpus && t.memoryMiB === memoryMiB && t.virtType === virtType) return { use: t, reason: 'restored the warm template', build: false };
+      const why = `the template is ${t.vcpus} vCPU / ${t.memoryMiB} MiB, this sandbox ${vcpus} / ${memoryMiB}`;
+      if (mode === 'restore') throw new FluidError('CONFLICT', `Cannot restore: ${why}.`);
+      return { use: null, reason: `cold boot: ${why}`, build: false };
+    }
+    if (mode === 'restore') throw new FluidError('CONFLICT', `No warm template is ready for ${base.sourceName} (${base.templateState}${base.templateError ? `: ${base.templateError}` : ''}).`);
+    if (base.templateState === 'building') return { use: null, reason: 'cold boot: the warm template is still being built', build: false };
+    if (/<nvram/.test(base.sourceXml)) return { use: null, reason: 'cold boot: UEFI guests have no memory template yet', build: false };
+    if (!warm) return { use: null, reason: 'cold boot: warm templates are off in Settings', build: false };
+    if (base.templateState === 'failed') return { use: null, reason: `cold boot: the template failed (${base.templateError})`, build: false };
+    return { use: null, reason: 'cold boot: first sandbox of this source (a warm template is built next)', build: true };
+  }
+
+  private async coldDefine(conn: HostConnection, host: Host, r: SandboxRow, base: BaseRecord, virtType: 'kvm' | 'qemu', signal: AbortSignal): Promise<void> {
+    const disks: Record<string, string> = {};
+    for (const d of base.disks) disks[d.target] = `${r.dir}/${d.target}.qcow2`;
+    const hasNvram = /<nvram/.test(base.sourceXml);
+    const derived = deriveDomain(base.sourceXml, {
+      name: r.domain_name,
+      uuid: r.domain_uuid,
+      genid: randomUUID(),
+      virtType,
+      vcpus: r.vcpus,
+      memoryMiB: r.memory_mib,
+      disks,
+      nvramPath: hasNvram ? `${r.dir}/nvram.fd` : null,
+      nic: { network: NETWORK_NAME, mac: r.mac! },
+      serialLog: `${r.dir}/serial.log`,
+      label: { kind: 'sandbox', id: r.id, installation: this.d.installation, source: r.source_name, base: base.id },
+    });
+    const srcNvram = /<nvram[^>]*>([^<]+)<\/nvram>/.exec(base.sourceXml)?.[1];
+    await run(
+      conn,
+      `set -e; mkdir -p ${shq(r.dir)}; chmod 755 ${shq(r.dir)} ${shq(hostLayout(host.storageDir, this.d.installation).sandboxes)}
+${base.disks.map((d) => `qemu-img create -q -f qcow2 -F qcow2 -b ${shq(d.path)} ${shq(disks[d.target]!)}`).join('\n')}
+${hasNvram && srcNvram ? `cp ${shq(srcNvram)} ${shq(`${r.dir}/nvram.fd`)}` : ':'}
+cat > ${shq(r.dir + '/domain.xml')}
+${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
+      { stdin: derived.xml, what: 'Defining the sandbox VM', signal, timeoutMs: 120_000 },
+    );
+  }
+
+  private async startFromTemplate(conn: HostConnection, host: Host, r: SandboxRow, base: BaseRecord, t: TemplateInfo, signal: AbortSignal): Promise<void> {
+    const V = (a: string) => virsh(host.libvirtUri, a);
+    await run(conn, `mkdir -p ${shq(r.dir)} && chmod 755 ${shq(r.dir)}`, { signal });
+    const layerOf = (target: string) => `${t.dir}/${target}.qcow2`;
+    await restoreFromTemplate(
+      conn,
+      host,
+      t,
+      {
+        name: r.domain_name,
+        uuid: r.domain_uuid,
+        genid: randomUUID(),
+        dir: r.dir,
+        disks: base.disks.map((d) => [layerOf(d.target), `${r.dir}/${d.target}.qcow2`]),
+        serialLog: `${r.dir}/serial.log`,
+        label: { id: r.id, installation: this.d.installation, source: r.source_name, base: base.id },
+      },
+      signal,
+    );
+    // The guest clock is frozen at save time (certificates would look not-yet-valid or expired), and
+    // the NIC was left out of the template: sync the clock and plug the sandbox's own NIC in parallel.
+    const nic = t.nicXml.replace('@@MAC@@', r.mac!).replace('@@NETWORK@@', NETWORK_NAME);
+    await Promise.all([
+      syncClock(conn, host.libvirtUri, r.domain_name, signal),
+      run(conn, `f=${shq(r.dir + '/nic.xml')}; cat > "$f" && ${V(`attach-device ${shq(r.domain_name)} "$f" --live`)} >/dev/null`, { stdin: nic, what: 'Attaching the network card', signal }),
+    ]);
+    // Make the restored domain persistent (stop/start later boots it from its own overlay).
+    await run(conn, `f=${shq(r.dir + '/domain.xml')}; ${V(`dumpxml --inactive ${shq(r.domain_name)}`)} > "$f" && ${V(`define "$f"`)} >/dev/null`, { what: 'Defining the restored sandbox', signal });
+  }
+
+  /** The identity step (new host keys and all), run once per sandbox through the guest agent. */
+  private async applyIdentity(conn: HostConnection, host: Host, r: SandboxRow, signal: AbortSignal): Promise<string> {
+    const hostname = r.name.slice(0, 63);
+    const keys = generateHostKeys(hostname);
+    const script = identityScript({
+      hostname,
+      caPublicKey: this.d.ca.publicKey(),
+      ip: r.ip!,
+      prefix: PREFIX,
+      mac: r.mac!,
+      gateway: GATEWAY,
+      proxySetup: this.d.egress?.guestSetup() ?? '',
+      hostKeys: keys,
+    });
+    const res = await guestExec(conn, host.libvirtUri, r.domain_name, '/bin/sh', ['-s'], { stdin: script, timeoutMs: 180_000, signal });
+    if (res.exitCode !== 0) throw new FluidError('INTERNAL', `The identity step failed in the guest (exit ${res.exitCode}): ${(res.stderr || res.stdout).trim().slice(-1500)}`);
+    const out = parseIdentityOutput(res.stdout);
+    if (out.hostKey.split(/\s+/)[1] !== keys.ed25519.public.split(/\s+/)[1]) {
+      throw new FluidError('INTERNAL', 'The guest reports a different SSH host key than the one Fluid installed.');
+    }
+    return fingerprintOf(keyBlob(keys.ed25519.public));
+  }
+
+  /** Runtime state (pinned address, proxy settings) after a boot of an existing sandbox. */
+  private async applyRuntime(conn: HostConnection, host: Host, r: SandboxRow, signal: AbortSignal): Promise<void> {
+    const script = `#!/bin/sh\nset -eu\nexport PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n${runtimeScript({ ip: r.ip!, prefix: PREFIX, mac: r.mac!, proxySetup: this.d.egress?.guestSetup() ?? '' })}`;
+    const res = await guestExec(conn, host.libvirtUri, r.domain_name, '/bin/sh', ['-s'], { stdin: script, timeoutMs: 120_000, signal });
+    if (res.exitCode !== 0) throw new FluidError('INTERNAL', `Configuring the sandbox after boot failed (exit ${res.exitCode}): ${(res.stderr || res.stdout).trim().slice(-1500)}`);
+  }
+
+  private guest(r: SandboxRow): GuestSsh {
+    if (!r.ip || !r.host_key_fp) throw new FluidError('CONFLICT', `Sandbox ${r.name} is not reachable yet (${r.state}).`);
+    return this.d.guests.get({
+      key: r.id,
+      host: this.hostGetter(r.host_id),
+      address: r.ip,
+      user: FLUID_USER,
+      hostKey: { fingerprint: r.host_key_fp },
+      sandboxId: r.id,
+    });
+  }
+
+  private hostGetter(hostId: string): () => Promise<HostConnection> {
+    let g = this.hostGetters.get(hostId);
+    if (!g) {
+      g = () => this.d.hosts.connection(hostId);
+      this.hostGetters.set(hostId, g);
+    }
+    return g;
+  }
+
+  private async waitSsh(r: SandboxRow, signal: AbortSignal): Promise<void> {
+    const end = Date.now() + WAIT_SSH_MS;
+    let last: unknown = null;
+    while (Date.now() < end) {
+      signal.throwIfAborted();
+      try {
+        const res = await this.guest(r).exec('true', { timeoutMs: 20_000, signal });
+        if (res.exitCode === 0) return;
+        last = new Error(`exit ${res.exitCode}: ${res.stderr}`);
+      } catch (e) {
+        last = e;
+        if ((e as FluidError).code === 'HOSTKEY_MISMATCH' || (e as FluidError).code === 'CANCELLED') throw e;
+        this.d.guests.close(r.id);
+      }
+      await new Promise((res) => setTimeout(res, 300));
+    }
+    throw new FluidError('TIMEOUT', `SSH to the sandbox at ${r.ip} did not come up within ${WAIT_SSH_MS / 1000} s: ${(last as Error)?.message ?? 'no answer'}`);
+  }
+
+  private buildTemplateInBackground(host: Host, base: BaseRecord, spec: { vcpus: number; memoryMiB: number; virtType: 'kvm' | 'qemu' }, actor: Actor): void {
+    const key = `${base.id}/${spec.vcpus}x${spec.memoryMiB}`;
+    if (this.templateBuilds.has(key)) return;
+    this.bases.update(base.id, { template_state: 'building', template_error: null, owner_pid: process.pid, owner_instance: this.d.tasks.instance });
+    const task = this.d.tasks.start({
+      kind: 'template.build',
+      title: `Warm template of ${base.sourceName} (${spec.vcpus} vCPU, ${spec.memoryMiB} MiB)`,
+      target: base.id,
+      run: async (ctx) => {
+        try {
+          const conn = await this.d.hosts.connection(host.id);
+          const t = await buildTemplate(conn, host, this.d.installation, base, spec, ctx);
+          this.bases.update(base.id, { template_state: 'ready', template: JSON.stringify(t), owner_pid: null, owner_instance: null });
+          this.d.audit.append({ actor, action: 'template.create', target: base.id, data: { source: base.sourceName, vcpus: t.vcpus, memoryMiB: t.memoryMiB, bootMs: t.bootMs, saveMs: t.saveMs } });
+          return { bootMs: t.bootMs, saveMs: t.saveMs };
+        } catch (err) {
+          this.bases.update(base.id, { template_state: 'failed', template_error: toErrorPayload(err).message, owner_pid: null, owner_instance: null });
+          throw err;
+        }
+      },
+    });
+    const done = this.d.tasks.wait(task.id).then(
+      () => undefined,
+      () => undefined,
+    );
+    this.templateBuilds.set(key, done);
+    void done.finally(() => this.templateBuilds.delete(key));
+  }
+
+  /** Wait for background template builds (tests, shutdown). */
+  async settleTemplates(): Promise<void> {
+    await Promise.allSettled([...this.templateBuilds.values()]);
+  }
+
+  // ---- lifecycle ----------------------------------------------------------------------------------
+
+  async destroy(ref: string, actor: Actor): Promise<Sandbox> {
+    const r = this.store.row(ref);
+    if (r.state === 'destroyed') return this.dto(r);
+    if (r.state === 'creating' && r.task_id && r.owner_instance === this.d.tasks.instance) {
+      // Our own creation in flight: cancel it; its cleanup removes what it made.
+      this.d.tasks.cancel(r.task_id);
+      await this.d.tasks.wait(r.task_id);
+    }
+    const fresh = this.store.row(r.id);
+    if (fresh.state === 'creating' && fresh.owner_pid && fresh.owner_instance !== this.d.tasks.instance && pidAlive(fresh.owner_pid)) {
+      throw new FluidError('CONFLICT', `Sandbox ${r.name} is being created by another Fluid process (pid ${fresh.owner_pid}); cancel that task first.`);
+    }
+    this.store.update(r.id, { state: 'destroying' });
+    this.changed(r.id);
+    const host = this.d.hosts.get(r.host_id);
+    const conn = await this.d.hosts.connection(host.id);
+    this.d.guests.close(r.id);
+    const cleaned = await this.teardown(conn, host, fresh, fresh.slot);
+    this.store.update(r.id, { state: 'destroyed' });
+    this.d.audit.append({ actor, action: 'sandbox.destroy', target: r.id, data: { name: r.name, host: host.name, cleaned } });
+    await this.d.egress?.sync(host.id).catch(() => {});
+    this.changed(r.id);
+    return this.get(r.id);
+  }
+
+  /** Remove everything of a sandbox from its host. Idempotent. */
+  private async teardown(conn: HostConnection, host: Host, r: SandboxRow, slot: number | null): Promise<string[]> {
+    const V = (a: string) => virsh(host.libvirtUri, a);
+    const out = await run(
+      conn,
+      `cleaned=""
+if ${V(`domstate ${shq(r.domain_name)}`)} >/dev/null 2>&1; then
+  ${V(`destroy ${shq(r.domain_name)}`)} >/dev/null 2>&1 || true
+  ${V(`undefine ${shq(r.domain_name)} --nvram --snapshots-metadata`)} >/dev/null 2>&1 || ${V(`undefine ${shq(r.domain_name)} --snapshots-metadata`)} >/dev/null 2>&1 || true
+  cleaned="$cleaned domain"
+fi
+if [ -d ${shq(r.dir)} ]; then rm -rf ${shq(r.dir)}; cleaned="$cleaned files"; fi
+echo $cleaned`,
+      { what: `Removing sandbox ${r.name} from ${host.name}`, timeoutMs: 120_000 },
+    );
+    const cleaned = out.trim().split(/\s+/).filter(Boolean);
+    if (slot && (await releaseSlot(conn, host.storageDir, slot, { installation: this.d.installation, sandboxId: r.id }))) cleaned.push(`address ${slotIp(slot)}`);
+    return cleaned;
+  }
+
+  async stop(ref: string, force: boolean, actor: Actor): Promise<Sandbox> {
+    const r = this.store.row(ref);
+    if (r.state === 'stopped') return this.dto(r);
+    if (r.state !== 'running') throw new FluidError('CONFLICT', `Sandbox ${r.name} is ${r.state}; only a running sandbox can be stopped.`);
+    const host = this.d.hosts.get(r.host_id);
+    const conn = await this.d.hosts.connection(host.id);
+    this.store.update(r.id, { state: 'stopping' });
+    this.changed(r.id);
+    this.d.guests.close(r.id);
+    const V = (a: string) => virsh(host.libvirtUri, a);
+    await run(
+      conn,
+      `d=${shq(r.domain_name)}
+${force ? '' : `${V('shutdown "$d"')} >/dev/null 2>&1 || true
+i=0; while [ $i -lt 600 ]; do [ "$(${V('domstate "$d"')} 2>/dev/null)" = "shut off" ] && exit 0; sleep 0.1; i=$((i+1)); done`}
+${V('destroy "$d"')} >/dev/null 2>&1 || true`,
+      { what: `Stopping ${r.name}`, timeoutMs: 120_000 },
+    ).catch((e: unknown) => {
+      this.store.update(r.id, { state: 'running' });
+      throw e;
+    });
+    this.store.update(r.id, { state: 'stopped' });
+    this.d.audit.append({ actor, action: 'sandbox.stop', target: r.id, data: { force } });
+    this.changed(r.id);
+    return this.get(r.id);
+  }
+
+  start(ref: string, actor: Actor): Task {
+    const r = this.store.row(ref);
+    if (r.state !== 'stopped') throw new FluidError('CONFLICT', `Sandbox ${r.name} is ${r.state}; only a stopped sandbox can be started.`);
+    this.store.update(r.id, { state: 'starting' });
+    this.changed(r.id);
+    return this.d.tasks.start({
+      kind: 'sandbox.start',
+      title: `Start sandbox ${r.name}`,
+      target: r.id,
+      run: async (ctx) => {
+        const p = new Phases();
+        const host = this.d.hosts.get(r.host_id);
+        try {
+          const conn = await this.d.hosts.connection(host.id);
+          await ensureNetwork(conn, host.libvirtUri, ctx.signal);
+          await run(conn, virsh(host.libvirtUri, `start ${shq(r.domain_name)}`), { what: 'Starting the sandbox', signal: ctx.signal });
+          ctx.progress(0.3, 'Booting');
+          await waitForAgent(conn, host.libvirtUri, r.domain_name, BOOT_TIMEOUT_MS, ctx.signal);
+          p.mark('boot');
+          // The reserved address and the proxy settings are runtime state: apply them again.
+          await this.applyRuntime(conn, host, r, ctx.signal);
+          p.mark('identity');
+          await this.d.egress?.sync(host.id).catch(() => {});
+          await this.waitSsh(this.store.row(r.id), ctx.signal);
+          p.mark('ssh');
+          p.total();
+          this.store.update(r.id, { state: 'running', start_path: 'cold', start_path_reason: 'started a stopped sandbox', timings: JSON.stringify(p.timings) });
+          this.d.audit.append({ actor, action: 'sandbox.start', target: r.id, data: { timings: p.timings } });
+          this.changed(r.id);
+          return this.get(r.id);
+        } catch (err) {
+          this.store.update(r.id, { state: 'stopped', error: JSON.stringify(toErrorPayload(err)) });
+          this.changed(r.id);
+          throw err;
+        }
+      },
+    });
+  }
+
+  extend(ref: string, ttlMinutes: number, actor: Actor): Sandbox {
+    const r = this.store.row(ref);
+    if (!LIVE_STATES.includes(r.state)) throw new FluidError('CONFLICT', `Sandbox ${r.name} is ${r.state}.`);
+    const expires = new Date(this.d.clock.now().getTime() + ttlMinutes * 60_000).toISOString();
+    this.store.update(r.id, { ttl_minutes: ttlMinutes, expires_at: expires });
+    this.d.audit.append({ actor, action: 'sandbox.extend', target: r.id, data: { ttlMinutes, expiresAt: expires } });
+    this.changed(r.id);
+    return this.get(r.id);
+  }
+
+  // ---- access -------------------------------------------------------------------------------------
+
+  private running(ref: string): SandboxRow {
+    const r = this.store.row(ref);
+    if (r.state !== 'running') throw new FluidError('CONFLICT', `Sandbox ${r.name} is ${r.state}; start it first.`);
+    return r;
+  }
+
+  async exec(ref: string, command: string, opts: { timeoutSeconds: number; maxOutputBytes: number; stdin?: string; signal?: AbortSignal; onStdout?: (c: Buffer) => void; onStderr?: (c: Buffer) => void }, actor: Actor) {
+    const r = this.running(ref);
+    const res = await this.guest(r).exec(command, {
+      root: true,
+      timeoutMs: opts.timeoutSeconds * 1000,
+      maxOutputBytes: opts.maxOutputBytes,
+      stdin: opts.stdin,
+      signal: opts.signal,
+      onStdout: opts.onStdout,
+      onStderr: opts.onStderr,
+    });
+    this.d.audit.append({ actor, action: 'sandbox.exec', target: r.id, data: { command: command.length > 2000 ? command.slice(0, 2000) + '…' : command, exitCode: res.exitCode, timedOut: res.timedOut, durationMs: res.durationMs } });
+    return res;
+  }
+
+  async readFile(ref: string, path: string, maxBytes: number) {
+    const r = this.running(ref);
+    const buf = await this.guest(r).readFile(path, { maxBytes });
+    const text = isText(buf);
+    return { path, size: buf.length, encoding: text ? ('utf8' as const) : ('base64' as const), content: text ? buf.toString('utf8') : buf.toString('base64') };
+  }
+
+  async writeFile(ref: string, path: string, content: string, encoding: 'utf8' | 'base64', mode: string | undefined, actor: Actor) {
+    const r = this.running(ref);
+    const data = encoding === 'base64' ? Buffer.from(content, 'base64') : Buffer.from(content, 'utf8');
+    await this.guest(r).writeFile(path, data, { mode, maxBytes: 64 * 1024 * 1024 });
+    this.d.audit.append({ actor, action: 'sandbox.write', target: r.id, data: { path, size: data.length } });
+    return { path, size: data.length };
+  }
+
+  async editFile(ref: string, path: string, oldString: string, newString: string, actor: Actor) {
+    const r = this.running(ref);
+    const res = await this.guest(r).editFile(path, oldString, newString);
+    const size = typeof res === 'object' && res && 'size' in res ? Number((res as { size: number }).size) : 0;
+    this.d.audit.append({ actor, action: 'sandbox.edit', target: r.id, data: { path } });
+    return { path, size };
+  }
+
+  async shell(ref: string, cols: number, rows: number, actor: Actor) {
+    const r = this.running(ref);
+    const sh = await this.guest(r).shell({ cols, rows });
+    this.d.audit.append({ actor, action: 'sandbox.shell', target: r.id, data: {} });
+    return sh;
+  }
+
+  // ---- egress allowlist ---------------------------------------------------------------------------
+
+  async setEgress(ref: string, destination: string, allow: boolean, actor: Actor): Promise<Sandbox> {
+    const r = this.store.row(ref);
+    const list = new Set(JSON.parse(r.egress_allow) as string[]);
+    if (allow) list.add(destination.toLowerCase());
+    else list.delete(destination.toLowerCase());
+    this.store.update(r.id, { egress_allow: JSON.stringify([...list]) });
+    this.d.audit.append({ actor, action: allow ? 'egress.allow' : 'egress.revoke', target: r.id, data: { destination } });
+    await this.d.egress?.sync(r.host_id);
+    this.changed(r.id);
+    return this.get(r.id);
+  }
+
+  // ---- snapshots ----------------------------------------------------------------------------------
+
+  async snapshotCreate(ref: string, name: string, memory: boolean, actor: Actor): Promise<Snapshot> {
+    const r = this.store.row(ref);
+    if (r.state !== 'running' && r.state !== 'stopped') throw new FluidError('CONFLICT', `Sandbox ${r.name} is ${r.state}.`);
+    const host = this.d.hosts.get(r.host_id);
+    const conn = await this.d.hosts.connection(host.id);
+    const withMemory = memory && r.state === 'running';
+    const snap: Snapshot = { id: randomUUID(), sandboxId: r.id, name, kind: withMemory ? 'disk+memory' : 'disk', createdAt: this.d.clock.now().toISOString(), createdBy: actor };
+    this.store.addSnapshot(snap);
+    try {
+      // Internal qcow2 snapshots live in the sandbox's own overlay: the shared base is never written.
+      await run(conn, virsh(host.libvirtUri, `snapshot-create-as ${shq(r.domain_name)} ${shq(name)} --atomic${withMemory ? '' : ' --disk-only'}`).replace(' --disk-only', r.state === 'running' && !withMemory ? ' --disk-only' : ''), {
+        what: 'Creating the snapshot',
+        timeoutMs: 300_000,
+      });
+    } catch (err) {
+      this.store.deleteSnapshot(snap.id);
+      throw err;
+    }
+    this.d.audit.append({ actor, action: 'snapshot.create', target: r.id, data: { name, kind: snap.kind } });
+    this.changed(r.id);
+    return snap;
+  }
+
+  snapshotList(ref: string): Snapshot[] {
+    return this.store.snapshots(this.store.row(ref).id);
+  }
+
+  async snapshotRestore(ref: string, snapshot: string, actor: Actor): Promise<Sandbox> {
+    const r = this.store.row(ref);
+    const s = this.store.snapshot(r.id, snapshot);
+    const host = this.d.hosts.get(r.host_id);
+    const conn = await this.d.hosts.connection(host.id);
+    this.d.guests.close(r.id);
+    await run(conn, virsh(host.libvirtUri, `snapshot-revert ${shq(r.domain_name)} ${shq(s.name)} --force`), { what: 'Restoring the snapshot', timeoutMs: 300_000 });
+    const state = (await run(conn, virsh(host.libvirtUri, `domstate ${shq(r.domain_name)}`))).trim();
+    if (state === 'running') {
+      // A memory snapshot wakes up with the clock it was taken at.
+      await syncClock(conn, host.libvirtUri, r.domain_name).catch(() => {});
+      await this.waitSsh(r, new AbortController().signal);
+    }
+    this.store.update(r.id, { state: state === 'running' ? 'running' : 'stopped' });
+    this.d.audit.append({ actor, action: 'snapshot.restore', target: r.id, data: { name: s.name, kind: s.kind } });
+    this.changed(r.id);
+    return this.get(r.id);
+  }
+
+  async snapshotDelete(ref: string, snapshot: string, actor: Actor): Promise<{ deleted: true }> {
+    const r = this.store.row(ref);
+    const s = this.store.snapshot(r.id, snapshot);
+    const host = this.d.hosts.get(r.host_id);
+    const conn = await this.d.hosts.connection(host.id);
+    await run(conn, virsh(host.libvirtUri, `snapshot-delete ${shq(r.domain_name)} ${shq(s.name)}`), { what: 'Deleting the snapshot', timeoutMs: 300_000 });
+    this.store.deleteSnapshot(s.id);
+    this.d.audit.append({ actor, action: 'snapshot.delete', target: r.id, data: { name: s.name } });
+    return { deleted: true };
+  }
+
+  // ---- bases --------------------------------------------------------------------------------------
+
+  listBases(host?: string) {
+    return this.bases
+      .list(host ? this.d.hosts.get(host).id : undefined)
+      .filter((b) => b.state !== 'retired')
+      .map(publicBase);
+  }
+
+  refreshBase(hostRef: string | undefined, source: string, actor: Actor): Task {
+    const host = this.resolveHost(hostRef, source);
+    return this.d.tasks.start({
+      kind: 'base.refresh',
+      title: `Copy ${source} into the base cache`,
+      target: host.id,
+      run: async (ctx) => {
+        const conn = await this.d.hosts.connection(host.id);
+        const vm = await this.findSource(conn, host, source, ctx.signal);
+        const previous = this.bases.latestReady(host.id, vm.uuid);
+        const b = await buildBase({ db: this.d.db, store: this.bases, audit: this.d.audit, clock: this.d.clock, installation: this.d.installation, instance: this.d.tasks.instance }, conn, host, vm, ctx, actor);
+        if (previous) this.bases.update(previous.id, { state: 'retired' });
+        return publicBase(b);
+      },
+    });
+  }
+
+  // ---- janitor ------------------------------------------------------------------------------------
+
+  /** Destroy sandboxes past their time to live. Returns the ids destroyed. */
+  async sweepExpired(): Promise<string[]> {
+    const now = this.d.clock.now().toISOString();
+    const due = this.store.list().filter((r) => r.expires_at && r.expires_at <= now && ['running', 'stopped', 'failed'].includes(r.state));
+    const out: string[] = [];
+    for (const r of due) {
+      try {
+        if (r.state === 'failed') {
+          this.store.update(r.id, { state: 'destroyed' });
+          this.changed(r.id);
+        } else await this.destroy(r.id, { door: 'system', id: 'janitor' });
+        out.push(r.id);
+      } catch (e) {
+        this.d.log.warn('janitor could not destroy an expired sandbox', { id: r.id, err: e });
+      }
+    }
+    return out;
+  }
+
+  startJanitor(intervalMs = 30_000): void {
+    if (this.janitor) return;
+    this.janitor = setInterval(() => void this.sweepExpired(), intervalMs);
+    this.janitor.unref();
+  }
+
+  stopJanitor(): void {
+    if (this.janitor) clearInterval(this.janitor);
+    this.janitor = null;
+  }
+}
+
+function sub(ctx: TaskContext, from: number, to: number): TaskContext {
+  return { ...ctx, progress: (f, m) => ctx.progress(f === null ? null : from + (to - from) * f, m) };
+}
+
+function slug(s: string): string {
+  return (
+    s
+      .toLowerCase()
+      .replace(/[^a-z0-9-]+/g, '-')
+      .replace(/^-+|-+$/g, '')
+      .slice(0, 32) || 'sandbox'
+  );
+}
+
+function keyBlob(line: string): Buffer {
+  return Buffer.from(line.trim().split(/\s+/)[1] ?? '', 'base64');
+}
+
+function isText(buf: Buffer): boolean {
+  if (buf.includes(0)) return false;
+  const s = buf.toString('utf8');
+  return !s.includes('\uFFFD');
+}
