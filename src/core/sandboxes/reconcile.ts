@@ -49,7 +49,11 @@ export async function reconcileHost(d: ReconcileDeps, conn: HostConnection, host
       .filter(Boolean);
   const [sandboxDirs, templateDirs, baseDirs, slots] = await Promise.all([ls(layout.sandboxes), ls(layout.templates), ls(layout.bases), listSlots(conn, host.storageDir, d.installation)]);
 
-  const rows = new Map(d.sandboxes.list({ hostId: host.id, includeDestroyed: true }).map((r) => [r.id, r]));
+  // Two registered hosts can be the same libvirt (the local machine added over SSH as well): only
+  // judge what belongs to this host or to nobody; another host's sandboxes are its own business.
+  const everywhere = new Map(d.sandboxes.list({ includeDestroyed: true }).map((r) => [r.id, r]));
+  const foreign = (id: string) => everywhere.has(id) && everywhere.get(id)!.host_id !== host.id;
+  const rows = new Map([...everywhere].filter(([, r]) => r.host_id === host.id));
   const inFlight = (id: string) => {
     const r = rows.get(id);
     return !!r && (r.state === 'creating' || r.state === 'starting' || r.state === 'destroying') && ownerAlive(r.owner_pid, r.owner_instance, d.instance);
@@ -70,6 +74,7 @@ export async function reconcileHost(d: ReconcileDeps, conn: HostConnection, host
   for (const dom of doms) {
     const id = dom.fluid!.id;
     if (dom.fluid!.kind === 'sandbox') {
+      if (foreign(id)) continue;
       domainOf.set(id, dom);
       if (wanted(id)) {
         const r = rows.get(id)!;
@@ -89,6 +94,7 @@ export async function reconcileHost(d: ReconcileDeps, conn: HostConnection, host
       let building = false;
       try {
         const b = d.bases.get(id);
+        if (b.hostId !== host.id) continue;
         building = b.templateState === 'building' && ownerAlive(b.ownerPid, b.ownerInstance, d.instance);
       } catch {
         /* unknown base */
@@ -113,14 +119,17 @@ export async function reconcileHost(d: ReconcileDeps, conn: HostConnection, host
 
   // Files
   for (const id of sandboxDirs) {
-    if (wanted(id)) continue;
+    if (wanted(id) || foreign(id)) continue;
     await run(conn, `rm -rf ${shq(layout.sandbox(id))}`);
     cleaned.push(`files of sandbox ${id}`);
   }
-  const bases = new Map(d.bases.list(host.id).map((b) => [b.id, b]));
+  const allBases = new Map(d.bases.list().map((b) => [b.id, b]));
+  const foreignBase = (id: string) => allBases.has(id) && allBases.get(id)!.hostId !== host.id;
+  const bases = new Map([...allBases].filter(([, b]) => b.hostId === host.id));
   const liveBaseIds = new Set([...rows.values()].filter((r) => wanted(r.id)).map((r) => r.base_id));
   for (const name of templateDirs) {
     const baseId = name.slice(0, 36);
+    if (foreignBase(baseId)) continue;
     const b = bases.get(baseId);
     const keep = b && ((b.templateState === 'ready' && b.template?.dir === layout.template(name)) || (b.templateState === 'building' && ownerAlive(b.ownerPid, b.ownerInstance, d.instance)));
     if (keep) continue;
@@ -129,6 +138,7 @@ export async function reconcileHost(d: ReconcileDeps, conn: HostConnection, host
     cleaned.push(`template files ${name}`);
   }
   for (const id of baseDirs) {
+    if (foreignBase(id)) continue;
     const b = bases.get(id);
     const keep = b && (b.state === 'ready' || (b.state === 'building' && ownerAlive(b.ownerPid, b.ownerInstance, d.instance)) || (b.state === 'retired' && liveBaseIds.has(b.id)));
     if (keep) continue;
@@ -139,7 +149,7 @@ export async function reconcileHost(d: ReconcileDeps, conn: HostConnection, host
 
   // Address reservations
   for (const [slot, sandboxId] of slots) {
-    if (wanted(sandboxId)) continue;
+    if (wanted(sandboxId) || foreign(sandboxId)) continue;
     if (await releaseSlot(conn, host.storageDir, slot, { installation: d.installation, sandboxId })) cleaned.push(`address ${slotIp(slot)} (slot ${slot})`);
   }
 

@@ -94,6 +94,8 @@ export class SandboxService {
   /** One stable connection getter per host: the SSH pool keeps a session only while its target is unchanged. */
   private readonly hostGetters = new Map<string, () => Promise<HostConnection>>();
   private janitor: NodeJS.Timeout | null = null;
+  /** Long-running doors (the app, web mode) build warm templates in the background after a cold boot. */
+  backgroundTemplates = false;
 
   constructor(deps: SandboxDeps) {
     this.d = deps;
@@ -272,7 +274,7 @@ export class SandboxService {
         data: { host: host.name, source: vm.name, base: base.id, fingerprint: base.fingerprint, ip, path: template.use ? 'restore' : 'cold', reason: template.reason, timings: p.timings, hostKey: this.store.row(id).host_key_fp },
       });
       this.changed(id);
-      if (!template.use && template.build) this.buildTemplateInBackground(host, base, { vcpus, memoryMiB, virtType }, actor);
+      if (!template.use && template.build && this.backgroundTemplates) this.buildTemplate(host, base, { vcpus, memoryMiB, virtType }, actor);
       return this.get(id);
     } catch (err) {
       const payload = toErrorPayload(err);
@@ -493,9 +495,9 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
     throw new FluidError('TIMEOUT', `SSH to the sandbox at ${r.ip} did not come up within ${WAIT_SSH_MS / 1000} s: ${(last as Error)?.message ?? 'no answer'}`);
   }
 
-  private buildTemplateInBackground(host: Host, base: BaseRecord, spec: { vcpus: number; memoryMiB: number; virtType: 'kvm' | 'qemu' }, actor: Actor): void {
+  private buildTemplate(host: Host, base: BaseRecord, spec: { vcpus: number; memoryMiB: number; virtType: 'kvm' | 'qemu' }, actor: Actor): Task | null {
     const key = `${base.id}/${spec.vcpus}x${spec.memoryMiB}`;
-    if (this.templateBuilds.has(key)) return;
+    if (this.templateBuilds.has(key)) return null;
     this.bases.update(base.id, { template_state: 'building', template_error: null, owner_pid: process.pid, owner_instance: this.d.tasks.instance });
     const task = this.d.tasks.start({
       kind: 'template.build',
@@ -520,6 +522,33 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
     );
     this.templateBuilds.set(key, done);
     void done.finally(() => this.templateBuilds.delete(key));
+    return task;
+  }
+
+  /** Build (or rebuild) a source's warm template now. */
+  warm(hostRef: string | undefined, source: string, size: { vcpus?: number; memoryMiB?: number }, actor: Actor): Task {
+    const host = this.resolveHost(hostRef, source);
+    return this.d.tasks.start({
+      kind: 'base.warm',
+      title: `Warm template of ${source}`,
+      target: host.id,
+      run: async (ctx) => {
+        const conn = await this.d.hosts.connection(host.id);
+        const vm = await this.findSource(conn, host, source, ctx.signal);
+        let base = this.bases.latestReady(host.id, vm.uuid);
+        if (!base) {
+          ctx.progress(0.05, `Copying ${vm.name} into the base cache first`);
+          base = await buildBase({ db: this.d.db, store: this.bases, audit: this.d.audit, clock: this.d.clock, installation: this.d.installation, instance: this.d.tasks.instance }, conn, host, vm, sub(ctx, 0.05, 0.4), actor);
+        }
+        const virtType = host.lastCheck?.facts.virtType ?? (await this.detectVirtType(host));
+        const spec = { vcpus: size.vcpus ?? vm.vcpus, memoryMiB: size.memoryMiB ?? vm.memoryMiB, virtType };
+        const t = this.buildTemplate(host, base, spec, actor);
+        if (!t) throw new FluidError('CONFLICT', `A warm template of ${source} is already being built.`);
+        const done = await this.d.tasks.wait(t.id, ctx.signal);
+        if (done.status !== 'succeeded') throw new FluidError(done.error?.code ?? 'INTERNAL', done.error?.message ?? `The template build ${done.status}.`);
+        return { baseId: base.id, ...(done.result as object) };
+      },
+    });
   }
 
   /** Wait for background template builds (tests, shutdown). */

@@ -1,4 +1,4 @@
-import { SettingsSchema, type Settings, type SettingsPatch } from '../../shared/contract/settings.ts';
+import { SettingsPatchSchema, SettingsSchema, type Settings, type SettingsPatch } from '../../shared/contract/settings.ts';
 import { FluidError } from '../../shared/errors.ts';
 import type { Actor } from '../../shared/rpc.ts';
 import { validationError } from '../../shared/rpc.ts';
@@ -31,6 +31,8 @@ export class SettingsService {
   }
 
   update(patch: SettingsPatch, actor: Actor): Settings {
+    const checked = SettingsPatchSchema.safeParse(patch);
+    if (!checked.success) throw validationError(checked.error);
     const current = this.get();
     const merged = deepMerge(current, patch);
     const parsed = SettingsSchema.safeParse(merged);

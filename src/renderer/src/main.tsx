@@ -1,9 +1,12 @@
+import './csp.ts';
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
+import { App } from './app/App.tsx';
+import { startConnection } from './stores/connection.ts';
+import { hydrateStores } from './stores/index.ts';
+import './styles/app.css';
 
-function App() {
-  return <div>Fluid</div>;
-}
+void startConnection(hydrateStores);
 
 createRoot(document.getElementById('root')!).render(
   <StrictMode>

@@ -203,6 +203,11 @@ export const sandboxesContract = {
   ),
   'bases.list': call(z.object({ host: HostRef.optional() }), z.array(BaseSchema), 'Cached base copies of source VMs.'),
   'bases.refresh': call(z.object({ host: HostRef.optional(), source: z.string().min(1) }), TaskSchema, "Take a fresh consistent copy of a source VM's disks (a task)."),
+  'bases.warm': call(
+    z.object({ host: HostRef.optional(), source: z.string().min(1), vcpus: z.number().int().min(1).max(64).optional(), memoryMiB: z.number().int().min(256).max(262144).optional() }),
+    TaskSchema,
+    "Build a source's warm template now (boot once, save with memory), so new sandboxes restore in seconds.",
+  ),
   'snapshots.create': call(
     z.object({ sandbox: SandboxRef, name: z.string().min(1).max(64).regex(/^[A-Za-z0-9._-]+$/), memory: z.boolean().default(true) }),
     SnapshotSchema,

@@ -37,12 +37,24 @@ export const SettingsSchema = z.object({
 });
 export type Settings = z.infer<typeof SettingsSchema>;
 
+/** Every field optional and without its default, so a patch names exactly what it changes. */
+function patchOf<S extends z.ZodRawShape>(section: z.ZodObject<S>) {
+  const shape: Record<string, z.ZodType> = {};
+  for (const [k, v] of Object.entries(section.shape)) {
+    const field = v as z.ZodType;
+    shape[k] = (field instanceof z.ZodDefault ? (field.unwrap() as z.ZodType) : field).optional();
+  }
+  return z.object(shape).strict() as unknown as z.ZodObject<{ [K in keyof S]: z.ZodOptional<S[K]> }>;
+}
+
 /** A partial update: any subset of the settings tree. */
-export const SettingsPatchSchema = z.object({
-  ui: SettingsSchema.shape.ui.unwrap().partial().optional(),
-  hosts: SettingsSchema.shape.hosts.unwrap().partial().optional(),
-  sandboxes: SettingsSchema.shape.sandboxes.unwrap().partial().optional(),
-});
+export const SettingsPatchSchema = z
+  .object({
+    ui: patchOf(SettingsSchema.shape.ui.unwrap()).optional(),
+    hosts: patchOf(SettingsSchema.shape.hosts.unwrap()).optional(),
+    sandboxes: patchOf(SettingsSchema.shape.sandboxes.unwrap()).optional(),
+  })
+  .strict();
 export type SettingsPatch = z.infer<typeof SettingsPatchSchema>;
 
 export const settingsContract = {

@@ -33,3 +33,14 @@ test('a stored value that no longer validates falls back to defaults instead of 
   assert.equal(core.settings.get().hosts.minFreeDiskGiB, 10);
   await core.dispose();
 });
+
+test('a patch changes only the fields it names (defaults in the patch schema never reset others)', async () => {
+  const core = testCore();
+  core.settings.update({ hosts: { minFreeDiskGiB: 33 } }, actor);
+  core.settings.update({ hosts: { connectTimeoutSeconds: 20 } }, actor);
+  const s = core.settings.get();
+  assert.equal(s.hosts.minFreeDiskGiB, 33);
+  assert.equal(s.hosts.connectTimeoutSeconds, 20);
+  assert.throws(() => core.settings.update({ hosts: { bogus: 1 } } as never, actor), { code: 'VALIDATION' });
+  await core.dispose();
+});

@@ -1,0 +1,12 @@
+/** The e2e kit: a real backend in web mode, Chromium, page objects, screenshots. */
+export { openApp, type App, type OpenAppOptions } from './app.ts';
+export { startServer, assertUiBuilt, ROOT, type FluidServer } from './server.ts';
+export { launchBrowser, CHROMIUM, CHROMIUM_ARGS } from './browser.ts';
+export { Screenshots, ARTIFACTS, slug } from './artifacts.ts';
+export { waitFor, waitForText } from './wait.ts';
+export { readLab, LAB_JSON, type Lab } from './lab.ts';
+export { AppShell, type SectionName } from './pages/AppShell.ts';
+export { OnboardingPage, type CheckRow, type SourceRow } from './pages/OnboardingPage.ts';
+export { HostsPage } from './pages/HostsPage.ts';
+export { AuditPage } from './pages/AuditPage.ts';
+export { SettingsPage } from './pages/SettingsPage.ts';

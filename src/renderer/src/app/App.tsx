@@ -1,0 +1,101 @@
+/** The shell: navigation, header (connection, tasks), banner, the routed view, toasts. */
+import { useEffect, useRef } from 'react';
+import { AgentView } from '../features/agent/AgentView.tsx';
+import { AuditView } from '../features/audit/AuditView.tsx';
+import { HostsView } from '../features/hosts/HostsView.tsx';
+import { OnboardingView } from '../features/onboarding/OnboardingView.tsx';
+import { PlaybooksView } from '../features/playbooks/PlaybooksView.tsx';
+import { SandboxesView } from '../features/sandboxes/SandboxesView.tsx';
+import { SettingsView } from '../features/settings/SettingsView.tsx';
+import { redirect, useRoute } from '../lib/route.ts';
+import { useConnection } from '../stores/connection.ts';
+import { isFirstRun, useHosts } from '../stores/hosts.ts';
+import { ConnectScreen } from './ConnectScreen.tsx';
+import { Header } from './Header.tsx';
+import { Nav } from './Nav.tsx';
+import { ReconnectBanner } from './ReconnectBanner.tsx';
+import { SECTIONS } from './sections.ts';
+import { useThemeSync } from './theme.ts';
+import { Toasts } from './Toasts.tsx';
+
+function useLanding(route: string[]): void {
+  const loaded = useHosts((s) => s.loaded);
+  const firstRun = useHosts(isFirstRun);
+  const decided = useRef(false);
+  useEffect(() => {
+    if (decided.current || !loaded) return;
+    decided.current = true;
+    if (route.length === 0) redirect(firstRun ? 'onboarding' : 'hosts');
+  }, [loaded, firstRun, route.length]);
+}
+
+function View({ route }: { route: string[] }) {
+  const [section, ...rest] = route;
+  switch (section) {
+    case 'onboarding':
+      return <OnboardingView />;
+    case 'hosts':
+      return <HostsView sub={rest} />;
+    case 'sandboxes':
+      return <SandboxesView />;
+    case 'agent':
+      return <AgentView />;
+    case 'playbooks':
+      return <PlaybooksView />;
+    case 'audit':
+      return <AuditView sub={rest} />;
+    case 'settings':
+      return <SettingsView />;
+    case undefined:
+      return null;
+    default:
+      return (
+        <div className="page-pad">
+          <p>
+            There is no page at <code>#{location.hash.slice(1)}</code>. <a href="#/hosts">Go to Hosts</a>.
+          </p>
+        </div>
+      );
+  }
+}
+
+export function App() {
+  const state = useConnection((s) => s.state);
+  const everConnected = useConnection((s) => s.generation > 0);
+  const route = useRoute();
+  useThemeSync();
+  useLanding(route);
+  const mainRef = useRef<HTMLElement>(null);
+  const section = route[0] ?? '';
+
+  // Move focus to the content when the section changes (not on the first render).
+  const lastSection = useRef(section);
+  useEffect(() => {
+    if (lastSection.current !== section && lastSection.current !== '') mainRef.current?.focus();
+    lastSection.current = section;
+  }, [section]);
+
+  useEffect(() => {
+    const label = SECTIONS.find((s) => s.id === section)?.label;
+    document.title = label ? `${label} · Fluid` : 'Fluid';
+  }, [section]);
+
+  if (!everConnected) return <ConnectScreen />;
+  const title = SECTIONS.find((s) => s.id === section)?.label ?? 'Fluid';
+  return (
+    <div className="shell" data-connection={state}>
+      <a className="skip-link" href="#main" onClick={(e) => (e.preventDefault(), mainRef.current?.focus())}>
+        Skip to content
+      </a>
+      <Nav current={section} />
+      <div className="main-col">
+        <Header title={title} />
+        <ReconnectBanner />
+        <main className="content" id="main" ref={mainRef} tabIndex={-1} aria-label={title}>
+          <View route={route} />
+        </main>
+      </div>
+      <Toasts />
+    </div>
+  );
+}

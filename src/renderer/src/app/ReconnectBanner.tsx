@@ -1,0 +1,40 @@
+import { useEffect, useState } from 'react';
+import { retryNow, useConnection } from '../stores/connection.ts';
+
+export function ReconnectBanner() {
+  const state = useConnection((s) => s.state);
+  const nextRetryAt = useConnection((s) => s.nextRetryAt);
+  const attempt = useConnection((s) => s.attempt);
+  const error = useConnection((s) => s.error);
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    if (state !== 'reconnecting') return;
+    const t = setInterval(() => setNow(Date.now()), 250);
+    return () => clearInterval(t);
+  }, [state]);
+  if (state !== 'reconnecting' && state !== 'disconnected') return null;
+  const secs = nextRetryAt ? Math.max(0, Math.ceil((nextRetryAt - now) / 1000)) : 0;
+  return (
+    <div className="banner banner-warn" role="alert">
+      <span className="spinner small" aria-hidden="true" />
+      <div className="banner-text">
+        {state === 'reconnecting' ? (
+          <>
+            <strong>Lost the connection to the Fluid backend.</strong>{' '}
+            {secs > 0 ? `Retrying in ${secs} s` : 'Retrying now'} (attempt {attempt}). What you see may be out
+            of date until it is back.
+          </>
+        ) : (
+          <>
+            <strong>Disconnected.</strong> {error}
+          </>
+        )}
+      </div>
+      {state === 'reconnecting' && (
+        <button type="button" className="btn btn-small" onClick={retryNow}>
+          Retry now
+        </button>
+      )}
+    </div>
+  );
+}

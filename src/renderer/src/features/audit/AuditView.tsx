@@ -1,0 +1,274 @@
+/**
+ * The audit log: newest first, paged, filterable by action, live. Verify the chain, export it as
+ * JSON lines, or review an exported file offline.
+ */
+import { useId, useMemo, useRef, useState } from 'react';
+import type { AuditEntry, AuditVerify } from '../../../../shared/contract/audit.ts';
+import { Icon } from '../../components/Icon.tsx';
+import { Badge, EmptyState, ErrorBox, Spinner } from '../../components/ui.tsx';
+import { toErrorInfo, type ErrorInfo } from '../../lib/errors.ts';
+import { formatTime, plural, shortHash } from '../../lib/format.ts';
+import { href, navigate } from '../../lib/route.ts';
+import { loadOlderAudit, setAuditFilter, useAudit } from '../../stores/audit.ts';
+import { rpc } from '../../stores/connection.ts';
+import { useHosts } from '../../stores/hosts.ts';
+import { toast, toastError } from '../../stores/toasts.ts';
+import { AuditDetail } from './AuditDetail.tsx';
+
+export function VerifyResult({ result, label }: { result: AuditVerify; label: string }) {
+  if (result.ok)
+    return (
+      <div className="callout callout-ok" role="status" data-testid="verify-result" data-ok="true">
+        <Icon name="shield" size={16} />
+        <div className="callout-body">
+          <div className="callout-title">
+            {label}: intact, {plural(result.count, 'entry', 'entries')}
+          </div>
+          <p className="muted">
+            Head hash <code className="hash">{result.headHash}</code>
+          </p>
+        </div>
+      </div>
+    );
+  return (
+    <div className="callout callout-fail" role="alert" data-testid="verify-result" data-ok="false">
+      <Icon name="x" size={16} />
+      <div className="callout-body">
+        <div className="callout-title">
+          {label}: {plural(result.problems.length, 'problem')} in {plural(result.count, 'entry', 'entries')}
+        </div>
+        <ul className="problems">
+          {result.problems.map((p, i) => (
+            <li key={i}>
+              <span className="mono">row {p.seq}</span> <Badge tone="fail">{p.kind}</Badge> {p.message}
+            </li>
+          ))}
+        </ul>
+      </div>
+    </div>
+  );
+}
+
+function download(name: string, content: string) {
+  const url = URL.createObjectURL(new Blob([content], { type: 'application/x-ndjson' }));
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+function Toolbar() {
+  const action = useAudit((s) => s.action);
+  const actions = useAudit((s) => s.actions);
+  const [verify, setVerify] = useState<AuditVerify | null>(null);
+  const [review, setReview] = useState<{ name: string; result: AuditVerify } | null>(null);
+  const [reviewError, setReviewError] = useState<ErrorInfo | null>(null);
+  const [busy, setBusy] = useState<'verify' | 'export' | 'review' | null>(null);
+  const fileRef = useRef<HTMLInputElement>(null);
+  const filterId = useId();
+
+  async function runVerify() {
+    setBusy('verify');
+    try {
+      setVerify(await rpc().call('audit.verify', {}));
+    } catch (err) {
+      toastError(err, 'Verifying the audit chain');
+    } finally {
+      setBusy(null);
+    }
+  }
+  async function runExport() {
+    setBusy('export');
+    try {
+      const r = await rpc().call('audit.export', {});
+      const stamp = new Date().toISOString().replace(/[:]/g, '-').replace(/\..+$/, '');
+      download(`fluid-audit-${stamp}.jsonl`, r.content);
+      toast({
+        kind: 'success',
+        title: 'Audit log exported',
+        message: `${plural(r.count, 'entry', 'entries')}, head ${shortHash(r.headHash, 16)}.`,
+      });
+    } catch (err) {
+      toastError(err, 'Exporting the audit log');
+    } finally {
+      setBusy(null);
+    }
+  }
+  async function runReview(file: File) {
+    setBusy('review');
+    setReview(null);
+    setReviewError(null);
+    try {
+      const content = await file.text();
+      setReview({ name: file.name, result: await rpc().call('audit.verifyExport', { content }) });
+    } catch (err) {
+      setReviewError(toErrorInfo(err));
+    } finally {
+      setBusy(null);
+      if (fileRef.current) fileRef.current.value = '';
+    }
+  }
+
+  return (
+    <div className="audit-tools">
+      <div className="toolbar">
+        <label className="toolbar-label" htmlFor={filterId}>
+          Action
+        </label>
+        <select
+          id={filterId}
+          className="input select"
+          value={action}
+          onChange={(e) => {
+            setAuditFilter(e.target.value);
+            navigate('audit');
+          }}
+        >
+          <option value="">All actions</option>
+          {actions.map((a) => (
+            <option key={a} value={a}>
+              {a}
+            </option>
+          ))}
+        </select>
+        <span className="toolbar-spacer" />
+        <button type="button" className="btn" onClick={() => void runVerify()} disabled={busy !== null}>
+          <Icon name="shield" size={14} /> {busy === 'verify' ? 'Verifying…' : 'Verify chain'}
+        </button>
+        <button type="button" className="btn" onClick={() => void runExport()} disabled={busy !== null}>
+          <Icon name="download" size={14} /> Export
+        </button>
+        <label className={busy ? 'btn disabled' : 'btn'}>
+          <Icon name="upload" size={14} /> {busy === 'review' ? 'Reviewing…' : 'Review an exported file'}
+          <input
+            ref={fileRef}
+            type="file"
+            accept=".jsonl,.ndjson,application/x-ndjson,application/json,text/plain"
+            className="visually-hidden-input"
+            aria-label="Review an exported audit file"
+            disabled={busy !== null}
+            onChange={(e) => {
+              const f = e.target.files?.[0];
+              if (f) void runReview(f);
+            }}
+          />
+        </label>
+      </div>
+      {verify && <VerifyResult result={verify} label="This log" />}
+      {review && <VerifyResult result={review.result} label={`Exported file ${review.name}`} />}
+      {reviewError && <ErrorBox error={reviewError} title="Could not review the file" />}
+    </div>
+  );
+}
+
+/** Targets are ids; show a host's name where the target is a host. */
+function TargetName({ target }: { target: string | null }) {
+  const host = useHosts((s) => (target ? s.byId[target] : undefined));
+  if (!target) return <span className="muted">—</span>;
+  return host ? <span>{host.name}</span> : <span className="mono">{target}</span>;
+}
+
+function actorText(e: AuditEntry): string {
+  return `${e.actor.door}:${e.actor.id}`;
+}
+
+export function AuditView({ sub }: { sub: string[] }) {
+  const loaded = useAudit((s) => s.loaded);
+  const loading = useAudit((s) => s.loading);
+  const entries = useAudit((s) => s.entries);
+  const total = useAudit((s) => s.total);
+  const action = useAudit((s) => s.action);
+  const selectedSeq = sub[0] ? Number(sub[0]) : null;
+  const selected = useMemo(
+    () => (selectedSeq ? (entries.find((e) => e.seq === selectedSeq) ?? null) : null),
+    [entries, selectedSeq],
+  );
+
+  return (
+    <div className="page-pad audit">
+      <Toolbar />
+      {!loaded ? (
+        <Spinner label="Loading the audit log" />
+      ) : entries.length === 0 ? (
+        <EmptyState icon="list" title={action ? `No “${action}” entries` : 'The audit log is empty'}>
+          <p>
+            Every change made through Fluid (hosts added or checked, settings, and later approvals and
+            applies) is recorded here, hash-chained so that any edit is detectable.
+          </p>
+        </EmptyState>
+      ) : (
+        <div className="split audit-split">
+          <div className="audit-table-wrap">
+            <table className="table audit-table" aria-label="Audit entries">
+              <thead>
+                <tr>
+                  <th scope="col" className="num">
+                    #
+                  </th>
+                  <th scope="col">Time</th>
+                  <th scope="col">Actor</th>
+                  <th scope="col">Action</th>
+                  <th scope="col">Target</th>
+                </tr>
+              </thead>
+              <tbody>
+                {entries.map((e) => (
+                  <tr
+                    key={e.seq}
+                    className={selected?.seq === e.seq ? 'selected' : undefined}
+                    data-action={e.action}
+                  >
+                    <td className="num mono">
+                      <a
+                        href={href('audit', String(e.seq))}
+                        aria-label={`Entry ${e.seq}: ${e.action}`}
+                        aria-current={selected?.seq === e.seq ? 'true' : undefined}
+                      >
+                        {e.seq}
+                      </a>
+                    </td>
+                    <td className="nowrap">{formatTime(e.ts)}</td>
+                    <td className="mono small">{actorText(e)}</td>
+                    <td>
+                      <Badge tone="accent">{e.action}</Badge>
+                    </td>
+                    <td className="small truncate" title={e.target ?? undefined}>
+                      <TargetName target={e.target} />
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+            <div className="table-foot">
+              <span className="muted">
+                Showing {entries.length} of {total}
+              </span>
+              {entries.length < total && (
+                <button
+                  type="button"
+                  className="btn btn-small"
+                  disabled={loading}
+                  onClick={() => void loadOlderAudit()}
+                >
+                  {loading ? 'Loading…' : 'Load older entries'}
+                </button>
+              )}
+            </div>
+          </div>
+          <div className="detail-pane audit-detail-pane">
+            {selected ? (
+              <AuditDetail entry={selected} />
+            ) : (
+              <p className="muted pad">
+                Select an entry to see who did what, its data and its place in the hash chain.
+              </p>
+            )}
+          </div>
+        </div>
+      )}
+    </div>
+  );
+}

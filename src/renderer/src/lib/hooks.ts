@@ -1,0 +1,109 @@
+import { useCallback, useEffect, useEffectEvent, useRef, useState, type RefObject } from 'react';
+import type { Task } from '../../../shared/contract/tasks.ts';
+import type { Backend } from '../backend.ts';
+import { rpc, useConnection } from '../stores/connection.ts';
+import { upsertTask, useTasks } from '../stores/tasks.ts';
+import { toErrorInfo, type ErrorInfo } from './errors.ts';
+
+export interface AsyncState<T> {
+  data: T | null;
+  error: ErrorInfo | null;
+  loading: boolean;
+  reload: () => void;
+}
+
+/**
+ * Load something from the backend, again when `deps` change, on reload(), and after a reconnection.
+ * A stale response (deps changed meanwhile) is dropped; the call is aborted on unmount.
+ */
+export function useBackendQuery<T>(
+  load: ((backend: Backend, signal: AbortSignal) => Promise<T>) | null,
+  deps: readonly unknown[],
+): AsyncState<T> {
+  const generation = useConnection((s) => s.generation);
+  const [state, setState] = useState<{ data: T | null; error: ErrorInfo | null; loading: boolean }>({
+    data: null,
+    error: null,
+    loading: !!load,
+  });
+  const [nonce, setNonce] = useState(0);
+  const enabled = !!load;
+  const run = useEffectEvent((backend: Backend, signal: AbortSignal) => load!(backend, signal));
+
+  useEffect(() => {
+    if (!enabled) {
+      setState({ data: null, error: null, loading: false });
+      return;
+    }
+    const ac = new AbortController();
+    setState((s) => ({ ...s, loading: true }));
+    let backend: Backend;
+    try {
+      backend = rpc();
+    } catch (err) {
+      setState((s) => ({ ...s, error: toErrorInfo(err), loading: false }));
+      return;
+    }
+    run(backend, ac.signal).then(
+      (data) => !ac.signal.aborted && setState({ data, error: null, loading: false }),
+      (err: unknown) => {
+        if (ac.signal.aborted) return;
+        // A dropped connection is not this query's failure: it reloads after reconnecting.
+        if (backend.isClosed) return setState((s) => ({ ...s, loading: true }));
+        setState((s) => ({ ...s, error: toErrorInfo(err), loading: false }));
+      },
+    );
+    return () => ac.abort();
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [...deps, enabled, nonce, generation]);
+
+  const reload = useCallback(() => setNonce((n) => n + 1), []);
+  return { ...state, reload };
+}
+
+/**
+ * Follow a task with the tasks.watch stream (the task now, then every change until it ends).
+ * Falls back to the task store, which tasks.changed keeps current.
+ */
+export function useWatchedTask(taskId: string | null): Task | null {
+  const fromStore = useTasks((s) => (taskId ? (s.byId[taskId] ?? null) : null));
+  const generation = useConnection((s) => s.generation);
+  useEffect(() => {
+    if (!taskId) return;
+    const ac = new AbortController();
+    (async () => {
+      try {
+        for await (const t of rpc().stream('tasks.watch', { id: taskId }, { signal: ac.signal }))
+          upsertTask(t);
+      } catch {
+        // The store still follows tasks.changed; a lost stream is re-opened after reconnecting.
+      }
+    })();
+    return () => ac.abort();
+  }, [taskId, generation]);
+  return fromStore;
+}
+
+/** Move focus to an element when `key` changes (step headings, detail panes). */
+export function useFocusOnChange<T extends HTMLElement>(key: unknown): RefObject<T | null> {
+  const ref = useRef<T>(null);
+  const first = useRef(true);
+  useEffect(() => {
+    if (first.current) {
+      first.current = false;
+      return;
+    }
+    ref.current?.focus({ preventScroll: false });
+  }, [key]);
+  return ref;
+}
+
+/** Re-render every `ms` so relative times ("3 min ago") stay true. */
+export function useNow(ms = 30_000): number {
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    const t = setInterval(() => setNow(Date.now()), ms);
+    return () => clearInterval(t);
+  }, [ms]);
+  return now;
+}
