@@ -41,6 +41,8 @@ export interface TemplateInfo {
   serialLog: string;
   bootMs: number;
   saveMs: number;
+  /** The CA the template's guest trusts; clones of a template made under another CA re-apply trust. */
+  caFingerprint?: string;
 }
 
 interface Row {

@@ -25,6 +25,8 @@ export interface IdentityInput {
   proxySetup: string;
   /** New SSH host keys (made on the Fluid side: emulated guests take seconds per RSA key). */
   hostKeys: HostKeySet;
+  /** Also create Fluid's user and the CA trust (a warm template already has them). */
+  includeTrust: boolean;
 }
 
 export interface HostKeySet {
@@ -68,10 +70,10 @@ else
   printf '127.0.1.1\\t%s\\n' "$HN" >> /etc/hosts
 fi
 
-# machine-id
-rm -f /etc/machine-id
-if command -v systemd-machine-id-setup >/dev/null 2>&1; then systemd-machine-id-setup >/dev/null 2>&1
-else dbus-uuidgen > /etc/machine-id; fi
+# machine-id: random (systemd-machine-id-setup would derive it from the VM's SMBIOS UUID, which
+# clones restored from one memory image share).
+tr -d '-' < /proc/sys/kernel/random/uuid > /etc/machine-id.new && mv /etc/machine-id.new /etc/machine-id
+chmod 0444 /etc/machine-id
 if [ -d /var/lib/dbus ]; then ln -sf /etc/machine-id /var/lib/dbus/machine-id; fi
 
 # SSH host keys: replaced in one step (sshd keeps running on its old keys until the restart below).
@@ -88,29 +90,10 @@ printf '%s\\n' '${i.hostKeys[t].public.trim()}' > /etc/ssh/ssh_host_${t}_key.pub
   .join('\n')}
 if getent group ssh_keys >/dev/null 2>&1; then chgrp ssh_keys /etc/ssh/ssh_host_*_key && chmod 0640 /etc/ssh/ssh_host_*_key; fi
 
-# Fluid's user and CA trust
-if ! id ${FLUID_USER} >/dev/null 2>&1; then useradd -m -s /bin/bash ${FLUID_USER} 2>/dev/null || adduser -D -s /bin/sh ${FLUID_USER}; fi
-usermod -p '*' ${FLUID_USER} 2>/dev/null || true
-mkdir -p /etc/sudoers.d
-printf '%s ALL=(ALL) NOPASSWD:ALL\\n' ${FLUID_USER} > /etc/sudoers.d/90-fluid
-chmod 0440 /etc/sudoers.d/90-fluid
-mkdir -p /etc/ssh/fluid
-printf '%s\\n' '${i.caPublicKey.trim()}' > /etc/ssh/fluid/user_ca.pub
-printf '%s\\n' ${FLUID_USER} > /etc/ssh/fluid/principals_${FLUID_USER}
-chmod 0644 /etc/ssh/fluid/user_ca.pub /etc/ssh/fluid/principals_${FLUID_USER}
-CONF='TrustedUserCAKeys /etc/ssh/fluid/user_ca.pub
-AuthorizedPrincipalsFile /etc/ssh/fluid/principals_%u'
-if [ -d /etc/ssh/sshd_config.d ] && grep -qi '^Include /etc/ssh/sshd_config.d' /etc/ssh/sshd_config; then
-  printf '%s\\n' "$CONF" > /etc/ssh/sshd_config.d/10-fluid.conf
-else
-  sed -i '/# fluid-begin/,/# fluid-end/d' /etc/ssh/sshd_config
-  printf '# fluid-begin\\n%s\\n# fluid-end\\n' "$CONF" >> /etc/ssh/sshd_config
-fi
-
+${i.includeTrust ? trustSection(i.caPublicKey) : '# (Fluid user and CA trust come with the warm template)'}
 ${runtimeScript(i)}
 # Restart sshd with the new keys and trust. A clone may have booted without host keys and hit
 # systemd's start limit: clear that first.
-sshd -t >&2 || { echo 'sshd rejects its configuration' >&2; exit 3; }
 if command -v systemctl >/dev/null 2>&1; then
   UNIT=ssh; systemctl cat ssh.service >/dev/null 2>&1 || UNIT=sshd
   systemctl reset-failed "$UNIT" 2>/dev/null || true
@@ -162,5 +145,39 @@ fi
 
 # Egress through Fluid's proxy
 ${i.proxySetup || ':'}
+`;
+}
+
+/** Fluid's sudo user and sshd's trust in Fluid's CA for that one principal. Idempotent. */
+export function trustSection(caPublicKey: string): string {
+  if (!/^(ssh-ed25519|ecdsa-sha2-nistp256|ssh-rsa) [A-Za-z0-9+/=]+( .*)?$/.test(caPublicKey.trim())) throw new Error('invalid CA public key');
+  return `# Fluid's user and CA trust
+if ! id ${FLUID_USER} >/dev/null 2>&1; then useradd -m -s /bin/bash ${FLUID_USER} 2>/dev/null || adduser -D -s /bin/sh ${FLUID_USER}; fi
+usermod -p '*' ${FLUID_USER} 2>/dev/null || true
+mkdir -p /etc/sudoers.d
+printf '%s ALL=(ALL) NOPASSWD:ALL\\n' ${FLUID_USER} > /etc/sudoers.d/90-fluid
+chmod 0440 /etc/sudoers.d/90-fluid
+mkdir -p /etc/ssh/fluid
+printf '%s\\n' '${caPublicKey.trim()}' > /etc/ssh/fluid/user_ca.pub
+printf '%s\\n' ${FLUID_USER} > /etc/ssh/fluid/principals_${FLUID_USER}
+chmod 0644 /etc/ssh/fluid/user_ca.pub /etc/ssh/fluid/principals_${FLUID_USER}
+CONF='TrustedUserCAKeys /etc/ssh/fluid/user_ca.pub
+AuthorizedPrincipalsFile /etc/ssh/fluid/principals_%u'
+if [ -d /etc/ssh/sshd_config.d ] && grep -qi '^Include /etc/ssh/sshd_config.d' /etc/ssh/sshd_config; then
+  printf '%s\\n' "$CONF" > /etc/ssh/sshd_config.d/10-fluid.conf
+else
+  sed -i '/# fluid-begin/,/# fluid-end/d' /etc/ssh/sshd_config
+  printf '# fluid-begin\\n%s\\n# fluid-end\\n' "$CONF" >> /etc/ssh/sshd_config
+fi
+`;
+}
+
+/** For a warm template: the trust, applied and live (sshd reloaded), before the memory is saved. */
+export function templateTrustScript(caPublicKey: string): string {
+  return `#!/bin/sh
+set -eu
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+${trustSection(caPublicKey)}
+if command -v systemctl >/dev/null 2>&1; then systemctl reload ssh 2>/dev/null || systemctl reload sshd 2>/dev/null || true; fi
 `;
 }

@@ -90,6 +90,12 @@ export async function reconcileHost(d: ReconcileDeps, conn: HostConnection, host
       }
       await removeDomain(dom.name);
       cleaned.push(`domain ${dom.name}`);
+      const r = rows.get(id);
+      if (r && LIVE_STATES.includes(r.state)) {
+        const why = r.state === 'creating' ? 'Fluid stopped while this sandbox was being created' : `it was ${r.state} when its owner stopped`;
+        d.sandboxes.update(id, { state: r.state === 'destroying' ? 'destroyed' : 'failed', error: JSON.stringify({ code: 'INTERNAL', message: `Reconciled: ${why}.` }), owner_pid: null, owner_instance: null });
+        d.changed(id);
+      }
     } else if (dom.fluid!.kind === 'template') {
       let building = false;
       try {

@@ -219,7 +219,7 @@ export class SandboxService {
       await ensureNetwork(conn, host.libvirtUri, ctx.signal);
       p.mark('network');
 
-      let base = input.refreshBase ? null : this.bases.latestReady(host.id, vm.uuid);
+      let base = input.refreshBase ? null : await this.usableBase(conn, host.id, vm.uuid);
       if (!base) {
         ctx.progress(0.1, `Copying ${vm.name}'s disks into Fluid's base cache`);
         base = await buildBase({ db: this.d.db, store: this.bases, audit: this.d.audit, clock: this.d.clock, installation: this.d.installation, instance: this.d.tasks.instance }, conn, host, vm, sub(ctx, 0.1, 0.45), actor);
@@ -255,7 +255,7 @@ export class SandboxService {
       this.store.update(id, { start_path: template.use ? 'restore' : 'cold', start_path_reason: template.reason });
 
       ctx.progress(0.8, 'Giving the clone its own identity');
-      this.store.update(id, { host_key_fp: await this.applyIdentity(conn, host, this.store.row(id), ctx.signal) });
+      this.store.update(id, { host_key_fp: await this.applyIdentity(conn, host, this.store.row(id), ctx.signal, template.use) });
       p.mark('identity');
 
       await this.d.egress?.sync(host.id).catch((e: unknown) => this.d.log.warn('egress proxy unavailable', { host: host.name, err: e }));
@@ -284,6 +284,18 @@ export class SandboxService {
       this.d.audit.append({ actor, action: 'sandbox.create.failed', target: id, data: { error: payload, cleaned: created } });
       this.changed(id);
       throw err;
+    }
+  }
+
+  /** The latest ready base of a source whose files are still on the host (a vanished one is retired). */
+  private async usableBase(conn: HostConnection, hostId: string, sourceUuid: string): Promise<BaseRecord | null> {
+    for (;;) {
+      const b = this.bases.latestReady(hostId, sourceUuid);
+      if (!b) return null;
+      const r = await conn.exec(b.disks.map((d) => `test -f ${shq(d.path)}`).join(' && ') || 'false');
+      if (r.code === 0) return b;
+      this.bases.update(b.id, { state: 'failed', error: 'its files are gone from the host' });
+      this.d.log.warn('base files missing; taking a new copy', { base: b.id });
     }
   }
 
@@ -426,7 +438,7 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
   }
 
   /** The identity step (new host keys and all), run once per sandbox through the guest agent. */
-  private async applyIdentity(conn: HostConnection, host: Host, r: SandboxRow, signal: AbortSignal): Promise<string> {
+  private async applyIdentity(conn: HostConnection, host: Host, r: SandboxRow, signal: AbortSignal, fromTemplate: TemplateInfo | null = null): Promise<string> {
     const hostname = r.name.slice(0, 63);
     const keys = generateHostKeys(hostname);
     const script = identityScript({
@@ -438,6 +450,7 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
       gateway: GATEWAY,
       proxySetup: this.d.egress?.guestSetup() ?? '',
       hostKeys: keys,
+      includeTrust: fromTemplate?.caFingerprint !== this.d.ca.fingerprint(),
     });
     const res = await guestExec(conn, host.libvirtUri, r.domain_name, '/bin/sh', ['-s'], { stdin: script, timeoutMs: 180_000, signal });
     if (res.exitCode !== 0) throw new FluidError('INTERNAL', `The identity step failed in the guest (exit ${res.exitCode}): ${(res.stderr || res.stdout).trim().slice(-1500)}`);
@@ -506,7 +519,7 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
       run: async (ctx) => {
         try {
           const conn = await this.d.hosts.connection(host.id);
-          const t = await buildTemplate(conn, host, this.d.installation, base, spec, ctx);
+          const t = await buildTemplate(conn, host, this.d.installation, base, spec, this.d.ca, ctx);
           this.bases.update(base.id, { template_state: 'ready', template: JSON.stringify(t), owner_pid: null, owner_instance: null });
           this.d.audit.append({ actor, action: 'template.create', target: base.id, data: { source: base.sourceName, vcpus: t.vcpus, memoryMiB: t.memoryMiB, bootMs: t.bootMs, saveMs: t.saveMs } });
           return { bootMs: t.bootMs, saveMs: t.saveMs };
@@ -535,7 +548,7 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
       run: async (ctx) => {
         const conn = await this.d.hosts.connection(host.id);
         const vm = await this.findSource(conn, host, source, ctx.signal);
-        let base = this.bases.latestReady(host.id, vm.uuid);
+        let base = await this.usableBase(conn, host.id, vm.uuid);
         if (!base) {
           ctx.progress(0.05, `Copying ${vm.name} into the base cache first`);
           base = await buildBase({ db: this.d.db, store: this.bases, audit: this.d.audit, clock: this.d.clock, installation: this.d.installation, instance: this.d.tasks.instance }, conn, host, vm, sub(ctx, 0.05, 0.4), actor);

@@ -13,6 +13,7 @@ import type { TaskContext } from '../store/tasks.ts';
 import type { BaseRecord, TemplateInfo } from './bases.ts';
 import { deriveDomain } from './domain-xml.ts';
 import { guestExec, waitForAgent } from './guest-agent.ts';
+import { templateTrustScript } from './identity.ts';
 import { hostLayout, templateDomainName } from './layout.ts';
 import { buildSaveHeader, parseSaveHeader, rewriteDomainXml } from './save-image.ts';
 
@@ -24,7 +25,15 @@ export interface TemplateSpec {
 
 export const BOOT_TIMEOUT_MS = 300_000;
 
-export async function buildTemplate(conn: HostConnection, host: Host, installation: string, base: BaseRecord, spec: TemplateSpec, ctx: TaskContext): Promise<TemplateInfo> {
+export async function buildTemplate(
+  conn: HostConnection,
+  host: Host,
+  installation: string,
+  base: BaseRecord,
+  spec: TemplateSpec,
+  ca: { publicKey(): string; fingerprint(): string },
+  ctx: TaskContext,
+): Promise<TemplateInfo> {
   const V = (a: string) => virsh(host.libvirtUri, a);
   const layout = hostLayout(host.storageDir, installation);
   const dir = layout.template(`${base.id}-${spec.vcpus}x${spec.memoryMiB}`);
@@ -69,6 +78,9 @@ ${V(`create ${shq(dir + '/domain.xml')}`)} >/dev/null`,
       timeoutMs: 180_000,
       signal: ctx.signal,
     });
+    // Fluid's user and CA trust go into the template, so each restored clone only needs what is unique.
+    const trust = await guestExec(conn, host.libvirtUri, name, '/bin/sh', ['-s'], { stdin: templateTrustScript(ca.publicKey()), timeoutMs: 120_000, signal: ctx.signal });
+    if (trust.exitCode !== 0) throw new FluidError('INTERNAL', `Preparing the template failed: ${(trust.stderr || trust.stdout).trim().slice(-1000)}`);
     const bootMs = Date.now() - started;
     ctx.progress(0.85, 'Saving the template with its memory');
     const t0 = Date.now();
@@ -90,6 +102,7 @@ ${V(`create ${shq(dir + '/domain.xml')}`)} >/dev/null`,
       serialLog,
       bootMs,
       saveMs,
+      caFingerprint: ca.fingerprint(),
     };
   } catch (err) {
     await conn.exec(`${V(`destroy ${shq(name)}`)} >/dev/null 2>&1; rm -rf ${shq(dir)}`).catch(() => {});

@@ -1,0 +1,172 @@
+/**
+ * How a command runs on a guest. The script never passes through a layer of shell quoting: sshd
+ * gets a fixed command (the runner below, plus three numbers), and the script itself travels on the
+ * channel's stdin, followed by the caller's stdin. The runner:
+ *
+ * 1. reads exactly <length> bytes of script from stdin (bash's `read -N` in the C locale reads
+ *    exactly that many bytes from a pipe, leaving the rest) and refuses to run anything if stdin
+ *    ends early, so a cut connection never runs a truncated script (`rm -rf /tmp/x` cut to `rm -rf /`);
+ * 2. runs it with bash as a file: `bash /dev/fd/9` with fd 9 a pipe fed from memory, so nothing is
+ *    written to the guest's disk (sandbox filesystems get diffed), the script is not visible in `ps`,
+ *    there is no argument length limit, and the rest of stdin is the script's own stdin;
+ * 3. starts it in its own process group (job control on for that one `&`), so a timeout or a cancel
+ *    kills the whole tree: TERM to the group, KILL after a grace period. The runner's own stderr
+ *    goes to /dev/null (the script gets the real one), so bash's job notices never reach the output;
+ * 4. on timeout, kills itself with SIGALRM after cleaning up. sshd reports that as exit-signal ALRM,
+ *    which the client maps to `timedOut` with no ambiguity (a script exiting 124 stays exit 124).
+ *    On TERM/HUP/INT (a cancel from the client) it kills the group the same way.
+ *
+ * Background processes a script leaves behind are not killed on normal exit (`nohup srv &` keeps
+ * running); if they keep stdout open, the client stops waiting shortly after the exit status.
+ */
+import { FluidError } from '../../shared/errors.ts';
+
+/** bash, run as `bash -c RUNNER fluid-exec <script bytes> <timeout seconds|0> <grace tenths>`. */
+export const RUNNER = `n=$1 t=$2 k=$3 to=0 cx=0 w= s=
+exec 8>&2 2>/dev/null
+if [ "$n" -gt 0 ] && ! LC_ALL=C IFS= read -r -N "$n" s; then echo "fluid-exec: the script arrived incomplete" >&8; exit 125; fi
+alive() {
+  local f l
+  for f in /proc/[0-9]*/stat; do
+    read -r l 2>/dev/null <"$f" || continue
+    set -- \${l##*) }
+    [ "$3" = "$p" ] && [ "$1" != Z ] && return 0
+  done
+  return 1
+}
+trap "to=1" USR1
+trap "cx=1" TERM HUP INT
+set -m
+bash /dev/fd/9 9< <(printf %s "$s") 2>&8 8>&- &
+p=$!
+if [ "$t" != 0 ]; then { sleep "$t"; kill -USR1 $$; } </dev/null >/dev/null 2>&1 & w=$!; fi
+set +m
+wait "$p"; rc=$?
+[ -z "$w" ] || kill -- -"$w" 2>/dev/null
+if [ "$to$cx" != 00 ]; then
+  kill -TERM -- -"$p" 2>/dev/null; kill -CONT -- -"$p" 2>/dev/null
+  i=0
+  while [ "$i" -lt "$k" ] && alive; do sleep 0.1; i=$((i + 1)); done
+  kill -KILL -- -"$p" 2>/dev/null
+  i=0
+  while [ "$i" -lt 20 ] && alive; do sleep 0.05; i=$((i + 1)); done
+  if [ "$to" = 1 ]; then trap - ALRM; kill -ALRM $$; fi
+  exit 143
+fi
+exit "$rc"`;
+
+/** The signal the runner dies of when the script ran out of time. */
+export const TIMEOUT_SIGNAL = 'ALRM';
+
+if (RUNNER.includes("'")) throw new Error('RUNNER must not contain single quotes');
+
+export interface RunnerCommand {
+  /** The command line for the exec request (fixed text plus numbers). */
+  command: string;
+  /** What to write to the channel before the caller's stdin. */
+  preamble: Buffer;
+}
+
+export interface RunnerOptions {
+  /** Remote timeout; 0 or undefined for none. */
+  timeoutMs?: number;
+  /** Time between TERM and KILL for the process group. */
+  killGraceMs?: number;
+  /** Run as root through `sudo -n`. */
+  root?: boolean;
+}
+
+export const DEFAULT_KILL_GRACE_MS = 2000;
+
+export function runnerCommand(script: string | Buffer, opts: RunnerOptions = {}): RunnerCommand {
+  const preamble = typeof script === 'string' ? Buffer.from(script, 'utf8') : script;
+  if (preamble.includes(0))
+    throw new FluidError('VALIDATION', 'The script contains a NUL byte; bash cannot run it.');
+  const timeoutMs = opts.timeoutMs ?? 0;
+  if (!Number.isFinite(timeoutMs) || timeoutMs < 0)
+    throw new FluidError('VALIDATION', 'timeoutMs must be a positive number of milliseconds.');
+  const seconds = timeoutMs > 0 ? Math.max(0.001, timeoutMs / 1000).toFixed(3) : '0';
+  const tenths = Math.max(1, Math.ceil((opts.killGraceMs ?? DEFAULT_KILL_GRACE_MS) / 100));
+  const prefix = opts.root ? 'exec sudo -n -- bash -c' : 'exec bash -c';
+  return {
+    command: `${prefix} '${RUNNER}' fluid-exec ${preamble.length} ${seconds} ${tenths}`,
+    preamble,
+  };
+}
+
+/**
+ * Keeps the first and last bytes of a stream within a cap and counts what falls in between, so that
+ * both the start of the output and the final error survive truncation.
+ */
+export class HeadTailBuffer {
+  private readonly headCap: number;
+  private readonly tailCap: number;
+  private readonly head: Buffer[] = [];
+  private headLen = 0;
+  private tail: Buffer[] = [];
+  private tailLen = 0;
+  /** Total bytes seen. */
+  total = 0;
+
+  constructor(cap: number, headShare = 0.5) {
+    if (!Number.isInteger(cap) || cap < 0)
+      throw new FluidError('VALIDATION', 'An output cap is a byte count.');
+    this.headCap = Math.ceil(cap * headShare);
+    this.tailCap = cap - this.headCap;
+  }
+
+  push(chunk: Buffer): void {
+    this.total += chunk.length;
+    let rest = chunk;
+    if (this.headLen < this.headCap) {
+      const take = Math.min(this.headCap - this.headLen, rest.length);
+      this.head.push(rest.subarray(0, take));
+      this.headLen += take;
+      rest = rest.subarray(take);
+    }
+    if (!rest.length || this.tailCap === 0) return;
+    this.tail.push(rest);
+    this.tailLen += rest.length;
+    // Drop whole chunks from the front while the rest still fills the tail, then trim one.
+    while (this.tailLen - this.tail[0]!.length >= this.tailCap) this.tailLen -= this.tail.shift()!.length;
+    if (this.tailLen > this.tailCap * 2) {
+      const joined = Buffer.concat(this.tail).subarray(this.tailLen - this.tailCap);
+      this.tail = [joined];
+      this.tailLen = joined.length;
+    }
+  }
+
+  /** Bytes not kept. */
+  get dropped(): number {
+    return this.total - this.headLen - Math.min(this.tailLen, this.tailCap);
+  }
+
+  get truncated(): boolean {
+    return this.dropped > 0;
+  }
+
+  keptHead(): Buffer {
+    return Buffer.concat(this.head);
+  }
+
+  keptTail(): Buffer {
+    const t = Buffer.concat(this.tail);
+    return t.length > this.tailCap ? t.subarray(t.length - this.tailCap) : t;
+  }
+
+  /** Everything kept, as bytes (no marker). */
+  toBuffer(): Buffer {
+    return Buffer.concat([this.keptHead(), this.keptTail()]);
+  }
+
+  /** Text with a visible marker where bytes were dropped. */
+  toText(): string {
+    const dropped = this.dropped;
+    if (dropped === 0) return this.toBuffer().toString('utf8');
+    return `${this.keptHead().toString('utf8')}${truncationMarker(dropped)}${this.keptTail().toString('utf8')}`;
+  }
+}
+
+export function truncationMarker(bytes: number): string {
+  return `\n…[truncated ${bytes} bytes]…\n`;
+}

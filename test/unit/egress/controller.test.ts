@@ -1,0 +1,527 @@
+/**
+ * EgressController against a fake host: the fake "proxy" is scripted by the test through the
+ * process's stdin/stdout, so this checks the controller's side of the protocol and its lifecycle.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { PassThrough } from 'node:stream';
+import type { ExecResult, HostConnection, HostProcess } from '../../../src/core/hosts/connection.ts';
+import {
+  EgressController,
+  PYTHON_MISSING_MESSAGE,
+  proxyCommand,
+  type EgressControllerOptions,
+  type EgressEvent,
+  type EgressRequest,
+} from '../../../src/core/egress/controller.ts';
+import type { ControlMessage } from '../../../src/core/egress/protocol.ts';
+import { proxyScript } from '../../../src/core/egress/proxy-script.ts';
+import { FluidError } from '../../../src/shared/errors.ts';
+
+/** One spawned fake proxy: what Fluid wrote to it, and controls to answer like the real one. */
+class FakeProc {
+  readonly stdin = new PassThrough();
+  readonly stdout = new PassThrough();
+  readonly stderr = new PassThrough();
+  readonly exited: Promise<number | null>;
+  readonly command: string;
+  killed = false;
+  stdinEnded = false;
+  private exitedNow = false;
+  private raw = '';
+  private resolveExit!: (c: number | null) => void;
+  private waiters: Array<() => void> = [];
+
+  constructor(command: string) {
+    this.command = command;
+    this.exited = new Promise((r) => (this.resolveExit = r));
+    this.stdin.on('data', (c: Buffer) => {
+      this.raw += c.toString();
+      for (const w of this.waiters.splice(0)) w();
+    });
+    this.stdin.on('end', () => {
+      this.stdinEnded = true;
+      for (const w of this.waiters.splice(0)) w();
+      // like the real proxy: stdin closed means exit now
+      setTimeout(() => this.exit(0), 5);
+    });
+  }
+
+  /** The script Fluid sent (after the length line) and the control messages after it. */
+  parsed(): { script: string; declared: number; messages: ControlMessage[] } {
+    const nl = this.raw.indexOf('\n');
+    const declared = Number(this.raw.slice(0, nl));
+    const script = this.raw.slice(nl + 1, nl + 1 + declared);
+    const rest = this.raw.slice(nl + 1 + declared);
+    const messages = rest
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as ControlMessage);
+    return { script, declared, messages };
+  }
+
+  messages(): ControlMessage[] {
+    return this.raw ? this.parsed().messages : [];
+  }
+
+  async waitFor(
+    pred: (m: ControlMessage[]) => boolean,
+    what = 'a control message',
+  ): Promise<ControlMessage[]> {
+    const deadline = Date.now() + 3000;
+    while (!pred(this.messages())) {
+      if (Date.now() > deadline)
+        throw new Error(`timed out waiting for ${what}; got ${JSON.stringify(this.messages())}`);
+      await new Promise<void>((r) => {
+        this.waiters.push(r);
+        setTimeout(r, 50);
+      });
+    }
+    return this.messages();
+  }
+
+  emit(msg: object): void {
+    this.stdout.write(JSON.stringify(msg) + '\n');
+  }
+  ready(listen = '10.239.0.1:3128'): void {
+    this.emit({ type: 'ready', listen, pid: 1, version: 1, python: '3.11.2' });
+  }
+  exit(code: number | null): void {
+    if (this.exitedNow) return;
+    this.exitedNow = true;
+    this.stdout.end();
+    this.stderr.end();
+    this.resolveExit(code);
+  }
+  asProcess(): HostProcess {
+    return {
+      stdin: this.stdin,
+      stdout: this.stdout,
+      stderr: this.stderr,
+      exited: this.exited,
+      kill: () => {
+        this.killed = true;
+        this.exit(null);
+      },
+    };
+  }
+}
+
+class FakeConn implements HostConnection {
+  readonly hostId = 'fake';
+  readonly kind = 'ssh' as const;
+  closed = false;
+  readonly procs: FakeProc[] = [];
+  private spawnWaiters: Array<() => void> = [];
+  onSpawn: ((p: FakeProc) => void) | null = null;
+
+  exec(): Promise<ExecResult> {
+    throw new Error('not used');
+  }
+  spawn(command: string): HostProcess {
+    const p = new FakeProc(command);
+    this.procs.push(p);
+    if (this.closed) queueMicrotask(() => p.exit(null));
+    else this.onSpawn?.(p);
+    for (const w of this.spawnWaiters.splice(0)) w();
+    return p.asProcess();
+  }
+  async nthSpawn(n: number): Promise<FakeProc> {
+    const deadline = Date.now() + 5000;
+    while (this.procs.length < n) {
+      if (Date.now() > deadline) throw new Error(`no spawn #${n}`);
+      await new Promise<void>((r) => {
+        this.spawnWaiters.push(r);
+        setTimeout(r, 50);
+      });
+    }
+    return this.procs[n - 1]!;
+  }
+  forwardOut(): never {
+    throw new Error('not used');
+  }
+  close(): void {
+    this.closed = true;
+  }
+}
+
+const quietLog = { debug() {}, info() {}, warn() {}, error() {} };
+
+function setup(over: Partial<EgressControllerOptions> = {}) {
+  const conn = new FakeConn();
+  const asked: EgressRequest[] = [];
+  const signals: AbortSignal[] = [];
+  const events: EgressEvent[] = [];
+  const closes: string[] = [];
+  const ctl = new EgressController({
+    conn,
+    listenAddress: '10.239.0.1',
+    port: 3128,
+    decide: async (req, signal) => {
+      asked.push(req);
+      signals.push(signal);
+      return 'allow';
+    },
+    onEvent: (e) => events.push(e),
+    onClose: (r) => closes.push(r),
+    log: quietLog,
+    heartbeatMs: 0,
+    restartDelayMs: { min: 10, max: 40 },
+    ...over,
+  });
+  return { conn, ctl, asked, signals, events, closes };
+}
+
+async function started(over: Partial<EgressControllerOptions> = {}) {
+  const s = setup(over);
+  s.conn.onSpawn = (p) => queueMicrotask(() => p.ready());
+  await s.ctl.start();
+  const p = s.conn.procs[0]!;
+  return { ...s, p };
+}
+
+describe('EgressController', () => {
+  test('start sends the script, then the config, and resolves once the proxy is ready', async () => {
+    const { ctl, conn } = setup();
+    ctl.update({ '10.239.0.5': ['deb.debian.org'] }, { '10.239.0.5': 'sb1' });
+    const starting = ctl.start();
+    const p = await conn.nthSpawn(1);
+    await p.waitFor((m) => m.length >= 1, 'the config');
+    const { script, declared, messages } = p.parsed();
+    assert.equal(script, proxyScript());
+    assert.equal(declared, Buffer.byteLength(proxyScript()));
+    assert.deepEqual(messages[0], {
+      type: 'config',
+      seq: 1,
+      allow: { '10.239.0.5': ['deb.debian.org'] },
+      sandboxes: { '10.239.0.5': 'sb1' },
+    });
+    assert.equal(ctl.running, false);
+    p.ready();
+    assert.deepEqual(await starting, { listen: '10.239.0.1:3128' });
+    assert.equal(ctl.running, true);
+    assert.equal(ctl.listen, '10.239.0.1:3128');
+    assert.match(p.command, /command -v python3/);
+    assert.match(p.command, /'--listen' '10\.239\.0\.1' '--port' '3128'/);
+    assert.doesNotMatch(p.command, /allow-loopback/);
+    assert.deepEqual(await ctl.start(), { listen: '10.239.0.1:3128' }, 'start is idempotent');
+    assert.equal(conn.procs.length, 1);
+    await ctl.stop();
+  });
+
+  test('python3 missing on the host: UNAVAILABLE with the install hint', async () => {
+    const { ctl, conn } = setup();
+    conn.onSpawn = (p) =>
+      queueMicrotask(() => {
+        p.stderr.write('fluid-egress: python3 not found\n');
+        p.exit(127);
+      });
+    await assert.rejects(
+      ctl.start(),
+      (e: unknown) =>
+        e instanceof FluidError && e.code === 'UNAVAILABLE' && e.message === PYTHON_MISSING_MESSAGE,
+    );
+    assert.equal(ctl.running, false);
+    assert.equal(ctl.state, 'stopped');
+  });
+
+  test('python older than 3.9 and a port in use are UNAVAILABLE with the reason', async () => {
+    const a = setup();
+    a.conn.onSpawn = (p) =>
+      queueMicrotask(() => {
+        p.stderr.write('fluid-egress: Python 3.9 or newer is required, found 3.6\n');
+        p.exit(1);
+      });
+    await assert.rejects(
+      a.ctl.start(),
+      (e: unknown) => e instanceof FluidError && e.code === 'UNAVAILABLE' && /3\.6/.test(e.message),
+    );
+    const b = setup();
+    b.conn.onSpawn = (p) =>
+      queueMicrotask(() => {
+        p.emit({ type: 'error', message: 'cannot listen on 10.239.0.1:3128: Address already in use' });
+        p.exit(2);
+      });
+    await assert.rejects(
+      b.ctl.start(),
+      (e: unknown) =>
+        e instanceof FluidError && e.code === 'UNAVAILABLE' && /Address already in use/.test(e.message),
+    );
+  });
+
+  test('a proxy that never gets ready times out and is killed', async () => {
+    const { ctl, conn } = setup({ startTimeoutMs: 100 });
+    await assert.rejects(ctl.start(), (e: unknown) => e instanceof FluidError && e.code === 'TIMEOUT');
+    assert.equal(conn.procs[0]!.killed, true);
+    await new Promise((r) => setTimeout(r, 60));
+    assert.equal(conn.procs.length, 1, 'a failed start is not restarted behind the caller');
+    assert.equal(ctl.state, 'stopped');
+  });
+
+  test('update sends a full replacement config, dropping invalid entries', async () => {
+    const { ctl, p } = await started();
+    ctl.update({ '10.239.0.5': ['pypi.org', 'not a host', '*.example.com:8443'] }, { '10.239.0.5': 'sb1' });
+    const msgs = await p.waitFor((m) => m.length >= 2);
+    assert.deepEqual(msgs[1], {
+      type: 'config',
+      seq: 2,
+      allow: { '10.239.0.5': ['pypi.org', '*.example.com:8443'] },
+      sandboxes: { '10.239.0.5': 'sb1' },
+    });
+    await ctl.stop();
+  });
+
+  test('update resolves once the proxy acknowledges it (or at once when no proxy runs)', async () => {
+    const idle = setup();
+    await idle.ctl.update({}, {});
+    const { ctl, p } = await started();
+    let done = false;
+    const pending = ctl.update({}, { '10.239.0.5': 'sb1' }).then(() => (done = true));
+    const later = ctl.update({}, { '10.239.0.5': 'sb2' });
+    await p.waitFor((m) => m.length >= 3);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(done, false);
+    p.emit({ type: 'configured', seq: 3, clients: 1 });
+    await pending;
+    await later;
+    const third = ctl.update({}, {});
+    p.exit(1);
+    await third;
+    await ctl.stop();
+  });
+
+  test('an ask goes to decide with the sandbox id, and its answer goes back', async () => {
+    const { ctl, p, asked } = await started();
+    ctl.update({}, { '10.239.0.5': 'sb1' });
+    p.emit({
+      type: 'ask',
+      id: 'a1',
+      client: '10.239.0.5',
+      sandbox: 'sb1',
+      host: 'pypi.org',
+      port: 443,
+      method: 'CONNECT',
+    });
+    const msgs = await p.waitFor((m) => m.some((x) => x.type === 'decision'));
+    assert.deepEqual(asked, [
+      { sandboxId: 'sb1', client: '10.239.0.5', host: 'pypi.org', port: 443, method: 'CONNECT' },
+    ]);
+    assert.deepEqual(
+      msgs.find((x) => x.type === 'decision'),
+      { type: 'decision', id: 'a1', decision: 'allow' },
+    );
+    await ctl.stop();
+  });
+
+  test('decide failing or answering nonsense counts as deny; an unmapped client is denied without asking', async () => {
+    let n = 0;
+    const { ctl, p, asked } = await started({
+      decide: async (req) => {
+        asked.push(req);
+        if (++n === 1) throw new Error('approvals store down');
+        return 'maybe' as 'allow';
+      },
+    });
+    ctl.update({}, { '10.239.0.5': 'sb1' });
+    p.emit({ type: 'ask', id: 'a1', client: '10.239.0.5', host: 'x.org', port: 443, method: 'CONNECT' });
+    p.emit({ type: 'ask', id: 'a2', client: '10.239.0.5', host: 'y.org', port: 443, method: 'CONNECT' });
+    p.emit({ type: 'ask', id: 'a3', client: '10.239.0.99', host: 'z.org', port: 443, method: 'CONNECT' });
+    const msgs = await p.waitFor((m) => m.filter((x) => x.type === 'decision').length === 3);
+    const decisions = msgs.filter((x) => x.type === 'decision');
+    assert.deepEqual(decisions.map((d) => d.type === 'decision' && `${d.id}:${d.decision}`).sort(), [
+      'a1:deny',
+      'a2:deny',
+      'a3:deny',
+    ]);
+    assert.equal(asked.length, 2, 'the unmapped client never reached decide');
+    await ctl.stop();
+  });
+
+  test('events reach onEvent with the sandbox id; a timed-out ask aborts its decide signal', async () => {
+    let release!: () => void;
+    const { ctl, p, events, signals } = await started({
+      decide: (_req, signal) => {
+        signals.push(signal);
+        return new Promise((r) => (release = () => r('allow')));
+      },
+    });
+    ctl.update({}, { '10.239.0.5': 'sb1' });
+    p.emit({
+      type: 'ask',
+      id: 'a7',
+      client: '10.239.0.5',
+      sandbox: 'sb1',
+      host: 'x.org',
+      port: 80,
+      method: 'GET',
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(signals.length, 1);
+    p.emit({
+      type: 'event',
+      id: 'r1',
+      client: '10.239.0.5',
+      sandbox: 'sb1',
+      host: 'x.org',
+      port: 80,
+      method: 'GET',
+      decision: 'deny',
+      reason: 'timeout',
+      askId: 'a7',
+      status: 403,
+      path: '/',
+      bytesUp: 0,
+      bytesDown: 0,
+      durationMs: 60000,
+    });
+    p.emit({
+      type: 'event',
+      client: '10.239.0.77',
+      sandbox: null,
+      host: 'y.org',
+      port: 443,
+      method: 'CONNECT',
+      decision: 'deny',
+      reason: 'unknown-client',
+      bytesUp: 0,
+      bytesDown: 0,
+    });
+    await new Promise((r) => setTimeout(r, 30));
+    assert.equal(signals[0]!.aborted, true);
+    assert.deepEqual(events[0], {
+      sandboxId: 'sb1',
+      client: '10.239.0.5',
+      host: 'x.org',
+      port: 80,
+      method: 'GET',
+      decision: 'deny',
+      reason: 'timeout',
+      bytesUp: 0,
+      bytesDown: 0,
+      durationMs: 60000,
+      status: 403,
+      path: '/',
+      askId: 'a7',
+      requestId: 'r1',
+    });
+    assert.equal(events[1]!.sandboxId, null);
+    release();
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(
+      p.messages().some((m) => m.type === 'decision'),
+      false,
+      'no decision is sent for an ask the proxy gave up on',
+    );
+    await ctl.stop();
+  });
+
+  test('a proxy that dies is restarted with backoff and gets the current config again', async () => {
+    const { ctl, conn, p, signals } = await started({
+      decide: (_r, signal) => {
+        signals.push(signal);
+        return new Promise(() => {});
+      },
+    });
+    ctl.update({ '10.239.0.5': ['deb.debian.org'] }, { '10.239.0.5': 'sb1' });
+    p.emit({ type: 'ask', id: 'a1', client: '10.239.0.5', host: 'x.org', port: 443, method: 'CONNECT' });
+    await new Promise((r) => setTimeout(r, 20));
+    p.exit(1);
+    const p2 = await conn.nthSpawn(2);
+    assert.equal(signals[0]!.aborted, true, 'pending asks of the dead proxy are abandoned');
+    const msgs = await p2.waitFor((m) => m.length >= 1);
+    assert.deepEqual(msgs[0], {
+      type: 'config',
+      seq: 3,
+      allow: { '10.239.0.5': ['deb.debian.org'] },
+      sandboxes: { '10.239.0.5': 'sb1' },
+    });
+    await new Promise((r) => setTimeout(r, 10));
+    assert.equal(ctl.running, true);
+    // a restart that fails (python gone) is retried, not fatal
+    conn.onSpawn = (q) => queueMicrotask(() => q.exit(127));
+    p2.exit(1);
+    await conn.nthSpawn(4);
+    assert.equal(ctl.state, 'restarting');
+    conn.onSpawn = (q) => queueMicrotask(() => q.ready());
+    const deadline = Date.now() + 3000;
+    while (!ctl.running && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(ctl.running, true);
+    await ctl.stop();
+    const count = conn.procs.length;
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(conn.procs.length, count, 'no restart after stop');
+  });
+
+  test('the connection going away closes the controller instead of restarting', async () => {
+    const { ctl, conn, p, closes } = await started();
+    conn.close();
+    p.exit(null);
+    await new Promise((r) => setTimeout(r, 60));
+    assert.equal(ctl.state, 'closed');
+    assert.equal(conn.procs.length, 1);
+    assert.equal(closes.length, 1);
+    await assert.rejects(
+      ctl.start(),
+      (e: unknown) => e instanceof FluidError && e.code === 'HOST_UNREACHABLE',
+    );
+  });
+
+  test('stop sends shutdown, closes stdin and waits for the exit', async () => {
+    const { ctl, p } = await started();
+    const t0 = Date.now();
+    await ctl.stop();
+    assert.ok(Date.now() - t0 < 1000, 'stop returns as soon as the proxy exits');
+    assert.ok(p.messages().some((m) => m.type === 'shutdown'));
+    assert.equal(p.stdinEnded, true);
+    assert.equal(ctl.running, false);
+    assert.equal(ctl.state, 'stopped');
+  });
+
+  test('heartbeat pings are sent while running', async () => {
+    const { ctl, p } = await started({ heartbeatMs: 20 });
+    await p.waitFor((m) => m.filter((x) => x.type === 'ping').length >= 2, 'pings');
+    assert.match(p.command, /'--heartbeat-timeout' '0\.09'/);
+    await ctl.stop();
+  });
+
+  test('a random port (0) is pinned to the one obtained, so restarts keep the same address', async () => {
+    const { ctl, conn } = setup({ port: 0 });
+    conn.onSpawn = (q) => queueMicrotask(() => q.ready('127.0.0.1:45678'));
+    await ctl.start();
+    conn.procs[0]!.exit(1);
+    const p2 = await conn.nthSpawn(2);
+    assert.match(p2.command, /'--port' '45678'/);
+    await ctl.stop();
+  });
+});
+
+describe('proxyCommand', () => {
+  test('is valid sh, quotes every argument, and refuses odd interpreters', () => {
+    const cmd = proxyCommand({
+      listenAddress: "10.0.0.1'; rm -rf /",
+      port: 3128,
+      askTimeoutMs: 1500,
+      heartbeatTimeoutMs: 0,
+      allowLoopback: true,
+    });
+    execFileSync('sh', ['-n', '-c', cmd]);
+    execFileSync('bash', ['-n', '-c', cmd]);
+    assert.match(cmd, /'--ask-timeout' '1\.5'/);
+    assert.match(cmd, /'--allow-loopback'/);
+    assert.ok(cmd.includes(`'10.0.0.1'\\''; rm -rf /'`));
+    assert.throws(() =>
+      proxyCommand({ listenAddress: 'x', port: 1, askTimeoutMs: 1, heartbeatTimeoutMs: 0, python: 'py; id' }),
+    );
+  });
+
+  test('the embedded proxy source is ASCII with no template-literal hazards', () => {
+    const src = proxyScript();
+    assert.ok(
+      [...src].every((ch) => ch === '\t' || ch === '\n' || (ch >= ' ' && ch <= '~')),
+      'printable ASCII only',
+    );
+    assert.ok(src.includes('def main(argv)'));
+    assert.ok(src.includes(`"type": "ready"`));
+  });
+});
