@@ -49,7 +49,9 @@ const sandboxRows = (s: Sandbox[]) =>
     ip: x.ip,
     size: `${x.vcpus}/${x.memoryMiB}M`,
     expires: x.expiresAt ? x.expiresAt.replace(/\.\d+Z$/, 'Z') : '-',
-    path: x.startPath ? `${x.startPath} ${x.timings.total ? `${(x.timings.total / 1000).toFixed(1)}s` : ''}`.trim() : '-',
+    path: x.startPath
+      ? `${x.startPath} ${x.timings.total ? `${(x.timings.total / 1000).toFixed(1)}s` : ''}`.trim()
+      : '-',
   }));
 
 const describe = (s: Sandbox): string =>
@@ -60,9 +62,11 @@ const describe = (s: Sandbox): string =>
     `  address:   ${s.ip ?? '-'}   mac: ${s.mac ?? '-'}   host key: ${s.hostKeyFingerprint ?? '-'}`,
     `  size:      ${s.vcpus} vCPU, ${s.memoryMiB} MiB   ttl: ${s.ttlMinutes ?? '-'} min (expires ${s.expiresAt ?? 'never'})`,
     `  started:   ${s.startPath ?? '-'}${s.startPathReason ? ` (${s.startPathReason})` : ''}`,
-    `  timings:   ${Object.entries(s.timings)
-      .map(([k, v]) => `${k} ${(v / 1000).toFixed(2)}s`)
-      .join(', ') || '-'}`,
+    `  timings:   ${
+      Object.entries(s.timings)
+        .map(([k, v]) => `${k} ${(v / 1000).toFixed(2)}s`)
+        .join(', ') || '-'
+    }`,
     `  egress:    ${s.egressAllow.length ? s.egressAllow.join(', ') : 'nothing allowed'}`,
   ].join('\n');
 
@@ -87,7 +91,10 @@ export const sandboxCommands: Record<string, Command> = {
       const v = ctx.values;
       const num = (k: string) => (v[k] === undefined ? undefined : Number(v[k]));
       const task = await ctx.client.call('sandboxes.create', {
-        source: need((v.source as string) ?? ctx.args[0], 'Which source VM? fluid sandbox create --source NAME [--host H]'),
+        source: need(
+          (v.source as string) ?? ctx.args[0],
+          'Which source VM? fluid sandbox create --source NAME [--host H]',
+        ),
         host: v.host as string | undefined,
         name: v.name as string | undefined,
         vcpus: num('vcpus'),
@@ -112,7 +119,10 @@ export const sandboxCommands: Record<string, Command> = {
     usage: 'fluid sandbox list [--host H] [--all] [--json]',
     options: { host: { type: 'string' }, all: { type: 'boolean' } },
     run: async (ctx) => {
-      const s = await ctx.client.call('sandboxes.list', { host: ctx.values.host as string | undefined, includeDestroyed: !!ctx.values.all });
+      const s = await ctx.client.call('sandboxes.list', {
+        host: ctx.values.host as string | undefined,
+        includeDestroyed: !!ctx.values.all,
+      });
       ctx.io.result(s, (x: Sandbox[]) =>
         x.length
           ? table(sandboxRows(x), [
@@ -133,7 +143,9 @@ export const sandboxCommands: Record<string, Command> = {
     summary: 'One sandbox in detail.',
     usage: 'fluid sandbox get <sandbox> [--json]',
     run: async (ctx) => {
-      const s = await ctx.client.call('sandboxes.get', { sandbox: need(ctx.args[0], 'fluid sandbox get <sandbox>') });
+      const s = await ctx.client.call('sandboxes.get', {
+        sandbox: need(ctx.args[0], 'fluid sandbox get <sandbox>'),
+      });
       ctx.io.result(s, describe);
     },
   },
@@ -141,7 +153,12 @@ export const sandboxCommands: Record<string, Command> = {
     summary: 'Start a stopped sandbox.',
     usage: 'fluid sandbox start <sandbox>',
     run: async (ctx) => {
-      const t = await follow(ctx, await ctx.client.call('sandboxes.start', { sandbox: need(ctx.args[0], 'fluid sandbox start <sandbox>') }));
+      const t = await follow(
+        ctx,
+        await ctx.client.call('sandboxes.start', {
+          sandbox: need(ctx.args[0], 'fluid sandbox start <sandbox>'),
+        }),
+      );
       taskOutcome(t);
       ctx.io.result(t.result, describe);
     },
@@ -151,7 +168,10 @@ export const sandboxCommands: Record<string, Command> = {
     usage: 'fluid sandbox stop <sandbox> [--force]',
     options: { force: { type: 'boolean' } },
     run: async (ctx) => {
-      const s = await ctx.client.call('sandboxes.stop', { sandbox: need(ctx.args[0], 'fluid sandbox stop <sandbox>'), force: !!ctx.values.force });
+      const s = await ctx.client.call('sandboxes.stop', {
+        sandbox: need(ctx.args[0], 'fluid sandbox stop <sandbox>'),
+        force: !!ctx.values.force,
+      });
       ctx.io.result(s, () => `Stopped ${s.name}.`);
     },
   },
@@ -159,7 +179,9 @@ export const sandboxCommands: Record<string, Command> = {
     summary: 'Destroy a sandbox and everything of it on its host.',
     usage: 'fluid sandbox destroy <sandbox>',
     run: async (ctx) => {
-      const s = await ctx.client.call('sandboxes.destroy', { sandbox: need(ctx.args[0], 'fluid sandbox destroy <sandbox>') });
+      const s = await ctx.client.call('sandboxes.destroy', {
+        sandbox: need(ctx.args[0], 'fluid sandbox destroy <sandbox>'),
+      });
       ctx.io.result(s, () => `Destroyed ${s.name}.`);
     },
   },
@@ -168,12 +190,16 @@ export const sandboxCommands: Record<string, Command> = {
     usage: 'fluid sandbox extend <sandbox> --ttl MIN',
     options: { ttl: { type: 'string' } },
     run: async (ctx) => {
-      const s = await ctx.client.call('sandboxes.extend', { sandbox: need(ctx.args[0], 'fluid sandbox extend <sandbox> --ttl MIN'), ttlMinutes: Number(need(ctx.values.ttl as string, 'fluid sandbox extend <sandbox> --ttl MIN')) });
+      const s = await ctx.client.call('sandboxes.extend', {
+        sandbox: need(ctx.args[0], 'fluid sandbox extend <sandbox> --ttl MIN'),
+        ttlMinutes: Number(need(ctx.values.ttl as string, 'fluid sandbox extend <sandbox> --ttl MIN')),
+      });
       ctx.io.result(s, () => `${s.name} now expires at ${s.expiresAt}.`);
     },
   },
   'sandbox exec': {
-    summary: 'Run a command or script as root in a sandbox; output streams live, the exit code is the command’s.',
+    summary:
+      'Run a command or script as root in a sandbox; output streams live, the exit code is the command’s.',
     usage: 'fluid sandbox exec <sandbox> [--timeout SECONDS] [--max-output BYTES] [--json] -- <command…>',
     options: { timeout: { type: 'string' }, 'max-output': { type: 'string' } },
     run: async (ctx) => {
@@ -181,7 +207,12 @@ export const sandboxCommands: Record<string, Command> = {
       need(sandbox, 'fluid sandbox exec <sandbox> -- <command>');
       const command = words.join(' ');
       if (!command) throw new UsageError('What should run? fluid sandbox exec <sandbox> -- <command>');
-      const opts = { sandbox: sandbox!, command, timeoutSeconds: Number(ctx.values.timeout ?? 600), maxOutputBytes: Number(ctx.values['max-output'] ?? 1024 * 1024) };
+      const opts = {
+        sandbox: sandbox!,
+        command,
+        timeoutSeconds: Number(ctx.values.timeout ?? 600),
+        maxOutputBytes: Number(ctx.values['max-output'] ?? 1024 * 1024),
+      };
       if (ctx.io.json) {
         const r = await ctx.client.call('sandboxes.exec', opts);
         ctx.io.result(r, () => '');
@@ -193,7 +224,8 @@ export const sandboxCommands: Record<string, Command> = {
         else if (item.kind === 'stderr') process.stderr.write(item.data);
         else {
           code = item.result.exitCode ?? (item.result.timedOut ? 124 : 1);
-          if (item.result.timedOut) ctx.io.err(`fluid: the command timed out after ${opts.timeoutSeconds} s and was killed`);
+          if (item.result.timedOut)
+            ctx.io.err(`fluid: the command timed out after ${opts.timeoutSeconds} s and was killed`);
         }
       }
       return code;
@@ -254,7 +286,10 @@ export const sandboxCommands: Record<string, Command> = {
       let code: number | null = 0;
       if (tty) process.stdin.setRawMode(true);
       const onData = (d: Buffer) => {
-        if (sessionId) void ctx.client.call('sandboxes.shellInput', { sessionId, data: d.toString('utf8') }).catch(() => {});
+        if (sessionId)
+          void ctx.client
+            .call('sandboxes.shellInput', { sessionId, data: d.toString('utf8') })
+            .catch(() => {});
       };
       const onResize = () => {
         if (sessionId) void ctx.client.call('sandboxes.shellInput', { sessionId, ...size() }).catch(() => {});
@@ -282,7 +317,10 @@ export const sandboxCommands: Record<string, Command> = {
     summary: 'Let a sandbox reach a destination through the egress proxy (host, host:port, *.domain).',
     usage: 'fluid sandbox allow <sandbox> <destination>',
     run: async (ctx) => {
-      const s = await ctx.client.call('sandboxes.egressAllow', { sandbox: need(ctx.args[0], 'fluid sandbox allow <sandbox> <destination>'), destination: need(ctx.args[1], 'fluid sandbox allow <sandbox> <destination>') });
+      const s = await ctx.client.call('sandboxes.egressAllow', {
+        sandbox: need(ctx.args[0], 'fluid sandbox allow <sandbox> <destination>'),
+        destination: need(ctx.args[1], 'fluid sandbox allow <sandbox> <destination>'),
+      });
       ctx.io.result(s, () => `${s.name} may reach: ${s.egressAllow.join(', ')}`);
     },
   },
@@ -290,7 +328,10 @@ export const sandboxCommands: Record<string, Command> = {
     summary: "Take a destination off a sandbox's egress allowlist.",
     usage: 'fluid sandbox revoke <sandbox> <destination>',
     run: async (ctx) => {
-      const s = await ctx.client.call('sandboxes.egressRevoke', { sandbox: need(ctx.args[0], 'fluid sandbox revoke <sandbox> <destination>'), destination: need(ctx.args[1], 'fluid sandbox revoke <sandbox> <destination>') });
+      const s = await ctx.client.call('sandboxes.egressRevoke', {
+        sandbox: need(ctx.args[0], 'fluid sandbox revoke <sandbox> <destination>'),
+        destination: need(ctx.args[1], 'fluid sandbox revoke <sandbox> <destination>'),
+      });
       ctx.io.result(s, () => `${s.name} may reach: ${s.egressAllow.join(', ') || 'nothing'}`);
     },
   },
@@ -317,7 +358,11 @@ export const sandboxCommands: Record<string, Command> = {
     usage: 'fluid snapshot create <sandbox> <name> [--no-memory]',
     options: { 'no-memory': { type: 'boolean' } },
     run: async (ctx) => {
-      const s = await ctx.client.call('snapshots.create', { sandbox: need(ctx.args[0], 'fluid snapshot create <sandbox> <name>'), name: need(ctx.args[1], 'fluid snapshot create <sandbox> <name>'), memory: !ctx.values['no-memory'] });
+      const s = await ctx.client.call('snapshots.create', {
+        sandbox: need(ctx.args[0], 'fluid snapshot create <sandbox> <name>'),
+        name: need(ctx.args[1], 'fluid snapshot create <sandbox> <name>'),
+        memory: !ctx.values['no-memory'],
+      });
       ctx.io.result(s, () => `Snapshot ${s.name} (${s.kind}).`);
     },
   },
@@ -325,15 +370,28 @@ export const sandboxCommands: Record<string, Command> = {
     summary: "A sandbox's snapshots.",
     usage: 'fluid snapshot list <sandbox> [--json]',
     run: async (ctx) => {
-      const s = await ctx.client.call('snapshots.list', { sandbox: need(ctx.args[0], 'fluid snapshot list <sandbox>') });
-      ctx.io.result(s, (x: Snapshot[]) => (x.length ? table(x, [['name', 'name'], ['kind', 'kind'], ['createdAt', 'created']]) : 'No snapshots.'));
+      const s = await ctx.client.call('snapshots.list', {
+        sandbox: need(ctx.args[0], 'fluid snapshot list <sandbox>'),
+      });
+      ctx.io.result(s, (x: Snapshot[]) =>
+        x.length
+          ? table(x, [
+              ['name', 'name'],
+              ['kind', 'kind'],
+              ['createdAt', 'created'],
+            ])
+          : 'No snapshots.',
+      );
     },
   },
   'snapshot restore': {
     summary: 'Roll a sandbox back to a snapshot.',
     usage: 'fluid snapshot restore <sandbox> <name>',
     run: async (ctx) => {
-      const s = await ctx.client.call('snapshots.restore', { sandbox: need(ctx.args[0], 'fluid snapshot restore <sandbox> <name>'), snapshot: need(ctx.args[1], 'fluid snapshot restore <sandbox> <name>') });
+      const s = await ctx.client.call('snapshots.restore', {
+        sandbox: need(ctx.args[0], 'fluid snapshot restore <sandbox> <name>'),
+        snapshot: need(ctx.args[1], 'fluid snapshot restore <sandbox> <name>'),
+      });
       ctx.io.result(s, () => `${s.name} is back at ${ctx.args[1]} (${s.state}).`);
     },
   },
@@ -341,7 +399,10 @@ export const sandboxCommands: Record<string, Command> = {
     summary: 'Delete a snapshot.',
     usage: 'fluid snapshot delete <sandbox> <name>',
     run: async (ctx) => {
-      const r = await ctx.client.call('snapshots.delete', { sandbox: need(ctx.args[0], 'fluid snapshot delete <sandbox> <name>'), snapshot: need(ctx.args[1], 'fluid snapshot delete <sandbox> <name>') });
+      const r = await ctx.client.call('snapshots.delete', {
+        sandbox: need(ctx.args[0], 'fluid snapshot delete <sandbox> <name>'),
+        snapshot: need(ctx.args[1], 'fluid snapshot delete <sandbox> <name>'),
+      });
       ctx.io.result(r, () => `Deleted ${ctx.args[1]}.`);
     },
   },
@@ -351,11 +412,27 @@ export const sandboxCommands: Record<string, Command> = {
     options: { host: { type: 'string' } },
     run: async (ctx) => {
       const b = await ctx.client.call('bases.list', { host: ctx.values.host as string | undefined });
-      ctx.io.result(b, () =>
-        table(
-          b.map((x) => ({ source: x.sourceName, state: x.state, method: x.method, template: x.templateState, fingerprint: x.fingerprint.slice(0, 16), created: x.createdAt })),
-          [['source', 'source'], ['state', 'state'], ['method', 'method'], ['template', 'template'], ['fingerprint', 'fingerprint'], ['created', 'created']],
-        ) || 'No bases yet.',
+      ctx.io.result(
+        b,
+        () =>
+          table(
+            b.map((x) => ({
+              source: x.sourceName,
+              state: x.state,
+              method: x.method,
+              template: x.templateState,
+              fingerprint: x.fingerprint.slice(0, 16),
+              created: x.createdAt,
+            })),
+            [
+              ['source', 'source'],
+              ['state', 'state'],
+              ['method', 'method'],
+              ['template', 'template'],
+              ['fingerprint', 'fingerprint'],
+              ['created', 'created'],
+            ],
+          ) || 'No bases yet.',
       );
     },
   },
@@ -364,9 +441,41 @@ export const sandboxCommands: Record<string, Command> = {
     usage: 'fluid base refresh <source> [--host H]',
     options: { host: { type: 'string' } },
     run: async (ctx) => {
-      const t = await follow(ctx, await ctx.client.call('bases.refresh', { source: need(ctx.args[0], 'fluid base refresh <source>'), host: ctx.values.host as string | undefined }));
+      const t = await follow(
+        ctx,
+        await ctx.client.call('bases.refresh', {
+          source: need(ctx.args[0], 'fluid base refresh <source>'),
+          host: ctx.values.host as string | undefined,
+        }),
+      );
       taskOutcome(t);
-      ctx.io.result(t.result, () => `Base refreshed (fingerprint ${(t.result as { fingerprint: string }).fingerprint}).`);
+      ctx.io.result(
+        t.result,
+        () => `Base refreshed (fingerprint ${(t.result as { fingerprint: string }).fingerprint}).`,
+      );
+    },
+  },
+  'base warm': {
+    summary: "Build a source's warm template now, so new sandboxes restore in seconds instead of booting.",
+    usage: 'fluid base warm <source> [--host H] [--vcpus N] [--memory MiB]',
+    options: { host: { type: 'string' }, vcpus: { type: 'string' }, memory: { type: 'string' } },
+    run: async (ctx) => {
+      const t = await follow(
+        ctx,
+        await ctx.client.call('bases.warm', {
+          source: need(ctx.args[0], 'fluid base warm <source>'),
+          host: ctx.values.host as string | undefined,
+          vcpus: ctx.values.vcpus === undefined ? undefined : Number(ctx.values.vcpus),
+          memoryMiB: ctx.values.memory === undefined ? undefined : Number(ctx.values.memory),
+        }),
+      );
+      taskOutcome(t);
+      const r = t.result as { bootMs: number; saveMs: number };
+      ctx.io.result(
+        r,
+        () =>
+          `Warm template ready (booted in ${(r.bootMs / 1000).toFixed(1)} s, saved in ${(r.saveMs / 1000).toFixed(1)} s).`,
+      );
     },
   },
   'approval list': {
@@ -374,12 +483,30 @@ export const sandboxCommands: Record<string, Command> = {
     usage: 'fluid approval list [--status pending|approved|denied|expired|cancelled] [--json]',
     options: { status: { type: 'string' } },
     run: async (ctx) => {
-      const a = await ctx.client.call('approvals.list', { status: ctx.values.status as Approval['status'] | undefined });
+      const a = await ctx.client.call('approvals.list', {
+        status: ctx.values.status as Approval['status'] | undefined,
+      });
       ctx.io.result(a, (x: Approval[]) =>
         x.length
           ? table(
-              x.map((r) => ({ id: r.id, status: r.status, kind: r.kind, risk: r.risk, title: r.title, by: `${r.requestedBy.door}:${r.requestedBy.id}`, decided: r.decidedBy ? `${r.decidedBy.door}:${r.decidedBy.id}` : '-' })),
-              [['id', 'id'], ['status', 'status'], ['kind', 'kind'], ['risk', 'risk'], ['title', 'title'], ['by', 'requested by'], ['decided', 'decided by']],
+              x.map((r) => ({
+                id: r.id,
+                status: r.status,
+                kind: r.kind,
+                risk: r.risk,
+                title: r.title,
+                by: `${r.requestedBy.door}:${r.requestedBy.id}`,
+                decided: r.decidedBy ? `${r.decidedBy.door}:${r.decidedBy.id}` : '-',
+              })),
+              [
+                ['id', 'id'],
+                ['status', 'status'],
+                ['kind', 'kind'],
+                ['risk', 'risk'],
+                ['title', 'title'],
+                ['by', 'requested by'],
+                ['decided', 'decided by'],
+              ],
             )
           : 'No approval requests.',
       );
@@ -390,7 +517,11 @@ export const sandboxCommands: Record<string, Command> = {
     usage: 'fluid approval approve <id> [--note TEXT]',
     options: { note: { type: 'string' } },
     run: async (ctx) => {
-      const a = await ctx.client.call('approvals.decide', { id: need(ctx.args[0], 'fluid approval approve <id>'), decision: 'approve', note: ctx.values.note as string | undefined });
+      const a = await ctx.client.call('approvals.decide', {
+        id: need(ctx.args[0], 'fluid approval approve <id>'),
+        decision: 'approve',
+        note: ctx.values.note as string | undefined,
+      });
       ctx.io.result(a, () => `Approved: ${a.title}`);
     },
   },
@@ -399,7 +530,11 @@ export const sandboxCommands: Record<string, Command> = {
     usage: 'fluid approval deny <id> [--note TEXT]',
     options: { note: { type: 'string' } },
     run: async (ctx) => {
-      const a = await ctx.client.call('approvals.decide', { id: need(ctx.args[0], 'fluid approval deny <id>'), decision: 'deny', note: ctx.values.note as string | undefined });
+      const a = await ctx.client.call('approvals.decide', {
+        id: need(ctx.args[0], 'fluid approval deny <id>'),
+        decision: 'deny',
+        note: ctx.values.note as string | undefined,
+      });
       ctx.io.result(a, () => `Denied: ${a.title}`);
     },
   },

@@ -16,6 +16,7 @@ import { EventBus } from './events.ts';
 import { HostService } from './hosts/service.ts';
 import { ApprovalService } from './approvals/service.ts';
 import { SandboxService, type EgressHooks } from './sandboxes/service.ts';
+import { EgressManager } from './sandboxes/egress.ts';
 import { SshCa } from './ssh/ca.ts';
 import { GuestSshPool } from './ssh/guest.ts';
 import { randomUUID } from 'node:crypto';
@@ -31,7 +32,8 @@ export interface CoreOptions {
   logger?: Logger;
   /** Log to stderr as well as the log file. */
   verbose?: boolean;
-  egress?: EgressHooks;
+  /** Egress integration (default: the host proxy manager); null turns sandbox egress off. */
+  egress?: EgressHooks | null;
 }
 
 export interface Core {
@@ -53,7 +55,18 @@ export interface Core {
   readonly clock: Clock;
   readonly router: Router<Contract>;
   /** Compare the database with each host (or one) and clean Fluid's orphans there. */
-  reconcile(hostRef: string | undefined, actor: Actor): Promise<{ hosts: Array<{ hostId: string; hostName: string; cleaned: string[]; adopted: string[]; error: string | null }> }>;
+  reconcile(
+    hostRef: string | undefined,
+    actor: Actor,
+  ): Promise<{
+    hosts: Array<{
+      hostId: string;
+      hostName: string;
+      cleaned: string[];
+      adopted: string[];
+      error: string | null;
+    }>;
+  }>;
   /** Start background duties of a long-running door (janitor, reconcile): the app and web mode. */
   startBackground(): void;
   /** Serve the router over a port (one per connected client). */
@@ -78,7 +91,36 @@ export function createCore(opts: CoreOptions = {}): Core {
   const installation = installationId(db);
   const ca = new SshCa({ secrets, db, clock });
   const guests = new GuestSshPool({ ca });
-  const sandboxes = new SandboxService({ db, bus, audit, tasks, hosts, settings, approvals, clock, log, ca, guests, installation, egress: opts.egress ?? null });
+  let sandboxes: SandboxService | null = null;
+  const egress =
+    opts.egress === null
+      ? null
+      : (opts.egress ??
+        new EgressManager({
+          hosts,
+          sandboxes: () => sandboxes!.store,
+          approvals,
+          audit,
+          bus,
+          log,
+          allow: async (id, destination, actor) =>
+            void (await sandboxes!.setEgress(id, destination, true, actor)),
+        }));
+  sandboxes = new SandboxService({
+    db,
+    bus,
+    audit,
+    tasks,
+    hosts,
+    settings,
+    approvals,
+    clock,
+    log,
+    ca,
+    guests,
+    installation,
+    egress,
+  });
 
   hosts.ensureLocalHost();
   for (const t of tasks.recoverInterrupted()) {
@@ -115,25 +157,41 @@ export function createCore(opts: CoreOptions = {}): Core {
         try {
           const conn = await hosts.connection(h.id);
           const r = await reconcileHost(
-            { sandboxes: sandboxes.store, bases: sandboxes.bases, audit, installation, instance: tasks.instance, changed: (id) => bus.emit('sandboxes.changed', { sandboxId: id, state: sandboxes.store.row(id).state }) },
+            {
+              sandboxes: sandboxes.store,
+              bases: sandboxes.bases,
+              audit,
+              installation,
+              instance: tasks.instance,
+              changed: (id) =>
+                bus.emit('sandboxes.changed', { sandboxId: id, state: sandboxes.store.row(id).state }),
+            },
             conn,
             h,
             actor,
           );
           out.push({ hostId: h.id, hostName: h.name, ...r, error: null });
         } catch (err) {
-          out.push({ hostId: h.id, hostName: h.name, cleaned: [], adopted: [], error: toErrorPayload(err).message });
+          out.push({
+            hostId: h.id,
+            hostName: h.name,
+            cleaned: [],
+            adopted: [],
+            error: toErrorPayload(err).message,
+          });
         }
       }
       return { hosts: out };
     },
     startBackground() {
       sandboxes.startJanitor();
+      sandboxes.backgroundTemplates = true;
       const actor = { door: 'system' as const, id: 'startup' };
       void core
         .reconcile(undefined, actor)
         .then((r) => {
-          for (const h of r.hosts) if (h.error) log.warn('reconcile failed', { host: h.hostName, error: h.error });
+          for (const h of r.hosts)
+            if (h.error) log.warn('reconcile failed', { host: h.hostName, error: h.error });
         })
         .then(() => sandboxes.sweepExpired());
     },
@@ -153,6 +211,7 @@ export function createCore(opts: CoreOptions = {}): Core {
       await tasks.drain();
       tasks.close();
       guests.closeAll();
+      if (egress && 'close' in egress) await (egress as EgressManager).close();
       hosts.closeAll();
       db.close();
     },
@@ -162,7 +221,8 @@ export function createCore(opts: CoreOptions = {}): Core {
 }
 
 function installationId(db: Db): string {
-  const row = db.prepare("SELECT value FROM meta WHERE key = 'installation'").get() as { value: string } | undefined;
+  const row = db.prepare("SELECT value FROM meta WHERE key = 'installation'").get() as
+    { value: string } | undefined;
   if (row) return row.value;
   const id = randomUUID();
   db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('installation', ?)").run(id);

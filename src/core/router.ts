@@ -95,9 +95,23 @@ export function createRouter(core: Core): Router<Contract> {
     'sandboxes.destroy': (i, ctx) => core.sandboxes.destroy(i.sandbox, ctx.actor),
     'sandboxes.extend': (i, ctx) => core.sandboxes.extend(i.sandbox, i.ttlMinutes, ctx.actor),
     'sandboxes.exec': (i, ctx) =>
-      core.sandboxes.exec(i.sandbox, i.command, { timeoutSeconds: i.timeoutSeconds, maxOutputBytes: i.maxOutputBytes, stdin: i.stdin, signal: ctx.signal }, ctx.actor),
+      core.sandboxes.exec(
+        i.sandbox,
+        i.command,
+        {
+          timeoutSeconds: i.timeoutSeconds,
+          maxOutputBytes: i.maxOutputBytes,
+          stdin: i.stdin,
+          signal: ctx.signal,
+        },
+        ctx.actor,
+      ),
     'sandboxes.execStream': (i, ctx) => {
-      const q = new AsyncQueue<{ kind: 'stdout'; data: string } | { kind: 'stderr'; data: string } | { kind: 'exit'; result: Awaited<ReturnType<typeof core.sandboxes.exec>> }>();
+      const q = new AsyncQueue<
+        | { kind: 'stdout'; data: string }
+        | { kind: 'stderr'; data: string }
+        | { kind: 'exit'; result: Awaited<ReturnType<typeof core.sandboxes.exec>> }
+      >();
       const out = new StringDecoder('utf8');
       const err = new StringDecoder('utf8');
       core.sandboxes
@@ -113,19 +127,28 @@ export function createRouter(core: Core): Router<Contract> {
           },
           ctx.actor,
         )
-        .then((result) => {
-          q.push({ kind: 'exit', result });
-          q.end();
-        }, (e: unknown) => q.fail(e));
+        .then(
+          (result) => {
+            q.push({ kind: 'exit', result });
+            q.end();
+          },
+          (e: unknown) => q.fail(e),
+        );
       return q;
     },
     'sandboxes.readFile': (i) => core.sandboxes.readFile(i.sandbox, i.path, i.maxBytes),
-    'sandboxes.writeFile': (i, ctx) => core.sandboxes.writeFile(i.sandbox, i.path, i.content, i.encoding, i.mode, ctx.actor),
-    'sandboxes.editFile': (i, ctx) => core.sandboxes.editFile(i.sandbox, i.path, i.oldString, i.newString, ctx.actor),
+    'sandboxes.writeFile': (i, ctx) =>
+      core.sandboxes.writeFile(i.sandbox, i.path, i.content, i.encoding, i.mode, ctx.actor),
+    'sandboxes.editFile': (i, ctx) =>
+      core.sandboxes.editFile(i.sandbox, i.path, i.oldString, i.newString, ctx.actor),
     'sandboxes.shell': (i, ctx) => {
       const sessionId = randomUUID();
       let shell: GuestShell | null = null;
-      const q = new AsyncQueue<{ kind: 'open'; sessionId: string } | { kind: 'data'; data: string } | { kind: 'exit'; code: number | null }>(() => {
+      const q = new AsyncQueue<
+        | { kind: 'open'; sessionId: string }
+        | { kind: 'data'; data: string }
+        | { kind: 'exit'; code: number | null }
+      >(() => {
         shell?.close();
         shells.delete(sessionId);
       });
@@ -155,10 +178,13 @@ export function createRouter(core: Core): Router<Contract> {
       return { ok: true as const };
     },
     'sandboxes.egressAllow': (i, ctx) => core.sandboxes.setEgress(i.sandbox, i.destination, true, ctx.actor),
-    'sandboxes.egressRevoke': (i, ctx) => core.sandboxes.setEgress(i.sandbox, i.destination, false, ctx.actor),
+    'sandboxes.egressRevoke': (i, ctx) =>
+      core.sandboxes.setEgress(i.sandbox, i.destination, false, ctx.actor),
     'sandboxes.reconcile': (i, ctx) => core.reconcile(i.host, ctx.actor),
     'bases.list': (i) => core.sandboxes.listBases(i.host),
     'bases.refresh': (i, ctx) => core.sandboxes.refreshBase(i.host, i.source, ctx.actor),
+    'bases.warm': (i, ctx) =>
+      core.sandboxes.warm(i.host, i.source, { vcpus: i.vcpus, memoryMiB: i.memoryMiB }, ctx.actor),
     'snapshots.create': (i, ctx) => core.sandboxes.snapshotCreate(i.sandbox, i.name, i.memory, ctx.actor),
     'snapshots.list': (i) => core.sandboxes.snapshotList(i.sandbox),
     'snapshots.restore': (i, ctx) => core.sandboxes.snapshotRestore(i.sandbox, i.snapshot, ctx.actor),

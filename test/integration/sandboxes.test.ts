@@ -20,9 +20,11 @@ let lab: Lab;
 // A file-backed secret store: the CLI subprocesses below must see the same CA as the in-process core.
 const core = testCore({ secrets: undefined });
 const client = connectInProcess(core, { door: 'test', id: 'sandboxes-it' });
-const cli = (args: string[], stdin?: string) => fluid(args, { dataDir: core.paths.dataDir, stdin, timeoutMs: 600_000 });
+const cli = (args: string[], stdin?: string) =>
+  fluid(args, { dataDir: core.paths.dataDir, stdin, timeoutMs: 600_000 });
 const made: string[] = [];
 let web: Sandbox;
+let restored: Sandbox;
 
 async function finish(task: Task): Promise<Task> {
   let last = task;
@@ -40,7 +42,8 @@ async function create(input: Parameters<typeof client.call<'sandboxes.create'>>[
 
 const sh = (cmd: string) => execFileSync('sh', ['-c', cmd]).toString();
 const sourceDisk = () => lab.sources.find((s) => s.name === 'fluid-lab-web')!.disk;
-const domstate = (name: string) => sh(`virsh -c ${lab.libvirtUri} domstate ${name} 2>/dev/null || echo gone`).trim();
+const domstate = (name: string) =>
+  sh(`virsh -c ${lab.libvirtUri} domstate ${name} 2>/dev/null || echo gone`).trim();
 /** Read a file from a shut-off VM's disk without touching the disk (a read-only raw copy + debugfs). */
 function readFromDisk(disk: string, path: string): string {
   const raw = join(core.paths.dataDir, 'peek.raw');
@@ -93,7 +96,10 @@ describe('a sandbox cloned from a shut-off source', () => {
     assert.ok(web.timings.total! > 0 && web.timings.boot! > 0, JSON.stringify(web.timings));
     assert.match(web.baseFingerprint!, /^[0-9a-f]{64}$/);
 
-    const r = await client.call('sandboxes.exec', { sandbox: web.id, command: 'hostname; cat /etc/machine-id; cut -d" " -f2 /etc/ssh/ssh_host_ed25519_key.pub' });
+    const r = await client.call('sandboxes.exec', {
+      sandbox: web.id,
+      command: 'hostname; cat /etc/machine-id; cut -d" " -f2 /etc/ssh/ssh_host_ed25519_key.pub',
+    });
     assert.equal(r.exitCode, 0, r.stderr);
     const [hostname, machineId, hostKey] = r.stdout.trim().split('\n');
     assert.equal(hostname, 'it-web');
@@ -102,10 +108,16 @@ describe('a sandbox cloned from a shut-off source', () => {
     assert.notEqual(machineId, source.machineId);
     assert.notEqual(hostKey, source.hostKey);
     // The pinned fingerprint is the key the guest really presents.
-    const fp = 'SHA256:' + createHash('sha256').update(Buffer.from(hostKey!, 'base64')).digest('base64').replace(/=+$/, '');
+    const fp =
+      'SHA256:' +
+      createHash('sha256').update(Buffer.from(hostKey!, 'base64')).digest('base64').replace(/=+$/, '');
     assert.equal(web.hostKeyFingerprint, fp);
 
-    assert.equal(sh(`sha256sum ${sourceDisk()}`).split(' ')[0], sourceSum, 'the source disk is byte-for-byte unchanged');
+    assert.equal(
+      sh(`sha256sum ${sourceDisk()}`).split(' ')[0],
+      sourceSum,
+      'the source disk is byte-for-byte unchanged',
+    );
     assert.equal(domstate('fluid-lab-web'), 'shut off', 'the source was never started');
   });
 
@@ -117,7 +129,11 @@ describe('a sandbox cloned from a shut-off source', () => {
     const net = sh(`virsh -c ${lab.libvirtUri} net-dumpxml fluid-sandboxes`);
     assert.doesNotMatch(net, /<forward/);
     assert.match(net, /<dns enable='no'\/>/);
-    const r = await client.call('sandboxes.exec', { sandbox: web.id, command: 'ip route; curl -sS -m 5 --noproxy "*" http://1.1.1.1/ 2>&1 || true; getent hosts deb.debian.org || echo no-dns' });
+    const r = await client.call('sandboxes.exec', {
+      sandbox: web.id,
+      command:
+        'ip route; curl -sS -m 5 --noproxy "*" http://1.1.1.1/ 2>&1 || true; getent hosts deb.debian.org || echo no-dns',
+    });
     assert.doesNotMatch(r.stdout, /default via/);
     assert.match(r.stdout, /no-dns/);
     assert.match(r.stdout, /(unreachable|timed out|Failed to connect|Couldn't connect)/i);
@@ -139,11 +155,22 @@ exit 7`;
     assert.equal(r.exitCode, 7);
     assert.equal(r.stdout, `literal $name $(not run)\nexpanded quoted 'single' and "double"\n`);
     assert.equal(r.stderr.trim(), 'to-stderr');
-    const t = await client.call('sandboxes.exec', { sandbox: web.id, command: 'sleep 300 & echo started; wait', timeoutSeconds: 2 });
+    const t = await client.call('sandboxes.exec', {
+      sandbox: web.id,
+      command: 'sleep 300 & echo started; wait',
+      timeoutSeconds: 2,
+    });
     assert.equal(t.timedOut, true);
-    const gone = await client.call('sandboxes.exec', { sandbox: web.id, command: 'pgrep -f "^sleep 300$" || echo none' });
+    const gone = await client.call('sandboxes.exec', {
+      sandbox: web.id,
+      command: 'pgrep -f "^sleep 300$" || echo none',
+    });
     assert.equal(gone.stdout.trim(), 'none', 'the timed-out process tree was killed');
-    const big = await client.call('sandboxes.exec', { sandbox: web.id, command: 'head -c 3000000 /dev/zero | tr "\\0" x', maxOutputBytes: 65536 });
+    const big = await client.call('sandboxes.exec', {
+      sandbox: web.id,
+      command: 'head -c 3000000 /dev/zero | tr "\\0" x',
+      maxOutputBytes: 65536,
+    });
     assert.equal(big.truncated, true);
     assert.match(big.stdout, /truncated/);
     assert.ok(big.stdout.length < 80_000);
@@ -151,17 +178,51 @@ exit 7`;
 
   test('files: read, write (binary-safe, as root) and edit a unique string', async () => {
     const bytes = Buffer.from(Array.from({ length: 256 * 40 }, (_, i) => i % 256));
-    await client.call('sandboxes.writeFile', { sandbox: web.id, path: '/etc/fluid-test.bin', content: bytes.toString('base64'), encoding: 'base64', mode: '0600' });
+    await client.call('sandboxes.writeFile', {
+      sandbox: web.id,
+      path: '/etc/fluid-test.bin',
+      content: bytes.toString('base64'),
+      encoding: 'base64',
+      mode: '0600',
+    });
     const back = await client.call('sandboxes.readFile', { sandbox: web.id, path: '/etc/fluid-test.bin' });
     assert.equal(back.encoding, 'base64');
     assert.ok(Buffer.from(back.content, 'base64').equals(bytes));
-    await client.call('sandboxes.writeFile', { sandbox: web.id, path: '/etc/fluid-test.conf', content: 'a=1\nb=2\nb=2\n' });
-    await assert.rejects(client.call('sandboxes.editFile', { sandbox: web.id, path: '/etc/fluid-test.conf', oldString: 'b=2', newString: 'b=3' }), { code: 'CONFLICT' });
-    await assert.rejects(client.call('sandboxes.editFile', { sandbox: web.id, path: '/etc/fluid-test.conf', oldString: 'zzz', newString: 'b=3' }), { code: 'NOT_FOUND' });
-    await client.call('sandboxes.editFile', { sandbox: web.id, path: '/etc/fluid-test.conf', oldString: 'a=1', newString: 'a=10' });
+    await client.call('sandboxes.writeFile', {
+      sandbox: web.id,
+      path: '/etc/fluid-test.conf',
+      content: 'a=1\nb=2\nb=2\n',
+    });
+    await assert.rejects(
+      client.call('sandboxes.editFile', {
+        sandbox: web.id,
+        path: '/etc/fluid-test.conf',
+        oldString: 'b=2',
+        newString: 'b=3',
+      }),
+      { code: 'CONFLICT' },
+    );
+    await assert.rejects(
+      client.call('sandboxes.editFile', {
+        sandbox: web.id,
+        path: '/etc/fluid-test.conf',
+        oldString: 'zzz',
+        newString: 'b=3',
+      }),
+      { code: 'NOT_FOUND' },
+    );
+    await client.call('sandboxes.editFile', {
+      sandbox: web.id,
+      path: '/etc/fluid-test.conf',
+      oldString: 'a=1',
+      newString: 'a=10',
+    });
     const conf = await client.call('sandboxes.readFile', { sandbox: web.id, path: '/etc/fluid-test.conf' });
     assert.equal(conf.content, 'a=10\nb=2\nb=2\n');
-    const mode = await client.call('sandboxes.exec', { sandbox: web.id, command: 'stat -c %a:%U /etc/fluid-test.bin' });
+    const mode = await client.call('sandboxes.exec', {
+      sandbox: web.id,
+      command: 'stat -c %a:%U /etc/fluid-test.bin',
+    });
     assert.equal(mode.stdout.trim(), '600:root');
   });
 
@@ -174,7 +235,10 @@ exit 7`;
     assert.equal(restored.state, 'running');
     const r = await client.call('sandboxes.readFile', { sandbox: web.id, path: '/root/state' });
     assert.equal(r.content, 'before\n');
-    assert.deepEqual((await client.call('snapshots.list', { sandbox: web.id })).map((s) => s.name), ['clean']);
+    assert.deepEqual(
+      (await client.call('snapshots.list', { sandbox: web.id })).map((s) => s.name),
+      ['clean'],
+    );
     await client.call('snapshots.delete', { sandbox: web.id, snapshot: 'clean' });
     assert.deepEqual(await client.call('snapshots.list', { sandbox: web.id }), []);
   });
@@ -206,23 +270,94 @@ describe('warm template restore', () => {
   test('the template is built once; the next sandbox restores in seconds with its own identity', async () => {
     const warm = await finish(await client.call('bases.warm', { host: 'lab', source: 'fluid-lab-web' }));
     assert.equal(warm.status, 'succeeded', JSON.stringify(warm.error));
-    const a = await create({ host: 'lab', source: 'fluid-lab-web', name: 'it-restore-a' });
+    const a = await create({
+      host: 'lab',
+      source: 'fluid-lab-web',
+      name: 'it-restore-a',
+      allow: ['deb.debian.org'],
+    });
+    restored = a;
     const b = await create({ host: 'lab', source: 'fluid-lab-web', name: 'it-restore-b' });
     for (const s of [a, b]) {
       assert.equal(s.startPath, 'restore', s.startPathReason ?? '');
       assert.ok(s.timings.restore! > 0);
     }
-    const ids = await Promise.all([a, b].map((s) => client.call('sandboxes.exec', { sandbox: s.id, command: 'hostname; cat /etc/machine-id; cat /proc/sys/kernel/random/boot_id; date +%s' })));
+    const ids = await Promise.all(
+      [a, b].map((s) =>
+        client.call('sandboxes.exec', {
+          sandbox: s.id,
+          command: 'hostname; cat /etc/machine-id; cat /proc/sys/kernel/random/boot_id; date +%s',
+        }),
+      ),
+    );
     const [ha, ma, , ta] = ids[0]!.stdout.trim().split('\n');
     const [hb, mb, , tb] = ids[1]!.stdout.trim().split('\n');
     assert.deepEqual([ha, hb], ['it-restore-a', 'it-restore-b']);
     assert.notEqual(ma, mb);
     assert.notEqual(a.hostKeyFingerprint, b.hostKeyFingerprint);
     // The restored guest clock was set from the host (a frozen clock would break certificates).
-    assert.ok(Math.abs(Number(ta) - Date.now() / 1000) < 120 && Math.abs(Number(tb) - Date.now() / 1000) < 120);
+    assert.ok(
+      Math.abs(Number(ta) - Date.now() / 1000) < 120 && Math.abs(Number(tb) - Date.now() / 1000) < 120,
+    );
     const list = sh(`virsh -c ${lab.libvirtUri} dumpxml ${a.domainName}`);
     assert.match(list, /<fluid:sandbox/);
-    for (const s of [a, b]) await client.call('sandboxes.destroy', { sandbox: s.id });
+    await client.call('sandboxes.destroy', { sandbox: b.id });
+  });
+
+  test('egress: the allowed Debian mirror serves apt-get install; anything else fails and leaves a pending approval', async () => {
+    const a = restored;
+    const apt = await client.call('sandboxes.exec', {
+      sandbox: a.id,
+      command:
+        'apt-get update -o Acquire::Languages=none -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends hello >/dev/null && hello',
+      timeoutSeconds: 1200,
+    });
+    assert.equal(apt.exitCode, 0, apt.stderr + apt.stdout);
+    assert.match(apt.stdout, /Hello, world!/);
+    const curl = await client.call('sandboxes.exec', {
+      sandbox: a.id,
+      command: 'curl -sS -m 20 -o /dev/null -w "%{http_code}" https://example.com/; echo " exit=$?"',
+    });
+    assert.match(curl.stdout, /exit=(56|22|7)/, curl.stdout + curl.stderr);
+    const pending = (await client.call('approvals.list', { status: 'pending', sandboxId: a.id })).filter(
+      (x) => x.kind === 'egress',
+    );
+    assert.deepEqual(
+      pending.map((p) => (p.subject as { destination: string }).destination),
+      ['example.com:443'],
+    );
+    // A retry does not raise a second request while the first is pending.
+    await client.call('sandboxes.exec', {
+      sandbox: a.id,
+      command: 'curl -sS -m 20 https://example.com/ || true',
+    });
+    assert.equal((await client.call('approvals.list', { status: 'pending', sandboxId: a.id })).length, 1);
+    const audit = await client.call('audit.list', { limit: 500, target: a.id });
+    assert.ok(
+      audit.entries.some(
+        (e) =>
+          e.action === 'egress.allow' &&
+          (e.data as { destination: string }).destination === 'deb.debian.org:80',
+      ),
+    );
+    assert.ok(
+      audit.entries.some(
+        (e) =>
+          e.action === 'egress.deny' && (e.data as { destination: string }).destination === 'example.com:443',
+      ),
+    );
+    // Approved from another door: the destination joins the sandbox's allowlist.
+    const ok = await cli(['approval', 'approve', pending[0]!.id, '--json']);
+    assert.equal(ok.code, 0, ok.stderr);
+    for (let i = 0; i < 50; i++) {
+      if ((await client.call('sandboxes.get', { sandbox: a.id })).egressAllow.includes('example.com:443'))
+        break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.ok(
+      (await client.call('sandboxes.get', { sandbox: a.id })).egressAllow.includes('example.com:443'),
+    );
+    await client.call('sandboxes.destroy', { sandbox: a.id });
   });
 });
 
@@ -234,7 +369,11 @@ describe('destroy, admission and the janitor', () => {
     assert.equal(domstate(web.domainName), 'gone');
     const root = `/var/lib/fluid/${core.installation}/sandboxes`;
     assert.ok(!existsSync(join(root, dir)), 'overlay directory removed');
-    const slots = readdirSync('/var/lib/fluid/slots').filter((s) => existsSync(`/var/lib/fluid/slots/${s}/owner`) && readFileSync(`/var/lib/fluid/slots/${s}/owner`, 'utf8').includes(web.id));
+    const slots = readdirSync('/var/lib/fluid/slots').filter(
+      (s) =>
+        existsSync(`/var/lib/fluid/slots/${s}/owner`) &&
+        readFileSync(`/var/lib/fluid/slots/${s}/owner`, 'utf8').includes(web.id),
+    );
     assert.deepEqual(slots, [], 'address reservation released');
     assert.doesNotMatch(sh(`virsh -c ${lab.libvirtUri} list --all --name`), new RegExp(web.domainName));
   });
@@ -242,11 +381,19 @@ describe('destroy, admission and the janitor', () => {
   test('over the capacity limit a create waits for approval; a denial from another door stops it with nothing left behind', async () => {
     await client.call('settings.update', { sandboxes: { maxCommittedVcpus: 1 } });
     try {
-      const task = await client.call('sandboxes.create', { host: 'lab', source: 'fluid-lab-web', vcpus: 2, name: 'it-too-big' });
+      const task = await client.call('sandboxes.create', {
+        host: 'lab',
+        source: 'fluid-lab-web',
+        vcpus: 2,
+        name: 'it-too-big',
+      });
       made.push(task.target!);
       let pending = null;
       for (let i = 0; i < 100 && !pending; i++) {
-        pending = (await client.call('approvals.list', { status: 'pending' })).find((a) => a.sandboxId === task.target) ?? null;
+        pending =
+          (await client.call('approvals.list', { status: 'pending' })).find(
+            (a) => a.sandboxId === task.target,
+          ) ?? null;
         if (!pending) await new Promise((r) => setTimeout(r, 200));
       }
       assert.ok(pending, 'an approval request was raised');
@@ -262,7 +409,10 @@ describe('destroy, admission and the janitor', () => {
       assert.equal(s.state, 'failed');
       assert.equal(s.ip, null, 'no address was reserved');
       const log = await client.call('audit.list', { limit: 50, target: pending.id });
-      assert.deepEqual(log.entries.map((e) => `${e.action}:${e.actor.door}`).sort(), ['approval.decide:cli', 'approval.request:test']);
+      assert.deepEqual(log.entries.map((e) => `${e.action}:${e.actor.door}`).sort(), [
+        'approval.decide:cli',
+        'approval.request:test',
+      ]);
     } finally {
       await client.call('settings.update', { sandboxes: { maxCommittedVcpus: null } });
     }
@@ -271,10 +421,26 @@ describe('destroy, admission and the janitor', () => {
 
 describe('a crash in the middle of a create', () => {
   test('kill -9 mid-create, then reconcile: no orphan domain, overlay or reservation, and the audit log says what was cleaned', async () => {
-    const child = spawn(process.execPath, ['bin/fluid.js', 'sandbox', 'create', '--source', 'fluid-lab-web', '--host', 'lab', '--name', 'it-crash', '--start', 'cold'], {
-      env: { ...process.env, FLUID_DATA_DIR: core.paths.dataDir },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        'bin/fluid.js',
+        'sandbox',
+        'create',
+        '--source',
+        'fluid-lab-web',
+        '--host',
+        'lab',
+        '--name',
+        'it-crash',
+        '--start',
+        'cold',
+      ],
+      {
+        env: { ...process.env, FLUID_DATA_DIR: core.paths.dataDir },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     // Wait until the VM exists on the host (booting), then kill the process without warning.

@@ -355,18 +355,20 @@ export class SshConnection implements HostConnection {
 
   forwardOut(address: string, port: number): Promise<Duplex> {
     return new Promise((resolve, reject) => {
-      this.client.forwardOut('127.0.0.1', 0, address, port, (err, ch) => {
-        if (err)
-          reject(
-            new FluidError(
-              'HOST_UNREACHABLE',
-              `The host could not connect to ${address}:${port}: ${err.message}`,
-            ),
-          );
-        else resolve(ch);
-      });
+      if (this.isClosed) return reject(new FluidError('HOST_UNREACHABLE', 'The SSH connection to the host is closed.'));
+      try {
+        this.client.forwardOut('127.0.0.1', 0, address, port, (err, ch) => {
+          if (err) reject(new FluidError('HOST_UNREACHABLE', `The host could not connect to ${address}:${port}: ${err.message}`));
+          else resolve(ch);
+        });
+      } catch (e) {
+        // ssh2 throws synchronously when the connection dropped under us.
+        this.markClosed();
+        reject(new FluidError('HOST_UNREACHABLE', `The SSH connection to the host is gone: ${(e as Error).message}`));
+      }
     });
   }
+
 
   close(): void {
     this.client.end();

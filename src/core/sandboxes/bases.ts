@@ -120,25 +120,50 @@ export class BaseStore {
     return toBase(r);
   }
   list(hostId?: string): BaseRecord[] {
-    const rows = (hostId ? this.db.prepare('SELECT * FROM bases WHERE host_id = ? ORDER BY created_at DESC').all(hostId) : this.db.prepare('SELECT * FROM bases ORDER BY created_at DESC').all()) as Row[];
+    const rows = (
+      hostId
+        ? this.db.prepare('SELECT * FROM bases WHERE host_id = ? ORDER BY created_at DESC').all(hostId)
+        : this.db.prepare('SELECT * FROM bases ORDER BY created_at DESC').all()
+    ) as Row[];
     return rows.map(toBase);
   }
   latestReady(hostId: string, sourceUuid: string): BaseRecord | null {
-    const r = this.db.prepare("SELECT * FROM bases WHERE host_id = ? AND source_uuid = ? AND state = 'ready' ORDER BY created_at DESC LIMIT 1").get(hostId, sourceUuid) as Row | undefined;
+    const r = this.db
+      .prepare(
+        "SELECT * FROM bases WHERE host_id = ? AND source_uuid = ? AND state = 'ready' ORDER BY created_at DESC LIMIT 1",
+      )
+      .get(hostId, sourceUuid) as Row | undefined;
     return r ? toBase(r) : null;
   }
   update(id: string, fields: Partial<Record<keyof Row, unknown>>): void {
     const keys = Object.keys(fields);
     if (!keys.length) return;
-    this.db.prepare(`UPDATE bases SET ${keys.map((k) => `${k} = ?`).join(', ')} WHERE id = ?`).run(...keys.map((k) => fields[k as keyof Row]), id);
+    this.db
+      .prepare(`UPDATE bases SET ${keys.map((k) => `${k} = ?`).join(', ')} WHERE id = ?`)
+      .run(...keys.map((k) => fields[k as keyof Row]), id);
   }
-  insert(r: Omit<Row, 'fingerprint' | 'size_bytes' | 'template_state' | 'template_error' | 'template' | 'error'>): void {
+  insert(
+    r: Omit<Row, 'fingerprint' | 'size_bytes' | 'template_state' | 'template_error' | 'template' | 'error'>,
+  ): void {
     this.db
       .prepare(
         `INSERT INTO bases (id, host_id, source_name, source_uuid, method, state, dir, disks, source_xml, owner_pid, owner_instance, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(r.id, r.host_id, r.source_name, r.source_uuid, r.method, r.state, r.dir, r.disks, r.source_xml, r.owner_pid, r.owner_instance, r.created_at);
+      .run(
+        r.id,
+        r.host_id,
+        r.source_name,
+        r.source_uuid,
+        r.method,
+        r.state,
+        r.dir,
+        r.disks,
+        r.source_xml,
+        r.owner_pid,
+        r.owner_instance,
+        r.created_at,
+      );
   }
 }
 
@@ -152,15 +177,29 @@ export interface BaseDeps {
 }
 
 /** Copy the source's disks into a new base. */
-export async function buildBase(d: BaseDeps, conn: HostConnection, host: Host, vm: Vm, ctx: TaskContext, actor: Actor): Promise<BaseRecord> {
+export async function buildBase(
+  d: BaseDeps,
+  conn: HostConnection,
+  host: Host,
+  vm: Vm,
+  ctx: TaskContext,
+  actor: Actor,
+): Promise<BaseRecord> {
   const V = (a: string) => virsh(host.libvirtUri, a);
   const layout = hostLayout(host.storageDir, d.installation);
   const disks = vm.disks.filter((x) => x.device === 'disk');
   if (!disks.length) throw new FluidError('VALIDATION', `${vm.name} has no disks to copy.`);
   for (const x of disks) {
-    if (!x.source) throw new FluidError('VALIDATION', `${vm.name}'s disk ${x.target} has no source Fluid can copy (type ${x.type}).`);
+    if (!x.source)
+      throw new FluidError(
+        'VALIDATION',
+        `${vm.name}'s disk ${x.target} has no source Fluid can copy (type ${x.type}).`,
+      );
   }
-  const sourceXml = await run(conn, V(`dumpxml --inactive ${shq(vm.uuid)}`), { what: `Reading ${vm.name}'s definition`, signal: ctx.signal });
+  const sourceXml = await run(conn, V(`dumpxml --inactive ${shq(vm.uuid)}`), {
+    what: `Reading ${vm.name}'s definition`,
+    signal: ctx.signal,
+  });
   const id = randomUUID();
   const dir = layout.base(id);
   const running = vm.running;
@@ -180,7 +219,11 @@ export async function buildBase(d: BaseDeps, conn: HostConnection, host: Host, v
   });
   const targets = disks.map((x) => ({ target: x.target, from: x.source!, to: `${dir}/${x.target}.qcow2` }));
   try {
-    await run(conn, `mkdir -p ${shq(dir)} && chmod 755 ${shq(host.storageDir)} ${shq(layout.root)} ${shq(layout.bases)} ${shq(dir)}`, { what: 'Preparing the base directory', signal: ctx.signal });
+    await run(
+      conn,
+      `mkdir -p ${shq(dir)} && chmod 755 ${shq(host.storageDir)} ${shq(layout.root)} ${shq(layout.bases)} ${shq(dir)}`,
+      { what: 'Preparing the base directory', signal: ctx.signal },
+    );
     let method: 'copy' | 'backup' = running ? 'backup' : 'copy';
     if (!running) {
       const ok = await copyShutOff(conn, host, vm, targets, ctx);
@@ -193,7 +236,12 @@ export async function buildBase(d: BaseDeps, conn: HostConnection, host: Host, v
     ctx.progress(0.92, 'Fingerprinting the copy');
     const info = await run(
       conn,
-      targets.map((t) => `chmod 0444 ${shq(t.to)}; printf '%s ' ${shq(t.target)}; sha256sum ${shq(t.to)} | cut -d' ' -f1 | tr '\\n' ' '; qemu-img info -U --output=json ${shq(t.to)} | tr -d '\\n'; echo`).join('\n') + `\ndu -sb ${shq(dir)} | cut -f1`,
+      targets
+        .map(
+          (t) =>
+            `chmod 0444 ${shq(t.to)}; printf '%s ' ${shq(t.target)}; sha256sum ${shq(t.to)} | cut -d' ' -f1 | tr '\\n' ' '; qemu-img info -U --output=json ${shq(t.to)} | tr -d '\\n'; echo`,
+        )
+        .join('\n') + `\ndu -sb ${shq(dir)} | cut -f1`,
       { what: 'Fingerprinting the base', signal: ctx.signal, timeoutMs: 30 * 60_000 },
     );
     const lines = info.trim().split('\n');
@@ -201,15 +249,43 @@ export async function buildBase(d: BaseDeps, conn: HostConnection, host: Host, v
     const baseDisks: BaseDisk[] = lines.map((l) => {
       const [target, sha, ...json] = l.split(' ');
       const q = JSON.parse(json.join(' ')) as { 'virtual-size'?: number };
-      return { target: target!, path: targets.find((t) => t.target === target)!.to, sha256: sha!, virtualSize: q['virtual-size'] ?? null };
+      return {
+        target: target!,
+        path: targets.find((t) => t.target === target)!.to,
+        sha256: sha!,
+        virtualSize: q['virtual-size'] ?? null,
+      };
     });
-    const fingerprint = sha256Hex(canonicalJson({ source: vm.uuid, disks: baseDisks.map((b) => ({ target: b.target, sha256: b.sha256 })) }));
-    d.store.update(id, { state: 'ready', method, disks: JSON.stringify(baseDisks), fingerprint, size_bytes: Number.isFinite(size) ? size : null, owner_pid: null, owner_instance: null });
-    d.audit.append({ actor, action: 'base.create', target: id, data: { host: host.name, source: vm.name, method, fingerprint, sizeBytes: size } });
+    const fingerprint = sha256Hex(
+      canonicalJson({
+        source: vm.uuid,
+        disks: baseDisks.map((b) => ({ target: b.target, sha256: b.sha256 })),
+      }),
+    );
+    d.store.update(id, {
+      state: 'ready',
+      method,
+      disks: JSON.stringify(baseDisks),
+      fingerprint,
+      size_bytes: Number.isFinite(size) ? size : null,
+      owner_pid: null,
+      owner_instance: null,
+    });
+    d.audit.append({
+      actor,
+      action: 'base.create',
+      target: id,
+      data: { host: host.name, source: vm.name, method, fingerprint, sizeBytes: size },
+    });
     return d.store.get(id);
   } catch (err) {
     await conn.exec(`rm -rf ${shq(dir)}`).catch(() => {});
-    d.store.update(id, { state: 'failed', error: (err as Error).message, owner_pid: null, owner_instance: null });
+    d.store.update(id, {
+      state: 'failed',
+      error: (err as Error).message,
+      owner_pid: null,
+      owner_instance: null,
+    });
     throw err;
   }
 }
@@ -219,24 +295,40 @@ async function domState(conn: HostConnection, host: Host, uuid: string): Promise
 }
 
 /** Returns false when the VM was started during the copy (the copy is then discarded). */
-async function copyShutOff(conn: HostConnection, host: Host, vm: Vm, targets: Array<{ target: string; from: string; to: string }>, ctx: TaskContext): Promise<boolean> {
+async function copyShutOff(
+  conn: HostConnection,
+  host: Host,
+  vm: Vm,
+  targets: Array<{ target: string; from: string; to: string }>,
+  ctx: TaskContext,
+): Promise<boolean> {
   if ((await domState(conn, host, vm.uuid)) !== 'shut off') return false;
   for (const [i, t] of targets.entries()) {
     ctx.progress((i / targets.length) * 0.9, `Copying ${vm.name}'s disk ${t.target}`);
     // -U: shared lock, so starting the source is never blocked by the copy; -p: progress on stdout.
-    const r = await conn.exec(`qemu-img convert -U -p -O qcow2 ${shq(t.from)} ${shq(t.to + '.part')} && mv ${shq(t.to + '.part')} ${shq(t.to)}`, {
-      signal: ctx.signal,
-      timeoutMs: 6 * 3600_000,
-      onStdout: (chunk) => {
-        const m = /\((\d+(?:\.\d+)?)\/100%\)/g;
-        let last: RegExpExecArray | null = null;
-        for (let x = m.exec(chunk.toString()); x; x = m.exec(chunk.toString())) last = x;
-        if (last) ctx.progress(((i + Number(last[1]) / 100) / targets.length) * 0.9, `Copying ${vm.name}'s disk ${t.target}: ${Math.round(Number(last[1]))}%`);
+    const r = await conn.exec(
+      `qemu-img convert -U -p -O qcow2 ${shq(t.from)} ${shq(t.to + '.part')} && mv ${shq(t.to + '.part')} ${shq(t.to)}`,
+      {
+        signal: ctx.signal,
+        timeoutMs: 6 * 3600_000,
+        onStdout: (chunk) => {
+          const m = /\((\d+(?:\.\d+)?)\/100%\)/g;
+          let last: RegExpExecArray | null = null;
+          for (let x = m.exec(chunk.toString()); x; x = m.exec(chunk.toString())) last = x;
+          if (last)
+            ctx.progress(
+              ((i + Number(last[1]) / 100) / targets.length) * 0.9,
+              `Copying ${vm.name}'s disk ${t.target}: ${Math.round(Number(last[1]))}%`,
+            );
+        },
       },
-    });
+    );
     if (r.code !== 0) {
       await conn.exec(`rm -f ${shq(t.to + '.part')}`).catch(() => {});
-      throw new FluidError('INTERNAL', `Copying ${t.from} failed: ${r.stderr.toString().trim().slice(0, 500)}`);
+      throw new FluidError(
+        'INTERNAL',
+        `Copying ${t.from} failed: ${r.stderr.toString().trim().slice(0, 500)}`,
+      );
     }
   }
   if ((await domState(conn, host, vm.uuid)) !== 'shut off') {
@@ -246,18 +338,31 @@ async function copyShutOff(conn: HostConnection, host: Host, vm: Vm, targets: Ar
   return true;
 }
 
-async function backupRunning(conn: HostConnection, host: Host, vm: Vm, targets: Array<{ target: string; from: string; to: string }>, ctx: TaskContext): Promise<void> {
+async function backupRunning(
+  conn: HostConnection,
+  host: Host,
+  vm: Vm,
+  targets: Array<{ target: string; from: string; to: string }>,
+  ctx: TaskContext,
+): Promise<void> {
   const V = (a: string) => virsh(host.libvirtUri, a);
   const xml = `<domainbackup mode='push'><disks>${targets
-    .map((t) => `<disk name='${t.target}' backup='yes' type='file'><target file='${t.to}'/><driver type='qcow2'/></disk>`)
+    .map(
+      (t) =>
+        `<disk name='${t.target}' backup='yes' type='file'><target file='${t.to}'/><driver type='qcow2'/></disk>`,
+    )
     .join('')}</disks></domainbackup>`;
   ctx.progress(0.02, `Starting a point-in-time backup of ${vm.name} (it keeps running)`);
   const file = `${targets[0]!.to}.backup.xml`;
-  await run(conn, `cat > ${shq(file)} && ${V(`backup-begin ${shq(vm.uuid)} --backupxml ${shq(file)}`)}; rc=$?; rm -f ${shq(file)}; exit $rc`, {
-    stdin: xml,
-    what: `Starting the backup of ${vm.name}`,
-    signal: ctx.signal,
-  });
+  await run(
+    conn,
+    `cat > ${shq(file)} && ${V(`backup-begin ${shq(vm.uuid)} --backupxml ${shq(file)}`)}; rc=$?; rm -f ${shq(file)}; exit $rc`,
+    {
+      stdin: xml,
+      what: `Starting the backup of ${vm.name}`,
+      signal: ctx.signal,
+    },
+  );
   const abort = () => conn.exec(V(`domjobabort ${shq(vm.uuid)}`)).catch(() => {});
   try {
     for (;;) {
@@ -268,7 +373,11 @@ async function backupRunning(conn: HostConnection, host: Host, vm: Vm, targets: 
       if (!type || type === 'None') break;
       const total = Number(/Data total:\s+([\d.]+)\s+(\S+)/.exec(info)?.[1] ?? 0);
       const processed = Number(/Data processed:\s+([\d.]+)\s+(\S+)/.exec(info)?.[1] ?? 0);
-      if (total > 0) ctx.progress(0.05 + 0.85 * Math.min(1, processed / total), `Backing up ${vm.name}: ${Math.round((processed / total) * 100)}%`);
+      if (total > 0)
+        ctx.progress(
+          0.05 + 0.85 * Math.min(1, processed / total),
+          `Backing up ${vm.name}: ${Math.round((processed / total) * 100)}%`,
+        );
     }
   } catch (err) {
     await abort();

@@ -60,9 +60,37 @@ export interface DerivedDomain {
 }
 
 /** Devices that tie a VM to its host or to a human session. */
-const STRIP_DEVICES = new Set(['hostdev', 'redirdev', 'smartcard', 'filesystem', 'shmem', 'parallel', 'sound', 'audio', 'graphics', 'tpm', 'lease']);
+const STRIP_DEVICES = new Set([
+  'hostdev',
+  'redirdev',
+  'smartcard',
+  'filesystem',
+  'shmem',
+  'parallel',
+  'sound',
+  'audio',
+  'graphics',
+  'tpm',
+  'lease',
+]);
 /** Top-level elements that pin resources or carry host- or instance-specific identity. */
-const STRIP_TOP = new Set(['uuid', 'genid', 'metadata', 'cputune', 'numatune', 'memtune', 'memoryBacking', 'resource', 'sysinfo', 'seclabel', 'keywrap', 'launchSecurity', 'maxMemory', 'idmap', 'throttlegroups']);
+const STRIP_TOP = new Set([
+  'uuid',
+  'genid',
+  'metadata',
+  'cputune',
+  'numatune',
+  'memtune',
+  'memoryBacking',
+  'resource',
+  'sysinfo',
+  'seclabel',
+  'keywrap',
+  'launchSecurity',
+  'maxMemory',
+  'idmap',
+  'throttlegroups',
+]);
 
 export function deriveDomain(sourceXml: string, o: DeriveOptions): DerivedDomain {
   const doc = parseXml(sourceXml);
@@ -72,16 +100,28 @@ export function deriveDomain(sourceXml: string, o: DeriveOptions): DerivedDomain
 
   setAttr(dom, 'type', o.virtType);
   setAttr(dom, 'id', null);
-  const sourceName = (kids(child(dom, 'name') ?? el('name')).map((c) => String(c['#text'] ?? '')).join('') || o.label.source).trim();
+  const sourceName = (
+    kids(child(dom, 'name') ?? el('name'))
+      .map((c) => String(c['#text'] ?? ''))
+      .join('') || o.label.source
+  ).trim();
 
   for (const r of removeWhere(dom, (c) => STRIP_TOP.has(tagOf(c)))) {
-    if (!['uuid', 'genid', 'metadata'].includes(tagOf(r))) notes.push(`removed <${tagOf(r)}> (host-specific or identity-bearing)`);
+    if (!['uuid', 'genid', 'metadata'].includes(tagOf(r)))
+      notes.push(`removed <${tagOf(r)}> (host-specific or identity-bearing)`);
   }
   upsert(dom, el('name', {}, o.name));
   insertAfter(dom, 'name', el('uuid', {}, o.uuid));
   insertAfter(dom, 'uuid', el('genid', {}, o.genid));
   upsert(dom, el('title', {}, `Fluid sandbox of ${sourceName}`));
-  upsert(dom, el('description', {}, `Disposable copy of ${sourceName}, managed by Fluid. Destroying it never touches the source.`));
+  upsert(
+    dom,
+    el(
+      'description',
+      {},
+      `Disposable copy of ${sourceName}, managed by Fluid. Destroying it never touches the source.`,
+    ),
+  );
   insertAfter(
     dom,
     'description',
@@ -112,7 +152,8 @@ export function deriveDomain(sourceXml: string, o: DeriveOptions): DerivedDomain
   // CPU: under TCG there is no host CPU to pass through.
   const cpu = child(dom, 'cpu');
   if (o.virtType === 'qemu') {
-    if (cpu && attr(cpu, 'mode') !== 'maximum') notes.push('CPU model set to "maximum" (TCG emulation cannot pass the host CPU through)');
+    if (cpu && attr(cpu, 'mode') !== 'maximum')
+      notes.push('CPU model set to "maximum" (TCG emulation cannot pass the host CPU through)');
     upsert(dom, el('cpu', { mode: 'maximum', check: 'none' }));
   } else if (cpu) {
     if (o.memoryMiB || o.vcpus) removeWhere(cpu, (c) => tagOf(c) === 'numa' || tagOf(c) === 'topology');
@@ -135,7 +176,8 @@ export function deriveDomain(sourceXml: string, o: DeriveOptions): DerivedDomain
     removeWhere(os, (c) => tagOf(c) === 'smbios');
     const nvram = child(os, 'nvram');
     if (nvram) {
-      if (!o.nvramPath) throw new Error('the source has a UEFI variable store (nvram): a per-sandbox copy path is required');
+      if (!o.nvramPath)
+        throw new Error('the source has a UEFI variable store (nvram): a per-sandbox copy path is required');
       setText(nvram, o.nvramPath);
       for (const k of ['template', 'templateFormat', 'format', 'type']) setAttr(nvram, k, null);
     }
@@ -163,7 +205,9 @@ export function deriveDomain(sourceXml: string, o: DeriveOptions): DerivedDomain
     if (!overlay) throw new Error(`no overlay for the source's disk ${target}`);
     mapped.add(target);
     setAttr(disk, 'type', 'file');
-    removeWhere(disk, (c) => ['source', 'backingStore', 'auth', 'encryption', 'reservations', 'iotune', 'mirror'].includes(tagOf(c)));
+    removeWhere(disk, (c) =>
+      ['source', 'backingStore', 'auth', 'encryption', 'reservations', 'iotune', 'mirror'].includes(tagOf(c)),
+    );
     const driver = child(disk, 'driver');
     if (driver) {
       setAttr(driver, 'type', 'qcow2');
@@ -182,7 +226,8 @@ export function deriveDomain(sourceXml: string, o: DeriveOptions): DerivedDomain
   const nicModel = attr(child(first ?? el('x'), 'model'), 'type') ?? 'virtio';
   const nicAddress = first ? child(first, 'address') : undefined;
   if (nics.length > 1) notes.push(`kept 1 of ${nics.length} network interfaces`);
-  if (first && attr(first, 'type') !== 'network') notes.push(`moved the ${attr(first, 'type')} interface to Fluid's isolated network`);
+  if (first && attr(first, 'type') !== 'network')
+    notes.push(`moved the ${attr(first, 'type')} interface to Fluid's isolated network`);
   const makeNic = (mac: string, network: string): XNode =>
     el('interface', { type: 'network' }, [
       el('mac', { address: mac }),
@@ -194,7 +239,8 @@ export function deriveDomain(sourceXml: string, o: DeriveOptions): DerivedDomain
   if (o.nic) append(devices, makeNic(o.nic.mac, o.nic.network));
 
   // Strip host-bound devices.
-  for (const r of removeWhere(devices, (c) => STRIP_DEVICES.has(tagOf(c)))) notes.push(`removed <${tagOf(r)}>`);
+  for (const r of removeWhere(devices, (c) => STRIP_DEVICES.has(tagOf(c))))
+    notes.push(`removed <${tagOf(r)}>`);
   // Serial/console: pty only (no host sockets, files or TCP ports), with a log for boot diagnostics.
   let hasSerial = false;
   for (const s of [...children(devices, 'serial'), ...children(devices, 'console')]) {
@@ -206,7 +252,13 @@ export function deriveDomain(sourceXml: string, o: DeriveOptions): DerivedDomain
     }
   }
   if (!hasSerial) {
-    append(devices, el('serial', { type: 'pty' }, [...(o.serialLog ? [el('log', { file: o.serialLog, append: 'off' })] : []), el('target', { port: '0' })]));
+    append(
+      devices,
+      el('serial', { type: 'pty' }, [
+        ...(o.serialLog ? [el('log', { file: o.serialLog, append: 'off' })] : []),
+        el('target', { port: '0' }),
+      ]),
+    );
   }
   // Channels: keep the guest agent (add it if missing); drop SPICE agents and fixed socket paths.
   removeWhere(devices, (c) => tagOf(c) === 'channel' && attr(c, 'type') !== 'unix');
@@ -217,7 +269,10 @@ export function deriveDomain(sourceXml: string, o: DeriveOptions): DerivedDomain
     removeWhere(ch, (c) => tagOf(c) === 'source');
   }
   if (!hasAgent) {
-    append(devices, el('channel', { type: 'unix' }, [el('target', { type: 'virtio', name: 'org.qemu.guest_agent.0' })]));
+    append(
+      devices,
+      el('channel', { type: 'unix' }, [el('target', { type: 'virtio', name: 'org.qemu.guest_agent.0' })]),
+    );
     notes.push('added a qemu-guest-agent channel');
   }
   // vsock: a fixed CID would clash with the source's.
@@ -226,13 +281,15 @@ export function deriveDomain(sourceXml: string, o: DeriveOptions): DerivedDomain
     append(v, el('cid', { auto: 'yes' }));
   }
   // Entropy for fresh keys.
-  if (!children(devices, 'rng').length) append(devices, el('rng', { model: 'virtio' }, [el('backend', { model: 'random' }, '/dev/urandom')]));
+  if (!children(devices, 'rng').length)
+    append(devices, el('rng', { model: 'virtio' }, [el('backend', { model: 'random' }, '/dev/urandom')]));
   // Video without graphics is pointless but harmless; keep what the guest expects.
 
   // q35: spare PCIe root ports for hot-plugging the NIC after a memory restore.
   const machine = attr(child(os ?? el('x'), 'type'), 'machine') ?? '';
   if (o.spareRootPorts && machine.includes('q35')) {
-    for (let i = 0; i < o.spareRootPorts; i++) append(devices, el('controller', { type: 'pci', model: 'pcie-root-port' }));
+    for (let i = 0; i < o.spareRootPorts; i++)
+      append(devices, el('controller', { type: 'pci', model: 'pcie-root-port' }));
   }
 
   return {

@@ -14,7 +14,13 @@ export interface GuestExecResult {
 }
 
 /** Wait until the guest agent answers a ping (the guest has booted far enough to run it). */
-export async function waitForAgent(conn: HostConnection, uri: string, domain: string, timeoutMs: number, signal?: AbortSignal): Promise<number> {
+export async function waitForAgent(
+  conn: HostConnection,
+  uri: string,
+  domain: string,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<number> {
   const started = Date.now();
   const V = virsh(uri, `qemu-agent-command ${shq(domain)} '{"execute":"guest-ping"}' --timeout 2`);
   const script = `end=$(( $(date +%s) + ${Math.ceil(timeoutMs / 1000)} ))
@@ -26,9 +32,16 @@ while [ "$(date +%s)" -lt "$end" ]; do
 done
 exit 4`;
   const r = await conn.exec(script, { signal, timeoutMs: timeoutMs + 15_000 });
-  if (r.code === 5) throw new FluidError('INTERNAL', `The VM stopped while booting (${r.stdout.toString().trim()}). See its serial log for the reason.`);
+  if (r.code === 5)
+    throw new FluidError(
+      'INTERNAL',
+      `The VM stopped while booting (${r.stdout.toString().trim()}). See its serial log for the reason.`,
+    );
   if (r.code !== 0) {
-    throw new FluidError('TIMEOUT', `The guest did not answer through qemu-guest-agent within ${Math.round(timeoutMs / 1000)} s. Check that the source VM has qemu-guest-agent installed and enabled.`);
+    throw new FluidError(
+      'TIMEOUT',
+      `The guest did not answer through qemu-guest-agent within ${Math.round(timeoutMs / 1000)} s. Check that the source VM has qemu-guest-agent installed and enabled.`,
+    );
   }
   return Date.now() - started;
 }
@@ -44,7 +57,12 @@ export async function guestExec(
 ): Promise<GuestExecResult> {
   const req = JSON.stringify({
     execute: 'guest-exec',
-    arguments: { path, arg: args, 'capture-output': true, ...(opts.stdin !== undefined ? { 'input-data': Buffer.from(opts.stdin).toString('base64') } : {}) },
+    arguments: {
+      path,
+      arg: args,
+      'capture-output': true,
+      ...(opts.stdin !== undefined ? { 'input-data': Buffer.from(opts.stdin).toString('base64') } : {}),
+    },
   });
   const timeoutS = Math.ceil((opts.timeoutMs ?? 120_000) / 1000);
   const A = (json: string) => virsh(uri, `qemu-agent-command ${shq(domain)} ${json} --timeout 10`);
@@ -60,10 +78,19 @@ while :; do
   [ "$(date +%s)" -ge "$end" ] && exit 4
   sleep 0.1
 done`;
-  const r = await conn.exec(script, { stdin: req, signal: opts.signal, timeoutMs: (timeoutS + 30) * 1000, maxOutputBytes: 64 * 1024 * 1024 });
-  if (r.code === 4) throw new FluidError('TIMEOUT', `A command in the guest (${path}) did not finish within ${timeoutS} s.`);
-  if (r.code !== 0) throw new FluidError('INTERNAL', `The guest agent failed: ${r.stderr.toString().trim().slice(0, 1000)}`);
-  const status = JSON.parse(r.stdout.toString()) as { return: { exitcode?: number; 'out-data'?: string; 'err-data'?: string } };
+  const r = await conn.exec(script, {
+    stdin: req,
+    signal: opts.signal,
+    timeoutMs: (timeoutS + 30) * 1000,
+    maxOutputBytes: 64 * 1024 * 1024,
+  });
+  if (r.code === 4)
+    throw new FluidError('TIMEOUT', `A command in the guest (${path}) did not finish within ${timeoutS} s.`);
+  if (r.code !== 0)
+    throw new FluidError('INTERNAL', `The guest agent failed: ${r.stderr.toString().trim().slice(0, 1000)}`);
+  const status = JSON.parse(r.stdout.toString()) as {
+    return: { exitcode?: number; 'out-data'?: string; 'err-data'?: string };
+  };
   const ret = status.return;
   return {
     exitCode: ret.exitcode ?? -1,
@@ -73,7 +100,13 @@ done`;
 }
 
 /** Set the guest clock from the host's (a restored memory image wakes up with the time it was saved at). */
-export async function syncClock(conn: HostConnection, uri: string, domain: string, signal?: AbortSignal): Promise<void> {
+export async function syncClock(
+  conn: HostConnection,
+  uri: string,
+  domain: string,
+  signal?: AbortSignal,
+): Promise<void> {
   const r = await conn.exec(virsh(uri, `domtime ${shq(domain)} --now`), { signal, timeoutMs: 30_000 });
-  if (r.code !== 0) throw new FluidError('INTERNAL', `Could not set the guest clock: ${r.stderr.toString().trim()}`);
+  if (r.code !== 0)
+    throw new FluidError('INTERNAL', `Could not set the guest clock: ${r.stderr.toString().trim()}`);
 }

@@ -38,7 +38,10 @@ export interface HostKeySet {
 export function generateHostKeys(hostname: string): HostKeySet {
   const comment = `root@${hostname}`;
   const g = (type: 'ed25519' | 'ecdsa' | 'rsa', extra: object) => {
-    const k = ssh2.utils.generateKeyPairSync(type as 'ed25519', { comment, ...extra } as never) as { private: string; public: string };
+    const k = ssh2.utils.generateKeyPairSync(type as 'ed25519', { comment, ...extra } as never) as {
+      private: string;
+      public: string;
+    };
     return { private: k.private, public: k.public };
   };
   return { ed25519: g('ed25519', {}), ecdsa: g('ecdsa', { bits: 256 }), rsa: g('rsa', { bits: 3072 }) };
@@ -48,7 +51,8 @@ export const HOSTKEY_MARK = '@@fluid-hostkey@@';
 
 export function identityScript(i: IdentityInput): string {
   if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(i.hostname)) throw new Error(`invalid hostname ${i.hostname}`);
-  if (!/^(ssh-ed25519|ecdsa-sha2-nistp256|ssh-rsa) [A-Za-z0-9+/=]+( .*)?$/.test(i.caPublicKey.trim())) throw new Error('invalid CA public key');
+  if (!/^(ssh-ed25519|ecdsa-sha2-nistp256|ssh-rsa) [A-Za-z0-9+/=]+( .*)?$/.test(i.caPublicKey.trim()))
+    throw new Error('invalid CA public key');
   if (!/^[0-9a-f:]{17}$/.test(i.mac)) throw new Error('invalid MAC');
   if (!/^[0-9.]+$/.test(i.ip)) throw new Error('invalid IP');
   const seed = randomBytes(64).toString('hex');
@@ -150,7 +154,8 @@ ${i.proxySetup || ':'}
 
 /** Fluid's sudo user and sshd's trust in Fluid's CA for that one principal. Idempotent. */
 export function trustSection(caPublicKey: string): string {
-  if (!/^(ssh-ed25519|ecdsa-sha2-nistp256|ssh-rsa) [A-Za-z0-9+/=]+( .*)?$/.test(caPublicKey.trim())) throw new Error('invalid CA public key');
+  if (!/^(ssh-ed25519|ecdsa-sha2-nistp256|ssh-rsa) [A-Za-z0-9+/=]+( .*)?$/.test(caPublicKey.trim()))
+    throw new Error('invalid CA public key');
   return `# Fluid's user and CA trust
 if ! id ${FLUID_USER} >/dev/null 2>&1; then useradd -m -s /bin/bash ${FLUID_USER} 2>/dev/null || adduser -D -s /bin/sh ${FLUID_USER}; fi
 usermod -p '*' ${FLUID_USER} 2>/dev/null || true

@@ -30,4 +30,5 @@ export function hostLayout(storageDir: string, installation: string): HostLayout
 
 /** libvirt domain names Fluid uses (short ids keep them readable in virsh list). */
 export const sandboxDomainName = (name: string, id: string) => `fluid-${name}-${id.slice(0, 8)}`;
-export const templateDomainName = (baseId: string) => `fluid-template-${baseId.slice(0, 8)}-${Date.now().toString(36)}`;
+export const templateDomainName = (baseId: string) =>
+  `fluid-template-${baseId.slice(0, 8)}-${Date.now().toString(36)}`;

@@ -53,18 +53,36 @@ ${hosts.join('\n')}
 }
 
 /** Make sure the network exists and is active. Returns true when it had to be created. */
-export async function ensureNetwork(conn: HostConnection, uri: string, signal?: AbortSignal): Promise<boolean> {
+export async function ensureNetwork(
+  conn: HostConnection,
+  uri: string,
+  signal?: AbortSignal,
+): Promise<boolean> {
   const V = (a: string) => virsh(uri, a);
-  const state = await conn.exec(`${V(`net-info ${NETWORK_NAME}`)} 2>&1; echo @@xml; ${V(`net-dumpxml --inactive ${NETWORK_NAME}`)} 2>/dev/null`, { signal });
+  const state = await conn.exec(
+    `${V(`net-info ${NETWORK_NAME}`)} 2>&1; echo @@xml; ${V(`net-dumpxml --inactive ${NETWORK_NAME}`)} 2>/dev/null`,
+    { signal },
+  );
   const [info = '', xml = ''] = state.stdout.toString().split('@@xml');
   const exists = /^Name:\s+fluid-sandboxes/m.test(info);
   if (exists) {
     // Never redefine a network other sandboxes may be using; refuse one that is not isolated.
-    if (/<forward\b/.test(xml) || !/<dns enable=.no.\s*\/>/.test(xml) || !xml.includes(`<bridge name='${BRIDGE}'`)) {
-      throw new FluidError('CONFLICT', `The host has a network named ${NETWORK_NAME} that is not Fluid's isolated sandbox network (it forwards traffic or has DNS). Remove or rename it (virsh net-destroy/net-undefine ${NETWORK_NAME}).`);
+    if (
+      /<forward\b/.test(xml) ||
+      !/<dns enable=.no.\s*\/>/.test(xml) ||
+      !xml.includes(`<bridge name='${BRIDGE}'`)
+    ) {
+      throw new FluidError(
+        'CONFLICT',
+        `The host has a network named ${NETWORK_NAME} that is not Fluid's isolated sandbox network (it forwards traffic or has DNS). Remove or rename it (virsh net-destroy/net-undefine ${NETWORK_NAME}).`,
+      );
     }
     if (!/^Active:\s+yes/m.test(info)) {
-      await run(conn, `${V(`net-start ${NETWORK_NAME}`)} >/dev/null && ${V(`net-autostart ${NETWORK_NAME}`)} >/dev/null`, { what: 'Starting the sandbox network', signal });
+      await run(
+        conn,
+        `${V(`net-start ${NETWORK_NAME}`)} >/dev/null && ${V(`net-autostart ${NETWORK_NAME}`)} >/dev/null`,
+        { what: 'Starting the sandbox network', signal },
+      );
     }
     return false;
   }
@@ -75,7 +93,10 @@ export async function ensureNetwork(conn: HostConnection, uri: string, signal?: 
     .filter((l) => l.startsWith('10.239.') && !l.includes(BRIDGE))
     .join('; ');
   if (clash) {
-    throw new FluidError('CONFLICT', `The host already routes ${clash}, which overlaps Fluid's sandbox network ${SUBNET}. Free that range on the host for Fluid.`);
+    throw new FluidError(
+      'CONFLICT',
+      `The host already routes ${clash}, which overlaps Fluid's sandbox network ${SUBNET}. Free that range on the host for Fluid.`,
+    );
   }
   const file = `/tmp/fluid-net-${process.pid}-${Date.now()}.xml`;
   await run(
@@ -92,7 +113,12 @@ ${V(`net-start ${NETWORK_NAME}`)} >/dev/null`,
 export const slotsDir = (storageDir: string) => `${storageDir.replace(/\/+$/, '')}/slots`;
 
 /** Claim a free slot on the host for this sandbox. */
-export async function claimSlot(conn: HostConnection, storageDir: string, owner: { installation: string; sandboxId: string }, signal?: AbortSignal): Promise<number> {
+export async function claimSlot(
+  conn: HostConnection,
+  storageDir: string,
+  owner: { installation: string; sandboxId: string },
+  signal?: AbortSignal,
+): Promise<number> {
   const dir = slotsDir(storageDir);
   const start = 1 + Math.floor(Math.random() * SLOT_COUNT);
   const script = `d=${shq(dir)}; mkdir -p "$d" || exit 2
@@ -103,13 +129,26 @@ while [ $i -lt ${SLOT_COUNT} ]; do
 done
 exit 3`;
   const r = await conn.exec(script, { signal });
-  if (r.code === 3) throw new FluidError('CONFLICT', `All ${SLOT_COUNT} sandbox network slots on this host are taken. Destroy sandboxes you no longer need.`);
-  if (r.code !== 0) throw new FluidError('INTERNAL', `Could not reserve a sandbox address on the host: ${r.stderr.toString().trim()}`);
+  if (r.code === 3)
+    throw new FluidError(
+      'CONFLICT',
+      `All ${SLOT_COUNT} sandbox network slots on this host are taken. Destroy sandboxes you no longer need.`,
+    );
+  if (r.code !== 0)
+    throw new FluidError(
+      'INTERNAL',
+      `Could not reserve a sandbox address on the host: ${r.stderr.toString().trim()}`,
+    );
   return Number(r.stdout.toString().trim());
 }
 
 /** Release a slot, but only if it is still ours. */
-export async function releaseSlot(conn: HostConnection, storageDir: string, slot: number, owner: { installation: string; sandboxId: string }): Promise<boolean> {
+export async function releaseSlot(
+  conn: HostConnection,
+  storageDir: string,
+  slot: number,
+  owner: { installation: string; sandboxId: string },
+): Promise<boolean> {
   const d = `${slotsDir(storageDir)}/${slot}`;
   const r = await conn.exec(
     `[ -d ${shq(d)} ] || exit 0; [ "$(cat ${shq(d + '/owner')} 2>/dev/null)" = ${shq(`${owner.installation} ${owner.sandboxId}`)} ] || exit 4; rm -rf ${shq(d)}`,
@@ -118,8 +157,15 @@ export async function releaseSlot(conn: HostConnection, storageDir: string, slot
 }
 
 /** Every slot this installation holds on the host: slot → sandbox id. */
-export async function listSlots(conn: HostConnection, storageDir: string, installation: string): Promise<Map<number, string>> {
-  const out = await run(conn, `for f in ${shq(slotsDir(storageDir))}/*/owner; do [ -f "$f" ] && echo "$(basename "$(dirname "$f")") $(cat "$f")"; done; true`);
+export async function listSlots(
+  conn: HostConnection,
+  storageDir: string,
+  installation: string,
+): Promise<Map<number, string>> {
+  const out = await run(
+    conn,
+    `for f in ${shq(slotsDir(storageDir))}/*/owner; do [ -f "$f" ] && echo "$(basename "$(dirname "$f")") $(cat "$f")"; done; true`,
+  );
   const map = new Map<number, string>();
   for (const line of out.split('\n')) {
     const [slot, inst, sbx] = line.trim().split(/\s+/);

@@ -36,18 +36,30 @@ export function ownerAlive(pid: number | null, instance: string | null, ours: st
   return pid !== process.pid && pidAlive(pid);
 }
 
-export async function reconcileHost(d: ReconcileDeps, conn: HostConnection, host: Host, actor: Actor): Promise<ReconcileReport> {
+export async function reconcileHost(
+  d: ReconcileDeps,
+  conn: HostConnection,
+  host: Host,
+  actor: Actor,
+): Promise<ReconcileReport> {
   const V = (a: string) => virsh(host.libvirtUri, a);
   const layout = hostLayout(host.storageDir, d.installation);
   const cleaned: string[] = [];
   const adopted: string[] = [];
-  const doms = (await listDomains(conn, host.libvirtUri)).filter((x) => x.fluid && x.fluid.installation === d.installation);
+  const doms = (await listDomains(conn, host.libvirtUri)).filter(
+    (x) => x.fluid && x.fluid.installation === d.installation,
+  );
   const ls = async (dir: string) =>
     (await run(conn, `[ -d ${shq(dir)} ] && ls -1 ${shq(dir)} || true`))
       .split('\n')
       .map((x) => x.trim())
       .filter(Boolean);
-  const [sandboxDirs, templateDirs, baseDirs, slots] = await Promise.all([ls(layout.sandboxes), ls(layout.templates), ls(layout.bases), listSlots(conn, host.storageDir, d.installation)]);
+  const [sandboxDirs, templateDirs, baseDirs, slots] = await Promise.all([
+    ls(layout.sandboxes),
+    ls(layout.templates),
+    ls(layout.bases),
+    listSlots(conn, host.storageDir, d.installation),
+  ]);
 
   // Two registered hosts can be the same libvirt (the local machine added over SSH as well): only
   // judge what belongs to this host or to nobody; another host's sandboxes are its own business.
@@ -56,7 +68,11 @@ export async function reconcileHost(d: ReconcileDeps, conn: HostConnection, host
   const rows = new Map([...everywhere].filter(([, r]) => r.host_id === host.id));
   const inFlight = (id: string) => {
     const r = rows.get(id);
-    return !!r && (r.state === 'creating' || r.state === 'starting' || r.state === 'destroying') && ownerAlive(r.owner_pid, r.owner_instance, d.instance);
+    return (
+      !!r &&
+      (r.state === 'creating' || r.state === 'starting' || r.state === 'destroying') &&
+      ownerAlive(r.owner_pid, r.owner_instance, d.instance)
+    );
   };
   const wanted = (id: string) => {
     const r = rows.get(id);
@@ -66,7 +82,9 @@ export async function reconcileHost(d: ReconcileDeps, conn: HostConnection, host
   };
 
   const removeDomain = async (name: string) => {
-    await conn.exec(`${V(`destroy ${shq(name)}`)} >/dev/null 2>&1; ${V(`undefine ${shq(name)} --nvram --snapshots-metadata`)} >/dev/null 2>&1 || ${V(`undefine ${shq(name)} --snapshots-metadata`)} >/dev/null 2>&1; true`);
+    await conn.exec(
+      `${V(`destroy ${shq(name)}`)} >/dev/null 2>&1; ${V(`undefine ${shq(name)} --nvram --snapshots-metadata`)} >/dev/null 2>&1 || ${V(`undefine ${shq(name)} --snapshots-metadata`)} >/dev/null 2>&1; true`,
+    );
   };
 
   // Domains
@@ -92,8 +110,16 @@ export async function reconcileHost(d: ReconcileDeps, conn: HostConnection, host
       cleaned.push(`domain ${dom.name}`);
       const r = rows.get(id);
       if (r && LIVE_STATES.includes(r.state)) {
-        const why = r.state === 'creating' ? 'Fluid stopped while this sandbox was being created' : `it was ${r.state} when its owner stopped`;
-        d.sandboxes.update(id, { state: r.state === 'destroying' ? 'destroyed' : 'failed', error: JSON.stringify({ code: 'INTERNAL', message: `Reconciled: ${why}.` }), owner_pid: null, owner_instance: null });
+        const why =
+          r.state === 'creating'
+            ? 'Fluid stopped while this sandbox was being created'
+            : `it was ${r.state} when its owner stopped`;
+        d.sandboxes.update(id, {
+          state: r.state === 'destroying' ? 'destroyed' : 'failed',
+          error: JSON.stringify({ code: 'INTERNAL', message: `Reconciled: ${why}.` }),
+          owner_pid: null,
+          owner_instance: null,
+        });
         d.changed(id);
       }
     } else if (dom.fluid!.kind === 'template') {
@@ -116,9 +142,20 @@ export async function reconcileHost(d: ReconcileDeps, conn: HostConnection, host
   for (const r of rows.values()) {
     if (!LIVE_STATES.includes(r.state) || domainOf.has(r.id)) continue;
     if (inFlight(r.id)) continue;
-    const why = r.state === 'creating' ? 'Fluid stopped while this sandbox was being created' : r.state === 'destroying' ? 'destroyed' : 'its VM disappeared from the host';
+    const why =
+      r.state === 'creating'
+        ? 'Fluid stopped while this sandbox was being created'
+        : r.state === 'destroying'
+          ? 'destroyed'
+          : 'its VM disappeared from the host';
     if (r.state === 'destroying') d.sandboxes.update(r.id, { state: 'destroyed' });
-    else d.sandboxes.update(r.id, { state: 'failed', error: JSON.stringify({ code: 'INTERNAL', message: `Reconciled: ${why}.` }), owner_pid: null, owner_instance: null });
+    else
+      d.sandboxes.update(r.id, {
+        state: 'failed',
+        error: JSON.stringify({ code: 'INTERNAL', message: `Reconciled: ${why}.` }),
+        owner_pid: null,
+        owner_instance: null,
+      });
     d.changed(r.id);
     cleaned.push(`sandbox ${r.name} (${why})`);
   }
@@ -137,28 +174,49 @@ export async function reconcileHost(d: ReconcileDeps, conn: HostConnection, host
     const baseId = name.slice(0, 36);
     if (foreignBase(baseId)) continue;
     const b = bases.get(baseId);
-    const keep = b && ((b.templateState === 'ready' && b.template?.dir === layout.template(name)) || (b.templateState === 'building' && ownerAlive(b.ownerPid, b.ownerInstance, d.instance)));
+    const keep =
+      b &&
+      ((b.templateState === 'ready' && b.template?.dir === layout.template(name)) ||
+        (b.templateState === 'building' && ownerAlive(b.ownerPid, b.ownerInstance, d.instance)));
     if (keep) continue;
     await run(conn, `rm -rf ${shq(layout.template(name))}`);
-    if (b && b.templateState === 'building') d.bases.update(b.id, { template_state: 'failed', template_error: 'interrupted', owner_pid: null, owner_instance: null });
+    if (b && b.templateState === 'building')
+      d.bases.update(b.id, {
+        template_state: 'failed',
+        template_error: 'interrupted',
+        owner_pid: null,
+        owner_instance: null,
+      });
     cleaned.push(`template files ${name}`);
   }
   for (const id of baseDirs) {
     if (foreignBase(id)) continue;
     const b = bases.get(id);
-    const keep = b && (b.state === 'ready' || (b.state === 'building' && ownerAlive(b.ownerPid, b.ownerInstance, d.instance)) || (b.state === 'retired' && liveBaseIds.has(b.id)));
+    const keep =
+      b &&
+      (b.state === 'ready' ||
+        (b.state === 'building' && ownerAlive(b.ownerPid, b.ownerInstance, d.instance)) ||
+        (b.state === 'retired' && liveBaseIds.has(b.id)));
     if (keep) continue;
     await run(conn, `rm -rf ${shq(layout.base(id))}`);
-    if (b && b.state === 'building') d.bases.update(b.id, { state: 'failed', error: 'interrupted', owner_pid: null, owner_instance: null });
+    if (b && b.state === 'building')
+      d.bases.update(b.id, { state: 'failed', error: 'interrupted', owner_pid: null, owner_instance: null });
     cleaned.push(`base copy ${id}${b ? ` of ${b.sourceName}` : ''}`);
   }
 
   // Address reservations
   for (const [slot, sandboxId] of slots) {
     if (wanted(sandboxId) || foreign(sandboxId)) continue;
-    if (await releaseSlot(conn, host.storageDir, slot, { installation: d.installation, sandboxId })) cleaned.push(`address ${slotIp(slot)} (slot ${slot})`);
+    if (await releaseSlot(conn, host.storageDir, slot, { installation: d.installation, sandboxId }))
+      cleaned.push(`address ${slotIp(slot)} (slot ${slot})`);
   }
 
-  if (cleaned.length || adopted.length) d.audit.append({ actor, action: 'reconcile', target: host.id, data: { host: host.name, cleaned, adopted } });
+  if (cleaned.length || adopted.length)
+    d.audit.append({
+      actor,
+      action: 'reconcile',
+      target: host.id,
+      data: { host: host.name, cleaned, adopted },
+    });
   return { cleaned, adopted };
 }

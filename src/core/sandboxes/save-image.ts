@@ -28,8 +28,10 @@ export function parseSaveHeader(head: Buffer): SaveHeader {
   const compressed = head.readUInt32LE(28);
   const cookieOffset = head.readUInt32LE(32);
   if (version !== 2) throw new Error(`unsupported save image version ${version}`);
-  if (compressed !== 0) throw new Error('compressed save images are not supported (set save_image_format = "raw")');
-  if (head.length < HEADER_LEN + dataLen) throw new Error(`need ${HEADER_LEN + dataLen} bytes of header, got ${head.length}`);
+  if (compressed !== 0)
+    throw new Error('compressed save images are not supported (set save_image_format = "raw")');
+  if (head.length < HEADER_LEN + dataLen)
+    throw new Error(`need ${HEADER_LEN + dataLen} bytes of header, got ${head.length}`);
   const data = head.subarray(HEADER_LEN, HEADER_LEN + dataLen);
   const xmlEnd = data.indexOf(0);
   const xml = data.subarray(0, xmlEnd < 0 ? data.length : xmlEnd).toString('utf8');
@@ -38,7 +40,16 @@ export function parseSaveHeader(head: Buffer): SaveHeader {
     const end = data.indexOf(0, cookieOffset);
     cookie = Buffer.from(data.subarray(cookieOffset, end < 0 ? data.length : end));
   }
-  return { version, dataLen, wasRunning, compressed, cookieOffset, xml, cookie, streamOffset: HEADER_LEN + dataLen };
+  return {
+    version,
+    dataLen,
+    wasRunning,
+    compressed,
+    cookieOffset,
+    xml,
+    cookie,
+    streamOffset: HEADER_LEN + dataLen,
+  };
 }
 
 /** A new header (fixed part + data) for the same QEMU stream with a different domain XML. */
@@ -66,8 +77,11 @@ export interface Rewrite {
 }
 
 export function rewriteDomainXml(xml: string, r: Rewrite): string {
-  let out = xml.replace(/<name>[^<]*<\/name>/, `<name>${r.name}</name>`).replace(/<uuid>[^<]*<\/uuid>/, `<uuid>${r.uuid}</uuid>`);
-  if (/<genid>[^<]*<\/genid>/.test(out)) out = out.replace(/<genid>[^<]*<\/genid>/, `<genid>${r.genid}</genid>`);
+  let out = xml
+    .replace(/<name>[^<]*<\/name>/, `<name>${r.name}</name>`)
+    .replace(/<uuid>[^<]*<\/uuid>/, `<uuid>${r.uuid}</uuid>`);
+  if (/<genid>[^<]*<\/genid>/.test(out))
+    out = out.replace(/<genid>[^<]*<\/genid>/, `<genid>${r.genid}</genid>`);
   for (const [from, to] of r.replace) out = out.split(from).join(to);
   return out;
 }

@@ -27,15 +27,32 @@ import type { GuestSsh, GuestSshPool } from '../ssh/guest.ts';
 import { BaseStore, buildBase, publicBase, type BaseRecord, type TemplateInfo } from './bases.ts';
 import { deriveDomain } from './domain-xml.ts';
 import { guestExec, syncClock, waitForAgent } from './guest-agent.ts';
-import { FLUID_USER, generateHostKeys, identityScript, parseIdentityOutput, runtimeScript } from './identity.ts';
+import {
+  FLUID_USER,
+  generateHostKeys,
+  identityScript,
+  parseIdentityOutput,
+  runtimeScript,
+} from './identity.ts';
 import { hostLayout, sandboxDomainName } from './layout.ts';
-import { claimSlot, ensureNetwork, GATEWAY, NETWORK_NAME, PREFIX, PROXY_PORT, releaseSlot, slotIp, slotMac } from './network.ts';
+import {
+  claimSlot,
+  ensureNetwork,
+  GATEWAY,
+  NETWORK_NAME,
+  PREFIX,
+  releaseSlot,
+  slotIp,
+  slotMac,
+} from './network.ts';
 import { LIVE_STATES, SandboxStore, toSandbox, type SandboxRow } from './store.ts';
 import { buildTemplate, BOOT_TIMEOUT_MS, restoreFromTemplate } from './templates.ts';
 
 export interface EgressHooks {
   /** Make sure the host's proxy runs and knows every sandbox's allowlist. */
   sync(hostId: string): Promise<void>;
+  /** Make sure the host's proxy runs (cheap when it does). */
+  ensure(hostId: string): Promise<void>;
   /** The script that points a guest's package managers and shells at the proxy. */
   guestSetup(): string;
 }
@@ -186,7 +203,20 @@ export class SandboxService {
       run: (ctx) => this.runCreate(id, host, input, actor, ctx),
     });
     this.store.update(id, { task_id: task.id });
-    this.d.audit.append({ actor, action: 'sandbox.create.start', target: id, data: { name, host: host.name, source: input.source, vcpus: input.vcpus ?? null, memoryMiB: input.memoryMiB ?? null, ttlMinutes: ttl, allow } });
+    this.d.audit.append({
+      actor,
+      action: 'sandbox.create.start',
+      target: id,
+      data: {
+        name,
+        host: host.name,
+        source: input.source,
+        vcpus: input.vcpus ?? null,
+        memoryMiB: input.memoryMiB ?? null,
+        ttlMinutes: ttl,
+        allow,
+      },
+    });
     this.changed(id);
     return task;
   }
@@ -195,10 +225,19 @@ export class SandboxService {
     if (ref) return this.d.hosts.get(ref);
     const hosts = this.d.hosts.list();
     if (hosts.length === 1) return hosts[0]!;
-    throw new FluidError('VALIDATION', `Which host? ${hosts.length} hosts are registered (${hosts.map((h) => h.name).join(', ')}); pass host for source "${source}".`);
+    throw new FluidError(
+      'VALIDATION',
+      `Which host? ${hosts.length} hosts are registered (${hosts.map((h) => h.name).join(', ')}); pass host for source "${source}".`,
+    );
   }
 
-  private async runCreate(id: string, host: Host, input: CreateInput, actor: Actor, ctx: TaskContext): Promise<Sandbox> {
+  private async runCreate(
+    id: string,
+    host: Host,
+    input: CreateInput,
+    actor: Actor,
+    ctx: TaskContext,
+  ): Promise<Sandbox> {
     const p = new Phases();
     const created: { domain?: boolean; dir?: boolean; slot?: number } = {};
     let conn: HostConnection | null = null;
@@ -222,13 +261,32 @@ export class SandboxService {
       let base = input.refreshBase ? null : await this.usableBase(conn, host.id, vm.uuid);
       if (!base) {
         ctx.progress(0.1, `Copying ${vm.name}'s disks into Fluid's base cache`);
-        base = await buildBase({ db: this.d.db, store: this.bases, audit: this.d.audit, clock: this.d.clock, installation: this.d.installation, instance: this.d.tasks.instance }, conn, host, vm, sub(ctx, 0.1, 0.45), actor);
+        base = await buildBase(
+          {
+            db: this.d.db,
+            store: this.bases,
+            audit: this.d.audit,
+            clock: this.d.clock,
+            installation: this.d.installation,
+            instance: this.d.tasks.instance,
+          },
+          conn,
+          host,
+          vm,
+          sub(ctx, 0.1, 0.45),
+          actor,
+        );
       }
       this.store.update(id, { base_id: base.id });
       p.mark('base');
 
       ctx.progress(0.46, 'Reserving an address');
-      const slot = await claimSlot(conn, host.storageDir, { installation: this.d.installation, sandboxId: id }, ctx.signal);
+      const slot = await claimSlot(
+        conn,
+        host.storageDir,
+        { installation: this.d.installation, sandboxId: id },
+        ctx.signal,
+      );
       created.slot = slot;
       const ip = slotIp(slot);
       const mac = slotMac(slot);
@@ -248,17 +306,27 @@ export class SandboxService {
         ctx.progress(0.5, `Booting (${template.reason})`);
         await this.coldDefine(conn, host, row, base, virtType, ctx.signal);
         p.mark('define');
-        await run(conn, virsh(host.libvirtUri, `start ${shq(row.domain_name)}`), { what: 'Starting the sandbox', signal: ctx.signal });
+        await run(conn, virsh(host.libvirtUri, `start ${shq(row.domain_name)}`), {
+          what: 'Starting the sandbox',
+          signal: ctx.signal,
+        });
         await waitForAgent(conn, host.libvirtUri, row.domain_name, BOOT_TIMEOUT_MS, ctx.signal);
         p.mark('boot');
       }
-      this.store.update(id, { start_path: template.use ? 'restore' : 'cold', start_path_reason: template.reason });
+      this.store.update(id, {
+        start_path: template.use ? 'restore' : 'cold',
+        start_path_reason: template.reason,
+      });
 
       ctx.progress(0.8, 'Giving the clone its own identity');
-      this.store.update(id, { host_key_fp: await this.applyIdentity(conn, host, this.store.row(id), ctx.signal, template.use) });
+      this.store.update(id, {
+        host_key_fp: await this.applyIdentity(conn, host, this.store.row(id), ctx.signal, template.use),
+      });
       p.mark('identity');
 
-      await this.d.egress?.sync(host.id).catch((e: unknown) => this.d.log.warn('egress proxy unavailable', { host: host.name, err: e }));
+      await this.d.egress
+        ?.sync(host.id)
+        .catch((e: unknown) => this.d.log.warn('egress proxy unavailable', { host: host.name, err: e }));
       p.mark('egress');
 
       ctx.progress(0.9, 'Logging in over SSH with a Fluid certificate');
@@ -266,29 +334,63 @@ export class SandboxService {
       p.mark('ssh');
 
       p.total();
-      this.store.update(id, { state: 'running', timings: JSON.stringify(p.timings), owner_pid: null, owner_instance: null });
+      this.store.update(id, {
+        state: 'running',
+        timings: JSON.stringify(p.timings),
+        owner_pid: null,
+        owner_instance: null,
+      });
       this.d.audit.append({
         actor,
         action: 'sandbox.create',
         target: id,
-        data: { host: host.name, source: vm.name, base: base.id, fingerprint: base.fingerprint, ip, path: template.use ? 'restore' : 'cold', reason: template.reason, timings: p.timings, hostKey: this.store.row(id).host_key_fp },
+        data: {
+          host: host.name,
+          source: vm.name,
+          base: base.id,
+          fingerprint: base.fingerprint,
+          ip,
+          path: template.use ? 'restore' : 'cold',
+          reason: template.reason,
+          timings: p.timings,
+          hostKey: this.store.row(id).host_key_fp,
+        },
       });
       this.changed(id);
-      if (!template.use && template.build && this.backgroundTemplates) this.buildTemplate(host, base, { vcpus, memoryMiB, virtType }, actor);
+      if (!template.use && template.build && this.backgroundTemplates)
+        this.buildTemplate(host, base, { vcpus, memoryMiB, virtType }, actor);
       return this.get(id);
     } catch (err) {
       const payload = toErrorPayload(err);
       this.d.log.warn('sandbox create failed', { id, err: payload });
-      if (conn) await this.teardown(conn, host, this.store.row(id), created.slot ?? null).catch((e: unknown) => this.d.log.error('cleanup after failed create', { id, err: e }));
-      this.store.update(id, { state: 'failed', error: JSON.stringify(payload), timings: JSON.stringify(p.timings), owner_pid: null, owner_instance: null });
-      this.d.audit.append({ actor, action: 'sandbox.create.failed', target: id, data: { error: payload, cleaned: created } });
+      if (conn)
+        await this.teardown(conn, host, this.store.row(id), created.slot ?? null).catch((e: unknown) =>
+          this.d.log.error('cleanup after failed create', { id, err: e }),
+        );
+      this.store.update(id, {
+        state: 'failed',
+        error: JSON.stringify(payload),
+        timings: JSON.stringify(p.timings),
+        owner_pid: null,
+        owner_instance: null,
+      });
+      this.d.audit.append({
+        actor,
+        action: 'sandbox.create.failed',
+        target: id,
+        data: { error: payload, cleaned: created },
+      });
       this.changed(id);
       throw err;
     }
   }
 
   /** The latest ready base of a source whose files are still on the host (a vanished one is retired). */
-  private async usableBase(conn: HostConnection, hostId: string, sourceUuid: string): Promise<BaseRecord | null> {
+  private async usableBase(
+    conn: HostConnection,
+    hostId: string,
+    sourceUuid: string,
+  ): Promise<BaseRecord | null> {
     for (;;) {
       const b = this.bases.latestReady(hostId, sourceUuid);
       if (!b) return null;
@@ -299,11 +401,24 @@ export class SandboxService {
     }
   }
 
-  private async findSource(conn: HostConnection, host: Host, source: string, signal: AbortSignal): Promise<Vm> {
+  private async findSource(
+    conn: HostConnection,
+    host: Host,
+    source: string,
+    signal: AbortSignal,
+  ): Promise<Vm> {
     const doms = await listDomains(conn, host.libvirtUri, { signal });
     const d = doms.find((x) => x.name === source || x.uuid === source);
-    if (!d) throw new FluidError('NOT_FOUND', `No VM "${source}" on ${host.name}. See \`fluid source list --host ${host.name}\`.`);
-    if (d.fluid) throw new FluidError('VALIDATION', `"${source}" is one of Fluid's own VMs (${d.fluid.kind}); clone a source VM instead.`);
+    if (!d)
+      throw new FluidError(
+        'NOT_FOUND',
+        `No VM "${source}" on ${host.name}. See \`fluid source list --host ${host.name}\`.`,
+      );
+    if (d.fluid)
+      throw new FluidError(
+        'VALIDATION',
+        `"${source}" is one of Fluid's own VMs (${d.fluid.kind}); clone a source VM instead.`,
+      );
     return { ...d, hostId: host.id, hostName: host.name };
   }
 
@@ -311,15 +426,33 @@ export class SandboxService {
     const t = this.d.hosts.check(host.id, { door: 'system', id: 'sandbox-create' });
     const done = await this.d.tasks.wait(t.id);
     const v = (done.result as { facts?: { virtType?: 'kvm' | 'qemu' } } | null)?.facts?.virtType;
-    if (!v) throw new FluidError('UNAVAILABLE', `The preflight of ${host.name} failed; run \`fluid host check ${host.name}\` for details.`);
+    if (!v)
+      throw new FluidError(
+        'UNAVAILABLE',
+        `The preflight of ${host.name} failed; run \`fluid host check ${host.name}\` for details.`,
+      );
     return v;
   }
 
   /** Capacity admission: over the limits, the request waits for a person's decision. */
-  private async admit(host: Host, id: string, source: string, vcpus: number, memoryMiB: number, actor: Actor, ctx: TaskContext): Promise<void> {
+  private async admit(
+    host: Host,
+    id: string,
+    source: string,
+    vcpus: number,
+    memoryMiB: number,
+    actor: Actor,
+    ctx: TaskContext,
+  ): Promise<void> {
     const s = this.d.settings.get().sandboxes;
-    const live = this.store.list({ hostId: host.id }).filter((r) => r.id !== id && ['creating', 'starting', 'running', 'stopping'].includes(r.state));
-    const committed = { vcpus: live.reduce((n, r) => n + r.vcpus, 0), memoryMiB: live.reduce((n, r) => n + r.memory_mib, 0), sandboxes: live.length };
+    const live = this.store
+      .list({ hostId: host.id })
+      .filter((r) => r.id !== id && ['creating', 'starting', 'running', 'stopping'].includes(r.state));
+    const committed = {
+      vcpus: live.reduce((n, r) => n + r.vcpus, 0),
+      memoryMiB: live.reduce((n, r) => n + r.memory_mib, 0),
+      sandboxes: live.length,
+    };
     let cap;
     try {
       cap = await this.d.hosts.capacity(host.id, ctx.signal);
@@ -335,10 +468,16 @@ export class SandboxService {
       sandboxes: s.maxSandboxesPerHost,
     };
     const reasons: string[] = [];
-    if (committed.vcpus + vcpus > limits.vcpus) reasons.push(`${committed.vcpus} + ${vcpus} vCPUs exceeds the limit of ${limits.vcpus}`);
-    if (committed.memoryMiB + memoryMiB > limits.memoryMiB) reasons.push(`${committed.memoryMiB} + ${memoryMiB} MiB exceeds the limit of ${limits.memoryMiB} MiB`);
-    if (committed.sandboxes + 1 > limits.sandboxes) reasons.push(`${committed.sandboxes + 1} sandboxes exceeds the limit of ${limits.sandboxes}`);
-    if (freeMem && memoryMiB > freeMem - s.reserveMemoryMiB) reasons.push(`${memoryMiB} MiB requested but only ${freeMem} MiB is free on the host (keeping ${s.reserveMemoryMiB} MiB in reserve)`);
+    if (committed.vcpus + vcpus > limits.vcpus)
+      reasons.push(`${committed.vcpus} + ${vcpus} vCPUs exceeds the limit of ${limits.vcpus}`);
+    if (committed.memoryMiB + memoryMiB > limits.memoryMiB)
+      reasons.push(`${committed.memoryMiB} + ${memoryMiB} MiB exceeds the limit of ${limits.memoryMiB} MiB`);
+    if (committed.sandboxes + 1 > limits.sandboxes)
+      reasons.push(`${committed.sandboxes + 1} sandboxes exceeds the limit of ${limits.sandboxes}`);
+    if (freeMem && memoryMiB > freeMem - s.reserveMemoryMiB)
+      reasons.push(
+        `${memoryMiB} MiB requested but only ${freeMem} MiB is free on the host (keeping ${s.reserveMemoryMiB} MiB in reserve)`,
+      );
     if (!reasons.length) return;
     const a = this.d.approvals.request({
       kind: 'capacity',
@@ -356,29 +495,58 @@ export class SandboxService {
       throw e;
     });
     if (decided.status !== 'approved') {
-      throw new FluidError('DENIED', `Creating the sandbox over the host's limits was ${decided.status}${decided.decidedBy ? ` by ${decided.decidedBy.door}:${decided.decidedBy.id}` : ''}${decided.note ? `: ${decided.note}` : ''}.`, { approvalId: a.id });
+      throw new FluidError(
+        'DENIED',
+        `Creating the sandbox over the host's limits was ${decided.status}${decided.decidedBy ? ` by ${decided.decidedBy.door}:${decided.decidedBy.id}` : ''}${decided.note ? `: ${decided.note}` : ''}.`,
+        { approvalId: a.id },
+      );
     }
   }
 
-  private pickTemplate(base: BaseRecord, vcpus: number, memoryMiB: number, virtType: 'kvm' | 'qemu', mode: CreateInput['start']): { use: TemplateInfo | null; reason: string; build: boolean } {
+  private pickTemplate(
+    base: BaseRecord,
+    vcpus: number,
+    memoryMiB: number,
+    virtType: 'kvm' | 'qemu',
+    mode: CreateInput['start'],
+  ): { use: TemplateInfo | null; reason: string; build: boolean } {
     const warm = this.d.settings.get().sandboxes.warmTemplates;
     if (mode === 'cold') return { use: null, reason: 'cold boot requested', build: false };
     const t = base.template;
     if (base.templateState === 'ready' && t) {
-      if (t.vcpus === vcpus && t.memoryMiB === memoryMiB && t.virtType === virtType) return { use: t, reason: 'restored the warm template', build: false };
+      if (t.vcpus === vcpus && t.memoryMiB === memoryMiB && t.virtType === virtType)
+        return { use: t, reason: 'restored the warm template', build: false };
       const why = `the template is ${t.vcpus} vCPU / ${t.memoryMiB} MiB, this sandbox ${vcpus} / ${memoryMiB}`;
       if (mode === 'restore') throw new FluidError('CONFLICT', `Cannot restore: ${why}.`);
       return { use: null, reason: `cold boot: ${why}`, build: false };
     }
-    if (mode === 'restore') throw new FluidError('CONFLICT', `No warm template is ready for ${base.sourceName} (${base.templateState}${base.templateError ? `: ${base.templateError}` : ''}).`);
-    if (base.templateState === 'building') return { use: null, reason: 'cold boot: the warm template is still being built', build: false };
-    if (/<nvram/.test(base.sourceXml)) return { use: null, reason: 'cold boot: UEFI guests have no memory template yet', build: false };
+    if (mode === 'restore')
+      throw new FluidError(
+        'CONFLICT',
+        `No warm template is ready for ${base.sourceName} (${base.templateState}${base.templateError ? `: ${base.templateError}` : ''}).`,
+      );
+    if (base.templateState === 'building')
+      return { use: null, reason: 'cold boot: the warm template is still being built', build: false };
+    if (/<nvram/.test(base.sourceXml))
+      return { use: null, reason: 'cold boot: UEFI guests have no memory template yet', build: false };
     if (!warm) return { use: null, reason: 'cold boot: warm templates are off in Settings', build: false };
-    if (base.templateState === 'failed') return { use: null, reason: `cold boot: the template failed (${base.templateError})`, build: false };
-    return { use: null, reason: 'cold boot: first sandbox of this source (a warm template is built next)', build: true };
+    if (base.templateState === 'failed')
+      return { use: null, reason: `cold boot: the template failed (${base.templateError})`, build: false };
+    return {
+      use: null,
+      reason: 'cold boot: first sandbox of this source (a warm template is built next)',
+      build: true,
+    };
   }
 
-  private async coldDefine(conn: HostConnection, host: Host, r: SandboxRow, base: BaseRecord, virtType: 'kvm' | 'qemu', signal: AbortSignal): Promise<void> {
+  private async coldDefine(
+    conn: HostConnection,
+    host: Host,
+    r: SandboxRow,
+    base: BaseRecord,
+    virtType: 'kvm' | 'qemu',
+    signal: AbortSignal,
+  ): Promise<void> {
     const disks: Record<string, string> = {};
     for (const d of base.disks) disks[d.target] = `${r.dir}/${d.target}.qcow2`;
     const hasNvram = /<nvram/.test(base.sourceXml);
@@ -393,7 +561,13 @@ export class SandboxService {
       nvramPath: hasNvram ? `${r.dir}/nvram.fd` : null,
       nic: { network: NETWORK_NAME, mac: r.mac! },
       serialLog: `${r.dir}/serial.log`,
-      label: { kind: 'sandbox', id: r.id, installation: this.d.installation, source: r.source_name, base: base.id },
+      label: {
+        kind: 'sandbox',
+        id: r.id,
+        installation: this.d.installation,
+        source: r.source_name,
+        base: base.id,
+      },
     });
     const srcNvram = /<nvram[^>]*>([^<]+)<\/nvram>/.exec(base.sourceXml)?.[1];
     await run(
@@ -407,7 +581,14 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
     );
   }
 
-  private async startFromTemplate(conn: HostConnection, host: Host, r: SandboxRow, base: BaseRecord, t: TemplateInfo, signal: AbortSignal): Promise<void> {
+  private async startFromTemplate(
+    conn: HostConnection,
+    host: Host,
+    r: SandboxRow,
+    base: BaseRecord,
+    t: TemplateInfo,
+    signal: AbortSignal,
+  ): Promise<void> {
     const V = (a: string) => virsh(host.libvirtUri, a);
     await run(conn, `mkdir -p ${shq(r.dir)} && chmod 755 ${shq(r.dir)}`, { signal });
     const layerOf = (target: string) => `${t.dir}/${target}.qcow2`;
@@ -431,14 +612,28 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
     const nic = t.nicXml.replace('@@MAC@@', r.mac!).replace('@@NETWORK@@', NETWORK_NAME);
     await Promise.all([
       syncClock(conn, host.libvirtUri, r.domain_name, signal),
-      run(conn, `f=${shq(r.dir + '/nic.xml')}; cat > "$f" && ${V(`attach-device ${shq(r.domain_name)} "$f" --live`)} >/dev/null`, { stdin: nic, what: 'Attaching the network card', signal }),
+      run(
+        conn,
+        `f=${shq(r.dir + '/nic.xml')}; cat > "$f" && ${V(`attach-device ${shq(r.domain_name)} "$f" --live`)} >/dev/null`,
+        { stdin: nic, what: 'Attaching the network card', signal },
+      ),
     ]);
     // Make the restored domain persistent (stop/start later boots it from its own overlay).
-    await run(conn, `f=${shq(r.dir + '/domain.xml')}; ${V(`dumpxml --inactive ${shq(r.domain_name)}`)} > "$f" && ${V(`define "$f"`)} >/dev/null`, { what: 'Defining the restored sandbox', signal });
+    await run(
+      conn,
+      `f=${shq(r.dir + '/domain.xml')}; ${V(`dumpxml --inactive ${shq(r.domain_name)}`)} > "$f" && ${V(`define "$f"`)} >/dev/null`,
+      { what: 'Defining the restored sandbox', signal },
+    );
   }
 
   /** The identity step (new host keys and all), run once per sandbox through the guest agent. */
-  private async applyIdentity(conn: HostConnection, host: Host, r: SandboxRow, signal: AbortSignal, fromTemplate: TemplateInfo | null = null): Promise<string> {
+  private async applyIdentity(
+    conn: HostConnection,
+    host: Host,
+    r: SandboxRow,
+    signal: AbortSignal,
+    fromTemplate: TemplateInfo | null = null,
+  ): Promise<string> {
     const hostname = r.name.slice(0, 63);
     const keys = generateHostKeys(hostname);
     const script = identityScript({
@@ -452,24 +647,49 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
       hostKeys: keys,
       includeTrust: fromTemplate?.caFingerprint !== this.d.ca.fingerprint(),
     });
-    const res = await guestExec(conn, host.libvirtUri, r.domain_name, '/bin/sh', ['-s'], { stdin: script, timeoutMs: 180_000, signal });
-    if (res.exitCode !== 0) throw new FluidError('INTERNAL', `The identity step failed in the guest (exit ${res.exitCode}): ${(res.stderr || res.stdout).trim().slice(-1500)}`);
+    const res = await guestExec(conn, host.libvirtUri, r.domain_name, '/bin/sh', ['-s'], {
+      stdin: script,
+      timeoutMs: 180_000,
+      signal,
+    });
+    if (res.exitCode !== 0)
+      throw new FluidError(
+        'INTERNAL',
+        `The identity step failed in the guest (exit ${res.exitCode}): ${(res.stderr || res.stdout).trim().slice(-1500)}`,
+      );
     const out = parseIdentityOutput(res.stdout);
     if (out.hostKey.split(/\s+/)[1] !== keys.ed25519.public.split(/\s+/)[1]) {
-      throw new FluidError('INTERNAL', 'The guest reports a different SSH host key than the one Fluid installed.');
+      throw new FluidError(
+        'INTERNAL',
+        'The guest reports a different SSH host key than the one Fluid installed.',
+      );
     }
     return fingerprintOf(keyBlob(keys.ed25519.public));
   }
 
   /** Runtime state (pinned address, proxy settings) after a boot of an existing sandbox. */
-  private async applyRuntime(conn: HostConnection, host: Host, r: SandboxRow, signal: AbortSignal): Promise<void> {
+  private async applyRuntime(
+    conn: HostConnection,
+    host: Host,
+    r: SandboxRow,
+    signal: AbortSignal,
+  ): Promise<void> {
     const script = `#!/bin/sh\nset -eu\nexport PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n${runtimeScript({ ip: r.ip!, prefix: PREFIX, mac: r.mac!, proxySetup: this.d.egress?.guestSetup() ?? '' })}`;
-    const res = await guestExec(conn, host.libvirtUri, r.domain_name, '/bin/sh', ['-s'], { stdin: script, timeoutMs: 120_000, signal });
-    if (res.exitCode !== 0) throw new FluidError('INTERNAL', `Configuring the sandbox after boot failed (exit ${res.exitCode}): ${(res.stderr || res.stdout).trim().slice(-1500)}`);
+    const res = await guestExec(conn, host.libvirtUri, r.domain_name, '/bin/sh', ['-s'], {
+      stdin: script,
+      timeoutMs: 120_000,
+      signal,
+    });
+    if (res.exitCode !== 0)
+      throw new FluidError(
+        'INTERNAL',
+        `Configuring the sandbox after boot failed (exit ${res.exitCode}): ${(res.stderr || res.stdout).trim().slice(-1500)}`,
+      );
   }
 
   private guest(r: SandboxRow): GuestSsh {
-    if (!r.ip || !r.host_key_fp) throw new FluidError('CONFLICT', `Sandbox ${r.name} is not reachable yet (${r.state}).`);
+    if (!r.ip || !r.host_key_fp)
+      throw new FluidError('CONFLICT', `Sandbox ${r.name} is not reachable yet (${r.state}).`);
     return this.d.guests.get({
       key: r.id,
       host: this.hostGetter(r.host_id),
@@ -505,13 +725,26 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
       }
       await new Promise((res) => setTimeout(res, 300));
     }
-    throw new FluidError('TIMEOUT', `SSH to the sandbox at ${r.ip} did not come up within ${WAIT_SSH_MS / 1000} s: ${(last as Error)?.message ?? 'no answer'}`);
+    throw new FluidError(
+      'TIMEOUT',
+      `SSH to the sandbox at ${r.ip} did not come up within ${WAIT_SSH_MS / 1000} s: ${(last as Error)?.message ?? 'no answer'}`,
+    );
   }
 
-  private buildTemplate(host: Host, base: BaseRecord, spec: { vcpus: number; memoryMiB: number; virtType: 'kvm' | 'qemu' }, actor: Actor): Task | null {
+  private buildTemplate(
+    host: Host,
+    base: BaseRecord,
+    spec: { vcpus: number; memoryMiB: number; virtType: 'kvm' | 'qemu' },
+    actor: Actor,
+  ): Task | null {
     const key = `${base.id}/${spec.vcpus}x${spec.memoryMiB}`;
     if (this.templateBuilds.has(key)) return null;
-    this.bases.update(base.id, { template_state: 'building', template_error: null, owner_pid: process.pid, owner_instance: this.d.tasks.instance });
+    this.bases.update(base.id, {
+      template_state: 'building',
+      template_error: null,
+      owner_pid: process.pid,
+      owner_instance: this.d.tasks.instance,
+    });
     const task = this.d.tasks.start({
       kind: 'template.build',
       title: `Warm template of ${base.sourceName} (${spec.vcpus} vCPU, ${spec.memoryMiB} MiB)`,
@@ -520,11 +753,32 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
         try {
           const conn = await this.d.hosts.connection(host.id);
           const t = await buildTemplate(conn, host, this.d.installation, base, spec, this.d.ca, ctx);
-          this.bases.update(base.id, { template_state: 'ready', template: JSON.stringify(t), owner_pid: null, owner_instance: null });
-          this.d.audit.append({ actor, action: 'template.create', target: base.id, data: { source: base.sourceName, vcpus: t.vcpus, memoryMiB: t.memoryMiB, bootMs: t.bootMs, saveMs: t.saveMs } });
+          this.bases.update(base.id, {
+            template_state: 'ready',
+            template: JSON.stringify(t),
+            owner_pid: null,
+            owner_instance: null,
+          });
+          this.d.audit.append({
+            actor,
+            action: 'template.create',
+            target: base.id,
+            data: {
+              source: base.sourceName,
+              vcpus: t.vcpus,
+              memoryMiB: t.memoryMiB,
+              bootMs: t.bootMs,
+              saveMs: t.saveMs,
+            },
+          });
           return { bootMs: t.bootMs, saveMs: t.saveMs };
         } catch (err) {
-          this.bases.update(base.id, { template_state: 'failed', template_error: toErrorPayload(err).message, owner_pid: null, owner_instance: null });
+          this.bases.update(base.id, {
+            template_state: 'failed',
+            template_error: toErrorPayload(err).message,
+            owner_pid: null,
+            owner_instance: null,
+          });
           throw err;
         }
       },
@@ -539,7 +793,12 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
   }
 
   /** Build (or rebuild) a source's warm template now. */
-  warm(hostRef: string | undefined, source: string, size: { vcpus?: number; memoryMiB?: number }, actor: Actor): Task {
+  warm(
+    hostRef: string | undefined,
+    source: string,
+    size: { vcpus?: number; memoryMiB?: number },
+    actor: Actor,
+  ): Task {
     const host = this.resolveHost(hostRef, source);
     return this.d.tasks.start({
       kind: 'base.warm',
@@ -551,14 +810,32 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
         let base = await this.usableBase(conn, host.id, vm.uuid);
         if (!base) {
           ctx.progress(0.05, `Copying ${vm.name} into the base cache first`);
-          base = await buildBase({ db: this.d.db, store: this.bases, audit: this.d.audit, clock: this.d.clock, installation: this.d.installation, instance: this.d.tasks.instance }, conn, host, vm, sub(ctx, 0.05, 0.4), actor);
+          base = await buildBase(
+            {
+              db: this.d.db,
+              store: this.bases,
+              audit: this.d.audit,
+              clock: this.d.clock,
+              installation: this.d.installation,
+              instance: this.d.tasks.instance,
+            },
+            conn,
+            host,
+            vm,
+            sub(ctx, 0.05, 0.4),
+            actor,
+          );
         }
         const virtType = host.lastCheck?.facts.virtType ?? (await this.detectVirtType(host));
         const spec = { vcpus: size.vcpus ?? vm.vcpus, memoryMiB: size.memoryMiB ?? vm.memoryMiB, virtType };
         const t = this.buildTemplate(host, base, spec, actor);
         if (!t) throw new FluidError('CONFLICT', `A warm template of ${source} is already being built.`);
         const done = await this.d.tasks.wait(t.id, ctx.signal);
-        if (done.status !== 'succeeded') throw new FluidError(done.error?.code ?? 'INTERNAL', done.error?.message ?? `The template build ${done.status}.`);
+        if (done.status !== 'succeeded')
+          throw new FluidError(
+            done.error?.code ?? 'INTERNAL',
+            done.error?.message ?? `The template build ${done.status}.`,
+          );
         return { baseId: base.id, ...(done.result as object) };
       },
     });
@@ -580,8 +857,16 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
       await this.d.tasks.wait(r.task_id);
     }
     const fresh = this.store.row(r.id);
-    if (fresh.state === 'creating' && fresh.owner_pid && fresh.owner_instance !== this.d.tasks.instance && pidAlive(fresh.owner_pid)) {
-      throw new FluidError('CONFLICT', `Sandbox ${r.name} is being created by another Fluid process (pid ${fresh.owner_pid}); cancel that task first.`);
+    if (
+      fresh.state === 'creating' &&
+      fresh.owner_pid &&
+      fresh.owner_instance !== this.d.tasks.instance &&
+      pidAlive(fresh.owner_pid)
+    ) {
+      throw new FluidError(
+        'CONFLICT',
+        `Sandbox ${r.name} is being created by another Fluid process (pid ${fresh.owner_pid}); cancel that task first.`,
+      );
     }
     this.store.update(r.id, { state: 'destroying' });
     this.changed(r.id);
@@ -590,14 +875,24 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
     this.d.guests.close(r.id);
     const cleaned = await this.teardown(conn, host, fresh, fresh.slot);
     this.store.update(r.id, { state: 'destroyed' });
-    this.d.audit.append({ actor, action: 'sandbox.destroy', target: r.id, data: { name: r.name, host: host.name, cleaned } });
+    this.d.audit.append({
+      actor,
+      action: 'sandbox.destroy',
+      target: r.id,
+      data: { name: r.name, host: host.name, cleaned },
+    });
     await this.d.egress?.sync(host.id).catch(() => {});
     this.changed(r.id);
     return this.get(r.id);
   }
 
   /** Remove everything of a sandbox from its host. Idempotent. */
-  private async teardown(conn: HostConnection, host: Host, r: SandboxRow, slot: number | null): Promise<string[]> {
+  private async teardown(
+    conn: HostConnection,
+    host: Host,
+    r: SandboxRow,
+    slot: number | null,
+  ): Promise<string[]> {
     const V = (a: string) => virsh(host.libvirtUri, a);
     const out = await run(
       conn,
@@ -612,14 +907,22 @@ echo $cleaned`,
       { what: `Removing sandbox ${r.name} from ${host.name}`, timeoutMs: 120_000 },
     );
     const cleaned = out.trim().split(/\s+/).filter(Boolean);
-    if (slot && (await releaseSlot(conn, host.storageDir, slot, { installation: this.d.installation, sandboxId: r.id }))) cleaned.push(`address ${slotIp(slot)}`);
+    if (
+      slot &&
+      (await releaseSlot(conn, host.storageDir, slot, { installation: this.d.installation, sandboxId: r.id }))
+    )
+      cleaned.push(`address ${slotIp(slot)}`);
     return cleaned;
   }
 
   async stop(ref: string, force: boolean, actor: Actor): Promise<Sandbox> {
     const r = this.store.row(ref);
     if (r.state === 'stopped') return this.dto(r);
-    if (r.state !== 'running') throw new FluidError('CONFLICT', `Sandbox ${r.name} is ${r.state}; only a running sandbox can be stopped.`);
+    if (r.state !== 'running')
+      throw new FluidError(
+        'CONFLICT',
+        `Sandbox ${r.name} is ${r.state}; only a running sandbox can be stopped.`,
+      );
     const host = this.d.hosts.get(r.host_id);
     const conn = await this.d.hosts.connection(host.id);
     this.store.update(r.id, { state: 'stopping' });
@@ -629,8 +932,12 @@ echo $cleaned`,
     await run(
       conn,
       `d=${shq(r.domain_name)}
-${force ? '' : `${V('shutdown "$d"')} >/dev/null 2>&1 || true
-i=0; while [ $i -lt 600 ]; do [ "$(${V('domstate "$d"')} 2>/dev/null)" = "shut off" ] && exit 0; sleep 0.1; i=$((i+1)); done`}
+${
+  force
+    ? ''
+    : `${V('shutdown "$d"')} >/dev/null 2>&1 || true
+i=0; while [ $i -lt 600 ]; do [ "$(${V('domstate "$d"')} 2>/dev/null)" = "shut off" ] && exit 0; sleep 0.1; i=$((i+1)); done`
+}
 ${V('destroy "$d"')} >/dev/null 2>&1 || true`,
       { what: `Stopping ${r.name}`, timeoutMs: 120_000 },
     ).catch((e: unknown) => {
@@ -645,7 +952,11 @@ ${V('destroy "$d"')} >/dev/null 2>&1 || true`,
 
   start(ref: string, actor: Actor): Task {
     const r = this.store.row(ref);
-    if (r.state !== 'stopped') throw new FluidError('CONFLICT', `Sandbox ${r.name} is ${r.state}; only a stopped sandbox can be started.`);
+    if (r.state !== 'stopped')
+      throw new FluidError(
+        'CONFLICT',
+        `Sandbox ${r.name} is ${r.state}; only a stopped sandbox can be started.`,
+      );
     this.store.update(r.id, { state: 'starting' });
     this.changed(r.id);
     return this.d.tasks.start({
@@ -658,7 +969,10 @@ ${V('destroy "$d"')} >/dev/null 2>&1 || true`,
         try {
           const conn = await this.d.hosts.connection(host.id);
           await ensureNetwork(conn, host.libvirtUri, ctx.signal);
-          await run(conn, virsh(host.libvirtUri, `start ${shq(r.domain_name)}`), { what: 'Starting the sandbox', signal: ctx.signal });
+          await run(conn, virsh(host.libvirtUri, `start ${shq(r.domain_name)}`), {
+            what: 'Starting the sandbox',
+            signal: ctx.signal,
+          });
           ctx.progress(0.3, 'Booting');
           await waitForAgent(conn, host.libvirtUri, r.domain_name, BOOT_TIMEOUT_MS, ctx.signal);
           p.mark('boot');
@@ -669,7 +983,12 @@ ${V('destroy "$d"')} >/dev/null 2>&1 || true`,
           await this.waitSsh(this.store.row(r.id), ctx.signal);
           p.mark('ssh');
           p.total();
-          this.store.update(r.id, { state: 'running', start_path: 'cold', start_path_reason: 'started a stopped sandbox', timings: JSON.stringify(p.timings) });
+          this.store.update(r.id, {
+            state: 'running',
+            start_path: 'cold',
+            start_path_reason: 'started a stopped sandbox',
+            timings: JSON.stringify(p.timings),
+          });
           this.d.audit.append({ actor, action: 'sandbox.start', target: r.id, data: { timings: p.timings } });
           this.changed(r.id);
           return this.get(r.id);
@@ -687,7 +1006,12 @@ ${V('destroy "$d"')} >/dev/null 2>&1 || true`,
     if (!LIVE_STATES.includes(r.state)) throw new FluidError('CONFLICT', `Sandbox ${r.name} is ${r.state}.`);
     const expires = new Date(this.d.clock.now().getTime() + ttlMinutes * 60_000).toISOString();
     this.store.update(r.id, { ttl_minutes: ttlMinutes, expires_at: expires });
-    this.d.audit.append({ actor, action: 'sandbox.extend', target: r.id, data: { ttlMinutes, expiresAt: expires } });
+    this.d.audit.append({
+      actor,
+      action: 'sandbox.extend',
+      target: r.id,
+      data: { ttlMinutes, expiresAt: expires },
+    });
     this.changed(r.id);
     return this.get(r.id);
   }
@@ -696,12 +1020,26 @@ ${V('destroy "$d"')} >/dev/null 2>&1 || true`,
 
   private running(ref: string): SandboxRow {
     const r = this.store.row(ref);
-    if (r.state !== 'running') throw new FluidError('CONFLICT', `Sandbox ${r.name} is ${r.state}; start it first.`);
+    if (r.state !== 'running')
+      throw new FluidError('CONFLICT', `Sandbox ${r.name} is ${r.state}; start it first.`);
     return r;
   }
 
-  async exec(ref: string, command: string, opts: { timeoutSeconds: number; maxOutputBytes: number; stdin?: string; signal?: AbortSignal; onStdout?: (c: Buffer) => void; onStderr?: (c: Buffer) => void }, actor: Actor) {
+  async exec(
+    ref: string,
+    command: string,
+    opts: {
+      timeoutSeconds: number;
+      maxOutputBytes: number;
+      stdin?: string;
+      signal?: AbortSignal;
+      onStdout?: (c: Buffer) => void;
+      onStderr?: (c: Buffer) => void;
+    },
+    actor: Actor,
+  ) {
     const r = this.running(ref);
+    await this.egressUp(r.host_id);
     const res = await this.guest(r).exec(command, {
       root: true,
       timeoutMs: opts.timeoutSeconds * 1000,
@@ -711,7 +1049,17 @@ ${V('destroy "$d"')} >/dev/null 2>&1 || true`,
       onStdout: opts.onStdout,
       onStderr: opts.onStderr,
     });
-    this.d.audit.append({ actor, action: 'sandbox.exec', target: r.id, data: { command: command.length > 2000 ? command.slice(0, 2000) + '…' : command, exitCode: res.exitCode, timedOut: res.timedOut, durationMs: res.durationMs } });
+    this.d.audit.append({
+      actor,
+      action: 'sandbox.exec',
+      target: r.id,
+      data: {
+        command: command.length > 2000 ? command.slice(0, 2000) + '…' : command,
+        exitCode: res.exitCode,
+        timedOut: res.timedOut,
+        durationMs: res.durationMs,
+      },
+    });
     return res;
   }
 
@@ -719,10 +1067,22 @@ ${V('destroy "$d"')} >/dev/null 2>&1 || true`,
     const r = this.running(ref);
     const buf = await this.guest(r).readFile(path, { maxBytes });
     const text = isText(buf);
-    return { path, size: buf.length, encoding: text ? ('utf8' as const) : ('base64' as const), content: text ? buf.toString('utf8') : buf.toString('base64') };
+    return {
+      path,
+      size: buf.length,
+      encoding: text ? ('utf8' as const) : ('base64' as const),
+      content: text ? buf.toString('utf8') : buf.toString('base64'),
+    };
   }
 
-  async writeFile(ref: string, path: string, content: string, encoding: 'utf8' | 'base64', mode: string | undefined, actor: Actor) {
+  async writeFile(
+    ref: string,
+    path: string,
+    content: string,
+    encoding: 'utf8' | 'base64',
+    mode: string | undefined,
+    actor: Actor,
+  ) {
     const r = this.running(ref);
     const data = encoding === 'base64' ? Buffer.from(content, 'base64') : Buffer.from(content, 'utf8');
     await this.guest(r).writeFile(path, data, { mode, maxBytes: 64 * 1024 * 1024 });
@@ -740,6 +1100,7 @@ ${V('destroy "$d"')} >/dev/null 2>&1 || true`,
 
   async shell(ref: string, cols: number, rows: number, actor: Actor) {
     const r = this.running(ref);
+    await this.egressUp(r.host_id);
     const sh = await this.guest(r).shell({ cols, rows });
     this.d.audit.append({ actor, action: 'sandbox.shell', target: r.id, data: {} });
     return sh;
@@ -747,13 +1108,25 @@ ${V('destroy "$d"')} >/dev/null 2>&1 || true`,
 
   // ---- egress allowlist ---------------------------------------------------------------------------
 
+  /** Commands may download: make sure this host's proxy is up while this process runs them. */
+  private async egressUp(hostId: string): Promise<void> {
+    await this.d.egress
+      ?.ensure(hostId)
+      .catch((e: unknown) => this.d.log.warn('egress proxy unavailable', { hostId, err: e }));
+  }
+
   async setEgress(ref: string, destination: string, allow: boolean, actor: Actor): Promise<Sandbox> {
     const r = this.store.row(ref);
     const list = new Set(JSON.parse(r.egress_allow) as string[]);
     if (allow) list.add(destination.toLowerCase());
     else list.delete(destination.toLowerCase());
     this.store.update(r.id, { egress_allow: JSON.stringify([...list]) });
-    this.d.audit.append({ actor, action: allow ? 'egress.allow' : 'egress.revoke', target: r.id, data: { destination } });
+    this.d.audit.append({
+      actor,
+      action: allow ? 'egress.allow' : 'egress.revoke',
+      target: r.id,
+      data: { destination },
+    });
     await this.d.egress?.sync(r.host_id);
     this.changed(r.id);
     return this.get(r.id);
@@ -763,18 +1136,33 @@ ${V('destroy "$d"')} >/dev/null 2>&1 || true`,
 
   async snapshotCreate(ref: string, name: string, memory: boolean, actor: Actor): Promise<Snapshot> {
     const r = this.store.row(ref);
-    if (r.state !== 'running' && r.state !== 'stopped') throw new FluidError('CONFLICT', `Sandbox ${r.name} is ${r.state}.`);
+    if (r.state !== 'running' && r.state !== 'stopped')
+      throw new FluidError('CONFLICT', `Sandbox ${r.name} is ${r.state}.`);
     const host = this.d.hosts.get(r.host_id);
     const conn = await this.d.hosts.connection(host.id);
     const withMemory = memory && r.state === 'running';
-    const snap: Snapshot = { id: randomUUID(), sandboxId: r.id, name, kind: withMemory ? 'disk+memory' : 'disk', createdAt: this.d.clock.now().toISOString(), createdBy: actor };
+    const snap: Snapshot = {
+      id: randomUUID(),
+      sandboxId: r.id,
+      name,
+      kind: withMemory ? 'disk+memory' : 'disk',
+      createdAt: this.d.clock.now().toISOString(),
+      createdBy: actor,
+    };
     this.store.addSnapshot(snap);
     try {
       // Internal qcow2 snapshots live in the sandbox's own overlay: the shared base is never written.
-      await run(conn, virsh(host.libvirtUri, `snapshot-create-as ${shq(r.domain_name)} ${shq(name)} --atomic${withMemory ? '' : ' --disk-only'}`).replace(' --disk-only', r.state === 'running' && !withMemory ? ' --disk-only' : ''), {
-        what: 'Creating the snapshot',
-        timeoutMs: 300_000,
-      });
+      await run(
+        conn,
+        virsh(
+          host.libvirtUri,
+          `snapshot-create-as ${shq(r.domain_name)} ${shq(name)} --atomic${withMemory ? '' : ' --disk-only'}`,
+        ).replace(' --disk-only', r.state === 'running' && !withMemory ? ' --disk-only' : ''),
+        {
+          what: 'Creating the snapshot',
+          timeoutMs: 300_000,
+        },
+      );
     } catch (err) {
       this.store.deleteSnapshot(snap.id);
       throw err;
@@ -794,7 +1182,10 @@ ${V('destroy "$d"')} >/dev/null 2>&1 || true`,
     const host = this.d.hosts.get(r.host_id);
     const conn = await this.d.hosts.connection(host.id);
     this.d.guests.close(r.id);
-    await run(conn, virsh(host.libvirtUri, `snapshot-revert ${shq(r.domain_name)} ${shq(s.name)} --force`), { what: 'Restoring the snapshot', timeoutMs: 300_000 });
+    await run(conn, virsh(host.libvirtUri, `snapshot-revert ${shq(r.domain_name)} ${shq(s.name)} --force`), {
+      what: 'Restoring the snapshot',
+      timeoutMs: 300_000,
+    });
     const state = (await run(conn, virsh(host.libvirtUri, `domstate ${shq(r.domain_name)}`))).trim();
     if (state === 'running') {
       // A memory snapshot wakes up with the clock it was taken at.
@@ -802,7 +1193,12 @@ ${V('destroy "$d"')} >/dev/null 2>&1 || true`,
       await this.waitSsh(r, new AbortController().signal);
     }
     this.store.update(r.id, { state: state === 'running' ? 'running' : 'stopped' });
-    this.d.audit.append({ actor, action: 'snapshot.restore', target: r.id, data: { name: s.name, kind: s.kind } });
+    this.d.audit.append({
+      actor,
+      action: 'snapshot.restore',
+      target: r.id,
+      data: { name: s.name, kind: s.kind },
+    });
     this.changed(r.id);
     return this.get(r.id);
   }
@@ -812,7 +1208,10 @@ ${V('destroy "$d"')} >/dev/null 2>&1 || true`,
     const s = this.store.snapshot(r.id, snapshot);
     const host = this.d.hosts.get(r.host_id);
     const conn = await this.d.hosts.connection(host.id);
-    await run(conn, virsh(host.libvirtUri, `snapshot-delete ${shq(r.domain_name)} ${shq(s.name)}`), { what: 'Deleting the snapshot', timeoutMs: 300_000 });
+    await run(conn, virsh(host.libvirtUri, `snapshot-delete ${shq(r.domain_name)} ${shq(s.name)}`), {
+      what: 'Deleting the snapshot',
+      timeoutMs: 300_000,
+    });
     this.store.deleteSnapshot(s.id);
     this.d.audit.append({ actor, action: 'snapshot.delete', target: r.id, data: { name: s.name } });
     return { deleted: true };
@@ -837,7 +1236,21 @@ ${V('destroy "$d"')} >/dev/null 2>&1 || true`,
         const conn = await this.d.hosts.connection(host.id);
         const vm = await this.findSource(conn, host, source, ctx.signal);
         const previous = this.bases.latestReady(host.id, vm.uuid);
-        const b = await buildBase({ db: this.d.db, store: this.bases, audit: this.d.audit, clock: this.d.clock, installation: this.d.installation, instance: this.d.tasks.instance }, conn, host, vm, ctx, actor);
+        const b = await buildBase(
+          {
+            db: this.d.db,
+            store: this.bases,
+            audit: this.d.audit,
+            clock: this.d.clock,
+            installation: this.d.installation,
+            instance: this.d.tasks.instance,
+          },
+          conn,
+          host,
+          vm,
+          ctx,
+          actor,
+        );
         if (previous) this.bases.update(previous.id, { state: 'retired' });
         return publicBase(b);
       },
@@ -849,7 +1262,11 @@ ${V('destroy "$d"')} >/dev/null 2>&1 || true`,
   /** Destroy sandboxes past their time to live. Returns the ids destroyed. */
   async sweepExpired(): Promise<string[]> {
     const now = this.d.clock.now().toISOString();
-    const due = this.store.list().filter((r) => r.expires_at && r.expires_at <= now && ['running', 'stopped', 'failed'].includes(r.state));
+    const due = this.store
+      .list()
+      .filter(
+        (r) => r.expires_at && r.expires_at <= now && ['running', 'stopped', 'failed'].includes(r.state),
+      );
     const out: string[] = [];
     for (const r of due) {
       try {

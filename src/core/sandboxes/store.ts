@@ -36,7 +36,14 @@ export interface SandboxRow {
   owner_instance: string | null;
 }
 
-export const LIVE_STATES: SandboxState[] = ['creating', 'starting', 'running', 'stopping', 'stopped', 'destroying'];
+export const LIVE_STATES: SandboxState[] = [
+  'creating',
+  'starting',
+  'running',
+  'stopping',
+  'stopped',
+  'destroying',
+];
 
 export class SandboxStore {
   private readonly db: Db;
@@ -46,14 +53,18 @@ export class SandboxStore {
 
   row(ref: string): SandboxRow {
     const r = this.db
-      .prepare(`SELECT * FROM sandboxes WHERE id = ? OR (name = ? AND state != 'destroyed') ORDER BY id = ? DESC, created_at DESC LIMIT 1`)
+      .prepare(
+        `SELECT * FROM sandboxes WHERE id = ? OR (name = ? AND state != 'destroyed') ORDER BY id = ? DESC, created_at DESC LIMIT 1`,
+      )
       .get(ref, ref, ref) as SandboxRow | undefined;
     if (!r) throw new FluidError('NOT_FOUND', `No sandbox "${ref}". See \`fluid sandbox list\`.`);
     return r;
   }
 
   maybe(id: string): SandboxRow | null {
-    return (this.db.prepare('SELECT * FROM sandboxes WHERE id = ?').get(id) as SandboxRow | undefined) ?? null;
+    return (
+      (this.db.prepare('SELECT * FROM sandboxes WHERE id = ?').get(id) as SandboxRow | undefined) ?? null
+    );
   }
 
   list(opts: { hostId?: string; includeDestroyed?: boolean } = {}): SandboxRow[] {
@@ -64,15 +75,22 @@ export class SandboxStore {
       args.push(opts.hostId);
     }
     if (!opts.includeDestroyed) where.push("state != 'destroyed'");
-    return this.db.prepare(`SELECT * FROM sandboxes ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY created_at DESC`).all(...args) as SandboxRow[];
+    return this.db
+      .prepare(
+        `SELECT * FROM sandboxes ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY created_at DESC`,
+      )
+      .all(...args) as SandboxRow[];
   }
 
   insert(r: SandboxRow): void {
     const keys = Object.keys(r);
     try {
-      this.db.prepare(`INSERT INTO sandboxes (${keys.join(', ')}) VALUES (${keys.map(() => '?').join(', ')})`).run(...keys.map((k) => r[k as keyof SandboxRow]));
+      this.db
+        .prepare(`INSERT INTO sandboxes (${keys.join(', ')}) VALUES (${keys.map(() => '?').join(', ')})`)
+        .run(...keys.map((k) => r[k as keyof SandboxRow]));
     } catch (e) {
-      if (/UNIQUE constraint failed: sandboxes.name/.test((e as Error).message)) throw new FluidError('CONFLICT', `A sandbox named "${r.name}" already exists. Choose another name.`);
+      if (/UNIQUE constraint failed: sandboxes.name/.test((e as Error).message))
+        throw new FluidError('CONFLICT', `A sandbox named "${r.name}" already exists. Choose another name.`);
       throw e;
     }
   }
@@ -86,7 +104,9 @@ export class SandboxStore {
   }
 
   snapshots(sandboxId: string): Snapshot[] {
-    const rows = this.db.prepare('SELECT * FROM snapshots WHERE sandbox_id = ? ORDER BY created_at').all(sandboxId) as Array<{
+    const rows = this.db
+      .prepare('SELECT * FROM snapshots WHERE sandbox_id = ? ORDER BY created_at')
+      .all(sandboxId) as Array<{
       id: string;
       sandbox_id: string;
       name: string;
@@ -95,7 +115,14 @@ export class SandboxStore {
       created_by_door: Actor['door'];
       created_by_id: string;
     }>;
-    return rows.map((r) => ({ id: r.id, sandboxId: r.sandbox_id, name: r.name, kind: r.kind, createdAt: r.created_at, createdBy: { door: r.created_by_door, id: r.created_by_id } }));
+    return rows.map((r) => ({
+      id: r.id,
+      sandboxId: r.sandbox_id,
+      name: r.name,
+      kind: r.kind,
+      createdAt: r.created_at,
+      createdBy: { door: r.created_by_door, id: r.created_by_id },
+    }));
   }
 
   snapshot(sandboxId: string, ref: string): Snapshot {
@@ -107,10 +134,13 @@ export class SandboxStore {
   addSnapshot(s: Snapshot): void {
     try {
       this.db
-        .prepare('INSERT INTO snapshots (id, sandbox_id, name, kind, created_at, created_by_door, created_by_id) VALUES (?, ?, ?, ?, ?, ?, ?)')
+        .prepare(
+          'INSERT INTO snapshots (id, sandbox_id, name, kind, created_at, created_by_door, created_by_id) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        )
         .run(s.id, s.sandboxId, s.name, s.kind, s.createdAt, s.createdBy.door, s.createdBy.id);
     } catch (e) {
-      if (/UNIQUE/.test((e as Error).message)) throw new FluidError('CONFLICT', `This sandbox already has a snapshot named "${s.name}".`);
+      if (/UNIQUE/.test((e as Error).message))
+        throw new FluidError('CONFLICT', `This sandbox already has a snapshot named "${s.name}".`);
       throw e;
     }
   }

@@ -37,14 +37,21 @@ export async function buildTemplate(
   const V = (a: string) => virsh(host.libvirtUri, a);
   const layout = hostLayout(host.storageDir, installation);
   const dir = layout.template(`${base.id}-${spec.vcpus}x${spec.memoryMiB}`);
-  const disk = `${dir}/disk.qcow2`;
   const save = `${dir}/memory.save`;
   const name = templateDomainName(base.id);
   const serialLog = `${dir}/serial.log`;
-  if (/<nvram/.test(base.sourceXml)) throw new FluidError('VALIDATION', 'Memory templates of UEFI guests are not supported yet; these sources cold-boot.');
+  if (/<nvram/.test(base.sourceXml))
+    throw new FluidError(
+      'VALIDATION',
+      'Memory templates of UEFI guests are not supported yet; these sources cold-boot.',
+    );
   const disks: Record<string, string> = {};
   // Multi-disk sources: every disk gets a template layer; the save image references them all.
-  const layers = base.disks.map((d) => ({ target: d.target, base: d.path, layer: `${dir}/${d.target}.qcow2` }));
+  const layers = base.disks.map((d) => ({
+    target: d.target,
+    base: d.path,
+    layer: `${dir}/${d.target}.qcow2`,
+  }));
   for (const l of layers) disks[l.target] = l.layer;
   const derived = deriveDomain(base.sourceXml, {
     name,
@@ -74,21 +81,43 @@ ${V(`create ${shq(dir + '/domain.xml')}`)} >/dev/null`,
     await waitForAgent(conn, host.libvirtUri, name, BOOT_TIMEOUT_MS, ctx.signal);
     ctx.progress(0.6, 'Waiting for the guest to finish booting');
     // Fully up: systemd reports running (or degraded: a failed unit in the source is not ours to fix).
-    await guestExec(conn, host.libvirtUri, name, '/bin/sh', ['-c', 'command -v systemctl >/dev/null && systemctl is-system-running --wait >/dev/null 2>&1; sync; exit 0'], {
-      timeoutMs: 180_000,
+    await guestExec(
+      conn,
+      host.libvirtUri,
+      name,
+      '/bin/sh',
+      [
+        '-c',
+        'command -v systemctl >/dev/null && systemctl is-system-running --wait >/dev/null 2>&1; sync; exit 0',
+      ],
+      {
+        timeoutMs: 180_000,
+        signal: ctx.signal,
+      },
+    );
+    // Fluid's user and CA trust go into the template, so each restored clone only needs what is unique.
+    const trust = await guestExec(conn, host.libvirtUri, name, '/bin/sh', ['-s'], {
+      stdin: templateTrustScript(ca.publicKey()),
+      timeoutMs: 120_000,
       signal: ctx.signal,
     });
-    // Fluid's user and CA trust go into the template, so each restored clone only needs what is unique.
-    const trust = await guestExec(conn, host.libvirtUri, name, '/bin/sh', ['-s'], { stdin: templateTrustScript(ca.publicKey()), timeoutMs: 120_000, signal: ctx.signal });
-    if (trust.exitCode !== 0) throw new FluidError('INTERNAL', `Preparing the template failed: ${(trust.stderr || trust.stdout).trim().slice(-1000)}`);
+    if (trust.exitCode !== 0)
+      throw new FluidError(
+        'INTERNAL',
+        `Preparing the template failed: ${(trust.stderr || trust.stdout).trim().slice(-1000)}`,
+      );
     const bootMs = Date.now() - started;
     ctx.progress(0.85, 'Saving the template with its memory');
     const t0 = Date.now();
-    await run(conn, `${V(`save ${shq(name)} ${shq(save)}`)} >/dev/null && chmod 0444 ${layers.map((l) => shq(l.layer)).join(' ')} && chmod 0444 ${shq(save)}`, {
-      what: 'Saving the template',
-      signal: ctx.signal,
-      timeoutMs: 600_000,
-    });
+    await run(
+      conn,
+      `${V(`save ${shq(name)} ${shq(save)}`)} >/dev/null && chmod 0444 ${layers.map((l) => shq(l.layer)).join(' ')} && chmod 0444 ${shq(save)}`,
+      {
+        what: 'Saving the template',
+        signal: ctx.signal,
+        timeoutMs: 600_000,
+      },
+    );
     const saveMs = Date.now() - t0;
     return {
       dir,
@@ -125,10 +154,20 @@ export interface RestoreTarget {
  * Restore a sandbox from the template: overlays on the template layers, the save image's XML
  * rewritten for the new identity, and the QEMU stream piped through a FIFO (no copy of the image).
  */
-export async function restoreFromTemplate(conn: HostConnection, host: Host, t: TemplateInfo, target: RestoreTarget, signal?: AbortSignal): Promise<void> {
+export async function restoreFromTemplate(
+  conn: HostConnection,
+  host: Host,
+  t: TemplateInfo,
+  target: RestoreTarget,
+  signal?: AbortSignal,
+): Promise<void> {
   const V = (a: string) => virsh(host.libvirtUri, a);
-  const head = await conn.exec(`head -c 1048576 ${shq(t.save)} | base64 -w0`, { signal, maxOutputBytes: 4 * 1024 * 1024 });
-  if (head.code !== 0) throw new FluidError('INTERNAL', `Cannot read the template image: ${head.stderr.toString().trim()}`);
+  const head = await conn.exec(`head -c 1048576 ${shq(t.save)} | base64 -w0`, {
+    signal,
+    maxOutputBytes: 4 * 1024 * 1024,
+  });
+  if (head.code !== 0)
+    throw new FluidError('INTERNAL', `Cannot read the template image: ${head.stderr.toString().trim()}`);
   const header = parseSaveHeader(Buffer.from(head.stdout.toString(), 'base64'));
   let xml = rewriteDomainXml(header.xml, {
     name: target.name,
@@ -136,7 +175,10 @@ export async function restoreFromTemplate(conn: HostConnection, host: Host, t: T
     genid: target.genid,
     replace: [...target.disks, [t.serialLog, target.serialLog]],
   });
-  xml = xml.replace(/<fluid:template\b[^>]*\/>/, `<fluid:sandbox xmlns:fluid="https://fluid.dev/xmlns/libvirt/1" id="${target.label.id}" installation="${target.label.installation}" source="${target.label.source}" base="${target.label.base}"/>`);
+  xml = xml.replace(
+    /<fluid:template\b[^>]*\/>/,
+    `<fluid:sandbox xmlns:fluid="https://fluid.dev/xmlns/libvirt/1" id="${target.label.id}" installation="${target.label.installation}" source="${target.label.source}" base="${target.label.base}"/>`,
+  );
   xml = xml.replace(/<title>[^<]*<\/title>/, `<title>Fluid sandbox of ${target.label.source}</title>`);
   const newHeader = buildSaveHeader(header, xml);
   const fifo = `${target.dir}/restore.fifo`;
@@ -151,5 +193,9 @@ kill $writer 2>/dev/null || true; wait $writer 2>/dev/null || true
 rm -f ${shq(fifo)}
 exit $rc`;
   const r = await conn.exec(script, { stdin: newHeader.toString('base64'), signal, timeoutMs: 300_000 });
-  if (r.code !== 0) throw new FluidError('INTERNAL', `Restoring the template failed: ${r.stderr.toString().trim().slice(0, 1500)}`);
+  if (r.code !== 0)
+    throw new FluidError(
+      'INTERNAL',
+      `Restoring the template failed: ${r.stderr.toString().trim().slice(0, 1500)}`,
+    );
 }

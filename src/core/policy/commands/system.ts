@@ -1,0 +1,1445 @@
+/** System inspection: processes, hardware, systemd, logs, networking, storage, users, time. */
+import { has, parseOptions, type OptionSpec } from '../options.ts';
+import {
+  allow,
+  literalVerb,
+  maxOperands,
+  noOperands,
+  opts,
+  reader,
+  refuse,
+  requireLiteral,
+  verbTool,
+  type Rule,
+} from '../rule.ts';
+import { deny, mayStartWith, show, type Word } from '../types.ts';
+
+const PLAIN = [
+  'df',
+  'du',
+  'free',
+  'uptime',
+  'ps',
+  'pgrep',
+  'pidof',
+  'pstree',
+  'pmap',
+  'pwdx',
+  'prtstat',
+  'id',
+  'whoami',
+  'groups',
+  'users',
+  'who',
+  'w',
+  'pinky',
+  'finger',
+  'last',
+  'lastb',
+  'logname',
+  'tty',
+  'uname',
+  'arch',
+  'nproc',
+  'hostid',
+  'getconf',
+  'locale',
+  'getent',
+  'lsb_release',
+  'lsblk',
+  'findmnt',
+  'lscpu',
+  'lsmem',
+  'lsmod',
+  'modinfo',
+  'lspci',
+  'lsusb',
+  'lsns',
+  'lslocks',
+  'lsipc',
+  'lsirq',
+  'lsscsi',
+  'lslogins',
+  'vmstat',
+  'iostat',
+  'mpstat',
+  'pidstat',
+  'lsof',
+  'netstat',
+  'runlevel',
+  'getenforce',
+  'sestatus',
+  'aa-status',
+  'apparmor_status',
+  'virt-what',
+  'systemd-detect-virt',
+  'systemd-delta',
+  'systemd-cgls',
+  'dumpe2fs',
+  'xfs_info',
+  'pvs',
+  'vgs',
+  'lvs',
+  'pvdisplay',
+  'vgdisplay',
+  'lvdisplay',
+  'ping',
+  'ping6',
+  'traceroute',
+  'traceroute6',
+  'tracepath',
+  'tracepath6',
+  'dig',
+  'host',
+  'nslookup',
+  'drill',
+  'whois',
+  'showmount',
+  'atq',
+  'ntpstat',
+  'debconf-show',
+  'named-checkconf',
+  'unbound-checkconf',
+  'doveconf',
+  'aureport',
+  'mailq',
+  'clear',
+  'tput',
+  'uptime',
+  'dpkg-query',
+];
+
+// ---------------------------------------------------------------------------------------------
+// systemd
+
+const SYSTEMCTL_OPTIONS: OptionSpec = {
+  short: 'arlqt:p:Pn:o:M:hH:',
+  long: [
+    'all',
+    'recursive',
+    'reverse',
+    'after',
+    'before',
+    'with-dependencies',
+    'full',
+    'value',
+    'show-types',
+    'quiet',
+    'no-warn',
+    'user',
+    'system',
+    'global',
+    'no-ask-password',
+    'lines=',
+    'output=',
+    'timestamp=',
+    'no-pager',
+    'no-legend',
+    'legend=',
+    'machine=',
+    'type=',
+    'state=',
+    'property=',
+    'plain',
+    'failed',
+    'help',
+    'version',
+    'root=',
+  ],
+  deny: {
+    '-H': 'systemctl -H connects to another host',
+    '--host': 'systemctl --host connects to another host',
+    '--image': 'systemctl --image mounts a disk image',
+  },
+};
+
+const SYSTEMCTL_READ = [
+  'status',
+  'show',
+  'cat',
+  'is-active',
+  'is-enabled',
+  'is-failed',
+  'is-system-running',
+  'list-units',
+  'list-unit-files',
+  'list-timers',
+  'list-sockets',
+  'list-dependencies',
+  'list-jobs',
+  'list-machines',
+  'list-paths',
+  'list-automounts',
+  'get-default',
+  'show-environment',
+];
+
+const systemctl = verbTool({
+  options: SYSTEMCTL_OPTIONS,
+  verbs: Object.fromEntries(SYSTEMCTL_READ.map((v) => [v, true])),
+  noVerb: true,
+  denied: 'changes the service manager (only status, show, cat, is-*, list-* are allowed)',
+});
+
+const JOURNALCTL_OPTIONS: OptionSpec = {
+  permissive: true,
+  short: 'u:t:T:p:g:S:U:o:c:D:M:F:i:n::b::',
+  long: [
+    'unit=',
+    'user-unit=',
+    'identifier=',
+    'exclude-identifier=',
+    'priority=',
+    'facility=',
+    'grep=',
+    'case-sensitive=?',
+    'since=',
+    'until=',
+    'output=',
+    'output-fields=',
+    'cursor=',
+    'after-cursor=',
+    'directory=',
+    'file=',
+    'root=',
+    'namespace=',
+    'machine=',
+    'field=',
+    'lines=?',
+    'boot=?',
+    'invocation=',
+    'interval=',
+  ],
+  deny: {
+    '--vacuum-size': 'journalctl --vacuum-size deletes journal files',
+    '--vacuum-time': 'journalctl --vacuum-time deletes journal files',
+    '--vacuum-files': 'journalctl --vacuum-files deletes journal files',
+    '--rotate': 'journalctl --rotate rotates journal files',
+    '--flush': 'journalctl --flush moves journal files',
+    '--sync': 'journalctl --sync writes the journal to disk',
+    '--relinquish-var': 'journalctl --relinquish-var changes where the journal is written',
+    '--smart-relinquish-var': 'journalctl --smart-relinquish-var changes where the journal is written',
+    '--setup-keys': 'journalctl --setup-keys writes sealing keys',
+    '--update-catalog': 'journalctl --update-catalog rewrites the catalog',
+    '--cursor-file': 'journalctl --cursor-file writes a file',
+    '--image': 'journalctl --image mounts a disk image',
+    '--force': 'journalctl --force is only used when writing',
+  },
+};
+
+const systemdTool = (
+  options: OptionSpec,
+  verbs: Record<string, true | ((rest: Word[]) => void)>,
+  denied: string,
+): Rule => verbTool({ options, verbs: Object.fromEntries(Object.entries(verbs).map(([k, v]) => [k, v === true ? true : (rest) => v(rest)])), noVerb: true, denied });
+
+const COMMON_SYSTEMD = [
+  'no-pager',
+  'no-legend',
+  'no-ask-password',
+  'help',
+  'version',
+  'json=',
+  'machine=',
+  'quiet',
+  'all',
+  'full',
+  'value',
+  'property=',
+  'user',
+  'system',
+];
+const SYSTEMD_DENY = {
+  '-H': 'connects to another host',
+  '--host': 'connects to another host',
+};
+
+const noArgs = (what: string) => (rest: Word[]) => {
+  if (rest.length) deny(`${what} with a value changes the system`);
+};
+const atMost = (n: number, what: string) => (rest: Word[]) => {
+  if (rest.length > n) deny(`${what} with a value changes the system`);
+};
+
+const hostnamectl = systemdTool(
+  { short: 'hM:j', long: [...COMMON_SYSTEMD, 'transient', 'static', 'pretty'], deny: SYSTEMD_DENY },
+  {
+    status: true,
+    hostname: noArgs('hostnamectl hostname'),
+    'icon-name': noArgs('hostnamectl icon-name'),
+    chassis: noArgs('hostnamectl chassis'),
+    deployment: noArgs('hostnamectl deployment'),
+    location: noArgs('hostnamectl location'),
+  },
+  'changes the host name (only status and queries are allowed)',
+);
+
+const timedatectl = systemdTool(
+  { short: 'hM:ap:', long: [...COMMON_SYSTEMD, 'monitor', 'adjust-system-clock'], deny: SYSTEMD_DENY },
+  { status: true, show: true, 'show-timesync': true, 'timesync-status': true, 'list-timezones': true },
+  'changes the clock or time zone',
+);
+
+const localectl = systemdTool(
+  { short: 'hM:', long: [...COMMON_SYSTEMD, 'no-convert'], deny: SYSTEMD_DENY },
+  {
+    status: true,
+    'list-locales': true,
+    'list-keymaps': true,
+    'list-x11-keymap-models': true,
+    'list-x11-keymap-layouts': true,
+    'list-x11-keymap-variants': true,
+    'list-x11-keymap-options': true,
+  },
+  'changes the locale',
+);
+
+const loginctl = systemdTool(
+  {
+    short: 'hM:p:Palln:o:j',
+    long: [...COMMON_SYSTEMD, 'lines=', 'output='],
+    deny: SYSTEMD_DENY,
+  },
+  {
+    'list-sessions': true,
+    'session-status': true,
+    'show-session': true,
+    'list-users': true,
+    'user-status': true,
+    'show-user': true,
+    'list-seats': true,
+    'seat-status': true,
+    'show-seat': true,
+  },
+  'changes sessions or users (only list-*, *-status and show-* are allowed)',
+);
+
+const networkctl = systemdTool(
+  { short: 'hasln:', long: [...COMMON_SYSTEMD, 'stats', 'lines='], deny: SYSTEMD_DENY },
+  { list: true, status: true, lldp: true, label: true, cat: true },
+  'changes network links',
+);
+
+const resolvectl = systemdTool(
+  {
+    short: 'h46i:p:t:c:j',
+    long: [
+      ...COMMON_SYSTEMD,
+      'interface=',
+      'protocol=',
+      'type=',
+      'class=',
+      'service-address=',
+      'service-txt=',
+      'cname=',
+      'validate=',
+      'synthesize=',
+      'cache=',
+      'zone=',
+      'trust-anchor=',
+      'network=',
+      'search=',
+      'stale-data=',
+      'relax-single-label=',
+      'raw=?',
+      'legend=',
+    ],
+    deny: SYSTEMD_DENY,
+  },
+  {
+    status: true,
+    query: true,
+    service: true,
+    openpgp: true,
+    tlsa: true,
+    statistics: true,
+    monitor: true,
+    'show-cache': true,
+    'show-server-state': true,
+    dns: atMost(1, 'resolvectl dns'),
+    domain: atMost(1, 'resolvectl domain'),
+    'default-route': atMost(1, 'resolvectl default-route'),
+    llmnr: atMost(1, 'resolvectl llmnr'),
+    mdns: atMost(1, 'resolvectl mdns'),
+    dnssec: atMost(1, 'resolvectl dnssec'),
+    dnsovertls: atMost(1, 'resolvectl dnsovertls'),
+    nta: atMost(1, 'resolvectl nta'),
+    'log-level': noArgs('resolvectl log-level'),
+  },
+  'changes the resolver',
+);
+
+const busctl = systemdTool(
+  {
+    short: 'hlqj',
+    long: [
+      ...COMMON_SYSTEMD,
+      'address=',
+      'show-machine',
+      'unique',
+      'acquired',
+      'activatable',
+      'match=',
+      'list',
+      'verbose',
+      'xml-interface',
+      'augment-creds=',
+      'watch-bind=',
+      'timeout=',
+      'size=',
+    ],
+    deny: SYSTEMD_DENY,
+  },
+  { list: true, status: true, tree: true, introspect: true, 'get-property': true, monitor: true },
+  'calls or changes services on the bus',
+);
+
+const coredumpctl = systemdTool(
+  {
+    short: 'hn:S:U:F:D:qrj1',
+    long: [...COMMON_SYSTEMD, 'since=', 'until=', 'field=', 'directory=', 'file=', 'reverse', 'root=', 'all'],
+    deny: { ...SYSTEMD_DENY, '-o': 'coredumpctl -o writes a file', '--output': 'coredumpctl --output writes a file' },
+  },
+  { list: true, info: true },
+  'dumps or debugs core files',
+);
+
+const systemdAnalyze = systemdTool(
+  {
+    short: 'h',
+    long: [
+      ...COMMON_SYSTEMD,
+      'global',
+      'order',
+      'require',
+      'from-pattern=',
+      'to-pattern=',
+      'fuzz=',
+      'root=',
+      'offline=',
+      'threshold=',
+      'security-policy=',
+      'iterations=',
+      'base-time=',
+      'unit=',
+      'table',
+      'detailed',
+      'tldr',
+      'scale-svg=',
+    ],
+    deny: SYSTEMD_DENY,
+  },
+  {
+    time: true,
+    blame: true,
+    'critical-chain': true,
+    dot: true,
+    plot: true,
+    dump: true,
+    'cat-config': true,
+    'unit-files': true,
+    'unit-paths': true,
+    'exit-status': true,
+    capability: true,
+    condition: true,
+    'syscall-filter': true,
+    filesystems: true,
+    calendar: true,
+    timestamp: true,
+    timespan: true,
+    security: true,
+    'inspect-elf': true,
+    fdstore: true,
+    'image-policy': true,
+    'has-tpm2': true,
+    pcrs: true,
+    'log-level': noArgs('systemd-analyze log-level'),
+    'log-target': noArgs('systemd-analyze log-target'),
+    'service-watchdogs': noArgs('systemd-analyze service-watchdogs'),
+  },
+  'changes the system or runs programs',
+);
+
+const machinectl = systemdTool(
+  { short: 'hp:alo:n:', long: [...COMMON_SYSTEMD, 'lines=', 'output=', 'max-addresses='], deny: SYSTEMD_DENY },
+  { list: true, status: true, show: true, 'list-images': true, 'image-status': true, 'show-image': true },
+  'changes machines',
+);
+
+const bootctl = systemdTool(
+  {
+    short: 'hpxRq',
+    long: [...COMMON_SYSTEMD, 'esp-path=', 'boot-path=', 'root=', 'print-esp-path', 'print-boot-path', 'print-root-device', 'no-variables', 'graceful'],
+  },
+  { status: true, list: true, 'is-installed': true },
+  'changes the boot loader',
+);
+
+const udevadm: Rule = (args) => {
+  const verb = literalVerb(args.find((a) => !mayStartWith(a)), 'udevadm');
+  const first = args[0]?.value;
+  if (first === '--version' || first === '-V' || first === '--help' || first === '-h') return;
+  if (args[0] !== undefined && args[0].value !== verb) deny('udevadm: options go after the subcommand');
+  if (verb === 'info') {
+    parseOptions(args.slice(1), {
+      permissive: true,
+      short: 'q:p:n:',
+      long: ['query=', 'path=', 'name=', 'property=', 'device-id-of-file='],
+      deny: { '-c': 'udevadm info --cleanup-db deletes the database', '--cleanup-db': 'udevadm info --cleanup-db deletes the database' },
+    }, 'udevadm info');
+    return;
+  }
+  if (verb === 'monitor' || verb === 'verify' || verb === 'cat') return;
+  deny(`udevadm ${verb ?? ''} changes devices (only info, monitor, verify, cat are allowed)`.replace('  ', ' '));
+};
+
+// ---------------------------------------------------------------------------------------------
+// Logs and kernel
+
+const dmesg = reader(
+  {
+    '-c': 'dmesg -c clears the kernel ring buffer',
+    '--read-clear': 'dmesg --read-clear clears the kernel ring buffer',
+    '-C': 'dmesg -C clears the kernel ring buffer',
+    '--clear': 'dmesg --clear clears the kernel ring buffer',
+    '-D': 'dmesg -D changes console logging',
+    '--console-off': 'dmesg --console-off changes console logging',
+    '-E': 'dmesg -E changes console logging',
+    '--console-on': 'dmesg --console-on changes console logging',
+    '-n': 'dmesg -n changes the console log level',
+    '--console-level': 'dmesg --console-level changes the console log level',
+  },
+  'f:l:s:F:K:',
+  ['facility=', 'level=', 'buffer-size=', 'file=', 'kmsg-file=', 'since=', 'until=', 'time-format=', 'color=?'],
+);
+
+const sysctl: Rule = (args) => {
+  const p = parseOptions(
+    args,
+    {
+      short: 'aAXbeNnqr:hVd',
+      long: ['all', 'binary', 'ignore', 'names', 'values', 'quiet', 'pattern=', 'deprecated', 'help', 'version'],
+      deny: {
+        '-w': 'sysctl -w changes kernel parameters',
+        '--write': 'sysctl --write changes kernel parameters',
+        '-p': 'sysctl -p loads and applies settings',
+        '--load': 'sysctl --load applies settings',
+        '-f': 'sysctl -f loads and applies settings',
+        '--system': 'sysctl --system applies settings',
+      },
+    },
+    'sysctl',
+  );
+  for (const w of p.operands) {
+    if (w.value === null) deny(`sysctl: ${show(w)} is computed at run time and could be a setting`);
+    if (w.value.includes('=')) deny(`sysctl ${w.value} changes a kernel parameter`);
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Networking
+
+const IP_OBJECTS: Record<string, string> = {};
+for (const [full, min] of [
+  ['address', 1],
+  ['route', 1],
+  ['link', 1],
+  ['neighbour', 1],
+  ['neighbor', 1],
+  ['rule', 2],
+  ['maddress', 1],
+  ['mroute', 2],
+  ['nexthop', 3],
+  ['netconf', 4],
+  ['ntable', 2],
+  ['tcp_metrics', 4],
+  ['token', 2],
+  ['vrf', 1],
+  ['stats', 2],
+  ['monitor', 3],
+  ['netns', 4],
+  ['tunnel', 3],
+  ['tuntap', 4],
+  ['mptcp', 2],
+] as const) {
+  for (let k = min; k <= full.length; k++) IP_OBJECTS[full.slice(0, k)] ??= full;
+}
+IP_OBJECTS.a = 'address';
+IP_OBJECTS.addr = 'address';
+IP_OBJECTS.r = 'route';
+IP_OBJECTS.l = 'link';
+IP_OBJECTS.n = 'neighbour';
+IP_OBJECTS.neigh = 'neighbour';
+IP_OBJECTS.nh = 'nexthop';
+IP_OBJECTS.tcpm = 'tcp_metrics';
+
+const IP_SHOW = new Set(['show', 'sh', 'sho', 'list', 'lst', 'ls']);
+const IP_GET = new Set(['route', 'neighbour', 'nexthop', 'netconf', 'token']);
+
+const IP_FLAGS = new Set([
+  '-4',
+  '-6',
+  '-B',
+  '-0',
+  '-M',
+  '-s',
+  '-stats',
+  '-statistics',
+  '-d',
+  '-details',
+  '-r',
+  '-resolve',
+  '-o',
+  '-oneline',
+  '-t',
+  '-timestamp',
+  '-ts',
+  '-tshort',
+  '-j',
+  '-json',
+  '-p',
+  '-pretty',
+  '-br',
+  '-brief',
+  '-c',
+  '-color',
+  '-h',
+  '-human',
+  '-human-readable',
+  '-iec',
+  '-N',
+  '-Numeric',
+  '-V',
+  '-Version',
+  '-a',
+  '-all',
+]);
+const IP_ARGS = new Set(['-f', '-family', '-n', '-netns', '-l', '-loops', '-rc', '-rcvbuf']);
+
+const ipRule: Rule = (args) => {
+  let i = 0;
+  for (; i < args.length; i++) {
+    const w = args[i]!;
+    const v = w.value;
+    if (v === null) deny(`ip: ${show(w)} is computed at run time`);
+    if (!v.startsWith('-')) break;
+    const opt = v.startsWith('--') ? v.slice(1) : v;
+    if (IP_FLAGS.has(opt) || /^-c(olor)?=/.test(opt)) continue;
+    if (IP_ARGS.has(opt)) {
+      i++;
+      continue;
+    }
+    if (opt === '-V' || opt === '-Version' || opt === '-help') return;
+    if (/^-b/.test(opt) || opt === '-force') deny(`ip ${v} runs commands from a batch file`);
+    deny(`ip: unknown option ${v}`);
+  }
+  const objWord = args[i];
+  if (!objWord) deny('ip without an object');
+  const obj = IP_OBJECTS[objWord.value!];
+  if (objWord.value === 'help') return;
+  if (!obj) deny(`ip ${objWord.value} is not a read-only object`);
+  const cmdWord = args[i + 1];
+  const rest = args.slice(i + 2);
+  for (const w of args.slice(i + 1)) if (w.value === null && w.multi) deny(`ip: ${show(w)} may expand to several words`);
+  if (obj === 'monitor') return;
+  if (obj === 'netns') {
+    if (!cmdWord || ['list', 'list-id', 'identify', 'pids', 'show'].includes(cmdWord.value ?? '')) return;
+    deny(`ip netns ${show(cmdWord)} changes namespaces or runs commands`);
+  }
+  if (!cmdWord) return;
+  const cmd = requireLiteral(cmdWord, 'ip', 'command');
+  if (IP_SHOW.has(cmd) || cmd === 'help') return;
+  if (cmd === 'get' && IP_GET.has(obj)) return;
+  // `ip addr dev eth0` style selectors without a command word are shows, but ip matches
+  // command words by prefix (`ip link s` is `set`), so only spelled-out reads are allowed.
+  void rest;
+  deny(`ip ${objWord.value} ${cmd} changes the network configuration (only show/list/get are allowed)`);
+};
+
+const ssRule = reader({
+  '-K': 'ss -K closes sockets',
+  '--kill': 'ss --kill closes sockets',
+  '-D': 'ss -D writes a raw dump to a file',
+  '--diag': 'ss --diag writes a raw dump to a file',
+}, 'f:A:F:N:', ['family=', 'query=', 'socket=', 'filter=', 'net=']);
+
+const ETHTOOL_READ = new Set([
+  '-i',
+  '--driver',
+  '-k',
+  '--show-features',
+  '--show-offload',
+  '-g',
+  '--show-ring',
+  '-a',
+  '--show-pause',
+  '-c',
+  '--show-coalesce',
+  '-S',
+  '--statistics',
+  '-T',
+  '--show-time-stamping',
+  '-P',
+  '--show-permaddr',
+  '-l',
+  '--show-channels',
+  '-m',
+  '--dump-module-eeprom',
+  '--module-info',
+  '-n',
+  '-u',
+  '--show-nfc',
+  '--show-ntuple',
+  '-x',
+  '--show-rxfh-indir',
+  '--show-rxfh',
+  '-d',
+  '--register-dump',
+  '-e',
+  '--eeprom-dump',
+  '--show-eee',
+  '--show-priv-flags',
+  '--show-fec',
+  '--show-tunnels',
+  '--show-module',
+  '--show-pse',
+  '--show-mm',
+  '--show-plca',
+  '--json',
+  '--debug',
+  '-h',
+  '--help',
+  '--version',
+  '-I',
+  '--include-statistics',
+  '--all-groups',
+  '--groups',
+]);
+
+const ethtoolRule: Rule = (args) => {
+  for (const a of args) {
+    if (a.value === null) {
+      if (mayStartWith(a)) deny(`ethtool: ${show(a)} could become an option`);
+      continue;
+    }
+    if (a.value.startsWith('-') && !ETHTOOL_READ.has(a.value)) deny(`ethtool ${a.value} changes the interface`);
+  }
+  const operands = args.filter((a) => a.value === null || !a.value.startsWith('-'));
+  if (operands.length > 2) deny('ethtool with settings changes the interface');
+};
+
+const iptables: Rule = (args, ctx) => {
+  const p = parseOptions(
+    args,
+    {
+      short: 'LSnvxt:w::W:46',
+      long: ['list', 'list-rules', 'numeric', 'verbose', 'exact', 'line-numbers', 'table=', 'wait=?', 'wait-interval=', 'help', 'version'],
+    },
+    ctx.name,
+  );
+  if (has(p, '--help', '--version', '-h')) return;
+  if (!has(p, '-L', '--list', '-S', '--list-rules')) deny(`${ctx.name} is only allowed to list rules (-L, -S)`);
+  maxOperands(p, 1, ctx.name, 'takes at most a chain name when listing');
+};
+
+const iptablesSave = reader({
+  '-f': 'writes the rules to a file',
+  '--file': 'writes the rules to a file',
+  '-M': 'runs a modprobe program',
+  '--modprobe': 'runs a modprobe program',
+}, 't:', ['table=']);
+
+const nftRule: Rule = (args) => {
+  let verb: string | null = null;
+  for (let i = 0; i < args.length; i++) {
+    const w = args[i]!;
+    if (w.value === null) deny(`nft: ${show(w)} is computed at run time`);
+    const v = w.value;
+    if (/[;\n{}]/.test(v)) deny('nft: one argument holds several commands');
+    if (verb === null) {
+      if (/^-[anNsjtSye]+$/.test(v) || ['--handle', '--numeric', '--stateless', '--json', '--terse', '--service', '--echo', '--guid', '--numeric-priority', '--numeric-protocol', '--numeric-time'].includes(v))
+        continue;
+      if (v === '-v' || v === '--version' || v === '-V' || v === '-h' || v === '--help') return;
+      if (v.startsWith('-')) deny(`nft ${v} is not allowed`);
+      verb = v;
+    }
+  }
+  if (verb !== 'list' && verb !== 'describe')
+    deny(`${verb ? `nft ${verb}` : 'nft without list'} changes the firewall (only nft list is allowed)`);
+};
+
+const ufwRule: Rule = (args) => {
+  const words = args.map((a) => requireLiteral(a, 'ufw', 'argument'));
+  const [verb, ...rest] = words;
+  if (verb === '--version' || verb === 'version' || verb === '--help' || verb === 'help') return;
+  if (verb === 'status' && rest.every((r) => r === 'verbose' || r === 'numbered')) return;
+  if (verb === 'show' && rest.length <= 1) return;
+  if (verb === 'app' && (rest[0] === 'list' || rest[0] === 'info')) return;
+  deny(`ufw ${words.join(' ')} changes the firewall (only status, show, app list/info are allowed)`);
+};
+
+const firewallCmd: Rule = (args) => {
+  for (const a of args) {
+    const v = requireLiteral(a, 'firewall-cmd', 'argument');
+    if (/^--(state|version|help|permanent|check-config|list-[a-z-]+|get-[a-z-]+|query-[a-z-]+|info-[a-z-]+)$/.test(v)) continue;
+    if (/^--(zone|policy|ipset|service|helper|icmptype)=[^=]*$/.test(v)) continue;
+    if (/^--(query|info|list|get)-[a-z-]+=.*$/.test(v)) continue;
+    deny(`firewall-cmd ${v} changes the firewall`);
+  }
+};
+
+const nmcliRule: Rule = (args) => {
+  let i = 0;
+  for (; i < args.length; i++) {
+    const v = requireLiteral(args[i]!, 'nmcli', 'argument');
+    if (!v.startsWith('-')) break;
+    if (/^-(t|terse|p|pretty|s|show-secrets|v|version|h|help|o|overview)$/.test(v.replace(/^--/, '-'))) continue;
+    if (/^-(f|fields|m|mode|c|colors|e|escape|g|get-values|w|wait)$/.test(v.replace(/^--/, '-'))) {
+      i++;
+      continue;
+    }
+    deny(`nmcli ${v} is not allowed`);
+  }
+  const obj = args[i] ? requireLiteral(args[i]!, 'nmcli', 'object') : undefined;
+  const cmd = args[i + 1] ? requireLiteral(args[i + 1]!, 'nmcli', 'command') : undefined;
+  const rest = args.slice(i + 2).map((a) => requireLiteral(a, 'nmcli', 'argument'));
+  const is = (word: string | undefined, full: string) => !!word && full.startsWith(word);
+  if (obj === undefined) return;
+  if (is(obj, 'general')) {
+    if (cmd === undefined || ['status', 'permissions'].some((c) => is(cmd, c))) return;
+    if ((is(cmd, 'hostname') || is(cmd, 'logging')) && !rest.length) return;
+  } else if (is(obj, 'networking') || is(obj, 'radio')) {
+    if (cmd === undefined || (is(obj, 'networking') && is(cmd, 'connectivity'))) return;
+    if (is(obj, 'radio') && ['all', 'wifi', 'wwan'].some((c) => is(cmd, c)) && !rest.length) return;
+  } else if (is(obj, 'connection') || is(obj, 'device')) {
+    if (cmd === undefined || is(cmd, 'show') || (is(obj, 'device') && (is(cmd, 'status') || cmd === 'lldp'))) return;
+  } else if (is(obj, 'monitor')) return;
+  deny(`nmcli ${[obj, cmd].filter(Boolean).join(' ')} changes the network configuration`);
+};
+
+const IPROUTE_FLAGS = /^-(s|stats|statistics|d|details|r|raw|p|pretty|i|iec|g|graph|j|json|t|timestamp|ts|tshort|c|color|h|human|4|6|o|oneline|V|Version)$/;
+
+/** tc and bridge: `tool [options] object [show|list|ls]`; batch files and unknown options are denied. */
+const iprouteShowOnly =
+  (who: string): Rule =>
+  (args) => {
+    const words = args.map((a) => requireLiteral(a, who, 'argument'));
+    let i = 0;
+    for (; i < words.length; i++) {
+      const w = words[i]!.replace(/^--/, '-');
+      if (!w.startsWith('-')) break;
+      if (IPROUTE_FLAGS.test(w) || /^-c(olor)?=/.test(w)) continue;
+      if (w === '-n' || w === '-netns') {
+        i++;
+        continue;
+      }
+      deny(`${who} ${words[i]} is not allowed`);
+    }
+    const cmd = words[i + 1];
+    if (i >= words.length || cmd === undefined || cmd === 'show' || cmd === 'ls' || cmd === 'list') return;
+    deny(`${who} ${words[i]} ${cmd} changes the network configuration (only show is allowed)`);
+  };
+
+const ifconfigRule: Rule = (args) => {
+  const operands = args.filter((a) => a.value === null || !a.value.startsWith('-'));
+  for (const a of args) if (a.value !== null && a.value.startsWith('-') && !['-a', '-s', '-v', '--help'].includes(a.value)) deny(`ifconfig ${a.value} is not allowed`);
+  if (operands.length > 1 || operands.some((o) => o.multi)) deny('ifconfig with settings changes an interface');
+};
+
+const arpRule = reader({
+  '-s': 'arp -s changes the ARP table',
+  '--set': 'arp --set changes the ARP table',
+  '-d': 'arp -d changes the ARP table',
+  '--delete': 'arp --delete changes the ARP table',
+  '-f': 'arp -f loads entries into the ARP table',
+  '--file': 'arp --file loads entries into the ARP table',
+}, 'H:i:A:p:', ['hw-type=', 'device=', 'protocol=']);
+
+const tcpdumpOptions = reader(
+  {
+    '-w': 'tcpdump -w writes a capture file',
+    '-z': 'tcpdump -z runs a command on capture files',
+    '-C': 'tcpdump -C rotates capture files',
+    '-G': 'tcpdump -G rotates capture files',
+    '-W': 'tcpdump -W rotates capture files',
+    '--print': 'tcpdump --print is only used with -w',
+  },
+  'c:i:s:r:E:F:j:m:M:T:y:Z:B:Q:V:',
+  ['interface=', 'snapshot-length=', 'buffer-size=', 'time-stamp-type=', 'time-stamp-precision=', 'direction=', 'count='],
+);
+
+const tcpdump: Rule = (args, ctx) => {
+  tcpdumpOptions(args, ctx);
+  const p = parseOptions(args, { permissive: true, short: 'c:i:s:r:E:F:j:m:M:T:y:Z:B:Q:V:' }, 'tcpdump');
+  if (!has(p, '-p', '--no-promiscuous-mode', '-r', '-D', '--list-interfaces', '-h', '--help', '--version'))
+    deny('tcpdump puts the interface into promiscuous mode (add -p, or read a file with -r)');
+};
+
+// ---------------------------------------------------------------------------------------------
+// Storage
+
+const fdisk: Rule = (args) => {
+  const p = parseOptions(args, { permissive: true, short: 'b:o:u::x::', long: ['sector-size=', 'output=', 'units=?', 'list', 'list-details', 'help', 'version'] }, 'fdisk');
+  if (!has(p, '-l', '--list', '-x', '--list-details', '--help', '-h', '-V', '--version'))
+    deny('fdisk without -l edits partition tables');
+};
+
+const sfdisk: Rule = (args) => {
+  const p = parseOptions(
+    args,
+    {
+      short: 'ldJsVFghvqo:',
+      long: ['list', 'dump', 'json', 'show-size', 'verify', 'list-free', 'show-geometry', 'show-pt-geometry', 'help', 'version', 'quiet', 'output=', 'sector-size=', 'label=', 'color=?'],
+    },
+    'sfdisk',
+  );
+  const reads = ['-l', '--list', '-d', '--dump', '-J', '--json', '-s', '--show-size', '-V', '--verify', '-F', '--list-free', '-g', '--show-geometry', '--show-pt-geometry', '-h', '--help', '-v', '--version'];
+  if (!p.options.some((o) => reads.includes(o.name))) deny('sfdisk without a listing option edits partition tables');
+};
+
+const parted: Rule = (args) => {
+  const words = args.map((a) => requireLiteral(a, 'parted', 'argument'));
+  const opts = words.filter((w) => w.startsWith('-'));
+  const rest = words.filter((w) => !w.startsWith('-'));
+  for (const o of opts) if (!['-l', '--list', '-s', '--script', '-m', '--machine', '-h', '--help', '-v', '--version', '-f', '--fix'].includes(o)) deny(`parted ${o} is not allowed`);
+  if (opts.includes('-f') || opts.includes('--fix')) deny('parted --fix changes partition tables');
+  if (opts.some((o) => ['-l', '--list', '-h', '--help', '-v', '--version'].includes(o)) && !rest.length) return;
+  const [, ...cmds] = rest;
+  const joined = cmds.join(' ');
+  if (/^(print|p)( (all|free|devices|list))?$/.test(joined) || /^unit \S+ (print|p)( free)?$/.test(joined)) return;
+  deny('parted is only allowed to print partition tables (parted -l or parted DEVICE print)');
+};
+
+const blkid = reader({
+  '-g': 'blkid -g garbage-collects the cache',
+  '--garbage-collect': 'blkid --garbage-collect changes the cache',
+}, 'c:o:s:t:L:U:n:u:O:S:p', ['cache-file=', 'output=', 'match-tag=', 'match-token=', 'label=', 'uuid=', 'match-types=', 'usages=', 'offset=', 'size=']);
+
+const blkidRule: Rule = (args, ctx) => {
+  blkid(args, ctx);
+  for (let i = 0; i < args.length; i++) {
+    const v = args[i]!.value;
+    if (v === '-c' || v === '--cache-file') {
+      if (args[i + 1]?.value !== '/dev/null') deny('blkid -c other than /dev/null may write a cache file');
+    } else if (v?.startsWith('-c') && v !== '-c' && v.slice(2) !== '/dev/null') deny('blkid -c other than /dev/null may write a cache file');
+  }
+};
+
+const lvmReport = reader({ '--config': 'LVM --config can change settings', '--driverloaded': 'not needed for reading' });
+
+const blockdev: Rule = (args) => {
+  for (const a of args) {
+    const v = a.value;
+    if (v === null) {
+      if (mayStartWith(a)) deny(`blockdev: ${show(a)} could become an option`);
+      continue;
+    }
+    if (!v.startsWith('-')) continue;
+    if (/^--get[a-z0-9]*$/.test(v) || ['--report', '-v', '-q', '--help', '-V', '--version'].includes(v)) continue;
+    deny(`blockdev ${v} changes a block device`);
+  }
+};
+
+const mdadm = opts({
+  short: 'DEQsbvYVhc:',
+  long: ['detail', 'examine', 'query', 'detail-platform', 'scan', 'brief', 'verbose', 'export', 'version', 'help', 'config=', 'test'],
+}, (p) => {
+  if (!has(p, '-D', '--detail', '-E', '--examine', '-Q', '--query', '--detail-platform', '-V', '--version', '-h', '--help'))
+    deny('mdadm is only allowed to inspect arrays (--detail, --examine, --query)');
+});
+
+const smartctl = opts({
+  short: 'axiHAcl:jd:n:q:T:f:r:g:VhP:',
+  long: ['all', 'xall', 'info', 'health', 'attributes', 'capabilities', 'log=', 'json=?', 'device=', 'scan', 'scan-open', 'nocheck=', 'quietmode=', 'tolerance=', 'format=', 'report=', 'get=', 'identify=?', 'version', 'help', 'presets='],
+  deny: {
+    '-s': 'smartctl -s changes drive settings',
+    '--smart': 'smartctl --smart changes drive settings',
+    '-o': 'smartctl -o changes drive settings',
+    '--offlineauto': 'smartctl --offlineauto changes drive settings',
+    '-S': 'smartctl -S changes drive settings',
+    '--saveauto': 'smartctl --saveauto changes drive settings',
+    '-t': 'smartctl -t starts a drive self-test',
+    '--test': 'smartctl --test starts a drive self-test',
+    '-C': 'smartctl -C runs a captive self-test',
+    '-X': 'smartctl -X aborts a self-test',
+    '--abort': 'smartctl --abort aborts a self-test',
+    '--set': 'smartctl --set changes drive settings',
+  },
+});
+
+const zpool = verbTool({
+  options: {
+    permissive: true,
+    short: 'o:T:',
+    long: ['help', 'version'],
+    deny: { '-c': 'zpool -c runs scripts or clears the event log' },
+  },
+  verbs: { status: true, list: true, iostat: true, history: true, get: true, version: true, events: true },
+  denied: 'changes storage pools',
+});
+
+const zfs = verbTool({
+  options: { permissive: true, short: 'd:o:s:S:t:', long: ['help', 'version'] },
+  verbs: { list: true, get: true, version: true, holds: true, userspace: true, groupspace: true, projectspace: true, diff: true },
+  denied: 'changes datasets',
+});
+
+const tune2fs: Rule = (args) => {
+  const opts = args.filter((a) => a.value === null || a.value.startsWith('-'));
+  if (!opts.length || opts.some((a) => a.value !== '-l')) deny('tune2fs is only allowed to list (tune2fs -l)');
+  if (args.length - opts.length > 1) deny('tune2fs -l takes one device');
+};
+
+const qemuImg: Rule = (args) => {
+  const verb = literalVerb(args[0], 'qemu-img');
+  if (verb === '--version' || verb === '--help' || verb === '-V' || verb === '-h') return;
+  if (verb === 'info' || verb === 'measure' || verb === 'map' || verb === 'compare') return;
+  if (verb === 'check') {
+    if (args.some((a) => a.value === null ? mayStartWith(a) : /^(-r|--repair)/.test(a.value)))
+      deny('qemu-img check -r repairs images');
+    return;
+  }
+  if (verb === 'snapshot' && args.slice(1).some((a) => a.value === '-l') && !args.slice(1).some((a) => /^-[acd]$/.test(a.value ?? '')))
+    return;
+  deny(`qemu-img ${verb ?? ''} changes images (only info, check, measure, map, compare are allowed)`);
+};
+
+// ---------------------------------------------------------------------------------------------
+// Time, users, hosts
+
+const dateRule: Rule = (args) => {
+  const p = parseOptions(
+    args,
+    {
+      short: 'd:f:r:uRI::',
+      long: ['date=', 'file=', 'reference=', 'utc', 'universal', 'rfc-email', 'rfc-2822', 'rfc-822', 'rfc-3339=', 'iso-8601=?', 'resolution', 'debug', 'help', 'version'],
+      deny: { '-s': 'date -s sets the clock', '--set': 'date --set sets the clock' },
+    },
+    'date',
+  );
+  for (const w of p.operands) {
+    if (w.value === null ? !w.prefix.startsWith('+') : !w.value.startsWith('+'))
+      deny(`date ${show(w)}: an operand other than +FORMAT sets the clock`);
+  }
+};
+
+const hwclock: Rule = (args) => {
+  for (const a of args) {
+    const v = requireLiteral(a, 'hwclock', 'argument');
+    if (!['-r', '--show', '--get', '--verbose', '-v', '--utc', '-u', '--localtime', '-l', '--debug', '-V', '--version', '-h', '--help', '--test'].includes(v))
+      deny(`hwclock ${v} changes the clock`);
+  }
+};
+
+const hostnameRule: Rule = (args) => {
+  const p = parseOptions(
+    args,
+    {
+      short: 'aAdfiIsyvV',
+      long: ['alias', 'all-fqdns', 'domain', 'fqdn', 'long', 'ip-address', 'all-ip-addresses', 'short', 'yp', 'nis', 'verbose', 'version', 'help'],
+      deny: { '-F': 'hostname -F sets the host name', '--file': 'hostname --file sets the host name', '-b': 'hostname -b sets the host name', '--boot': 'hostname --boot sets the host name' },
+    },
+    'hostname',
+  );
+  noOperands(p, 'hostname', 'with a name sets the host name');
+};
+
+const chronyc: Rule = (args) => {
+  const words = args.map((a) => requireLiteral(a, 'chronyc', 'argument'));
+  const cmds = words.filter((w) => !w.startsWith('-'));
+  for (const o of words.filter((w) => w.startsWith('-'))) if (!/^-[nNc46ma]+$/.test(o) && o !== '-h' && o !== '--help' && o !== '-v' && o !== '--version') deny(`chronyc ${o} is not allowed`);
+  if (!cmds.length) {
+    if (words.some((w) => ['-h', '--help', '-v', '--version'].includes(w))) return;
+    deny('chronyc without a command is interactive');
+  }
+  const read = ['tracking', 'sources', 'sourcestats', 'activity', 'ntpdata', 'serverstats', 'clients', 'rtcdata', 'smoothing', 'selectdata', 'authdata', 'manual', 'waitsync'];
+  const [cmd, ...rest] = cmds;
+  if (cmd === 'manual' && !(rest.length === 1 && rest[0] === 'list')) deny('chronyc manual changes the clock');
+  if (!read.includes(cmd!)) deny(`chronyc ${cmd} changes time synchronisation`);
+};
+
+const ntpq: Rule = (args) => {
+  for (const a of args) {
+    const v = requireLiteral(a, 'ntpq', 'argument');
+    if (v.startsWith('-') && !/^-[pn46w]+$/.test(v)) deny(`ntpq ${v} is not allowed (only ntpq -p)`);
+  }
+};
+
+const crontab: Rule = (args) => {
+  const p = parseOptions(args, { short: 'lu:', deny: {} }, 'crontab');
+  if (!has(p, '-l')) deny('crontab is only allowed to list (crontab -l)');
+  noOperands(p, 'crontab', 'with a file installs a crontab');
+};
+
+const chage = opts({ short: 'li:h', long: ['list', 'iso8601', 'help'] }, (p) => {
+  if (!has(p, '-l', '--list', '-h', '--help')) deny('chage without -l changes password aging');
+});
+
+const passwd = opts({ short: 'Sa', long: ['status', 'all'] }, (p) => {
+  if (!has(p, '-S', '--status')) deny('passwd changes passwords');
+});
+
+const lastlog = reader({
+  '-C': 'lastlog -C clears records',
+  '--clear': 'lastlog --clear clears records',
+  '-S': 'lastlog -S sets records',
+  '--set': 'lastlog --set sets records',
+}, 'b:t:u:R:', ['before=', 'time=', 'user=', 'root=']);
+
+const faillog = reader({
+  '-r': 'faillog -r resets counters',
+  '--reset': 'faillog --reset resets counters',
+  '-l': 'faillog -l sets lockout times',
+  '--lock-secs': 'faillog --lock-secs sets lockout times',
+  '-m': 'faillog -m sets the maximum',
+  '--maximum': 'faillog --maximum sets the maximum',
+}, 't:u:R:', ['time=', 'user=', 'root=']);
+
+const topRule: Rule = (args) => {
+  const p = parseOptions(args, { permissive: true, short: 'n:d:p:u:U:o:O:w::E:e:', long: [] }, 'top');
+  if (!has(p, '-b')) deny('top is interactive and can kill or renice processes (use top -b -n 1)');
+};
+
+const slabtop = opts({ permissive: true, short: 'd:s:' }, (p) => {
+  if (!has(p, '-o', '--once')) deny('slabtop is interactive (use slabtop -o)');
+});
+
+const ionice: Rule = (args) => {
+  const p = parseOptions(args, { short: 'p:P:u:c:n:tVh', long: ['pid=', 'pgid=', 'uid=', 'class=', 'classdata=', 'ignore', 'help', 'version'], stopAtOperand: true }, 'ionice');
+  if (has(p, '-c', '--class', '-n', '--classdata') || p.rest < args.length) deny('ionice changes I/O priorities or runs a command');
+};
+
+const taskset: Rule = (args) => {
+  const p = parseOptions(args, { short: 'pcaVh', long: ['pid', 'cpu-list', 'all-tasks', 'help', 'version'], stopAtOperand: false }, 'taskset');
+  if (!has(p, '-p', '--pid') || p.operands.length !== 1) deny('taskset changes CPU affinity or runs a command');
+};
+
+const fuser = reader({ '-k': 'fuser -k kills processes', '--kill': 'fuser --kill kills processes', '-i': 'fuser -i prompts', '--interactive': 'fuser -i prompts' }, 'n:', ['namespace=']);
+
+const sensors = reader({ '-s': 'sensors -s writes chip settings', '--set': 'sensors --set writes chip settings' }, 'c:', ['config-file=']);
+
+const hdparm: Rule = (args) => {
+  for (const a of args) {
+    const v = requireLiteral(a, 'hdparm', 'argument');
+    if (v.startsWith('-') && !/^-[IigtTC]+$/.test(v)) deny(`hdparm ${v} can change drive settings`);
+  }
+};
+
+const modprobe = opts({
+  short: 'nDcRvqaC:d:S:V',
+  long: ['dry-run', 'show', 'show-depends', 'showconfig', 'show-config', 'resolve-alias', 'verbose', 'quiet', 'all', 'config=', 'dirname=', 'set-version=', 'version', 'help', 'show-modversions', 'dump-modversions', 'show-exports', 'first-time'],
+}, (p) => {
+  if (!has(p, '-n', '--dry-run', '--show', '-D', '--show-depends', '-c', '--showconfig', '--show-config', '-R', '--resolve-alias', '--show-modversions', '--dump-modversions', '--show-exports', '-V', '--version', '-h', '--help'))
+    deny('modprobe loads or unloads kernel modules (use modprobe -n or -D)');
+});
+
+const auditctl = opts({ short: 'lsvh', long: ['help', 'version'] }, (p) => {
+  if (!p.options.length) deny('auditctl without -l or -s changes audit rules');
+});
+
+const ausearch = reader({ '--checkpoint': 'ausearch --checkpoint writes a file' });
+
+const ldconfig = opts({ short: 'pvNXVC:r:', long: ['print-cache', 'verbose', 'version', 'help'] }, (p) => {
+  if (!has(p, '-p', '--print-cache', '--version', '-V', '--help')) deny('ldconfig rebuilds the linker cache (use ldconfig -p)');
+});
+
+const alternatives: Rule = (args, ctx) => {
+  const p = parseOptions(args, {
+    long: ['display', 'query', 'list', 'get-selections', 'altdir=', 'admindir=', 'verbose', 'quiet', 'help', 'version', 'config'],
+    abbreviations: false,
+  }, ctx.name);
+  if (!has(p, '--display', '--query', '--list', '--get-selections', '--help', '--version'))
+    deny(`${ctx.name} changes the selected alternatives (only --display, --query, --list, --get-selections are allowed)`);
+};
+
+const logrotate = opts({ short: 'dvs:l:', long: ['debug', 'verbose', 'state=', 'log=', 'usage', 'help', 'version'] }, (p) => {
+  if (!has(p, '-d', '--debug', '--usage', '--help', '--version')) deny('logrotate rotates logs (use logrotate -d to test)');
+  if (has(p, '-s', '--state', '-l', '--log')) deny('logrotate -s/-l writes files');
+});
+
+const visudo = opts({ short: 'cf:qsh', long: ['check', 'file=', 'quiet', 'strict', 'help', 'version'] }, (p) => {
+  if (!has(p, '-c', '--check', '--help', '--version', '-h')) deny('visudo edits the sudoers file (use visudo -c)');
+});
+
+const domainname = opts({ permissive: true, deny: { '-F': 'sets the name', '--file': 'sets the name', '-b': 'sets the name' } }, (p, ctx) =>
+  noOperands(p, ctx.name, 'with a name sets it'),
+);
+
+const exportfs: Rule = (args) => {
+  for (const a of args) {
+    const v = requireLiteral(a, 'exportfs', 'argument');
+    if (!['-v', '-s'].includes(v)) deny('exportfs changes NFS exports (only exportfs, -v, -s are allowed)');
+  }
+};
+
+const mountRule: Rule = (args) => {
+  const p = parseOptions(args, { short: 'lvt:h', long: ['show-labels', 'verbose', 'types=', 'help', 'version'] }, 'mount');
+  noOperands(p, 'mount', 'with a device or directory mounts file systems');
+};
+
+const routeRule: Rule = (args) => {
+  const p = parseOptions(args, { short: 'nevCFA:', long: ['numeric', 'extend', 'verbose', 'cache', 'fib', 'help', 'version'] }, 'route');
+  noOperands(p, 'route', 'with a command changes the routing table');
+};
+
+const brctl: Rule = (args) => {
+  const verb = literalVerb(args[0], 'brctl');
+  if (verb === null || verb === 'show' || verb === 'showmacs' || verb === 'showstp') return;
+  deny(`brctl ${verb} changes bridges`);
+};
+
+const conntrack: Rule = (args) => {
+  const first = args[0]?.value;
+  const ok = ['-L', '--dump', '-S', '--stats', '-C', '--count', '-G', '--get', '-E', '--event', '-V', '--version', '-h', '--help'];
+  if (!first || !ok.includes(first)) deny('conntrack is only allowed to list (-L, -S, -C, -G, -E)');
+  for (const a of args.slice(1)) {
+    const v = a.value;
+    if (v !== null && /^-[DFIURA]$|^--(delete|flush|create|update|load-file|add)$/.test(v)) deny(`conntrack ${v} changes the table`);
+  }
+};
+
+const ipset: Rule = (args) => {
+  const words = args.map((a) => requireLiteral(a, 'ipset', 'argument'));
+  const verb = words.find((w) => !w.startsWith('-'));
+  if (words.some((w) => w === '-L' || w === '-list' || w === '--list')) return;
+  if (verb === 'list' || verb === 'save' || verb === 'version' || verb === 'help' || verb === 'test') return;
+  deny(`ipset ${verb ?? ''} changes IP sets`.trimEnd());
+};
+
+const auditSimple = (who: string, verbs: string[], reason: string): Rule => (args) => {
+  const verb = literalVerb(args.find((a) => a.value === null || !a.value.startsWith('-')), who);
+  if (verb === null || verbs.includes(verb)) return;
+  deny(`${who} ${verb} ${reason}`);
+};
+
+export const systemRules: Record<string, Rule> = {
+  ...Object.fromEntries(PLAIN.map((n) => [n, allow])),
+  systemctl,
+  journalctl: opts(JOURNALCTL_OPTIONS),
+  hostnamectl,
+  timedatectl,
+  localectl,
+  loginctl,
+  networkctl,
+  resolvectl,
+  busctl,
+  coredumpctl,
+  'systemd-analyze': systemdAnalyze,
+  machinectl,
+  bootctl,
+  udevadm,
+  'systemd-cgtop': opts({ permissive: true, short: 'n:d:M:' }, (p) => {
+    if (!has(p, '-b', '--batch')) deny('systemd-cgtop is interactive (use systemd-cgtop -b -n 1)');
+  }),
+  dmesg,
+  sysctl,
+  ip: ipRule,
+  ss: ssRule,
+  ethtool: ethtoolRule,
+  iptables,
+  ip6tables: iptables,
+  'iptables-legacy': iptables,
+  'ip6tables-legacy': iptables,
+  'iptables-nft': iptables,
+  'ip6tables-nft': iptables,
+  ebtables: iptables,
+  arptables: iptables,
+  'iptables-save': iptablesSave,
+  'ip6tables-save': iptablesSave,
+  'iptables-legacy-save': iptablesSave,
+  'iptables-nft-save': iptablesSave,
+  nft: nftRule,
+  ufw: ufwRule,
+  'firewall-cmd': firewallCmd,
+  nmcli: nmcliRule,
+  tc: iprouteShowOnly('tc'),
+  bridge: iprouteShowOnly('bridge'),
+  brctl,
+  ifconfig: ifconfigRule,
+  iwconfig: ifconfigRule,
+  arp: arpRule,
+  route: routeRule,
+  conntrack,
+  ipset,
+  tcpdump,
+  mtr: opts({ permissive: true, short: 'c:i:s:B:f:m:U:a:P:L:Q:G:' }, (p) => {
+    if (!has(p, '-r', '--report', '-w', '--report-wide', '-j', '--json', '-C', '--csv', '-x', '--xml', '--raw', '-l'))
+      deny('mtr is interactive (use mtr -r -c 5)');
+  }),
+  fdisk,
+  sfdisk,
+  parted,
+  blkid: blkidRule,
+  lvm: auditSimple('lvm', ['pvs', 'vgs', 'lvs', 'pvdisplay', 'vgdisplay', 'lvdisplay', 'version', 'fullreport', 'help'], 'changes logical volumes'),
+  pvs: lvmReport,
+  vgs: lvmReport,
+  lvs: lvmReport,
+  blockdev,
+  mdadm,
+  smartctl,
+  hdparm,
+  zpool,
+  zfs,
+  tune2fs,
+  'qemu-img': qemuImg,
+  dmsetup: auditSimple('dmsetup', ['ls', 'info', 'table', 'status', 'deps', 'version', 'targets', 'help'], 'changes device-mapper devices'),
+  nvme: auditSimple('nvme', ['list', 'list-subsys', 'smart-log', 'id-ctrl', 'id-ns', 'error-log', 'version', 'help', 'show-regs', 'fw-log', 'list-ns', 'list-ctrl'], 'can change or erase drives'),
+  lshw: (args) => {
+    for (const a of args) {
+      if (a.value === null ? mayStartWith(a) : /^--?dump$/.test(a.value)) deny('lshw -dump writes a database file');
+    }
+  },
+  dmidecode: reader({ '--dump-bin': 'dmidecode --dump-bin writes a file' }, 't:s:H:', ['type=', 'string=', 'handle=', 'from-dump=', 'oem-string=']),
+  sensors,
+  numactl: opts({ short: 'Hs', long: ['hardware', 'show'] }, (p) => {
+    if (!p.options.length || p.operands.length) deny('numactl runs commands under a memory policy (only --hardware, --show)');
+  }),
+  date: dateRule,
+  hwclock,
+  hostname: hostnameRule,
+  domainname,
+  dnsdomainname: domainname,
+  nisdomainname: domainname,
+  ypdomainname: domainname,
+  chronyc,
+  ntpq,
+  crontab,
+  at: opts({ short: 'lq:V' }, (p) => {
+    if (!has(p, '-l', '-V')) deny('at schedules commands');
+  }),
+  batch: refuse('batch schedules commands'),
+  atrm: refuse('atrm removes scheduled jobs'),
+  chage,
+  passwd,
+  lastlog,
+  faillog,
+  top: topRule,
+  htop: refuse('htop is interactive and can kill processes (use top -b -n 1)'),
+  atop: refuse('atop is interactive and can write logs'),
+  iotop: opts({ permissive: true, short: 'n:d:p:u:' }, (p) => {
+    if (!has(p, '-b', '--batch')) deny('iotop is interactive (use iotop -b -n 1)');
+  }),
+  iftop: refuse('iftop is interactive'),
+  nethogs: refuse('nethogs is interactive'),
+  slabtop,
+  ionice,
+  taskset,
+  fuser,
+  modprobe,
+  auditctl,
+  ausearch,
+  ldconfig,
+  'update-alternatives': alternatives,
+  alternatives,
+  logrotate,
+  visudo,
+  exportfs,
+  mount: mountRule,
+  stty: (args) => {
+    for (const a of args) {
+      if (!['-a', '--all', '-g', '--save', 'size', 'speed'].includes(a.value ?? '')) deny('stty with settings changes the terminal');
+    }
+  },
+  mesg: (args) => {
+    if (args.length) deny('mesg y/n changes terminal permissions');
+  },
+  sar: reader({ '-o': 'sar -o writes a data file' }, 'f:i:s:e:P:I:n:m:q::r::u::', []),
+  nstat: refuse('nstat updates its history file'),
+  rtacct: refuse('rtacct updates its history file'),
+  ifstat: refuse('ifstat updates its history file'),
+  // Changing things.
+  pkill: refuse('pkill sends signals to processes'),
+  killall: refuse('killall sends signals to processes'),
+  killall5: refuse('killall5 sends signals to processes'),
+  skill: refuse('skill sends signals to processes'),
+  snice: refuse('snice changes process priorities'),
+  xkill: refuse('xkill kills clients'),
+  reboot: refuse('reboot restarts the machine'),
+  shutdown: refuse('shutdown stops the machine'),
+  halt: refuse('halt stops the machine'),
+  poweroff: refuse('poweroff stops the machine'),
+  init: refuse('init changes the runlevel'),
+  telinit: refuse('telinit changes the runlevel'),
+  kexec: refuse('kexec boots another kernel'),
+  umount: refuse('umount unmounts file systems'),
+  swapon: refuse('swapon changes swap'),
+  swapoff: refuse('swapoff changes swap'),
+  mkswap: refuse('mkswap formats a device'),
+  wipefs: refuse('wipefs erases signatures'),
+  mkfs: refuse('mkfs formats a device'),
+  'mkfs.ext4': refuse('mkfs formats a device'),
+  'mkfs.ext3': refuse('mkfs formats a device'),
+  'mkfs.ext2': refuse('mkfs formats a device'),
+  'mkfs.xfs': refuse('mkfs formats a device'),
+  'mkfs.btrfs': refuse('mkfs formats a device'),
+  'mkfs.vfat': refuse('mkfs formats a device'),
+  'mke2fs': refuse('mke2fs formats a device'),
+  fsck: refuse('fsck can repair (change) file systems'),
+  e2fsck: refuse('e2fsck can repair (change) file systems'),
+  'xfs_repair': refuse('xfs_repair changes file systems'),
+  debugfs: refuse('debugfs can write file systems'),
+  gdisk: refuse('gdisk edits partition tables'),
+  sgdisk: refuse('sgdisk edits partition tables'),
+  cfdisk: refuse('cfdisk edits partition tables'),
+  partprobe: refuse('partprobe makes the kernel reread partition tables'),
+  lvremove: refuse('lvremove deletes logical volumes'),
+  lvcreate: refuse('lvcreate creates logical volumes'),
+  lvextend: refuse('lvextend changes logical volumes'),
+  lvresize: refuse('lvresize changes logical volumes'),
+  lvreduce: refuse('lvreduce changes logical volumes'),
+  vgremove: refuse('vgremove deletes volume groups'),
+  vgcreate: refuse('vgcreate creates volume groups'),
+  vgextend: refuse('vgextend changes volume groups'),
+  pvremove: refuse('pvremove deletes physical volumes'),
+  pvcreate: refuse('pvcreate creates physical volumes'),
+  pvscan: refuse('pvscan can update the LVM cache'),
+  vgscan: refuse('vgscan can create device nodes'),
+  lvscan: refuse('lvscan is not needed for reading (use lvs)'),
+  insmod: refuse('insmod loads kernel modules'),
+  rmmod: refuse('rmmod unloads kernel modules'),
+  depmod: refuse('depmod rewrites module indexes'),
+  useradd: refuse('useradd creates users'),
+  userdel: refuse('userdel deletes users'),
+  usermod: refuse('usermod changes users'),
+  adduser: refuse('adduser creates users'),
+  deluser: refuse('deluser deletes users'),
+  groupadd: refuse('groupadd creates groups'),
+  groupdel: refuse('groupdel deletes groups'),
+  groupmod: refuse('groupmod changes groups'),
+  addgroup: refuse('addgroup creates groups'),
+  delgroup: refuse('delgroup deletes groups'),
+  gpasswd: refuse('gpasswd changes groups'),
+  chpasswd: refuse('chpasswd changes passwords'),
+  chsh: refuse('chsh changes login shells'),
+  chfn: refuse('chfn changes user information'),
+  vipw: refuse('vipw edits the password file'),
+  vigr: refuse('vigr edits the group file'),
+  pwck: refuse('pwck can fix the password file'),
+  grpck: refuse('grpck can fix the group file'),
+  logger: refuse('logger writes to the system log'),
+  wall: refuse('wall writes to every terminal'),
+  write: refuse('write writes to another user’s terminal'),
+  'update-grub': refuse('update-grub rewrites the boot configuration'),
+  'grub-install': refuse('grub-install changes the boot loader'),
+  'grub-mkconfig': refuse('grub-mkconfig writes the boot configuration'),
+  'update-initramfs': refuse('update-initramfs rewrites the initramfs'),
+  dracut: refuse('dracut rewrites the initramfs'),
+  'locale-gen': refuse('locale-gen writes locale files'),
+  'update-locale': refuse('update-locale changes the locale'),
+  'dpkg-reconfigure': refuse('dpkg-reconfigure changes package configuration'),
+  setenforce: refuse('setenforce changes SELinux enforcement'),
+  semanage: refuse('semanage changes SELinux policy'),
+  setsebool: refuse('setsebool changes SELinux booleans'),
+  'update-ca-certificates': refuse('update-ca-certificates rewrites the CA store'),
+  certbot: refuse('certbot changes certificates and writes logs'),
+  'iptables-restore': refuse('iptables-restore replaces firewall rules'),
+  'ip6tables-restore': refuse('ip6tables-restore replaces firewall rules'),
+  ifup: refuse('ifup changes interfaces'),
+  ifdown: refuse('ifdown changes interfaces'),
+  dhclient: refuse('dhclient changes interfaces'),
+  iw: refuse('iw can change wireless settings'),
+  rfkill: opts({ permissive: true }, (p) => {
+    const verb = p.operands[0]?.value;
+    if (verb !== undefined && verb !== 'list' && verb !== 'event') deny(`rfkill ${verb} changes radios`);
+  }),
+};
