@@ -16,6 +16,7 @@ import { bytes, createIo, printError, STATUS_MARK, table, UsageError } from './i
 import { serveCommand } from './serve.ts';
 import type { Command, Ctx } from './command.ts';
 import { follow, sandboxCommands, taskOutcome } from './sandboxes.ts';
+import { policyCommands } from './policy.ts';
 
 const GLOBAL_OPTIONS = {
   json: { type: 'boolean' },
@@ -442,6 +443,7 @@ export const commands: Record<string, Command> = {
     },
   },
   ...sandboxCommands,
+  ...policyCommands,
 };
 
 function help(): string {

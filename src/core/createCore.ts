@@ -17,6 +17,9 @@ import { HostService } from './hosts/service.ts';
 import { ApprovalService } from './approvals/service.ts';
 import { SandboxService, type EgressHooks } from './sandboxes/service.ts';
 import { EgressManager } from './sandboxes/egress.ts';
+import { ToolRegistry } from './agent/tools/registry.ts';
+import { registerBuiltinTools } from './agent/tools/builtin.ts';
+import { createShellPolicy, type ShellPolicy } from './policy/shell.ts';
 import { SshCa } from './ssh/ca.ts';
 import { GuestSshPool } from './ssh/guest.ts';
 import { randomUUID } from 'node:crypto';
@@ -51,6 +54,10 @@ export interface Core {
   /** This data dir's identity on shared hosts: everything Fluid creates on a host is labelled with it. */
   readonly installation: string;
   readonly secrets: SecretStore;
+  /** The agent tools: one registry for the built-in agent, MCP and HTTP. */
+  readonly tools: ToolRegistry;
+  /** The read-only shell policy (loaded on first use). */
+  shellPolicy(): Promise<ShellPolicy>;
   readonly log: Logger;
   readonly clock: Clock;
   readonly router: Router<Contract>;
@@ -132,6 +139,8 @@ export function createCore(opts: CoreOptions = {}): Core {
     });
   }
 
+  const tools = new ToolRegistry({ approvals, audit, settings });
+  let shellPolicy: Promise<ShellPolicy> | null = null;
   const served = new Set<Served>();
   const core: Core = {
     paths,
@@ -147,6 +156,8 @@ export function createCore(opts: CoreOptions = {}): Core {
     guests,
     installation,
     secrets,
+    tools,
+    shellPolicy: () => (shellPolicy ??= createShellPolicy()),
     log,
     clock,
     router: undefined as unknown as Router<Contract>,
@@ -216,6 +227,7 @@ export function createCore(opts: CoreOptions = {}): Core {
       db.close();
     },
   };
+  registerBuiltinTools(tools, { core, shellPolicy: core.shellPolicy });
   (core as { router: Router<Contract> }).router = createRouter(core);
   return core;
 }

@@ -189,5 +189,12 @@ export function createRouter(core: Core): Router<Contract> {
     'snapshots.list': (i) => core.sandboxes.snapshotList(i.sandbox),
     'snapshots.restore': (i, ctx) => core.sandboxes.snapshotRestore(i.sandbox, i.snapshot, ctx.actor),
     'snapshots.delete': (i, ctx) => core.sandboxes.snapshotDelete(i.sandbox, i.snapshot, ctx.actor),
+
+    // agent tools and the read-only shell policy
+    'tools.list': (i) => core.tools.info(i.mode),
+    'policy.check': async (i) => {
+      const d = (await core.shellPolicy()).check(i.command, i.mode);
+      return { command: i.command, decision: d.decision, reason: d.reason };
+    },
   };
 }

@@ -175,4 +175,88 @@ export const migrations: Migration[] = [
     `,
   },
   { version: 3, ...SSH_CA_MIGRATION },
+  {
+    version: 4,
+    name: 'agent-and-playbooks',
+    sql: `
+      CREATE TABLE providers (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('anthropic','openai')),
+        label TEXT NOT NULL,
+        base_url TEXT,
+        model TEXT NOT NULL,
+        context_tokens INTEGER NOT NULL,
+        input_per_mtok REAL NOT NULL DEFAULT 0,
+        output_per_mtok REAL NOT NULL DEFAULT 0,
+        is_default INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      );
+
+      CREATE TABLE agent_sessions (
+        id TEXT PRIMARY KEY,
+        title TEXT NOT NULL,
+        status TEXT NOT NULL,
+        mode TEXT NOT NULL CHECK (mode IN ('edit','read-only')),
+        provider_id TEXT NOT NULL,
+        model TEXT NOT NULL,
+        host TEXT,
+        source TEXT,
+        input_tokens INTEGER NOT NULL DEFAULT 0,
+        output_tokens INTEGER NOT NULL DEFAULT 0,
+        cost_usd REAL NOT NULL DEFAULT 0,
+        context_tokens INTEGER NOT NULL DEFAULT 0,
+        steps INTEGER NOT NULL DEFAULT 0,
+        max_steps INTEGER NOT NULL,
+        max_cost_usd REAL NOT NULL,
+        last_error TEXT,
+        summary TEXT,
+        compacted_through INTEGER NOT NULL DEFAULT 0,
+        owner_pid INTEGER,
+        owner_instance TEXT,
+        created_by_door TEXT NOT NULL,
+        created_by_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      );
+
+      CREATE TABLE agent_messages (
+        session_id TEXT NOT NULL REFERENCES agent_sessions(id),
+        seq INTEGER NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('user','assistant')),
+        content TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (session_id, seq)
+      );
+
+      CREATE TABLE agent_outputs (
+        handle TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        tool_use_id TEXT NOT NULL,
+        content TEXT NOT NULL,
+        created_at TEXT NOT NULL
+      );
+      CREATE INDEX agent_outputs_session ON agent_outputs(session_id);
+
+      CREATE TABLE playbooks (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        hosts TEXT NOT NULL DEFAULT 'all',
+        become INTEGER NOT NULL DEFAULT 1,
+        session_id TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      );
+      CREATE TABLE playbook_tasks (
+        id TEXT PRIMARY KEY,
+        playbook_id TEXT NOT NULL REFERENCES playbooks(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        module TEXT NOT NULL,
+        params TEXT NOT NULL,
+        created_at TEXT NOT NULL
+      );
+      CREATE INDEX playbook_tasks_playbook ON playbook_tasks(playbook_id, position);
+    `,
+  },
 ];

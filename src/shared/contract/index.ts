@@ -5,6 +5,7 @@ import { settingsContract } from './settings.ts';
 import { systemContract } from './system.ts';
 import { approvalsContract } from './approvals.ts';
 import { sandboxesContract } from './sandboxes.ts';
+import { agentContract } from './agent.ts';
 import { tasksContract } from './tasks.ts';
 
 export const contract = {
@@ -15,6 +16,7 @@ export const contract = {
   ...hostsContract,
   ...approvalsContract,
   ...sandboxesContract,
+  ...agentContract,
 };
 export type Contract = typeof contract;
 
@@ -26,3 +28,4 @@ export * from './hosts.ts';
 export * from './system.ts';
 export * from './approvals.ts';
 export * from './sandboxes.ts';
+export * from './agent.ts';

@@ -34,6 +34,33 @@ export const SettingsSchema = z.object({
       warmTemplates: z.boolean().default(true),
     })
     .prefault({}),
+  agent: z
+    .object({
+      /** Stop a session after this many model turns (a runaway loop costs money). */
+      maxSteps: z.number().int().min(1).max(1000).default(60),
+      /** Stop a session when its estimated cost reaches this (USD). */
+      maxCostUsd: z.number().min(0).max(10_000).default(5),
+      /** Compact older turns when the context reaches this share of the model's window. */
+      compactAt: z.number().min(0.2).max(0.98).default(0.8),
+      /** Tool output kept in the model's context per call; the rest stays retrievable by handle. */
+      toolOutputChars: z.number().int().min(1000).max(1_000_000).default(16_000),
+      /**
+       * Approval rules, first match wins, after which tools with risk "high" ask and the rest are
+       * allowed. tool: a name or a glob (*); args: argument name → regular expression.
+       */
+      rules: z
+        .array(
+          z.object({
+            tool: z.string().min(1).max(100),
+            args: z.record(z.string(), z.string().max(1000)).optional(),
+            mode: z.enum(['edit', 'read-only']).optional(),
+            decision: z.enum(['allow', 'ask', 'deny']),
+          }),
+        )
+        .max(200)
+        .default([]),
+    })
+    .prefault({}),
 });
 export type Settings = z.infer<typeof SettingsSchema>;
 
@@ -53,6 +80,7 @@ export const SettingsPatchSchema = z
     ui: patchOf(SettingsSchema.shape.ui.unwrap()).optional(),
     hosts: patchOf(SettingsSchema.shape.hosts.unwrap()).optional(),
     sandboxes: patchOf(SettingsSchema.shape.sandboxes.unwrap()).optional(),
+    agent: patchOf(SettingsSchema.shape.agent.unwrap()).optional(),
   })
   .strict();
 export type SettingsPatch = z.infer<typeof SettingsPatchSchema>;
