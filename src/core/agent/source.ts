@@ -11,7 +11,15 @@ import type { HostService } from '../hosts/service.ts';
 import { guestExec } from '../sandboxes/guest-agent.ts';
 
 export const SOURCE_TIMEOUT_S = 60;
-const UNPRIVILEGED = ['/usr/bin/setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--no-new-privs', '--reset-env', '--'];
+const UNPRIVILEGED = [
+  '/usr/bin/setpriv',
+  '--reuid=65534',
+  '--regid=65534',
+  '--clear-groups',
+  '--no-new-privs',
+  '--reset-env',
+  '--',
+];
 
 export interface SourceResult {
   exitCode: number;
@@ -33,16 +41,33 @@ export class SourceAccess {
     const matches = vms.filter((v) => v.name === vmName || v.uuid === vmName);
     if (!matches.length) {
       const unreachable = errors.length ? ` (unreachable: ${errors.map((e) => e.hostName).join(', ')})` : '';
-      throw new FluidError('NOT_FOUND', `No source VM "${vmName}"${hostRef ? ` on ${hostRef}` : ''}${unreachable}.`);
+      throw new FluidError(
+        'NOT_FOUND',
+        `No source VM "${vmName}"${hostRef ? ` on ${hostRef}` : ''}${unreachable}.`,
+      );
     }
-    if (matches.length > 1) throw new FluidError('VALIDATION', `"${vmName}" exists on ${matches.map((m) => m.hostName).join(' and ')}: say which host.`);
+    if (matches.length > 1)
+      throw new FluidError(
+        'VALIDATION',
+        `"${vmName}" exists on ${matches.map((m) => m.hostName).join(' and ')}: say which host.`,
+      );
     const vm = matches[0]!;
-    if (!vm.running) throw new FluidError('CONFLICT', `${vm.name} is ${vm.state}; read-only access needs it running.`);
-    if (!vm.hasGuestAgent) throw new FluidError('UNAVAILABLE', `${vm.name} has no qemu-guest-agent channel; Fluid reads sources through the guest agent.`);
+    if (!vm.running)
+      throw new FluidError('CONFLICT', `${vm.name} is ${vm.state}; read-only access needs it running.`);
+    if (!vm.hasGuestAgent)
+      throw new FluidError(
+        'UNAVAILABLE',
+        `${vm.name} has no qemu-guest-agent channel; Fluid reads sources through the guest agent.`,
+      );
     return { host: this.hosts.get(vm.hostId), vm };
   }
 
-  async run(vmName: string, hostRef: string | undefined, command: string, opts: { maxOutputChars?: number; signal?: AbortSignal } = {}): Promise<SourceResult> {
+  async run(
+    vmName: string,
+    hostRef: string | undefined,
+    command: string,
+    opts: { maxOutputChars?: number; signal?: AbortSignal } = {},
+  ): Promise<SourceResult> {
     const { host, vm } = await this.resolve(vmName, hostRef, opts.signal);
     const conn = await this.hosts.connection(host.id);
     const r = await guestExec(
@@ -50,12 +75,34 @@ export class SourceAccess {
       host.libvirtUri,
       vm.name,
       UNPRIVILEGED[0]!,
-      [...UNPRIVILEGED.slice(1), '/usr/bin/timeout', '--kill-after=5', String(SOURCE_TIMEOUT_S), '/bin/bash', '--noprofile', '--norc', '-c', `cd / && PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin; ${command}`],
+      [
+        ...UNPRIVILEGED.slice(1),
+        '/usr/bin/timeout',
+        '--kill-after=5',
+        String(SOURCE_TIMEOUT_S),
+        '/bin/bash',
+        '--noprofile',
+        '--norc',
+        '-c',
+        `cd / && PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin; ${command}`,
+      ],
       { timeoutMs: (SOURCE_TIMEOUT_S + 20) * 1000, signal: opts.signal },
     );
-    if (r.exitCode === 127 && /setpriv/.test(r.stderr)) throw new FluidError('UNAVAILABLE', `${vm.name} has no setpriv (util-linux); Fluid will not run commands there as root.`);
+    if (r.exitCode === 127 && /setpriv/.test(r.stderr))
+      throw new FluidError(
+        'UNAVAILABLE',
+        `${vm.name} has no setpriv (util-linux); Fluid will not run commands there as root.`,
+      );
     const cap = opts.maxOutputChars ?? 64 * 1024;
-    const cut = (s: string) => (s.length > cap ? `${s.slice(0, cap / 2)}\n…[truncated ${s.length - cap} chars]…\n${s.slice(-cap / 2)}` : s);
-    return { exitCode: r.exitCode, stdout: cut(r.stdout), stderr: cut(r.stderr), truncated: r.stdout.length > cap || r.stderr.length > cap };
+    const cut = (s: string) =>
+      s.length > cap
+        ? `${s.slice(0, cap / 2)}\n…[truncated ${s.length - cap} chars]…\n${s.slice(-cap / 2)}`
+        : s;
+    return {
+      exitCode: r.exitCode,
+      stdout: cut(r.stdout),
+      stderr: cut(r.stderr),
+      truncated: r.stdout.length > cap || r.stderr.length > cap,
+    };
   }
 }

@@ -12,7 +12,11 @@ import { PlaybookStore } from '../../playbooks/store.ts';
 import { SourceAccess } from '../source.ts';
 import type { ToolContext, ToolRegistry } from './registry.ts';
 
-const SandboxId = z.string().min(1).max(128).describe('Sandbox id or name (from create_sandbox or list_sandboxes)');
+const SandboxId = z
+  .string()
+  .min(1)
+  .max(128)
+  .describe('Sandbox id or name (from create_sandbox or list_sandboxes)');
 const AbsPath = z.string().min(1).max(4096).startsWith('/', 'must be an absolute path');
 
 const json = (v: unknown) => JSON.stringify(v, null, 2);
@@ -31,7 +35,14 @@ const brief = (s: Sandbox) => ({
   error: s.error?.message ?? null,
 });
 
-function execText(r: { exitCode: number | null; stdout: string; stderr: string; timedOut: boolean; truncated: boolean; durationMs?: number }): string {
+function execText(r: {
+  exitCode: number | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+  truncated: boolean;
+  durationMs?: number;
+}): string {
   const parts = [`exit code: ${r.timedOut ? 'timed out (killed)' : r.exitCode}`];
   if (r.stdout) parts.push(`stdout:\n${r.stdout}`);
   if (r.stderr) parts.push(`stderr:\n${r.stderr}`);
@@ -51,7 +62,8 @@ export function registerBuiltinTools(reg: ToolRegistry, deps: BuiltinDeps): void
 
   async function waitTask(taskId: string, ctx: ToolContext) {
     const t = await core.tasks.wait(taskId, ctx.signal);
-    if (t.status !== 'succeeded') throw new FluidError(t.error?.code ?? 'INTERNAL', t.error?.message ?? `${t.title} ended ${t.status}.`);
+    if (t.status !== 'succeeded')
+      throw new FluidError(t.error?.code ?? 'INTERNAL', t.error?.message ?? `${t.title} ended ${t.status}.`);
     return t;
   }
 
@@ -79,14 +91,22 @@ export function registerBuiltinTools(reg: ToolRegistry, deps: BuiltinDeps): void
 
   reg.register({
     name: 'list_vms',
-    description: 'List the source VMs (real VMs that sandboxes can be cloned from) on one host or all hosts, with their state.',
+    description:
+      'List the source VMs (real VMs that sandboxes can be cloned from) on one host or all hosts, with their state.',
     input: z.object({ host: z.string().max(128).optional().describe('Host name; all hosts when omitted') }),
     readOnly: true,
     risk: 'low',
     summarize: (i) => `list_vms${i.host ? ` ${i.host}` : ''}`,
     run: async (i, ctx) => {
       const r = await core.hosts.sources(i.host, ctx.signal);
-      const vms = r.vms.map((v) => ({ name: v.name, host: v.hostName, state: v.state, vcpus: v.vcpus, memory_mb: v.memoryMiB, guest_agent: v.hasGuestAgent }));
+      const vms = r.vms.map((v) => ({
+        name: v.name,
+        host: v.hostName,
+        state: v.state,
+        vcpus: v.vcpus,
+        memory_mb: v.memoryMiB,
+        guest_agent: v.hasGuestAgent,
+      }));
       const errors = r.errors.map((e) => `${e.hostName}: ${e.message}`);
       return { content: json({ vms, unreachable_hosts: errors }), data: { vms, errors } };
     },
@@ -116,7 +136,10 @@ export function registerBuiltinTools(reg: ToolRegistry, deps: BuiltinDeps): void
     summarize: (i) => `get_sandbox ${i.sandbox_id}`,
     run: async (i) => {
       const s = core.sandboxes.get(i.sandbox_id);
-      return { content: json({ ...brief(s), timings_ms: s.timings, base_fingerprint: s.baseFingerprint }), data: s };
+      return {
+        content: json({ ...brief(s), timings_ms: s.timings, base_fingerprint: s.baseFingerprint }),
+        data: s,
+      };
     },
   });
 
@@ -126,28 +149,58 @@ export function registerBuiltinTools(reg: ToolRegistry, deps: BuiltinDeps): void
       'Create a sandbox: a disposable copy-on-write clone of a source VM with full root, its own identity and an isolated network (outbound access only to allowed destinations, through a proxy). Nothing you do in it affects the source. Returns when it is running.',
     input: z.object({
       source_vm: z.string().min(1).max(256).describe('Name of the source VM to clone'),
-      host: z.string().max(128).optional().describe('Host of the source VM (required when several hosts are registered)'),
+      host: z
+        .string()
+        .max(128)
+        .optional()
+        .describe('Host of the source VM (required when several hosts are registered)'),
       name: z
         .string()
         .regex(/^[a-z0-9][a-z0-9-]{0,47}$/)
         .optional(),
       cpu: z.number().int().min(1).max(64).optional().describe('vCPUs (default: as the source)'),
-      memory_mb: z.number().int().min(256).max(262144).optional().describe('Memory in MiB (default: as the source)'),
+      memory_mb: z
+        .number()
+        .int()
+        .min(256)
+        .max(262144)
+        .optional()
+        .describe('Memory in MiB (default: as the source)'),
       ttl_minutes: z.number().int().min(5).max(1440).optional(),
-      allow: z.array(z.string().max(300)).max(50).optional().describe('Destinations the sandbox may reach, e.g. ["deb.debian.org"]'),
+      allow: z
+        .array(z.string().max(300))
+        .max(50)
+        .optional()
+        .describe('Destinations the sandbox may reach, e.g. ["deb.debian.org"]'),
     }),
     readOnly: false,
     risk: 'medium',
     summarize: (i) => `create_sandbox from ${i.source_vm}${i.host ? ` on ${i.host}` : ''}`,
     run: async (i, ctx) => {
       const task = core.sandboxes.create(
-        { host: i.host, source: i.source_vm, name: i.name, vcpus: i.cpu, memoryMiB: i.memory_mb, ttlMinutes: i.ttl_minutes, allow: i.allow ?? [], start: 'auto', refreshBase: false },
+        {
+          host: i.host,
+          source: i.source_vm,
+          name: i.name,
+          vcpus: i.cpu,
+          memoryMiB: i.memory_mb,
+          ttlMinutes: i.ttl_minutes,
+          allow: i.allow ?? [],
+          start: 'auto',
+          refreshBase: false,
+        },
         ctx.actor,
       );
       try {
         const t = await waitTask(task.id, ctx);
         const s = t.result as Sandbox;
-        return { content: json({ ...brief(s), note: `Created in ${((s.timings.total ?? 0) / 1000).toFixed(1)} s (${s.startPath}).` }), data: s };
+        return {
+          content: json({
+            ...brief(s),
+            note: `Created in ${((s.timings.total ?? 0) / 1000).toFixed(1)} s (${s.startPath}).`,
+          }),
+          data: s,
+        };
       } catch (e) {
         if (ctx.signal.aborted) core.tasks.cancel(task.id);
         throw e;
@@ -169,7 +222,8 @@ export function registerBuiltinTools(reg: ToolRegistry, deps: BuiltinDeps): void
       summarize: (i) => `${name} ${i.sandbox_id}`,
       run: async (i, ctx) => {
         let s: Sandbox;
-        if (name === 'start_sandbox') s = (await waitTask(core.sandboxes.start(i.sandbox_id, ctx.actor).id, ctx)).result as Sandbox;
+        if (name === 'start_sandbox')
+          s = (await waitTask(core.sandboxes.start(i.sandbox_id, ctx.actor).id, ctx)).result as Sandbox;
         else if (name === 'stop_sandbox') s = await core.sandboxes.stop(i.sandbox_id, false, ctx.actor);
         else s = await core.sandboxes.destroy(i.sandbox_id, ctx.actor);
         return { content: json(brief(s)), data: s };
@@ -188,9 +242,15 @@ export function registerBuiltinTools(reg: ToolRegistry, deps: BuiltinDeps): void
     }),
     readOnly: false,
     risk: 'medium',
-    summarize: (i) => `run_command ${i.sandbox_id}: ${i.command.length > 160 ? i.command.slice(0, 160) + '…' : i.command}`,
+    summarize: (i) =>
+      `run_command ${i.sandbox_id}: ${i.command.length > 160 ? i.command.slice(0, 160) + '…' : i.command}`,
     run: async (i, ctx) => {
-      const r = await core.sandboxes.exec(i.sandbox_id, i.command, { timeoutSeconds: i.timeout_seconds ?? 300, maxOutputBytes: 512 * 1024, signal: ctx.signal }, ctx.actor);
+      const r = await core.sandboxes.exec(
+        i.sandbox_id,
+        i.command,
+        { timeoutSeconds: i.timeout_seconds ?? 300, maxOutputBytes: 512 * 1024, signal: ctx.signal },
+        ctx.actor,
+      );
       return { content: execText(r), data: r, isError: r.exitCode !== 0 };
     },
   });
@@ -198,20 +258,41 @@ export function registerBuiltinTools(reg: ToolRegistry, deps: BuiltinDeps): void
   reg.register({
     name: 'read_file',
     description: 'Read a file in a sandbox (as root).',
-    input: z.object({ sandbox_id: SandboxId, path: AbsPath, max_bytes: z.number().int().min(1).max(4 * 1024 * 1024).optional() }),
+    input: z.object({
+      sandbox_id: SandboxId,
+      path: AbsPath,
+      max_bytes: z
+        .number()
+        .int()
+        .min(1)
+        .max(4 * 1024 * 1024)
+        .optional(),
+    }),
     readOnly: true,
     risk: 'low',
     summarize: (i) => `read_file ${i.sandbox_id}:${i.path}`,
     run: async (i) => {
       const r = await core.sandboxes.readFile(i.sandbox_id, i.path, i.max_bytes ?? 256 * 1024);
-      return { content: r.encoding === 'utf8' ? r.content : `(binary file, ${r.size} bytes, base64)\n${r.content}`, data: { path: r.path, size: r.size, encoding: r.encoding } };
+      return {
+        content: r.encoding === 'utf8' ? r.content : `(binary file, ${r.size} bytes, base64)\n${r.content}`,
+        data: { path: r.path, size: r.size, encoding: r.encoding },
+      };
     },
   });
 
   reg.register({
     name: 'write_file',
-    description: 'Create or replace a file in a sandbox (as root, atomically). For small changes to an existing file prefer edit_file.',
-    input: z.object({ sandbox_id: SandboxId, path: AbsPath, content: z.string().max(4 * 1024 * 1024), mode: z.string().regex(/^[0-7]{3,4}$/).optional() }),
+    description:
+      'Create or replace a file in a sandbox (as root, atomically). For small changes to an existing file prefer edit_file.',
+    input: z.object({
+      sandbox_id: SandboxId,
+      path: AbsPath,
+      content: z.string().max(4 * 1024 * 1024),
+      mode: z
+        .string()
+        .regex(/^[0-7]{3,4}$/)
+        .optional(),
+    }),
     readOnly: false,
     risk: 'medium',
     summarize: (i) => `write_file ${i.sandbox_id}:${i.path} (${i.content.length} chars)`,
@@ -223,8 +304,14 @@ export function registerBuiltinTools(reg: ToolRegistry, deps: BuiltinDeps): void
 
   reg.register({
     name: 'edit_file',
-    description: 'Replace one occurrence of old_str with new_str in a sandbox file. old_str must occur exactly once: include enough surrounding text to make it unique.',
-    input: z.object({ sandbox_id: SandboxId, path: AbsPath, old_str: z.string().min(1), new_str: z.string() }),
+    description:
+      'Replace one occurrence of old_str with new_str in a sandbox file. old_str must occur exactly once: include enough surrounding text to make it unique.',
+    input: z.object({
+      sandbox_id: SandboxId,
+      path: AbsPath,
+      old_str: z.string().min(1),
+      new_str: z.string(),
+    }),
     readOnly: false,
     risk: 'medium',
     summarize: (i) => `edit_file ${i.sandbox_id}:${i.path}`,
@@ -236,13 +323,25 @@ export function registerBuiltinTools(reg: ToolRegistry, deps: BuiltinDeps): void
 
   reg.register({
     name: 'create_snapshot',
-    description: 'Snapshot a sandbox (disk and, while it runs, memory) so you can roll back with restore_snapshot.',
-    input: z.object({ sandbox_id: SandboxId, name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).optional() }),
+    description:
+      'Snapshot a sandbox (disk and, while it runs, memory) so you can roll back with restore_snapshot.',
+    input: z.object({
+      sandbox_id: SandboxId,
+      name: z
+        .string()
+        .regex(/^[A-Za-z0-9._-]{1,64}$/)
+        .optional(),
+    }),
     readOnly: false,
     risk: 'low',
     summarize: (i) => `create_snapshot ${i.sandbox_id}${i.name ? ` ${i.name}` : ''}`,
     run: async (i, ctx) => {
-      const s = await core.sandboxes.snapshotCreate(i.sandbox_id, i.name ?? `snap-${Date.now().toString(36)}`, true, ctx.actor);
+      const s = await core.sandboxes.snapshotCreate(
+        i.sandbox_id,
+        i.name ?? `snap-${Date.now().toString(36)}`,
+        true,
+        ctx.actor,
+      );
       return { content: json(s), data: s };
     },
   });
@@ -279,32 +378,59 @@ export function registerBuiltinTools(reg: ToolRegistry, deps: BuiltinDeps): void
     name: 'run_source_command',
     description:
       'Inspect a source or production VM with a read-only shell command (cat, grep, ls, systemctl status, journalctl, ss, ps, dpkg -l, …). Commands that could change anything are refused by policy; they run as an unprivileged user. Make changes in a sandbox instead.',
-    input: z.object({ source_vm: z.string().min(1).max(256), host: z.string().max(128).optional(), command: z.string().min(1).max(20_000) }),
+    input: z.object({
+      source_vm: z.string().min(1).max(256),
+      host: z.string().max(128).optional(),
+      command: z.string().min(1).max(20_000),
+    }),
     readOnly: true,
     risk: 'low',
-    summarize: (i) => `run_source_command ${i.source_vm}: ${i.command.length > 160 ? i.command.slice(0, 160) + '…' : i.command}`,
+    summarize: (i) =>
+      `run_source_command ${i.source_vm}: ${i.command.length > 160 ? i.command.slice(0, 160) + '…' : i.command}`,
     precheck: async (i) => {
       const d = (await deps.shellPolicy()).check(i.command, 'read-only');
       return d.decision === 'deny' ? { decision: 'deny', reason: `read-only policy: ${d.reason}` } : null;
     },
     run: async (i, ctx) => {
       const r = await source.run(i.source_vm, i.host, i.command, { signal: ctx.signal });
-      return { content: execText({ ...r, timedOut: r.exitCode === 124 }), data: r, isError: r.exitCode !== 0 };
+      return {
+        content: execText({ ...r, timedOut: r.exitCode === 124 }),
+        data: r,
+        isError: r.exitCode !== 0,
+      };
     },
   });
 
   reg.register({
     name: 'read_source_file',
-    description: 'Read a file on a source or production VM (as an unprivileged user: files only root can read are refused).',
-    input: z.object({ source_vm: z.string().min(1).max(256), host: z.string().max(128).optional(), path: AbsPath, max_bytes: z.number().int().min(1).max(1024 * 1024).optional() }),
+    description:
+      'Read a file on a source or production VM (as an unprivileged user: files only root can read are refused).',
+    input: z.object({
+      source_vm: z.string().min(1).max(256),
+      host: z.string().max(128).optional(),
+      path: AbsPath,
+      max_bytes: z
+        .number()
+        .int()
+        .min(1)
+        .max(1024 * 1024)
+        .optional(),
+    }),
     readOnly: true,
     risk: 'low',
     summarize: (i) => `read_source_file ${i.source_vm}:${i.path}`,
     run: async (i, ctx) => {
       const max = i.max_bytes ?? 256 * 1024;
       const quoted = `'${i.path.replace(/'/g, `'\\''`)}'`;
-      const r = await source.run(i.source_vm, i.host, `head -c ${max} -- ${quoted}`, { signal: ctx.signal, maxOutputChars: max + 1024 });
-      if (r.exitCode !== 0) return { content: `Cannot read ${i.path}: ${r.stderr.trim() || `exit ${r.exitCode}`}`, isError: true };
+      const r = await source.run(i.source_vm, i.host, `head -c ${max} -- ${quoted}`, {
+        signal: ctx.signal,
+        maxOutputChars: max + 1024,
+      });
+      if (r.exitCode !== 0)
+        return {
+          content: `Cannot read ${i.path}: ${r.stderr.trim() || `exit ${r.exitCode}`}`,
+          isError: true,
+        };
       return { content: r.stdout, data: { path: i.path, bytes: Buffer.byteLength(r.stdout) } };
     },
   });
@@ -313,21 +439,32 @@ export function registerBuiltinTools(reg: ToolRegistry, deps: BuiltinDeps): void
 
   reg.register({
     name: 'create_playbook',
-    description: 'Start an Ansible playbook that reproduces your changes (one play). Add tasks with add_playbook_task as you make and verify each change.',
-    input: z.object({ name: z.string().min(1).max(64), hosts: z.string().min(1).max(200).optional(), become: z.boolean().optional() }),
+    description:
+      'Start an Ansible playbook that reproduces your changes (one play). Add tasks with add_playbook_task as you make and verify each change.',
+    input: z.object({
+      name: z.string().min(1).max(64),
+      hosts: z.string().min(1).max(200).optional(),
+      become: z.boolean().optional(),
+    }),
     readOnly: false,
     risk: 'low',
     summarize: (i) => `create_playbook ${i.name}`,
     run: async (i, ctx) => {
       const p = playbooks.create(i.name, i.hosts ?? 'all', i.become ?? true, ctx.sessionId);
-      core.audit.append({ actor: ctx.actor, action: 'playbook.create', target: p.id, data: { name: p.name } });
+      core.audit.append({
+        actor: ctx.actor,
+        action: 'playbook.create',
+        target: p.id,
+        data: { name: p.name },
+      });
       return { content: `Created playbook ${p.name} (id ${p.id}).`, data: { id: p.id, name: p.name } };
     },
   });
 
   reg.register({
     name: 'add_playbook_task',
-    description: 'Append a task to a playbook: a name, an Ansible module (prefer real modules like ansible.builtin.apt, ansible.builtin.template, ansible.builtin.systemd over shell) and its parameters.',
+    description:
+      'Append a task to a playbook: a name, an Ansible module (prefer real modules like ansible.builtin.apt, ansible.builtin.template, ansible.builtin.systemd over shell) and its parameters.',
     input: z.object({
       playbook: z.string().min(1).max(128).describe('Playbook name or id'),
       name: z.string().min(1).max(300),
@@ -339,7 +476,12 @@ export function registerBuiltinTools(reg: ToolRegistry, deps: BuiltinDeps): void
     summarize: (i) => `add_playbook_task ${i.playbook}: ${i.name}`,
     run: async (i, ctx) => {
       const p = playbooks.addTask(i.playbook, i.name, i.module, i.params ?? {});
-      core.audit.append({ actor: ctx.actor, action: 'playbook.task', target: p.id, data: { name: i.name, module: i.module } });
+      core.audit.append({
+        actor: ctx.actor,
+        action: 'playbook.task',
+        target: p.id,
+        data: { name: i.name, module: i.module },
+      });
       return { content: `Added task ${p.tasks.length} to ${p.name}.` };
     },
   });
@@ -353,7 +495,12 @@ export function registerBuiltinTools(reg: ToolRegistry, deps: BuiltinDeps): void
     summarize: () => 'list_playbooks',
     run: async () => {
       const list = playbooks.list();
-      return { content: json(list.map((p) => ({ id: p.id, name: p.name, tasks: p.taskCount, updated_at: p.updatedAt }))), data: { playbooks: list } };
+      return {
+        content: json(
+          list.map((p) => ({ id: p.id, name: p.name, tasks: p.taskCount, updated_at: p.updatedAt })),
+        ),
+        data: { playbooks: list },
+      };
     },
   });
 

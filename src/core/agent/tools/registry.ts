@@ -92,37 +92,79 @@ export class ToolRegistry {
   }
 
   info(mode?: AgentMode): ToolInfo[] {
-    return this.list(mode).map((t) => ({ name: t.name, description: t.description, readOnly: t.readOnly, risk: t.risk, inputSchema: jsonSchemaOf(t.input) }));
+    return this.list(mode).map((t) => ({
+      name: t.name,
+      description: t.description,
+      readOnly: t.readOnly,
+      risk: t.risk,
+      inputSchema: jsonSchemaOf(t.input),
+    }));
   }
 
   /** The gate every call goes through. Tool failures come back as error outcomes; a cancel throws. */
   async invoke(name: string, raw: unknown, ctx: ToolContext): Promise<ToolOutcome> {
     const started = Date.now();
-    const done = (o: Omit<ToolOutcome, 'durationMs'>): ToolOutcome => ({ ...o, durationMs: Date.now() - started });
+    const done = (o: Omit<ToolOutcome, 'durationMs'>): ToolOutcome => ({
+      ...o,
+      durationMs: Date.now() - started,
+    });
     const tool = this.tools.get(name);
-    if (!tool) return done({ content: `There is no tool named ${name}.`, isError: true, decision: 'unavailable', reason: 'unknown tool' });
+    if (!tool)
+      return done({
+        content: `There is no tool named ${name}.`,
+        isError: true,
+        decision: 'unavailable',
+        reason: 'unknown tool',
+      });
     if (ctx.mode === 'read-only' && !tool.readOnly) {
-      return done({ content: `${name} changes things and is not available in read-only mode.`, isError: true, decision: 'unavailable', reason: 'read-only mode' });
+      return done({
+        content: `${name} changes things and is not available in read-only mode.`,
+        isError: true,
+        decision: 'unavailable',
+        reason: 'read-only mode',
+      });
     }
     const parsed = tool.input.safeParse(raw ?? {});
     if (!parsed.success) {
-      const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(input)'}: ${i.message}`).join('; ');
-      return done({ content: `Invalid arguments for ${name}: ${issues}`, isError: true, decision: 'invalid', reason: issues });
+      const issues = parsed.error.issues
+        .map((i) => `${i.path.join('.') || '(input)'}: ${i.message}`)
+        .join('; ');
+      return done({
+        content: `Invalid arguments for ${name}: ${issues}`,
+        isError: true,
+        decision: 'invalid',
+        reason: issues,
+      });
     }
     const input = parsed.data;
     const summary = tool.summarize(input);
     const audit = (decision: string, extra: Record<string, unknown>) =>
-      this.d.audit.append({ actor: ctx.actor, action: 'tool.call', target: ctx.sessionId, data: { tool: name, summary, decision, mode: ctx.mode, ...extra } });
+      this.d.audit.append({
+        actor: ctx.actor,
+        action: 'tool.call',
+        target: ctx.sessionId,
+        data: { tool: name, summary, decision, mode: ctx.mode, ...extra },
+      });
 
     const pre = await tool.precheck?.(input, ctx);
     if (pre) {
       audit('deny', { reason: pre.reason });
       return done({ content: `Denied: ${pre.reason}`, isError: true, decision: 'deny', reason: pre.reason });
     }
-    const rule = decideRule(this.d.settings.get().agent.rules, { tool: name, args: input as Record<string, unknown>, mode: ctx.mode, risk: tool.risk });
+    const rule = decideRule(this.d.settings.get().agent.rules, {
+      tool: name,
+      args: input as Record<string, unknown>,
+      mode: ctx.mode,
+      risk: tool.risk,
+    });
     if (rule.decision === 'deny') {
       audit('deny', { reason: rule.reason });
-      return done({ content: `Denied by policy: ${rule.reason}`, isError: true, decision: 'deny', reason: rule.reason });
+      return done({
+        content: `Denied by policy: ${rule.reason}`,
+        isError: true,
+        decision: 'deny',
+        reason: rule.reason,
+      });
     }
     let approvalId: string | undefined;
     if (rule.decision === 'ask') {
@@ -134,7 +176,10 @@ export class ToolRegistry {
         subject: { tool: name, args: input },
         requestedBy: ctx.actor,
         sessionId: ctx.sessionId,
-        sandboxId: typeof (input as { sandbox_id?: unknown }).sandbox_id === 'string' ? (input as { sandbox_id: string }).sandbox_id : null,
+        sandboxId:
+          typeof (input as { sandbox_id?: unknown }).sandbox_id === 'string'
+            ? (input as { sandbox_id: string }).sandbox_id
+            : null,
       });
       approvalId = a.id;
       ctx.onApproval?.(a.id);
@@ -149,18 +194,41 @@ export class ToolRegistry {
         const who = decided.decidedBy ? ` by ${decided.decidedBy.door}:${decided.decidedBy.id}` : '';
         const why = `${name} was ${decided.status}${who}${decided.note ? `: ${decided.note}` : ''}`;
         audit('denied', { approvalId: a.id });
-        return done({ content: `Not done: ${why}. Do not retry the same action; choose another way or ask the user.`, isError: true, decision: 'ask', reason: why, approvalId });
+        return done({
+          content: `Not done: ${why}. Do not retry the same action; choose another way or ask the user.`,
+          isError: true,
+          decision: 'ask',
+          reason: why,
+          approvalId,
+        });
       }
     }
     try {
       const out = await tool.run(input, ctx);
-      audit(rule.decision === 'ask' ? 'approved' : 'allow', { ok: !out.isError, approvalId: approvalId ?? null, durationMs: Date.now() - started });
-      return done({ ...out, isError: !!out.isError, decision: rule.decision, reason: rule.reason, approvalId });
+      audit(rule.decision === 'ask' ? 'approved' : 'allow', {
+        ok: !out.isError,
+        approvalId: approvalId ?? null,
+        durationMs: Date.now() - started,
+      });
+      return done({
+        ...out,
+        isError: !!out.isError,
+        decision: rule.decision,
+        reason: rule.reason,
+        approvalId,
+      });
     } catch (err) {
-      if (isAbortError(err) || ctx.signal.aborted) throw err instanceof FluidError ? err : new FluidError('CANCELLED', 'The tool call was cancelled.');
+      if (isAbortError(err) || ctx.signal.aborted)
+        throw err instanceof FluidError ? err : new FluidError('CANCELLED', 'The tool call was cancelled.');
       const p = toErrorPayload(err);
       audit('error', { error: p.code, approvalId: approvalId ?? null });
-      return done({ content: `Error (${p.code}): ${p.message}`, isError: true, decision: rule.decision, reason: rule.reason, approvalId });
+      return done({
+        content: `Error (${p.code}): ${p.message}`,
+        isError: true,
+        decision: rule.decision,
+        reason: rule.reason,
+        approvalId,
+      });
     }
   }
 }

@@ -16,14 +16,22 @@ export interface RuleDecision {
 }
 
 function globToRegExp(glob: string): RegExp {
-  return new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+  return new RegExp(
+    `^${glob
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+  );
 }
 
 function argText(v: unknown): string {
   return typeof v === 'string' ? v : JSON.stringify(v ?? null);
 }
 
-export function ruleMatches(rule: Rule, call: { tool: string; args: Record<string, unknown>; mode: string }): boolean {
+export function ruleMatches(
+  rule: Rule,
+  call: { tool: string; args: Record<string, unknown>; mode: string },
+): boolean {
   if (!globToRegExp(rule.tool).test(call.tool)) return false;
   if (rule.mode && rule.mode !== call.mode) return false;
   for (const [name, pattern] of Object.entries(rule.args ?? {})) {
@@ -38,12 +46,24 @@ export function ruleMatches(rule: Rule, call: { tool: string; args: Record<strin
   return true;
 }
 
-export function decideRule(rules: Rule[], call: { tool: string; args: Record<string, unknown>; mode: string; risk: 'low' | 'medium' | 'high' }): RuleDecision {
+export function decideRule(
+  rules: Rule[],
+  call: { tool: string; args: Record<string, unknown>; mode: string; risk: 'low' | 'medium' | 'high' },
+): RuleDecision {
   for (const [i, r] of rules.entries()) {
     if (ruleMatches(r, call)) {
-      const args = r.args ? ` with ${Object.entries(r.args).map(([k, v]) => `${k}~/${v}/`).join(', ')}` : '';
-      return { decision: r.decision, reason: `rule ${i + 1} (${r.tool}${args}${r.mode ? ` in ${r.mode} mode` : ''}: ${r.decision})` };
+      const args = r.args
+        ? ` with ${Object.entries(r.args)
+            .map(([k, v]) => `${k}~/${v}/`)
+            .join(', ')}`
+        : '';
+      return {
+        decision: r.decision,
+        reason: `rule ${i + 1} (${r.tool}${args}${r.mode ? ` in ${r.mode} mode` : ''}: ${r.decision})`,
+      };
     }
   }
-  return call.risk === 'high' ? { decision: 'ask', reason: 'high-risk tools ask by default' } : { decision: 'allow', reason: 'allowed by default' };
+  return call.risk === 'high'
+    ? { decision: 'ask', reason: 'high-risk tools ask by default' }
+    : { decision: 'allow', reason: 'allowed by default' };
 }

@@ -1,0 +1,145 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import {
+  buildSaveHeader,
+  parseSaveHeader,
+  rewriteDomainXml,
+  SAVE_MAGIC,
+} from '../../../src/core/sandboxes/save-image.ts';
+import { networkXml, slotFromIp, slotIp, slotMac, SLOT_COUNT } from '../../../src/core/sandboxes/network.ts';
+import {
+  generateHostKeys,
+  identityScript,
+  parseIdentityOutput,
+  runtimeScript,
+  templateTrustScript,
+  HOSTKEY_MARK,
+} from '../../../src/core/sandboxes/identity.ts';
+
+function fakeSave(xml: string, cookie: string, stream: Buffer): Buffer {
+  const data = Buffer.concat([Buffer.from(xml + '\0'), Buffer.from(cookie + '\0'), Buffer.alloc(100)]);
+  const h = Buffer.alloc(92);
+  h.write(SAVE_MAGIC, 0, 'latin1');
+  h.writeUInt32LE(2, 16);
+  h.writeUInt32LE(data.length, 20);
+  h.writeUInt32LE(1, 24);
+  h.writeUInt32LE(0, 28);
+  h.writeUInt32LE(xml.length + 1, 32);
+  return Buffer.concat([h, data, stream]);
+}
+
+test('save image headers round-trip with a rewritten identity and the QEMU stream untouched', () => {
+  const xml =
+    "<domain><name>tmpl</name><uuid>u-1</uuid><genid>g-1</genid><source file='/t/vda.qcow2'/><log file='/t/serial.log'/></domain>";
+  const stream = Buffer.from('QEVM' + 'x'.repeat(1000));
+  const file = fakeSave(xml, '<cookie/>', stream);
+  const h = parseSaveHeader(file);
+  assert.equal(h.xml, xml);
+  assert.equal(h.cookie.toString(), '<cookie/>');
+  assert.ok(file.subarray(h.streamOffset).equals(stream));
+  const x2 = rewriteDomainXml(h.xml, {
+    name: 'sbx',
+    uuid: 'u-2',
+    genid: 'g-2',
+    replace: [
+      ['/t/vda.qcow2', '/s/vda.qcow2'],
+      ['/t/serial.log', '/s/serial.log'],
+    ],
+  });
+  assert.equal(
+    x2,
+    "<domain><name>sbx</name><uuid>u-2</uuid><genid>g-2</genid><source file='/s/vda.qcow2'/><log file='/s/serial.log'/></domain>",
+  );
+  const nh = buildSaveHeader(h, x2);
+  const rebuilt = parseSaveHeader(Buffer.concat([nh, stream]));
+  assert.equal(rebuilt.xml, x2);
+  assert.equal(rebuilt.cookie.toString(), '<cookie/>');
+  assert.equal(rebuilt.wasRunning, 1);
+  assert.throws(() => parseSaveHeader(Buffer.from('not a save image'.padEnd(100))), /not an uncompressed/);
+});
+
+test('slots map to unique MACs and IPs inside the sandbox subnet, both ways', () => {
+  const ips = new Set<string>();
+  const macs = new Set<string>();
+  for (let s = 1; s <= SLOT_COUNT; s++) {
+    const ip = slotIp(s);
+    assert.match(ip, /^10\.239\.\d+\.\d+$/);
+    const [, , c, d] = ip.split('.').map(Number);
+    assert.ok(c! >= 1 && d! >= 2 && d! <= 251, ip);
+    assert.equal(slotFromIp(ip), s);
+    ips.add(ip);
+    macs.add(slotMac(s));
+  }
+  assert.equal(ips.size, SLOT_COUNT);
+  assert.equal(macs.size, SLOT_COUNT);
+  assert.equal(slotFromIp('10.239.0.1'), null);
+  assert.throws(() => slotIp(0));
+  const net = networkXml();
+  assert.doesNotMatch(net, /<forward/);
+  assert.match(net, /<dns enable='no'\/>/);
+  assert.match(net, /<port isolated='yes'\/>/);
+  assert.equal((net.match(/<host mac=/g) ?? []).length, SLOT_COUNT);
+});
+
+test('the identity, runtime and template scripts are valid POSIX sh and carry what they promise', () => {
+  const keys = generateHostKeys('sbx-a');
+  const ca = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ4kExample fluid-ca';
+  const script = identityScript({
+    hostname: 'sbx-a',
+    caPublicKey: ca,
+    ip: '10.239.1.2',
+    prefix: 16,
+    mac: '52:54:00:ef:00:01',
+    gateway: '10.239.0.1',
+    proxySetup: 'echo proxy',
+    hostKeys: keys,
+    includeTrust: true,
+  });
+  for (const s of [
+    script,
+    runtimeScript({ ip: '10.239.1.2', prefix: 16, mac: '52:54:00:ef:00:01', proxySetup: '' }),
+    templateTrustScript(ca),
+  ]) {
+    execFileSync('sh', ['-n'], { input: s });
+  }
+  assert.ok(script.includes(keys.ed25519.private.trim()));
+  assert.ok(script.includes(keys.rsa.public.trim()));
+  assert.ok(script.includes('TrustedUserCAKeys'));
+  assert.match(
+    script,
+    /\/proc\/sys\/kernel\/random\/uuid/,
+    'machine-id is random, not derived from the VM UUID',
+  );
+  assert.ok(
+    !identityScript({
+      hostname: 'sbx-a',
+      caPublicKey: ca,
+      ip: '10.239.1.2',
+      prefix: 16,
+      mac: '52:54:00:ef:00:01',
+      gateway: '10.239.0.1',
+      proxySetup: '',
+      hostKeys: keys,
+      includeTrust: false,
+    }).includes('TrustedUserCAKeys'),
+  );
+  assert.throws(
+    () =>
+      identityScript({
+        hostname: 'Bad Name',
+        caPublicKey: ca,
+        ip: '1.2.3.4',
+        prefix: 16,
+        mac: '52:54:00:ef:00:01',
+        gateway: 'x',
+        proxySetup: '',
+        hostKeys: keys,
+        includeTrust: true,
+      }),
+    /hostname/,
+  );
+  const out = parseIdentityOutput(`noise\n${HOSTKEY_MARK}\n${keys.ed25519.public}\niface=enp1s0\nabc123\n`);
+  assert.equal(out.hostKey, keys.ed25519.public.trim());
+  assert.equal(out.iface, 'enp1s0');
+});
