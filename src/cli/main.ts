@@ -17,6 +17,7 @@ import { serveCommand } from './serve.ts';
 import type { Command, Ctx } from './command.ts';
 import { follow, sandboxCommands, taskOutcome } from './sandboxes.ts';
 import { policyCommands } from './policy.ts';
+import { mcpCommands } from './mcp.ts';
 
 const GLOBAL_OPTIONS = {
   json: { type: 'boolean' },
@@ -380,7 +381,8 @@ export const commands: Record<string, Command> = {
   },
 
   'settings set': {
-    summary: 'Change settings: fluid settings set hosts.minFreeDiskGiB=20 ui.theme=dark',
+    summary:
+      'Change settings: fluid settings set hosts.minFreeDiskGiB=20 agent.rules=\'[{"tool":"run_command","decision":"ask"}]\'',
     usage: 'fluid settings set <path=value>...',
     run: async (ctx) => {
       if (!ctx.args.length) throw new UsageError('fluid settings set <path=value>...');
@@ -444,6 +446,7 @@ export const commands: Record<string, Command> = {
   },
   ...sandboxCommands,
   ...policyCommands,
+  ...mcpCommands,
 };
 
 function help(): string {

@@ -275,7 +275,7 @@ export function registerBuiltinTools(reg: ToolRegistry, deps: BuiltinDeps): void
       const r = await core.sandboxes.readFile(i.sandbox_id, i.path, i.max_bytes ?? 256 * 1024);
       return {
         content: r.encoding === 'utf8' ? r.content : `(binary file, ${r.size} bytes, base64)\n${r.content}`,
-        data: { path: r.path, size: r.size, encoding: r.encoding },
+        data: { path: r.path, size: r.size, encoding: r.encoding, content: r.content },
       };
     },
   });
@@ -431,7 +431,10 @@ export function registerBuiltinTools(reg: ToolRegistry, deps: BuiltinDeps): void
           content: `Cannot read ${i.path}: ${r.stderr.trim() || `exit ${r.exitCode}`}`,
           isError: true,
         };
-      return { content: r.stdout, data: { path: i.path, bytes: Buffer.byteLength(r.stdout) } };
+      return {
+        content: r.stdout,
+        data: { path: i.path, bytes: Buffer.byteLength(r.stdout), content: r.stdout },
+      };
     },
   });
 
@@ -457,7 +460,10 @@ export function registerBuiltinTools(reg: ToolRegistry, deps: BuiltinDeps): void
         target: p.id,
         data: { name: p.name },
       });
-      return { content: `Created playbook ${p.name} (id ${p.id}).`, data: { id: p.id, name: p.name } };
+      return {
+        content: `Created playbook ${p.name} (id ${p.id}).`,
+        data: { id: p.id, name: p.name, message: `Created playbook ${p.name}.` },
+      };
     },
   });
 
@@ -513,7 +519,8 @@ export function registerBuiltinTools(reg: ToolRegistry, deps: BuiltinDeps): void
     summarize: (i) => `get_playbook ${i.playbook}`,
     run: async (i) => {
       const p = playbooks.get(i.playbook);
-      return { content: playbooks.yaml(p.id), data: p };
+      const yaml = playbooks.yaml(p.id);
+      return { content: yaml, data: { ...p, yaml } };
     },
   });
 }

@@ -1,0 +1,305 @@
+/**
+ * The MCP door: Fluid's one tool registry served to external agents (Claude Code, any MCP client).
+ *
+ * Every tool call goes through `ToolRegistry.invoke`, the same gate as the built-in agent: mode check,
+ * input validation, policy rules, approval wait, audit. This file only translates between MCP and the
+ * registry; it holds no policy. The caller is recorded as { door: 'mcp', id: <client name> }.
+ *
+ * A call that needs a person's approval blocks until someone decides from another door (the app, web
+ * mode, `fluid approval approve <id>`). The server tells the client which approval to decide: a logging
+ * message once, and, when the request carried a progress token, progress notifications every
+ * `heartbeatMs` for as long as the call lasts (waiting or running).
+ *
+ * Long calls and client timeouts: the heartbeat is what keeps them alive. Claude Code sends a progress
+ * token; it aborts HTTP calls that stay silent for CLAUDE_CODE_MCP_TOOL_IDLE_TIMEOUT (default 5 min;
+ * reset by progress) and any call after MCP_TOOL_TIMEOUT (default ~28 h). SDK clients time out after
+ * 60 s unless they pass `resetTimeoutOnProgress: true` (or a longer `timeout`). A client without a
+ * progress token and with a short timeout gives up on a call that waits for a person; its request is
+ * then cancelled, and so is the approval request.
+ * Cancelling the request (`notifications/cancelled`, the connection closing, a dropped HTTP response)
+ * cancels the approval request and the tool run.
+ */
+import { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import {
+  CallToolRequestSchema,
+  ListResourcesRequestSchema,
+  ListToolsRequestSchema,
+  LoggingLevelSchema,
+  ReadResourceRequestSchema,
+  SetLevelRequestSchema,
+  McpError,
+  ErrorCode,
+  type CallToolResult,
+  type LoggingLevel,
+  type Tool,
+} from '@modelcontextprotocol/sdk/types.js';
+import type { AgentMode } from '../../shared/contract/agent.ts';
+import { toErrorPayload } from '../../shared/errors.ts';
+import type { Actor } from '../../shared/rpc.ts';
+import type { ApprovalService } from '../approvals/service.ts';
+import type { ToolOutcome, ToolRegistry } from '../agent/tools/registry.ts';
+import type { Logger } from '../platform/logger.ts';
+import { fluidVersion } from '../version.ts';
+
+/** What the MCP door needs from the core (a Core has all of it). */
+export interface McpCore {
+  tools: ToolRegistry;
+  approvals: ApprovalService;
+  log?: Logger;
+}
+
+export interface McpServerOptions {
+  /** 'read-only' exposes (and allows) only the tools that change nothing. Fixed for the server's life. */
+  mode: AgentMode;
+  /**
+   * The actor id recorded for calls. Default: the client's name from the initialize request
+   * (clientInfo.name), or 'mcp-client' when it sent none. The name is the client's own claim: a label.
+   */
+  clientName?: string;
+  /** How often a call waiting for approval reports progress. Default 10 s. */
+  heartbeatMs?: number;
+  /** The command a person runs to approve, shown to the client. Default `fluid approval approve <id>`. */
+  approveCommand?: (approvalId: string) => string;
+}
+
+export const DEFAULT_CLIENT_NAME = 'mcp-client';
+export const PENDING_APPROVALS_URI = 'fluid://approvals/pending';
+
+const INSTRUCTIONS = `Fluid runs infrastructure work on disposable clones (sandboxes) of real VMs.
+Inspect and change sandboxes, not the source VMs; commands on source VMs are limited to a read-only policy.
+Some calls need a person's approval: such a call waits until someone decides in the Fluid app or with
+\`fluid approval approve <id>\` / \`fluid approval deny <id>\`. While it waits the server sends progress
+notifications and a log message naming the approval id. A denied call comes back as an error: do not
+retry the same action; choose another way or ask the user. Pending approvals: resource ${PENDING_APPROVALS_URI}.`;
+
+/** `list_hosts` → `List hosts`. */
+export function toolTitle(name: string): string {
+  const words = name.split('_').join(' ');
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+/** Printable, bounded: the client name goes into the audit log. */
+export function sanitizeClientName(name: unknown): string | null {
+  if (typeof name !== 'string') return null;
+  const clean = name
+    .replace(/[^\x20-\x7e]/g, '')
+    .trim()
+    .slice(0, 64);
+  return clean || null;
+}
+
+/** The MCP tool list of a registry in one mode. */
+export function mcpTools(tools: ToolRegistry, mode: AgentMode): Tool[] {
+  return tools.info(mode).map((t) => {
+    const schema = t.inputSchema as Tool['inputSchema'];
+    return {
+      name: t.name,
+      title: toolTitle(t.name),
+      description: t.description,
+      inputSchema: schema.type === 'object' ? schema : { type: 'object' },
+      annotations: {
+        title: toolTitle(t.name),
+        readOnlyHint: t.readOnly,
+        // Only meaningful for tools that change something; high-risk ones may destroy or overwrite.
+        destructiveHint: !t.readOnly && t.risk === 'high',
+        openWorldHint: false,
+      },
+      _meta: { 'fluid/risk': t.risk },
+    };
+  });
+}
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** A registry outcome as an MCP tool result. */
+export function toCallToolResult(o: ToolOutcome): CallToolResult {
+  const result: CallToolResult = { content: [{ type: 'text', text: o.content }], isError: o.isError };
+  if (isPlainObject(o.data)) result.structuredContent = o.data;
+  return result;
+}
+
+const errorResult = (text: string): CallToolResult => ({ content: [{ type: 'text', text }], isError: true });
+
+const SEVERITY = new Map<LoggingLevel, number>(LoggingLevelSchema.options.map((l, i) => [l, i]));
+
+/** How long close() waits for aborted calls to wind down (their approval requests get cancelled). */
+const DRAIN_MS = 5_000;
+
+/** The SDK server, plus: close() aborts the calls in flight and waits until they have settled. */
+export class FluidMcpServer extends Server {
+  readonly inFlight = new Set<Promise<unknown>>();
+
+  track<T>(p: Promise<T>): Promise<T> {
+    this.inFlight.add(p);
+    void p.finally(() => this.inFlight.delete(p)).catch(() => {});
+    return p;
+  }
+
+  override async close(): Promise<void> {
+    await super.close();
+    if (!this.inFlight.size) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.inFlight]),
+      new Promise((resolve) => (timer = setTimeout(resolve, DRAIN_MS))),
+    ]);
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * One MCP server over the registry. Connect it to one transport (stdio, or one streamable HTTP
+ * session); closing the transport aborts the calls in flight.
+ */
+export function createMcpServer(core: McpCore, opts: McpServerOptions): FluidMcpServer {
+  const mode = opts.mode;
+  const heartbeatMs = Math.max(100, opts.heartbeatMs ?? 10_000);
+  const approveCommand = opts.approveCommand ?? ((id: string) => `fluid approval approve ${id}`);
+  const server = new FluidMcpServer(
+    { name: 'fluid', title: 'Fluid', version: fluidVersion() },
+    {
+      capabilities: { tools: { listChanged: false }, resources: {}, logging: {} },
+      instructions: INSTRUCTIONS,
+    },
+  );
+  let minLevel: LoggingLevel | null = null;
+
+  const actor = (): Actor => ({
+    door: 'mcp',
+    id:
+      sanitizeClientName(opts.clientName) ??
+      sanitizeClientName(server.getClientVersion()?.name) ??
+      DEFAULT_CLIENT_NAME,
+  });
+
+  // The client's chosen log level (the SDK's default handler would filter only server-wide sends).
+  server.setRequestHandler(SetLevelRequestSchema, (req) => {
+    minLevel = req.params.level;
+    return {};
+  });
+
+  server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: mcpTools(core.tools, mode) }));
+
+  server.setRequestHandler(CallToolRequestSchema, async (req, extra) => {
+    const name = req.params.name;
+    const progressToken = req.params._meta?.progressToken;
+    const who = actor();
+    const started = Date.now();
+    const send = (n: Parameters<typeof extra.sendNotification>[0]) =>
+      extra
+        .sendNotification(n)
+        .catch((err: unknown) =>
+          core.log?.debug('mcp notification not sent', { err: toErrorPayload(err).message }),
+        );
+
+    // Progress for the whole call, not only the approval wait: clients abort calls that stay silent
+    // (Claude Code over HTTP: 5 minutes by default), and a command in a sandbox may run for an hour.
+    let approval: { id: string; how: string } | null = null;
+    let n = 0;
+    const tick = () => {
+      if (progressToken === undefined) return;
+      n += 1;
+      const secs = Math.round((Date.now() - started) / 1000);
+      let waiting = false;
+      if (approval) {
+        try {
+          waiting = core.approvals.get(approval.id).status === 'pending';
+        } catch {
+          waiting = false;
+        }
+      }
+      void send({
+        method: 'notifications/progress',
+        params: {
+          progressToken,
+          progress: n,
+          message: waiting
+            ? `Waiting for approval ${approval!.id} (${secs}s). ${approval!.how}`
+            : `${name} is running (${secs}s).`,
+        },
+      });
+    };
+    const heartbeat = progressToken === undefined ? undefined : setInterval(tick, heartbeatMs);
+
+    const onApproval = (approvalId: string) => {
+      const how = `A person must decide: \`${approveCommand(approvalId)}\` (or deny), or in the Fluid app.`;
+      approval = { id: approvalId, how };
+      core.log?.info('mcp call waits for approval', {
+        tool: name,
+        approvalId,
+        client: who.id,
+        progress: progressToken !== undefined,
+      });
+      if (minLevel === null || SEVERITY.get('warning')! >= SEVERITY.get(minLevel)!) {
+        void send({
+          method: 'notifications/message',
+          params: {
+            level: 'warning',
+            logger: 'fluid',
+            data: `${name} is waiting for approval ${approvalId}. ${how}`,
+          },
+        });
+      }
+      tick();
+    };
+
+    try {
+      const outcome = await server.track(
+        core.tools.invoke(name, req.params.arguments ?? {}, {
+          actor: who,
+          sessionId: null,
+          mode,
+          signal: extra.signal,
+          onApproval,
+        }),
+      );
+      return toCallToolResult(outcome);
+    } catch (err) {
+      // A cancelled request gets no response (the SDK drops it); anything else is reported.
+      if (extra.signal.aborted) return errorResult('Cancelled.');
+      const p = toErrorPayload(err);
+      core.log?.error('mcp tool call failed', { tool: name, err: p });
+      return errorResult(`Error (${p.code}): ${p.message}`);
+    } finally {
+      if (heartbeat) clearInterval(heartbeat);
+    }
+  });
+
+  server.setRequestHandler(ListResourcesRequestSchema, () => ({
+    resources: [
+      {
+        uri: PENDING_APPROVALS_URI,
+        name: 'pending-approvals',
+        title: 'Pending approvals',
+        description: 'Approval requests waiting for a person, newest first.',
+        mimeType: 'application/json',
+      },
+    ],
+  }));
+
+  server.setRequestHandler(ReadResourceRequestSchema, (req) => {
+    if (req.params.uri !== PENDING_APPROVALS_URI) {
+      throw new McpError(ErrorCode.InvalidParams, `No resource ${req.params.uri}.`);
+    }
+    const pending = core.approvals.list({ status: 'pending', limit: 100 }).map((a) => ({
+      id: a.id,
+      kind: a.kind,
+      title: a.title,
+      detail: a.detail,
+      risk: a.risk,
+      requestedBy: a.requestedBy,
+      sandboxId: a.sandboxId,
+      createdAt: a.createdAt,
+      expiresAt: a.expiresAt,
+      approve: approveCommand(a.id),
+    }));
+    return {
+      contents: [
+        { uri: PENDING_APPROVALS_URI, mimeType: 'application/json', text: JSON.stringify(pending, null, 2) },
+      ],
+    };
+  });
+
+  return server;
+}
