@@ -16,8 +16,6 @@ import { bytes, createIo, printError, STATUS_MARK, table, UsageError } from './i
 import { serveCommand } from './serve.ts';
 import type { Command, Ctx } from './command.ts';
 import { follow, sandboxCommands, taskOutcome } from './sandboxes.ts';
-import { policyCommands } from './policy.ts';
-import { mcpCommands } from './mcp.ts';
 
 const GLOBAL_OPTIONS = {
   json: { type: 'boolean' },
@@ -445,9 +443,39 @@ export const commands: Record<string, Command> = {
     },
   },
   ...sandboxCommands,
-  ...policyCommands,
-  ...mcpCommands,
+  ...lazy(
+    'policy check',
+    'Would a shell command be allowed on a source or production VM? (--jsonl for many)',
+    "fluid policy check [--mode read-only] [--json | --jsonl] -- '<command>'",
+    () => import('./policy.ts').then((m) => m.policyCommands['policy check']!),
+  ),
+  ...lazy(
+    'mcp',
+    'Serve Fluid’s tools to MCP clients (Claude Code …) over stdio, or --http.',
+    'fluid mcp [--read-only] [--http [--port N] [--host H] [--token T]]',
+    () => import('./mcp.ts').then((m) => m.mcpCommands.mcp!),
+  ),
 };
+
+/** A command whose implementation (and its heavy dependencies) loads only when it runs. */
+function lazy(
+  name: string,
+  summary: string,
+  usage: string,
+  load: () => Promise<Command>,
+): Record<string, Command> {
+  return {
+    [name]: {
+      summary,
+      usage,
+      raw: async (argv, g) => {
+        const cmd = await load();
+        if (cmd.raw) return cmd.raw(argv, g);
+        throw new Error(`${name} is not a raw command`);
+      },
+    },
+  };
+}
 
 function help(): string {
   const names = Object.keys(commands);

@@ -19,7 +19,7 @@ import { SandboxService, type EgressHooks } from './sandboxes/service.ts';
 import { EgressManager } from './sandboxes/egress.ts';
 import { ToolRegistry } from './agent/tools/registry.ts';
 import { registerBuiltinTools } from './agent/tools/builtin.ts';
-import { createShellPolicy, type ShellPolicy } from './policy/shell.ts';
+import type { ShellPolicy } from './policy/shell.ts';
 import { SshCa } from './ssh/ca.ts';
 import { GuestSshPool } from './ssh/guest.ts';
 import { randomUUID } from 'node:crypto';
@@ -157,7 +157,8 @@ export function createCore(opts: CoreOptions = {}): Core {
     installation,
     secrets,
     tools,
-    shellPolicy: () => (shellPolicy ??= createShellPolicy()),
+    // Loaded on first use: the parser (wasm) costs startup time every command would pay.
+    shellPolicy: () => (shellPolicy ??= import('./policy/shell.ts').then((m) => m.createShellPolicy())),
     log,
     clock,
     router: undefined as unknown as Router<Contract>,
