@@ -10,3 +10,6 @@ export { OnboardingPage, type CheckRow, type SourceRow } from './pages/Onboardin
 export { HostsPage } from './pages/HostsPage.ts';
 export { AuditPage } from './pages/AuditPage.ts';
 export { SettingsPage } from './pages/SettingsPage.ts';
+export { SandboxesPage, CreateSandboxDialog, type SandboxItem } from './pages/SandboxesPage.ts';
+export { ApprovalModal, ApprovalsPage, type ApprovalRow } from './pages/ApprovalsPage.ts';
+export { prepareLabData, type LabData } from './labData.ts';

@@ -9,6 +9,8 @@ export interface Lab {
   sshUser: string;
   keyPath: string;
   hostKeyFingerprint: string;
+  /** The host key line (type and base64), for a pinned known_hosts. */
+  hostKeyPublic?: string;
   virtType: 'kvm' | 'qemu';
   libvirtUri?: string;
   sources: Array<{ name: string; state?: string }>;

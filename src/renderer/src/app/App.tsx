@@ -1,6 +1,7 @@
 /** The shell: navigation, header (connection, tasks), banner, the routed view, toasts. */
 import { useEffect, useRef } from 'react';
 import { AgentView } from '../features/agent/AgentView.tsx';
+import { ApprovalModal } from '../features/approvals/ApprovalModal.tsx';
 import { AuditView } from '../features/audit/AuditView.tsx';
 import { HostsView } from '../features/hosts/HostsView.tsx';
 import { OnboardingView } from '../features/onboarding/OnboardingView.tsx';
@@ -37,7 +38,7 @@ function View({ route }: { route: string[] }) {
     case 'hosts':
       return <HostsView sub={rest} />;
     case 'sandboxes':
-      return <SandboxesView />;
+      return <SandboxesView sub={rest} />;
     case 'agent':
       return <AgentView />;
     case 'playbooks':
@@ -96,6 +97,7 @@ export function App() {
         </main>
       </div>
       <Toasts />
+      <ApprovalModal />
     </div>
   );
 }

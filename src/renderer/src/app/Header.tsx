@@ -1,4 +1,5 @@
 import { useConnection } from '../stores/connection.ts';
+import { ApprovalIndicator } from './ApprovalIndicator.tsx';
 import { TaskTray } from './TaskTray.tsx';
 
 const STATE_LABEL = {
@@ -18,6 +19,7 @@ export function Header({ title }: { title: string }) {
     <header className="header">
       <h1 className="header-title">{title}</h1>
       <div className="header-right">
+        <ApprovalIndicator />
         <TaskTray />
         <div
           className={`conn conn-${tone}`}

@@ -7,6 +7,7 @@ import { formatRelative } from '../lib/format.ts';
 import { href } from '../lib/route.ts';
 import { rpc } from '../stores/connection.ts';
 import { useHosts } from '../stores/hosts.ts';
+import { useSandboxes } from '../stores/sandboxes.ts';
 import { sortTasks, upsertTask, useTasks } from '../stores/tasks.ts';
 import { toastError } from '../stores/toasts.ts';
 
@@ -28,7 +29,15 @@ export async function cancelTask(t: Task): Promise<void> {
 
 function TaskRow({ t }: { t: Task }) {
   const host = useHosts((s) => (t.target ? s.byId[t.target] : undefined));
-  const link = t.kind.startsWith('host.') && host ? href('hosts', host.id) : null;
+  const sandbox = useSandboxes((s) => (t.target ? s.byId[t.target] : undefined));
+  const link =
+    t.kind.startsWith('host.') && host
+      ? href('hosts', host.id)
+      : t.kind.startsWith('sandbox.') && sandbox
+        ? href('sandboxes', sandbox.id)
+        : t.kind.startsWith('base.') || t.kind === 'template.build'
+          ? href('sandboxes', 'bases')
+          : null;
   return (
     <li className="task-row" aria-label={t.title}>
       <div className="task-row-head">
@@ -130,9 +139,7 @@ export function TaskTray() {
               ))}
             </ul>
           ) : (
-            <p className="tray-empty">
-              No finished tasks yet. Host checks and, later, sandbox work show up here.
-            </p>
+            <p className="tray-empty">No finished tasks yet. Host checks and sandbox work show up here.</p>
           )}
         </div>
       )}

@@ -57,3 +57,29 @@ export function shortHash(hash: string, n = 12): string {
 export function plural(n: number, one: string, many = `${one}s`): string {
   return `${n} ${n === 1 ? one : many}`;
 }
+
+/** A duration the way the sandbox timings read: "234 ms", "5.3 s", "14.2 s", "63 s", "4 min 10 s". */
+export function formatDuration(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined || !Number.isFinite(ms)) return '—';
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${s.toFixed(1)} s`;
+  if (s < 180) return `${Math.round(s)} s`;
+  const m = Math.floor(s / 60);
+  return `${m} min ${Math.round(s - m * 60)} s`;
+}
+
+/** Time left until `iso` as a countdown: "3 h 59 min", "12 min 05 s", "42 s", or "expired". */
+export function formatTimeLeft(iso: string | null | undefined, now = Date.now()): string {
+  if (!iso) return 'no limit';
+  const left = Math.floor((new Date(iso).getTime() - now) / 1000);
+  if (Number.isNaN(left)) return iso;
+  if (left <= 0) return 'expired';
+  const h = Math.floor(left / 3600);
+  const m = Math.floor((left % 3600) / 60);
+  const s = left % 60;
+  if (h >= 24) return `${Math.floor(h / 24)} d ${h % 24} h`;
+  if (h > 0) return `${h} h ${String(m).padStart(2, '0')} min`;
+  if (m > 0) return `${m} min ${String(s).padStart(2, '0')} s`;
+  return `${s} s`;
+}

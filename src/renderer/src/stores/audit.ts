@@ -34,6 +34,10 @@ const KNOWN_ACTIONS = [
   'host.trust',
   'host.remove',
   'settings.update',
+  'sandbox.create',
+  'sandbox.destroy',
+  'approval.request',
+  'approval.decide',
 ];
 
 function mergeActions(list: string[], entries: AuditEntry[]): string[] {

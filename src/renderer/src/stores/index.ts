@@ -1,7 +1,9 @@
 /** Every domain store, hydrated together on each (re)connection. */
 import type { Backend } from '../backend.ts';
+import { attachApprovals } from './approvals.ts';
 import { attachAudit } from './audit.ts';
 import { attachHosts } from './hosts.ts';
+import { attachSandboxes } from './sandboxes.ts';
 import { attachSettings } from './settings.ts';
 import { attachSystem } from './system.ts';
 import { attachTasks } from './tasks.ts';
@@ -13,6 +15,8 @@ export function hydrateStores(backend: Backend): () => void {
     attachHosts(backend),
     attachTasks(backend),
     attachAudit(backend),
+    attachSandboxes(backend),
+    attachApprovals(backend),
   ];
   return () => detach.forEach((d) => d());
 }

@@ -4,12 +4,31 @@ import type { Task } from '../../../shared/contract/tasks.ts';
 import type { Backend } from '../backend.ts';
 import { toast, toastError } from './toasts.ts';
 
+export interface TaskLogLine {
+  at: string;
+  message: string;
+  progress: number | null;
+}
+
 interface TasksStore {
   loaded: boolean;
   byId: Record<string, Task>;
+  /** Each message a task showed while this window followed it, in order (for live progress views). */
+  log: Record<string, TaskLogLine[]>;
 }
 
-export const useTasks = create<TasksStore>(() => ({ loaded: false, byId: {} }));
+export const useTasks = create<TasksStore>(() => ({ loaded: false, byId: {}, log: {} }));
+
+const MAX_LOG = 200;
+
+function appendLog(log: TasksStore['log'], t: Task): TasksStore['log'] {
+  const lines = log[t.id] ?? [];
+  if (!t.message || lines.at(-1)?.message === t.message) return log;
+  return {
+    ...log,
+    [t.id]: [...lines.slice(-(MAX_LOG - 1)), { at: t.updatedAt, message: t.message, progress: t.progress }],
+  };
+}
 
 /** Events arrive in order; a snapshot may be older than an event that overtook it. */
 const newer = (a: Task, b: Task | undefined) =>
@@ -18,7 +37,19 @@ const newer = (a: Task, b: Task | undefined) =>
 export function upsertTask(t: Task): void {
   const prev = useTasks.getState().byId[t.id];
   if (!newer(t, prev)) return;
-  useTasks.setState((s) => ({ byId: { ...s.byId, [t.id]: t } }));
+  useTasks.setState((s) => ({ byId: { ...s.byId, [t.id]: t }, log: appendLog(s.log, t) }));
+}
+
+/** Tasks a view is showing right now (their failure is on screen already: no toast). */
+const shown = new Map<string, number>();
+
+export function showTaskInView(id: string): () => void {
+  shown.set(id, (shown.get(id) ?? 0) + 1);
+  return () => {
+    const n = (shown.get(id) ?? 1) - 1;
+    if (n > 0) shown.set(id, n);
+    else shown.delete(id);
+  };
 }
 
 export function attachTasks(backend: Backend): () => void {
@@ -27,7 +58,7 @@ export function attachTasks(backend: Backend): () => void {
     const prev = useTasks.getState().byId[t.id];
     upsertTask(t);
     // Tell about failures the user may not be looking at; the view that started the task shows details.
-    if (prev?.status === 'running' && t.status === 'failed' && t.error)
+    if (prev?.status === 'running' && t.status === 'failed' && t.error && !shown.has(t.id))
       toast({ kind: 'error', title: `${t.title} failed`, message: t.error.message, code: t.error.code });
   });
   backend.call('tasks.list', { limit: 100 }).then(

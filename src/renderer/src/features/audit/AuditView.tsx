@@ -12,8 +12,36 @@ import { href, navigate } from '../../lib/route.ts';
 import { loadOlderAudit, setAuditFilter, useAudit } from '../../stores/audit.ts';
 import { rpc } from '../../stores/connection.ts';
 import { useHosts } from '../../stores/hosts.ts';
+import { useSandboxes } from '../../stores/sandboxes.ts';
 import { toast, toastError } from '../../stores/toasts.ts';
+import { ApprovalsList } from '../approvals/ApprovalsList.tsx';
+import { pendingApprovals, useApprovals } from '../../stores/approvals.ts';
 import { AuditDetail } from './AuditDetail.tsx';
+
+/** Audit has two views: the hash-chained log, and the approval requests with their decisions. */
+function AuditTabs({ current }: { current: 'log' | 'approvals' }) {
+  const byId = useApprovals((s) => s.byId);
+  const pending = useMemo(() => pendingApprovals(byId).length, [byId]);
+  return (
+    <nav className="tabs page-tabs" aria-label="Audit views">
+      <a
+        className={current === 'log' ? 'tab active' : 'tab'}
+        href={href('audit')}
+        aria-current={current === 'log' ? 'page' : undefined}
+      >
+        <Icon name="list" size={14} /> Log
+      </a>
+      <a
+        className={current === 'approvals' ? 'tab active' : 'tab'}
+        href={href('audit', 'approvals')}
+        aria-current={current === 'approvals' ? 'page' : undefined}
+      >
+        <Icon name="bell" size={14} /> Approvals
+        {pending > 0 && <Badge tone="info">{pending} pending</Badge>}
+      </a>
+    </nav>
+  );
+}
 
 export function VerifyResult({ result, label }: { result: AuditVerify; label: string }) {
   if (result.ok)
@@ -164,11 +192,16 @@ function Toolbar() {
   );
 }
 
-/** Targets are ids; show a host's name where the target is a host. */
+/** Targets are ids; show what they name where Fluid knows it (a host, a sandbox, an approval). */
 function TargetName({ target }: { target: string | null }) {
   const host = useHosts((s) => (target ? s.byId[target] : undefined));
+  const sandbox = useSandboxes((s) => (target ? s.byId[target] : undefined));
+  const approval = useApprovals((s) => (target ? s.byId[target] : undefined));
   if (!target) return <span className="muted">—</span>;
-  return host ? <span>{host.name}</span> : <span className="mono">{target}</span>;
+  if (host) return <span>{host.name}</span>;
+  if (sandbox) return <span title={target}>sandbox {sandbox.name}</span>;
+  if (approval) return <span title={target}>approval: {approval.kind}</span>;
+  return <span className="mono">{target}</span>;
 }
 
 function actorText(e: AuditEntry): string {
@@ -176,6 +209,17 @@ function actorText(e: AuditEntry): string {
 }
 
 export function AuditView({ sub }: { sub: string[] }) {
+  if (sub[0] === 'approvals')
+    return (
+      <div className="page-pad audit">
+        <AuditTabs current="approvals" />
+        <ApprovalsList selectedId={sub[1] ?? null} />
+      </div>
+    );
+  return <AuditLogView sub={sub} />;
+}
+
+function AuditLogView({ sub }: { sub: string[] }) {
   const loaded = useAudit((s) => s.loaded);
   const loading = useAudit((s) => s.loading);
   const entries = useAudit((s) => s.entries);
@@ -189,6 +233,7 @@ export function AuditView({ sub }: { sub: string[] }) {
 
   return (
     <div className="page-pad audit">
+      <AuditTabs current="log" />
       <Toolbar />
       {!loaded ? (
         <Spinner label="Loading the audit log" />

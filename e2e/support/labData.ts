@@ -1,0 +1,136 @@
+/**
+ * A data directory with the lab host registered (through the CLI door), and the cleanup that leaves
+ * the lab as it was: every sandbox of this data dir destroyed through the CLI, then this installation's
+ * own directory on the host (its base copies) removed. Nothing else on the host is touched.
+ */
+import Database from 'better-sqlite3';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { Lab } from './lab.ts';
+import { ROOT } from './server.ts';
+
+const run = promisify(execFile);
+
+export interface LabData {
+  dataDir: string;
+  /** The lab host's name in this data dir. */
+  hostName: string;
+  /** Run the CLI on this data dir (JSON output parsed when it is JSON). */
+  cli(args: string[], opts?: { timeoutMs?: number }): Promise<unknown>;
+  /** Destroy every sandbox of this data dir and remove its installation directory on the host. */
+  cleanup(): Promise<string[]>;
+}
+
+function fluidArgs(dataDir: string, args: string[]): string[] {
+  return [join(ROOT, 'bin/fluid.js'), '--data-dir', dataDir, '--json', ...args];
+}
+
+export function prepareLabData(lab: Lab, opts: { hostName?: string; check?: boolean } = {}): LabData {
+  const dataDir = mkdtempSync(join(tmpdir(), 'fluid-e2e-lab-'));
+  const hostName = opts.hostName ?? 'lab';
+  execFileSync(
+    process.execPath,
+    fluidArgs(dataDir, [
+      'host',
+      'add',
+      `${lab.sshUser}@${lab.sshHost}:${lab.sshPort}`,
+      '--key',
+      lab.keyPath,
+      '--accept-fingerprint',
+      lab.hostKeyFingerprint,
+      '--name',
+      hostName,
+      ...(opts.check === false ? ['--no-check'] : []),
+    ]),
+    { cwd: ROOT, stdio: 'pipe', env: { ...process.env, FLUID_DATA_DIR: dataDir }, timeout: 120_000 },
+  );
+
+  async function cli(args: string[], o: { timeoutMs?: number } = {}): Promise<unknown> {
+    const { stdout } = await run(process.execPath, fluidArgs(dataDir, args), {
+      cwd: ROOT,
+      env: { ...process.env, FLUID_DATA_DIR: dataDir },
+      timeout: o.timeoutMs ?? 180_000,
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    try {
+      return JSON.parse(stdout) as unknown;
+    } catch {
+      return stdout;
+    }
+  }
+
+  async function cleanup(): Promise<string[]> {
+    const problems: string[] = [];
+    let installation: string | null = null;
+    let storageDir = '/var/lib/fluid';
+    try {
+      const db = new Database(join(dataDir, 'fluid.db'), { readonly: true, fileMustExist: true });
+      try {
+        installation =
+          (
+            db.prepare("SELECT value FROM meta WHERE key = 'installation'").get() as
+              { value: string } | undefined
+          )?.value ?? null;
+      } finally {
+        db.close();
+      }
+      const hosts = (await cli(['host', 'list'])) as Array<{ name: string; storageDir?: string }>;
+      storageDir = hosts.find((h) => h.name === hostName)?.storageDir ?? storageDir;
+    } catch (err) {
+      problems.push(`reading the data dir: ${(err as Error).message}`);
+    }
+    try {
+      const list = (await cli(['sandbox', 'list', '--all'])) as Array<{
+        id: string;
+        name: string;
+        state: string;
+      }>;
+      for (const sb of list.filter((s) => s.state !== 'destroyed')) {
+        try {
+          await cli(['sandbox', 'destroy', sb.id]);
+        } catch (err) {
+          problems.push(
+            `destroying ${sb.name}: ${(err as { stderr?: string }).stderr ?? (err as Error).message}`,
+          );
+        }
+      }
+    } catch (err) {
+      problems.push(`listing sandboxes: ${(err as { stderr?: string }).stderr ?? (err as Error).message}`);
+    }
+    // Only this installation's own directory (bases, templates, sandboxes), and only if it is one.
+    if (installation && /^[0-9a-f-]{36}$/.test(installation) && !problems.length) {
+      const known = join(dataDir, 'e2e_known_hosts');
+      const keyLine = lab.hostKeyPublic;
+      const hostOpts = keyLine
+        ? (writeFileSync(known, `[${lab.sshHost}]:${lab.sshPort} ${keyLine}\n`),
+          ['-o', `UserKnownHostsFile=${known}`, '-o', 'StrictHostKeyChecking=yes'])
+        : ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null'];
+      try {
+        await run(
+          'ssh',
+          [
+            '-i',
+            lab.keyPath,
+            '-p',
+            String(lab.sshPort),
+            '-o',
+            'BatchMode=yes',
+            ...hostOpts,
+            `${lab.sshUser}@${lab.sshHost}`,
+            `rm -rf -- '${storageDir.replace(/\/+$/, '')}/${installation}'`,
+          ],
+          { timeout: 60_000 },
+        );
+      } catch (err) {
+        problems.push(`removing the installation dir: ${(err as Error).message}`);
+      }
+    }
+    if (!problems.length) rmSync(dataDir, { recursive: true, force: true });
+    return problems;
+  }
+
+  return { dataDir, hostName, cli, cleanup };
+}

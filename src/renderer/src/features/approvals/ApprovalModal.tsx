@@ -1,0 +1,203 @@
+/**
+ * The approval modal: opens when a pending request arrives (approvals.changed) or from the header's
+ * indicator. Shows exactly what is asked (the subject), who asked and the risk; Approve or Deny with a
+ * note. A request decided elsewhere meanwhile says so (and by whom) instead of failing silently.
+ */
+import { useEffect, useState } from 'react';
+import type { Approval } from '../../../../shared/contract/approvals.ts';
+import { Icon } from '../../components/Icon.tsx';
+import { Badge, Callout, ErrorBox, Field, KV, Modal } from '../../components/ui.tsx';
+import { toErrorInfo, type ErrorInfo } from '../../lib/errors.ts';
+import { formatRelative, formatTime } from '../../lib/format.ts';
+import { useNow } from '../../lib/hooks.ts';
+import { href } from '../../lib/route.ts';
+import {
+  APPROVAL_STATUS_TONE,
+  RISK_TONE,
+  actorLabel,
+  dismissPrompt,
+  refreshApproval,
+  upsertApproval,
+  useApprovals,
+} from '../../stores/approvals.ts';
+import { rpc } from '../../stores/connection.ts';
+import { useSandboxes } from '../../stores/sandboxes.ts';
+import { toast } from '../../stores/toasts.ts';
+
+export function ApprovalBody({ approval: a }: { approval: Approval }) {
+  const sandbox = useSandboxes((s) => (a.sandboxId ? s.byId[a.sandboxId] : undefined));
+  const now = useNow();
+  return (
+    <div className={`approval approval-risk-${a.risk}`} data-approval={a.id} data-status={a.status}>
+      <div className="approval-tags">
+        <Badge tone="accent">{a.kind}</Badge>
+        <Badge tone={RISK_TONE[a.risk]}>
+          <span data-testid="approval-risk">{a.risk} risk</span>
+        </Badge>
+        <Badge tone={APPROVAL_STATUS_TONE[a.status]}>{a.status}</Badge>
+      </div>
+      <h3 className="approval-title">{a.title}</h3>
+      <p className="approval-detail" data-testid="approval-detail">
+        {a.detail}
+      </p>
+      <dl className="kv">
+        <KV label="Asked by" mono>
+          {actorLabel(a.requestedBy)}
+        </KV>
+        <KV label="Asked">
+          <span title={formatTime(a.createdAt)}>{formatRelative(a.createdAt, now)}</span>
+          {a.expiresAt && <span className="muted"> · expires {formatTime(a.expiresAt)}</span>}
+        </KV>
+        {a.sandboxId && (
+          <KV label="Sandbox">
+            {sandbox ? (
+              <a href={href('sandboxes', sandbox.id)}>{sandbox.name}</a>
+            ) : (
+              <span className="mono">{a.sandboxId}</span>
+            )}
+          </KV>
+        )}
+        {a.decidedBy && (
+          <KV label="Decided by" mono>
+            {actorLabel(a.decidedBy)}
+            {a.decidedAt && <span className="muted"> · {formatTime(a.decidedAt)}</span>}
+          </KV>
+        )}
+        {a.note && <KV label="Note">{a.note}</KV>}
+      </dl>
+      <h4 className="sub-title">Exactly what is asked</h4>
+      <pre className="json" aria-label="Subject">
+        {JSON.stringify(a.subject, null, 2)}
+      </pre>
+      <p className="muted small">
+        Subject hash <code className="hash">{a.subjectHash}</code>: the decision applies to exactly this.
+      </p>
+    </div>
+  );
+}
+
+function DecideApproval({ approval: a, queue }: { approval: Approval; queue: number }) {
+  const [note, setNote] = useState('');
+  const [busy, setBusy] = useState<'approve' | 'deny' | null>(null);
+  const [error, setError] = useState<ErrorInfo | null>(null);
+  const pending = a.status === 'pending';
+
+  // While it waits, look again now and then: a decision from another process sends no event here.
+  useEffect(() => {
+    if (!pending) return;
+    const t = setInterval(() => {
+      try {
+        void refreshApproval(rpc(), a.id);
+      } catch {
+        // disconnected: the snapshot after reconnecting settles it
+      }
+    }, 2_000);
+    return () => clearInterval(t);
+  }, [pending, a.id]);
+
+  async function decide(decision: 'approve' | 'deny') {
+    setBusy(decision);
+    setError(null);
+    try {
+      const out = await rpc().call('approvals.decide', {
+        id: a.id,
+        decision,
+        ...(note.trim() ? { note: note.trim() } : {}),
+      });
+      upsertApproval(out);
+      dismissPrompt(a.id);
+      toast({
+        kind: decision === 'approve' ? 'success' : 'info',
+        title: decision === 'approve' ? 'Approved' : 'Denied',
+        message: a.title,
+      });
+    } catch (err) {
+      const info = toErrorInfo(err);
+      setError(info);
+      setBusy(null);
+      // Someone else was first: show the request as it is now.
+      if (info.code === 'CONFLICT') void refreshApproval(rpc(), a.id);
+    }
+  }
+
+  return (
+    <Modal
+      title={queue > 1 ? `Approval requested (1 of ${queue})` : 'Approval requested'}
+      onClose={() => dismissPrompt(a.id)}
+      wide
+      footer={
+        pending ? (
+          <>
+            <button
+              type="button"
+              className="btn"
+              onClick={() => dismissPrompt(a.id)}
+              disabled={busy !== null}
+            >
+              Later
+            </button>
+            <span className="toolbar-spacer" />
+            <button
+              type="button"
+              className="btn btn-danger"
+              onClick={() => void decide('deny')}
+              disabled={busy !== null}
+            >
+              <Icon name="x" size={14} /> {busy === 'deny' ? 'Denying…' : 'Deny'}
+            </button>
+            <button
+              type="button"
+              className="btn btn-primary"
+              onClick={() => void decide('approve')}
+              disabled={busy !== null}
+            >
+              <Icon name="check" size={14} /> {busy === 'approve' ? 'Approving…' : 'Approve'}
+            </button>
+          </>
+        ) : (
+          <button type="button" className="btn btn-primary" onClick={() => dismissPrompt(a.id)}>
+            Close
+          </button>
+        )
+      }
+    >
+      <ApprovalBody approval={a} />
+      {!pending && !error && (
+        <Callout tone="info" title={`Already ${a.status}`}>
+          {a.decidedBy
+            ? `Decided by ${actorLabel(a.decidedBy)}.`
+            : 'Nothing is waiting for a decision any more.'}
+        </Callout>
+      )}
+      {pending && (
+        <Field label="Note (optional)" help="Kept with the decision in the audit log; the requester sees it.">
+          {(p) => (
+            <textarea
+              {...p}
+              className="input textarea"
+              rows={2}
+              maxLength={2000}
+              value={note}
+              onChange={(e) => setNote(e.target.value)}
+            />
+          )}
+        </Field>
+      )}
+      {error && (
+        <ErrorBox
+          error={error}
+          title={error.code === 'CONFLICT' ? 'Someone else decided first' : 'The decision was not recorded'}
+        />
+      )}
+    </Modal>
+  );
+}
+
+/** Mounted once by the shell. */
+export function ApprovalModal() {
+  const prompt = useApprovals((s) => s.prompt);
+  const byId = useApprovals((s) => s.byId);
+  const id = prompt.find((x) => byId[x]);
+  if (!id) return null;
+  return <DecideApproval key={id} approval={byId[id]!} queue={prompt.filter((x) => byId[x]).length} />;
+}

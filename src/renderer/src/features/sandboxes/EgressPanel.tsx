@@ -1,0 +1,117 @@
+/** A sandbox's egress allowlist: what it may reach through the proxy (it has no other route out). */
+import { useState, type FormEvent } from 'react';
+import { Destination, type Sandbox } from '../../../../shared/contract/sandboxes.ts';
+import { Icon } from '../../components/Icon.tsx';
+import { ErrorBox, Field } from '../../components/ui.tsx';
+import { humanizeIssue, toErrorInfo, validationIssues, type ErrorInfo } from '../../lib/errors.ts';
+import { rpc } from '../../stores/connection.ts';
+import { upsertSandbox } from '../../stores/sandboxes.ts';
+
+export function EgressPanel({ sandbox }: { sandbox: Sandbox }) {
+  const [value, setValue] = useState('');
+  const [fieldError, setFieldError] = useState<string | null>(null);
+  const [error, setError] = useState<ErrorInfo | null>(null);
+  const [busy, setBusy] = useState<string | null>(null);
+  const editable = !['destroyed', 'destroying'].includes(sandbox.state);
+
+  async function add(e: FormEvent) {
+    e.preventDefault();
+    const destination = value.trim();
+    setError(null);
+    const parsed = Destination.safeParse(destination);
+    if (!parsed.success) {
+      setFieldError(
+        destination
+          ? humanizeIssue(parsed.error.issues[0]?.message ?? 'Not a destination')
+          : 'Enter a destination.',
+      );
+      return;
+    }
+    if (sandbox.egressAllow.includes(destination.toLowerCase())) {
+      setFieldError('Already allowed.');
+      return;
+    }
+    setFieldError(null);
+    setBusy('+');
+    try {
+      upsertSandbox(await rpc().call('sandboxes.egressAllow', { sandbox: sandbox.id, destination }));
+      setValue('');
+    } catch (err) {
+      const info = toErrorInfo(err);
+      const issue = validationIssues(info)[0];
+      if (issue) setFieldError(humanizeIssue(issue.message));
+      else setError(info);
+    } finally {
+      setBusy(null);
+    }
+  }
+
+  async function revoke(destination: string) {
+    setBusy(destination);
+    setError(null);
+    try {
+      upsertSandbox(await rpc().call('sandboxes.egressRevoke', { sandbox: sandbox.id, destination }));
+    } catch (err) {
+      setError(toErrorInfo(err));
+    } finally {
+      setBusy(null);
+    }
+  }
+
+  return (
+    <div className="egress">
+      {sandbox.egressAllow.length ? (
+        <ul className="chips" aria-label="Allowed destinations">
+          {sandbox.egressAllow.map((d) => (
+            <li key={d} className="chip">
+              <span className="mono">{d}</span>
+              {editable && (
+                <button
+                  type="button"
+                  className="chip-remove"
+                  aria-label={`Remove ${d}`}
+                  disabled={busy !== null}
+                  onClick={() => void revoke(d)}
+                >
+                  <Icon name="x" size={12} />
+                </button>
+              )}
+            </li>
+          ))}
+        </ul>
+      ) : (
+        <p className="muted">Nothing allowed: the sandbox reaches nothing outside its network.</p>
+      )}
+      {editable && (
+        <form className="inline-form" onSubmit={(e) => void add(e)} noValidate>
+          <Field
+            label="Allow a destination"
+            error={fieldError}
+            help="host, host:port or *.domain (port 80/443 when omitted)"
+          >
+            {(p) => (
+              <div className="input-row">
+                <input
+                  {...p}
+                  className="input mono"
+                  value={value}
+                  placeholder="deb.debian.org"
+                  spellCheck={false}
+                  autoComplete="off"
+                  onChange={(e) => {
+                    setValue(e.target.value);
+                    setFieldError(null);
+                  }}
+                />
+                <button type="submit" className="btn" disabled={busy !== null}>
+                  <Icon name="plus" size={12} /> {busy === '+' ? 'Adding…' : 'Allow'}
+                </button>
+              </div>
+            )}
+          </Field>
+        </form>
+      )}
+      {error && <ErrorBox error={error} title="The allowlist was not changed" />}
+    </div>
+  );
+}
