@@ -90,6 +90,7 @@ export function createCore(opts: CoreOptions = {}): Core {
     opts.logger ?? createLogger({ dir: paths.logs, stderr: opts.verbose, secrets: () => secrets.values() });
   const db = openDatabase(paths.db);
   const bus = new EventBus();
+  bus.attachFeed(db, randomUUID(), false);
   const audit = new AuditLog(db, clock, bus, paths.auditHead);
   const settings = new SettingsService(db, audit, bus, clock);
   const tasks = new TaskManager(db, bus, clock, log);
@@ -196,6 +197,7 @@ export function createCore(opts: CoreOptions = {}): Core {
       return { hosts: out };
     },
     startBackground() {
+      bus.follow();
       sandboxes.startJanitor();
       sandboxes.backgroundTemplates = true;
       const actor = { door: 'system' as const, id: 'startup' };
@@ -218,6 +220,7 @@ export function createCore(opts: CoreOptions = {}): Core {
     },
     async close() {
       for (const s of served) s.close();
+      bus.detachFeed();
       sandboxes.stopJanitor();
       tasks.abortAll();
       await tasks.drain();

@@ -1,6 +1,7 @@
 import type { ContractDef, EventName, Payload } from '../shared/rpc.ts';
 import type { Contract } from '../shared/contract/index.ts';
 import type { EventSource } from './rpc/server.ts';
+import type { Db } from './store/db.ts';
 
 /** In-process pub/sub for contract events. Listeners that throw are isolated from each other. */
 export class TypedEventBus<C extends ContractDef> implements EventSource<C> {
@@ -31,4 +32,69 @@ export class TypedEventBus<C extends ContractDef> implements EventSource<C> {
   }
 }
 
-export class EventBus extends TypedEventBus<Contract> {}
+/**
+ * The app's event bus. Events are also written to a small feed table so that other Fluid processes
+ * sharing the database (a CLI command next to a running app or web mode) can replay them: a sandbox
+ * created, an approval decided or a setting changed in one door shows up live in the others.
+ */
+export class EventBus extends TypedEventBus<Contract> {
+  private feed: { db: Db; origin: string; last: number; timer: NodeJS.Timeout | null } | null = null;
+
+  override emit<K extends EventName<Contract>>(name: K, payload: Payload<Contract, K>): void {
+    super.emit(name, payload);
+    if (this.feed && RELAYED.has(name)) {
+      try {
+        this.feed.db
+          .prepare('INSERT INTO event_feed (name, payload, origin, ts) VALUES (?, ?, ?, ?)')
+          .run(name, JSON.stringify(payload), this.feed.origin, Date.now());
+      } catch {
+        /* the feed is best effort; local listeners already have the event */
+      }
+    }
+  }
+
+  /** Record events for other processes; with `follow`, also replay theirs (long-running doors). */
+  attachFeed(db: Db, origin: string, follow: boolean): void {
+    const row = db.prepare('SELECT MAX(seq) AS s FROM event_feed').get() as { s: number | null };
+    this.feed = { db, origin, last: row.s ?? 0, timer: null };
+    if (follow) this.follow();
+  }
+
+  follow(intervalMs = 500): void {
+    const f = this.feed;
+    if (!f || f.timer) return;
+    let sweeps = 0;
+    f.timer = setInterval(() => {
+      try {
+        const rows = f.db
+          .prepare('SELECT seq, name, payload, origin FROM event_feed WHERE seq > ? ORDER BY seq LIMIT 500')
+          .all(f.last) as Array<{ seq: number; name: string; payload: string; origin: string }>;
+        for (const r of rows) {
+          f.last = r.seq;
+          if (r.origin !== f.origin)
+            super.emit(r.name as EventName<Contract>, JSON.parse(r.payload) as never);
+        }
+        if (++sweeps % 120 === 0)
+          f.db.prepare('DELETE FROM event_feed WHERE ts < ?').run(Date.now() - 10 * 60_000);
+      } catch {
+        /* database busy or closing: try again next tick */
+      }
+    }, intervalMs);
+    f.timer.unref();
+  }
+
+  detachFeed(): void {
+    if (this.feed?.timer) clearInterval(this.feed.timer);
+    this.feed = null;
+  }
+}
+
+const RELAYED = new Set<string>([
+  'hosts.changed',
+  'sandboxes.changed',
+  'approvals.changed',
+  'settings.changed',
+  'audit.appended',
+  'tasks.changed',
+  'agent.changed',
+]);

@@ -196,7 +196,7 @@ export const migrations: Migration[] = [
       CREATE TABLE agent_sessions (
         id TEXT PRIMARY KEY,
         title TEXT NOT NULL,
-        status TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('idle','running','waiting-approval','stopped','failed','done')),
         mode TEXT NOT NULL CHECK (mode IN ('edit','read-only')),
         provider_id TEXT NOT NULL,
         model TEXT NOT NULL,
@@ -205,13 +205,21 @@ export const migrations: Migration[] = [
         input_tokens INTEGER NOT NULL DEFAULT 0,
         output_tokens INTEGER NOT NULL DEFAULT 0,
         cost_usd REAL NOT NULL DEFAULT 0,
+        -- Input tokens of the last model request, and the characters of the context it carried:
+        -- together they estimate the next request's size (compaction).
         context_tokens INTEGER NOT NULL DEFAULT 0,
+        context_chars INTEGER NOT NULL DEFAULT 0,
         steps INTEGER NOT NULL DEFAULT 0,
         max_steps INTEGER NOT NULL,
         max_cost_usd REAL NOT NULL,
         last_error TEXT,
+        -- The compaction summary standing in, for the model, for messages with seq <= compacted_through.
         summary TEXT,
         compacted_through INTEGER NOT NULL DEFAULT 0,
+        -- Stable redaction placeholders: salted sha256 of a secret value -> "kind#n". No secret values.
+        redactions TEXT NOT NULL DEFAULT '{}',
+        -- Set by agent.stop from another process; the owner polls it.
+        stop_requested INTEGER NOT NULL DEFAULT 0,
         owner_pid INTEGER,
         owner_instance TEXT,
         created_by_door TEXT NOT NULL,
@@ -219,7 +227,10 @@ export const migrations: Migration[] = [
         created_at TEXT NOT NULL,
         updated_at TEXT NOT NULL
       );
+      CREATE INDEX agent_sessions_created ON agent_sessions(created_at);
+      CREATE INDEX agent_sessions_status ON agent_sessions(status);
 
+      -- The transcript as the model saw it (secrets already redacted), in provider-neutral blocks.
       CREATE TABLE agent_messages (
         session_id TEXT NOT NULL REFERENCES agent_sessions(id),
         seq INTEGER NOT NULL,
@@ -229,10 +240,13 @@ export const migrations: Migration[] = [
         PRIMARY KEY (session_id, seq)
       );
 
+      -- Raw tool outputs (unredacted, uncut) behind the handles in the transcript. Only here, in the
+      -- owner-only (0600) database: never sent to a model as is.
       CREATE TABLE agent_outputs (
         handle TEXT PRIMARY KEY,
-        session_id TEXT NOT NULL,
+        session_id TEXT NOT NULL REFERENCES agent_sessions(id),
         tool_use_id TEXT NOT NULL,
+        tool_name TEXT NOT NULL DEFAULT '',
         content TEXT NOT NULL,
         created_at TEXT NOT NULL
       );
@@ -257,6 +271,20 @@ export const migrations: Migration[] = [
         created_at TEXT NOT NULL
       );
       CREATE INDEX playbook_tasks_playbook ON playbook_tasks(playbook_id, position);
+    `,
+  },
+  {
+    version: 5,
+    name: 'event-feed',
+    sql: `
+      -- Events crossing processes that share this database (the CLI and a running app or web mode).
+      CREATE TABLE event_feed (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        ts INTEGER NOT NULL
+      );
     `,
   },
 ];
