@@ -16,6 +16,7 @@ import { bytes, createIo, printError, STATUS_MARK, table, UsageError } from './i
 import { serveCommand } from './serve.ts';
 import type { Command, Ctx } from './command.ts';
 import { follow, sandboxCommands, taskOutcome } from './sandboxes.ts';
+import { agentCommands } from './agent.ts';
 
 const GLOBAL_OPTIONS = {
   json: { type: 'boolean' },
@@ -443,6 +444,7 @@ export const commands: Record<string, Command> = {
     },
   },
   ...sandboxCommands,
+  ...agentCommands,
   ...lazy(
     'policy check',
     'Would a shell command be allowed on a source or production VM? (--jsonl for many)',

@@ -18,6 +18,7 @@ import { ApprovalService } from './approvals/service.ts';
 import { SandboxService, type EgressHooks } from './sandboxes/service.ts';
 import { EgressManager } from './sandboxes/egress.ts';
 import { ToolRegistry } from './agent/tools/registry.ts';
+import { AgentService } from './agent/service.ts';
 import { registerBuiltinTools } from './agent/tools/builtin.ts';
 import type { ShellPolicy } from './policy/shell.ts';
 import { SshCa } from './ssh/ca.ts';
@@ -56,6 +57,8 @@ export interface Core {
   readonly secrets: SecretStore;
   /** The agent tools: one registry for the built-in agent, MCP and HTTP. */
   readonly tools: ToolRegistry;
+  /** Agent sessions and model providers. */
+  readonly agent: AgentService;
   /** The read-only shell policy (loaded on first use). */
   shellPolicy(): Promise<ShellPolicy>;
   readonly log: Logger;
@@ -141,6 +144,18 @@ export function createCore(opts: CoreOptions = {}): Core {
   }
 
   const tools = new ToolRegistry({ approvals, audit, settings });
+  const agent = new AgentService({
+    db,
+    bus,
+    audit,
+    settings,
+    secrets,
+    approvals,
+    tools,
+    clock,
+    log,
+    instance: tasks.instance,
+  });
   let shellPolicy: Promise<ShellPolicy> | null = null;
   const served = new Set<Served>();
   const core: Core = {
@@ -158,6 +173,7 @@ export function createCore(opts: CoreOptions = {}): Core {
     installation,
     secrets,
     tools,
+    agent,
     // Loaded on first use: the parser (wasm) costs startup time every command would pay.
     shellPolicy: () => (shellPolicy ??= import('./policy/shell.ts').then((m) => m.createShellPolicy())),
     log,
@@ -222,6 +238,7 @@ export function createCore(opts: CoreOptions = {}): Core {
       for (const s of served) s.close();
       bus.detachFeed();
       sandboxes.stopJanitor();
+      await agent.close();
       tasks.abortAll();
       await tasks.drain();
       tasks.close();

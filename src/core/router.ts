@@ -7,6 +7,7 @@ import { parseJsonl, verifyEntries } from './store/audit.ts';
 import { schemaVersion } from './store/db.ts';
 import type { Router } from './rpc/server.ts';
 import { fluidVersion } from './version.ts';
+import { agentRoutes } from './agent/routes.ts';
 import { AsyncQueue } from './util/queue.ts';
 import { randomUUID } from 'node:crypto';
 import { StringDecoder } from 'node:string_decoder';
@@ -189,6 +190,8 @@ export function createRouter(core: Core): Router<Contract> {
     'snapshots.list': (i) => core.sandboxes.snapshotList(i.sandbox),
     'snapshots.restore': (i, ctx) => core.sandboxes.snapshotRestore(i.sandbox, i.snapshot, ctx.actor),
     'snapshots.delete': (i, ctx) => core.sandboxes.snapshotDelete(i.sandbox, i.snapshot, ctx.actor),
+
+    ...agentRoutes(core),
 
     // agent tools and the read-only shell policy
     'tools.list': (i) => core.tools.info(i.mode),
