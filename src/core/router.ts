@@ -76,7 +76,15 @@ export function createRouter(core: Core): Router<Contract> {
     'hosts.add': (i, ctx) => core.hosts.add(i, ctx.actor),
     'hosts.update': (i, ctx) => core.hosts.update(i, ctx.actor),
     'hosts.trust': (i, ctx) => core.hosts.trust(i.host, i.acceptFingerprint, ctx.actor),
-    'hosts.remove': (i, ctx) => core.hosts.remove(i.host, ctx.actor),
+    'hosts.remove': (i, ctx) =>
+      core.hosts.remove(i.host, ctx.actor, (hostId) => {
+        const live = core.sandboxes.store.list({ hostId }).filter((r) => r.state !== 'failed');
+        if (live.length)
+          throw new FluidError(
+            'CONFLICT',
+            `The host still has ${live.length} sandbox${live.length === 1 ? '' : 'es'} (${live.map((r) => r.name).join(', ')}). Destroy them first.`,
+          );
+      }),
     'hosts.check': (i, ctx) => core.hosts.check(i.host, ctx.actor),
     'hosts.capacity': (i, ctx) => core.hosts.capacity(i.host, ctx.signal),
     'hosts.vms': (i, ctx) => core.hosts.vms(i.host, ctx.signal),

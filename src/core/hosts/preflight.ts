@@ -46,6 +46,7 @@ ${V('domcapabilities --virttype kvm')} >/dev/null 2>&1 && echo domcaps=yes || ec
     disk: `d=${shq(p.storageDir)}; while [ ! -d "$d" ]; do d=$(dirname "$d"); done; echo "dir=$d"; if [ -w "$d" ]; then echo writable=yes; else echo writable=no; fi; df -PB1 "$d"`,
     networks: `${V('net-list --all')} && for n in $(${V('net-list --all --name')}); do echo "bridge $n $(${V(`net-info "$n"`)} | sed -n 's/^Bridge: *//p')"; done`,
     pools: `for p in $(${V('pool-list --all --name')}); do echo "@pool $p"; ${V('pool-info --bytes "$p"')}; done`,
+    egress: `python3 -c 'import sys; print("python=%d.%d" % sys.version_info[:2])' 2>/dev/null || echo python=none; command -v nft >/dev/null && echo nft=yes || echo nft=no`,
   };
 }
 
@@ -329,6 +330,40 @@ export function evaluate(
       pools.length
         ? check('pools', 'Storage pools', 'pass', pools.map((x) => `${x.name} (${x.state})`).join(', ') + '.')
         : check('pools', 'Storage pools', 'pass', `None defined; Fluid keeps its images in ${p.storageDir}.`),
+    );
+  }
+
+  // Sandbox egress: the proxy runs on the host with python3; nft guards the host from its sandboxes.
+  const eg = keyValues(out('egress').replace(/=/g, ': '));
+  const py = eg.python && eg.python !== 'none' ? eg.python : null;
+  if (!py || compareVersions(py, '3.9') < 0) {
+    checks.push(
+      check(
+        'egress',
+        'Sandbox egress proxy',
+        'warn',
+        py ? `python ${py} is older than 3.9.` : 'python3 is not installed.',
+        'Install python3 (3.9 or newer) on the host: without it sandboxes have no outbound access at all (apt, curl fail).',
+      ),
+    );
+  } else if (eg.nft !== 'yes') {
+    checks.push(
+      check(
+        'egress',
+        'Sandbox egress proxy',
+        'warn',
+        `python ${py}; nft is missing, so sandboxes can reach services on the host's sandbox-network address.`,
+        'Install nftables on the host.',
+      ),
+    );
+  } else {
+    checks.push(
+      check(
+        'egress',
+        'Sandbox egress proxy',
+        'pass',
+        `python ${py} for the proxy; nftables to fence sandboxes off the host.`,
+      ),
     );
   }
 
