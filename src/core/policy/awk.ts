@@ -57,7 +57,16 @@ const AWK_OPTIONS: OptionSpec = {
   },
 };
 
-const W_OK = new Set(['version', 'posix', 'traditional', 'compat', 're-interval', 'sandbox', 'help', 'usage']);
+const W_OK = new Set([
+  'version',
+  'posix',
+  'traditional',
+  'compat',
+  're-interval',
+  'sandbox',
+  'help',
+  'usage',
+]);
 
 export function checkAwk(args: Word[], who: string): void {
   const p = parseOptions(args, AWK_OPTIONS, who);
@@ -194,7 +203,8 @@ export function checkAwkProgram(prog: string, who = 'awk'): void {
       return false;
     if (prev.kind === 'keyword' || prev.kind === 'builtin') return null; // depends on the awk: deny
     if (prev.kind === 'op') {
-      if (prev.text === ')' || prev.text === ']' || prev.text === '$') return prev.text === '$' ? null : false;
+      if (prev.text === ')' || prev.text === ']' || prev.text === '$')
+        return prev.text === '$' ? null : false;
       if (prev.text === '++' || prev.text === '--') return null;
     }
     return true;
@@ -262,7 +272,8 @@ export function checkAwkProgram(prog: string, who = 'awk'): void {
             // A bracket expression: awks differ on whether `/` may end the regex inside it.
             const close = s.indexOf(']', i + 2);
             if (close < 0) deny(`${who}: unterminated bracket expression`);
-            if (s.slice(i, close + 1).includes('/')) deny(`${who}: '/' inside a bracket expression is ambiguous`);
+            if (s.slice(i, close + 1).includes('/'))
+              deny(`${who}: '/' inside a bracket expression is ambiguous`);
           }
           i++;
           if (d === '/') break;
@@ -292,7 +303,8 @@ export function checkAwkProgram(prog: string, who = 'awk'): void {
     }
     if (c === '@') deny(`${who}: gawk @ directives and indirect calls are not allowed`);
     const op = OPS.find((o) => s.startsWith(o, i)) ?? c;
-    if (!'{}()[];,+-*/%^!><|?:~=$&'.includes(op[0]!)) deny(`${who}: unexpected character ${JSON.stringify(c)}`);
+    if (!'{}()[];,+-*/%^!><|?:~=$&'.includes(op[0]!))
+      deny(`${who}: unexpected character ${JSON.stringify(c)}`);
     if (op === '|' || op === '|&') deny(`${who} pipes run shell commands`);
     if (op === '&') deny(`${who}: unexpected '&'`);
     // In print/printf, `>` is a redirection unless a parenthesis opened since the statement began.

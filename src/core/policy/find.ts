@@ -131,7 +131,13 @@ function execCommand(args: Word[], at: number, dir: boolean, starts: Word[], ctx
   const argv = args.slice(at + 1, end).map((w): Word => {
     if (w.value === null || !w.value.includes('{}')) return w;
     const before = w.value.slice(0, w.value.indexOf('{}'));
-    return { ...w, value: null, prefix: before || pathPrefix, multi: plus && w.value === '{}', alts: undefined };
+    return {
+      ...w,
+      value: null,
+      prefix: before || pathPrefix,
+      multi: plus && w.value === '{}',
+      alts: undefined,
+    };
   });
   if (!argv.length) deny('find -exec without a command');
   ctx.run(argv);
@@ -145,7 +151,8 @@ export function checkFind(args: Word[], ctx: RuleContext): void {
     const w = args[i]!;
     const v = w.value;
     if (v === null) {
-      if (mayStartWith(w) || w.multi) deny(`find: ${show(w)} is computed at run time and could become an expression`);
+      if (mayStartWith(w) || w.multi)
+        deny(`find: ${show(w)} is computed at run time and could become an expression`);
       break;
     }
     if (v === '-H' || v === '-L' || v === '-P' || /^-O\d*$/.test(v)) continue;
@@ -194,7 +201,8 @@ export function checkFind(args: Word[], ctx: RuleContext): void {
     for (let k = 0; k < arity; k++) {
       const a = args[++i];
       if (!a) deny(`find: ${v} is missing its argument`);
-      if (a.multi && a.prefix === '') deny(`find: the argument of ${v} (${show(a)}) may expand to several words`);
+      if (a.multi && a.prefix === '')
+        deny(`find: the argument of ${v} (${show(a)}) may expand to several words`);
     }
   }
 }

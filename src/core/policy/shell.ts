@@ -6,11 +6,15 @@
  * The command is parsed with tree-sitter-bash and every part of it must be understood:
  *
  * - Syntax is allowlisted node by node. A parse error, a missing node, an unknown node type or
- *   an unknown token denies. Where tree-sitter-bash is known to disagree with bash, the policy
- *   checks for itself: `[ a > b ]` and `[ a || b ]` (operators, not test arguments), line
- *   continuations inside words, heredoc bodies and their end lines, `{fd}>` redirections, `$`
- *   or backquotes left in text the grammar called literal, `#` that bash would not treat as a
- *   comment, control characters.
+ *   an unknown token denies. tree-sitter-bash does not always read a command the way bash does,
+ *   so the policy checks the places where they were found to disagree (by running bash on
+ *   generated commands, see test/unit/policy): every non-blank character must belong to a node
+ *   (the grammar can drop a word), quoted strings must end where bash ends them (`$'\\'`),
+ *   words that touch are one word (`"-"\i` is `-i`), escaped blanks and line continuations
+ *   must not sit between words, `#` starts a comment wherever bash says so, `[`/`[[`/`{` need
+ *   blanks to be keywords, `[ a > b ]` and `[ a || b ]` hold shell operators, heredoc bodies
+ *   end where bash ends them, `{fd}>` is a redirection, and a `$` or backquote left in text the
+ *   grammar called literal is refused. Control characters are refused outright.
  * - Every simple command is checked: in pipelines, lists, subshells, groups, if/while/until/
  *   for/case bodies, `$(...)`, backquotes and `<(...)`. A substitution is checked with the same
  *   policy; its output is a run-time word (below), so it can never become a command name.
@@ -19,28 +23,31 @@
  *   known literal prefix and a flag saying whether it may split into several words. The command
  *   name must be literal. Per-command rules decide where computed words are harmless: anywhere
  *   for plain readers (cat, grep, ls), never where they could become an option for programs
- *   with dangerous options (sed, find, sort, git...).
+ *   with dangerous options (sed, find, sort, git...). A variable set once to literal values (a
+ *   `for` list, a top-level `x=literal`) and never touched elsewhere is known by its values.
  * - Each program has a rule. Readers whose every option is harmless are allowed outright;
  *   others are parsed like getopt_long (permutation, clusters, abbreviations, `--`) with their
  *   dangerous options denied; tools with subcommands allow only read-only subcommands. sed
  *   scripts and awk programs are parsed: no w/W/e, s///w, s///e; no system(), getline, pipes or
  *   print redirection. find expressions are classified predicate by predicate.
  * - Wrappers are unwrapped and the wrapped command is checked with the whole policy: timeout,
- *   nice, stdbuf, env (only formatting variables), time, command, builtin, and xargs (whose
- *   input becomes run-time words appended to, or substituted into, the command).
+ *   nice, stdbuf, env (only formatting variables), time, command, builtin, xargs (its input
+ *   becomes run-time words appended to, or substituted into, the command) and find -exec.
  * - Redirections: only to /dev/null, fd duplication and closing (2>&1, >&2, 1>&-), and input
  *   (`<` file, here-strings, heredocs). Unquoted heredoc bodies may hold only plain `$name`
  *   expansions: a command substitution in one is denied.
- * - Variables: only lowercase shell variables may be set (PATH, IFS, LD_*, PAGER are all upper
- *   case); a command's environment may get formatting variables (LC_*, TZ, ...) and PAGER=cat.
+ * - Variables: only lowercase shell variables may be set (PATH, LD_*, BASH_ENV, PAGER, GIT_*
+ *   are all upper case; IFS is allowed because unquoted expansions count as arbitrary anyway);
+ *   a command's environment may get formatting variables (LC_*, TZ, ...) and PAGER=cat.
  *   Contexts where bash evaluates variable contents as code are denied: arithmetic on
  *   variables, `[[ -eq ]]` on non-literals, `${!x}`, `${x@P}`, array indexes, `test -v`.
  *
  * Deliberately denied: function definitions, aliases, eval, source, exec, trap, background
- * jobs (`&`), `((...))`, coproc, sudo/su, shells and interpreters with code (`bash -c`,
- * `python -c`, ...), curl/wget and other network clients (they can write files and send data;
- * production inspection rarely needs them), pagers and editors (less, vi: they run commands),
- * ldd (it can execute the inspected program), and anything not on the list.
+ * jobs (`&`), `((...))`, coproc, sudo/su (commands run unprivileged on purpose), shells and
+ * interpreters with code (`bash -c`, `python -c`, ...), curl/wget and other network clients
+ * (they can write files and send requests that change remote state; production inspection
+ * rarely needs them), pagers and editors (less, vi: they run commands), ldd (it can execute the
+ * inspected program), database clients, and anything not on the list.
  *
  * Commands run via a non-interactive `bash -c` as an unprivileged user on the target; this
  * policy is the first gate, not the only one.
@@ -114,7 +121,23 @@ const SYSTEM_BIN = /^\/(usr\/)?(local\/)?s?bin\/[^/]+$/;
 const OUTPUT_OPS = new Set(['>', '>>', '>|', '&>', '&>>']);
 const ARITH_TEST_OPS = new Set(['-eq', '-ne', '-lt', '-le', '-gt', '-ge']);
 const TEST_LEAF_TOKENS = new Set(['!', '=', '==', '!=', '-a', '-o']);
-const DOUBLE_TEST_TOKENS = new Set(['[[', ']]', '!', '&&', '||', '(', ')', '==', '=', '!=', '=~', '<', '>', '-a', '-o']);
+const DOUBLE_TEST_TOKENS = new Set([
+  '[[',
+  ']]',
+  '!',
+  '&&',
+  '||',
+  '(',
+  ')',
+  '==',
+  '=',
+  '!=',
+  '=~',
+  '<',
+  '>',
+  '-a',
+  '-o',
+]);
 
 interface CommandInfo {
   stdinData: boolean;
@@ -146,7 +169,7 @@ class Analyzer implements WordHost {
    */
   private track(name: string, from: number, to: number, values: Word[]): void {
     if (!values.length || values.length > 32) return;
-    const bare = new RegExp(`(?<![A-Za-z0-9_$])(?<!\\$\\{#?)${name}(?![A-Za-z0-9_])`, 'g');
+    const bare = new RegExp(`(?<=^|[\\s;&|(){}\`'"\\\\])(?<!\\$\\{#?)${name}(?![A-Za-z0-9_])`, 'g');
     if ((this.src.match(bare) ?? []).length !== 1) return;
     this.bindings.push({ name, from, to, values: values.map((v) => ({ ...v, multi: false })) });
   }
@@ -166,11 +189,13 @@ class Analyzer implements WordHost {
     this.emptyPipeInput = false;
     for (const c of node.children) {
       if (!c.named) {
-        if (c.type === '$(' || c.type === ')' || c.type === '`' || c.type === '<(' || c.type === '>(') continue;
+        if (c.type === '$(' || c.type === ')' || c.type === '`' || c.type === '<(' || c.type === '>(')
+          continue;
         this.token(c);
         continue;
       }
-      if (c.type === 'file_redirect') this.redirect(c); // $(< file)
+      if (c.type === 'file_redirect')
+        this.redirect(c); // $(< file)
       else this.statement(c);
     }
     this.emptyPipeInput = saved;
@@ -218,7 +243,8 @@ class Analyzer implements WordHost {
     const args = n.children.filter((c) => c.field === 'argument').map((c) => this.text(c));
     const cmd = name ? this.text(name) : '';
     if (cmd === 'true' || cmd === ':') return args.length === 0;
-    if (cmd === 'echo') return args.length === 0 || (args.length === 1 && /^(-n|Q|"Q"|'Q'|""|'')$/.test(args[0]!));
+    if (cmd === 'echo')
+      return args.length === 0 || (args.length === 1 && /^(-n|Q|"Q"|'Q'|""|'')$/.test(args[0]!));
     if (cmd === 'printf') return args.length === 1 && /^(""|'')$/.test(args[0]!);
     return false;
   }
@@ -231,9 +257,15 @@ class Analyzer implements WordHost {
       switch (n.type) {
         case 'comment':
           return this.comment(n);
-        case 'compound_statement':
+        case 'compound_statement': {
           if (n.children[0]?.type !== '{') deny('arithmetic commands (( )) are not allowed');
+          // `{` and `}` are reserved words for bash only as separate words in command position.
+          const close = n.children.at(-1)!;
+          const beforeClose = this.src.slice(n.children[0]!.end, close.start).replace(/[ \t]+$/, '');
+          if (!/\s/.test(this.src[n.children[0]!.end] ?? '') || !/[;&\n]$/.test(beforeClose))
+            deny(`${JSON.stringify(this.text(n).slice(0, 20))} is not a group for bash`);
           return this.block(n);
+        }
         case 'for_statement':
           return this.forStatement(n);
         case 'case_statement':
@@ -274,6 +306,9 @@ class Analyzer implements WordHost {
   private comment(n: SNode): void {
     const prev = this.src[n.start - 1];
     if (prev !== undefined && !/[\s;&|()]/.test(prev)) deny('a # inside a word is not a comment for bash');
+    // A bash comment always runs to the end of the line, even inside $( ).
+    const eol = this.src.indexOf('\n', n.start);
+    if (n.end !== (eol < 0 ? this.src.length : eol)) deny('a comment that ends before the end of its line');
   }
 
   private forStatement(n: SNode): void {
@@ -331,7 +366,8 @@ class Analyzer implements WordHost {
       else if (r.type === 'comment') this.comment(r);
       else {
         if (this.redirect(r)) stdinData = true;
-        if (r.type === 'heredoc_redirect') heredocArgs.push(...r.children.filter((k) => k.field === 'argument'));
+        if (r.type === 'heredoc_redirect')
+          heredocArgs.push(...r.children.filter((k) => k.field === 'argument'));
       }
     }
     if (!body) return;
@@ -393,7 +429,8 @@ class Analyzer implements WordHost {
       deny(`redirection to ${show(w)} writes a file`);
     }
     if (op === '<') {
-      if (target !== null && /^\/dev\/(tcp|udp)\//.test(target)) deny(`redirection from ${target} opens a network connection`);
+      if (target !== null && /^\/dev\/(tcp|udp)\//.test(target))
+        deny(`redirection from ${target} opens a network connection`);
       return target === '/dev/null';
     }
     if (OUTPUT_OPS.has(op)) {
@@ -413,7 +450,8 @@ class Analyzer implements WordHost {
       else if (c.type === 'heredoc_body') body = c;
       else if (c.type === 'heredoc_end') end = c;
       else if (c.field === 'descriptor') this.descriptor(c);
-      else if (c.field === 'argument') continue; // belongs to the command; checked there
+      else if (c.field === 'argument')
+        continue; // belongs to the command; checked there
       else if (c.field === 'redirect') this.redirect(c);
       else if (!c.named) {
         if (c.type === '<<-') dash = true;
@@ -476,7 +514,11 @@ class Analyzer implements WordHost {
       if (c.field === 'name') nameNode = c;
       else if (c.field === 'argument') argNodes.push(c);
       else if (c.type === 'variable_assignment') assigns.push(c);
-      else if (c.type === 'file_redirect' || c.type === 'herestring_redirect' || c.type === 'heredoc_redirect') {
+      else if (
+        c.type === 'file_redirect' ||
+        c.type === 'herestring_redirect' ||
+        c.type === 'heredoc_redirect'
+      ) {
         if (this.redirect(c)) stdinData = true;
         if (c.type === 'heredoc_redirect') argNodes.push(...c.children.filter((k) => k.field === 'argument'));
       } else if (c.type === 'comment') this.comment(c);
@@ -501,7 +543,11 @@ class Analyzer implements WordHost {
     const words = [resolveWord(this, first!)];
     for (const a of rest) {
       const w = resolveWord(this, a);
-      if (w.value !== null && /^\{[A-Za-z_][A-Za-z0-9_]*\}$/.test(w.value) && /[<>]/.test(this.src[a.end] ?? ''))
+      if (
+        w.value !== null &&
+        /^\{[A-Za-z_][A-Za-z0-9_]*\}$/.test(w.value) &&
+        /[<>]/.test(this.src[a.end] ?? '')
+      )
         deny(`${w.value} before a redirection opens a named file descriptor`);
       words.push(w);
     }
@@ -600,8 +646,11 @@ class Analyzer implements WordHost {
       return;
     }
     if (assigns.length) deny(`${keyword} changes variables`);
-    const listing = options.length > 0 && options.every((o) => /^-[pfF]+$/.test(o) && (keyword !== 'readonly' || o === '-p'));
-    if (!listing && (options.length || names.length)) deny(`${keyword} changes variables (only ${keyword} -p lists them)`);
+    const listing =
+      options.length > 0 &&
+      options.every((o) => /^-[pfF]+$/.test(o) && (keyword !== 'readonly' || o === '-p'));
+    if (!listing && (options.length || names.length))
+      deny(`${keyword} changes variables (only ${keyword} -p lists them)`);
   }
 
   private unset(n: SNode): void {
@@ -616,6 +665,18 @@ class Analyzer implements WordHost {
 
   private test(n: SNode): void {
     const open = n.children[0]?.type;
+    // `[` and `[[` are words: bash needs blanks around them (`[ab]` is a glob, not a test).
+    const first = n.children[0];
+    const last = n.children.at(-1);
+    if (
+      !first ||
+      !last ||
+      !/\s/.test(this.src[first.end] ?? '') ||
+      !/\s/.test(this.src[last.start - 1] ?? '')
+    )
+      deny(
+        `${JSON.stringify(this.text(n).slice(0, 20))} is not a test for bash (blanks are needed inside the brackets)`,
+      );
     if (open === '[[') return this.doubleTest(n);
     if (open !== '[') deny('unsupported test syntax');
     // Single brackets are the `[` command: flatten back to words and check them as such.
@@ -667,7 +728,9 @@ class Analyzer implements WordHost {
             for (const side of k.children.filter((c) => c.field === 'left' || c.field === 'right')) {
               const w = resolveWord(this, side);
               if (w.value === null || !/^-?\d+$/.test(w.value))
-                deny(`[[ ${opText} ]] evaluates ${side.type === 'word' ? 'variable names' : show(w)} as arithmetic, which can run commands (use [ ] or compare strings)`);
+                deny(
+                  `[[ ${opText} ]] evaluates ${side.type === 'word' ? 'variable names' : show(w)} as arithmetic, which can run commands (use [ ] or compare strings)`,
+                );
             }
             return;
           }
@@ -722,7 +785,8 @@ function joinAdjacent(nodes: SNode[]): SNode[] {
   return out;
 }
 
-const QUOTED_CONTEXT = /^(raw_string|string|string_content|heredoc_body|heredoc_content|comment|translated_string|ansi_c_string)$/;
+const QUOTED_CONTEXT =
+  /^(raw_string|string|string_content|heredoc_body|heredoc_content|comment|translated_string|ansi_c_string)$/;
 const WORD_CONTEXT = /^(word|concatenation|number|regex|extglob_pattern)$/;
 
 /**
@@ -743,9 +807,12 @@ function checkEscapedBlanks(src: string, root: SNode): void {
     const inside = innermost(root, m.index);
     if (inside && QUOTED_CONTEXT.test(inside)) continue;
     if (src[m.index + 1] === '\n') {
+      // Only `word \` (a blank or an operator before the backslash): glued to a word, bash joins
+      // the next line onto it (`awk\<newline> 2>x 'prog'` runs awk on 'prog', not on "2").
       const before = src[m.index - 1] ?? ' ';
-      const after = src[m.index + 2] ?? ' ';
-      if (!/\s/.test(before) && !/\s/.test(after)) deny('a line continuation inside a word');
+      let escapes = 0;
+      for (let j = m.index - 2; j >= 0 && src[j] === '\\'; j--) escapes++;
+      if (!/[\s|&;()]/.test(before) || escapes % 2 === 1) deny('a line continuation glued to a word');
       continue;
     }
     if (!inside || !WORD_CONTEXT.test(inside)) deny('an escaped blank outside a word');
@@ -778,6 +845,21 @@ const GAP_EXEMPT = new Set([
   'brace_expression',
 ]);
 
+/** Nodes that are (parts of) one simple command. */
+const ENDS_AT_COMMENT = new Set([
+  'command',
+  'redirected_statement',
+  'file_redirect',
+  'heredoc_redirect',
+  'herestring_redirect',
+  'test_command',
+  'declaration_command',
+  'unset_command',
+  'variable_assignments',
+  'variable_assignment',
+  'concatenation',
+]);
+
 /**
  * Every character outside literal content must belong to some node: tree-sitter-bash can drop a
  * word it did not understand (`ls - 2>&-` loses the `-`) and bash would still pass it on.
@@ -785,12 +867,28 @@ const GAP_EXEMPT = new Set([
 function checkCoverage(src: string, root: SNode): void {
   const blank = (from: number, to: number) => {
     const gap = src.slice(from, to);
-    if (gap && !/^(?:[ \t\n]|\\\n)*$/.test(gap)) deny(`the parser skipped ${JSON.stringify(gap.trim().slice(0, 20))}`);
+    if (gap && !/^(?:[ \t\n]|\\\n)*$/.test(gap))
+      deny(`the parser skipped ${JSON.stringify(gap.trim().slice(0, 20))}`);
   };
   blank(0, root.start);
   blank(root.end, src.length);
   const visit = (n: SNode): void => {
-    if (GAP_EXEMPT.has(n.type) || !n.children.length) return;
+    if (!n.children.length) return;
+    if (ENDS_AT_COMMENT.has(n.type)) {
+      // A comment ends the command at its newline: nothing of the command may follow it.
+      const at = n.children.findIndex((c) => c.type === 'comment');
+      if (
+        at >= 0 &&
+        n.children.slice(at + 1).some((c) => !/^(comment|heredoc_body|heredoc_end)$/.test(c.type))
+      )
+        deny('a command that continues after a comment');
+    }
+    if (GAP_EXEMPT.has(n.type)) {
+      for (const c of n.children) visit(c);
+      return;
+    }
+    // Inside one simple command, a newline (not escaped) between its parts would have ended it.
+    const oneLine = ENDS_AT_COMMENT.has(n.type) && n.type !== 'heredoc_redirect';
     let pos = n.start;
     for (const c of n.children) {
       if (n.type === 'heredoc_redirect' && (c.type === 'heredoc_body' || c.type === 'heredoc_end')) {
@@ -798,6 +896,8 @@ function checkCoverage(src: string, root: SNode): void {
         continue;
       }
       blank(pos, c.start);
+      if (oneLine && /(^|[^\\])\n/.test(src.slice(pos, c.start)) && c.type !== 'comment')
+        deny('a command the parser continued onto the next line');
       visit(c);
       pos = Math.max(pos, c.end);
     }
@@ -827,12 +927,16 @@ function firstError(root: SNode): SNode | null {
 
 function summarize(commands: CheckedCommand[]): string {
   const names = [...new Set(commands.map((c) => c.argv[0]).filter((n): n is string => !!n))];
-  if (!names.length) return 'nothing to run';
+  if (!names.length) return 'only shell syntax, no programs';
   const shown = names.slice(0, 6).join(', ');
   return `read-only: ${shown}${names.length > 6 ? `, and ${names.length - 6} more` : ''}`;
 }
 
-export function checkWithParser(parser: BashParser, command: string, mode: PolicyMode = 'read-only'): PolicyDecision {
+export function checkWithParser(
+  parser: BashParser,
+  command: string,
+  mode: PolicyMode = 'read-only',
+): PolicyDecision {
   const commands: CheckedCommand[] = [];
   try {
     if (mode !== 'read-only') deny(`unknown policy mode ${String(mode)}`);
@@ -845,7 +949,11 @@ export function checkWithParser(parser: BashParser, command: string, mode: Polic
     if (hasError) {
       const e = firstError(root);
       const near = e ? command.slice(e.start, Math.min(e.end, e.start + 30)) : '';
-      deny(e?.missing ? `syntax error: missing ${e.type}` : `syntax error${near ? ` near ${JSON.stringify(near)}` : ''}`);
+      deny(
+        e?.missing
+          ? `syntax error: missing ${e.type}`
+          : `syntax error${near ? ` near ${JSON.stringify(near)}` : ''}`,
+      );
     }
     checkEscapedBlanks(command, root);
     checkCoverage(command, root);
@@ -858,7 +966,10 @@ export function checkWithParser(parser: BashParser, command: string, mode: Polic
     return { decision: 'allow', reason: summarize(commands), commands };
   } catch (err) {
     if (err instanceof Deny) return { decision: 'deny', reason: err.reason, commands };
-    const msg = err instanceof RangeError ? 'the command is nested too deeply' : `could not check the command (${(err as Error).message})`;
+    const msg =
+      err instanceof RangeError
+        ? 'the command is nested too deeply'
+        : `could not check the command (${(err as Error).message})`;
     return { decision: 'deny', reason: msg, commands };
   }
 }

@@ -11,7 +11,14 @@
  */
 import { show, type Word } from './types.ts';
 
-const LOWERCASE_ENV = new Set(['http_proxy', 'https_proxy', 'ftp_proxy', 'no_proxy', 'all_proxy', 'rsync_proxy']);
+const LOWERCASE_ENV = new Set([
+  'http_proxy',
+  'https_proxy',
+  'ftp_proxy',
+  'no_proxy',
+  'all_proxy',
+  'rsync_proxy',
+]);
 
 export function isSafeShellVar(name: string): boolean {
   return /^[a-z_][a-z0-9_]*$/.test(name) && !LOWERCASE_ENV.has(name);

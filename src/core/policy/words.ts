@@ -181,8 +181,7 @@ function checkExpansion(host: WordHost, node: SNode, pass: Pass): boolean {
         if (t === '#') continue; // ${#x}: length
         deny(`unsupported expansion ${textOf(host, node)}`);
       }
-      if (t === '@')
-        deny(`\${name@...} transformations can run commands (${textOf(host, node)})`);
+      if (t === '@') deny(`\${name@...} transformations can run commands (${textOf(host, node)})`);
       if (t === '=' || t === ':=') deny(`${textOf(host, node)} assigns a variable`);
       if (t === ':') {
         substring = true;
@@ -236,16 +235,21 @@ const emptyAcc = (): Acc => ({ value: '', meta: '', splits: false, quotedMulti: 
 function plainVariable(host: WordHost, n: SNode): string | null {
   const named = n.children.filter((c) => c.named);
   if (named.length !== 1 || named[0]!.type !== 'variable_name') return null;
-  if (n.type === 'expansion' && n.children.some((c) => !c.named && c.type !== '${' && c.type !== '}')) return null;
+  if (n.type === 'expansion' && n.children.some((c) => !c.named && c.type !== '${' && c.type !== '}'))
+    return null;
   return textOf(host, named[0]!);
 }
 
 const PLAIN_VALUE = /^[^\s*?[\]\\]+$/;
 
-/** Inline a variable whose value is known; returns false when it must stay dynamic. */
-function pushKnown(acc: Acc, w: Word, quoted: boolean): boolean {
+/**
+ * Inline a variable whose value is known; returns false when it must stay dynamic. Unquoted,
+ * only a value without blanks or glob characters, and only while IFS is untouched (a changed
+ * IFS could split `a_-i` into `a` and `-i`).
+ */
+function pushKnown(host: WordHost, acc: Acc, w: Word, quoted: boolean): boolean {
   if (w.value !== null) {
-    if (!quoted && !PLAIN_VALUE.test(w.value)) return false;
+    if (!quoted && (!PLAIN_VALUE.test(w.value) || host.src.includes('IFS'))) return false;
     acc.value += w.value;
     acc.meta += 'q'.repeat(w.value.length);
     return true;
@@ -289,7 +293,8 @@ function pushPiece(host: WordHost, acc: Acc, n: SNode, quoted: boolean, pass: Pa
     case 'raw_string': {
       const t = textOf(host, n);
       const body = t.slice(1, -1);
-      if (t.length < 2 || !t.endsWith("'") || body.includes("'")) deny('a single-quoted string the parser misread');
+      if (t.length < 2 || !t.endsWith("'") || body.includes("'"))
+        deny('a single-quoted string the parser misread');
       acc.value += body;
       acc.meta += 'q'.repeat(body.length);
       return;
@@ -329,7 +334,7 @@ function pushPiece(host: WordHost, acc: Acc, n: SNode, quoted: boolean, pass: Pa
       const known = name === null ? null : host.binding(name, n.start);
       if (known) {
         const pick = known.length === 1 ? known[0] : known[pass.choices.get(name!) ?? -1];
-        if (pick && pushKnown(acc, pick, quoted)) return;
+        if (pick && pushKnown(host, acc, pick, quoted)) return;
       }
       pushDynamic(acc, quoted, multi);
       return;
@@ -403,12 +408,16 @@ const MAX_PASSES = 64;
 
 /** Resolve one word node to a Word, checking every substitution nested in it. */
 export function resolveWord(host: WordHost, node: SNode): Word {
+  // A word that starts with # after a blank is a comment for bash.
+  if (host.src[node.start] === '#' && (node.start === 0 || /[\s;&|()<>]/.test(host.src[node.start - 1]!)))
+    deny('bash reads this # as the start of a comment');
   const vars = new Set<string>();
   multiValued(host, node, vars);
   const names = [...vars];
   const sizes = names.map((n) => host.binding(n, node.start)?.length ?? 1);
   const total = sizes.reduce((a, b) => a * b, 1);
-  if (!names.length || total > MAX_PASSES) return resolveOnce(host, node, { choices: new Map(), first: true });
+  if (!names.length || total > MAX_PASSES)
+    return resolveOnce(host, node, { choices: new Map(), first: true });
   const results: Word[] = [];
   for (let k = 0; k < total; k++) {
     const choices = new Map<string, number>();
@@ -433,7 +442,14 @@ function merge(ws: Word[]): Word {
   if (ws.every((w) => w.value !== null)) {
     const values = [...new Set(ws.map((w) => w.value!))];
     if (values.length === 1) return first;
-    return { ...first, value: null, prefix: values.reduce(commonPrefix), multi: false, tilde: false, alts: values };
+    return {
+      ...first,
+      value: null,
+      prefix: values.reduce(commonPrefix),
+      multi: false,
+      tilde: false,
+      alts: values,
+    };
   }
   return {
     ...first,
@@ -452,7 +468,8 @@ function resolveOnce(host: WordHost, node: SNode, pass: Pass): Word {
 
   // `$` left active right before another piece would have combined with it in bash.
   for (let i = 0; i + 1 < meta.length; i++) {
-    if (value[i] === '$' && meta[i] === 'a' && meta[i + 1] !== 'a')
+    if (value[i] !== '$' || meta[i] !== 'a') continue;
+    if (meta[i + 1] !== 'a' || EXPANDS_AFTER_DOLLAR.test(value[i + 1]!))
       deny(`ambiguous $ in ${JSON.stringify(text)}`);
   }
 
@@ -480,6 +497,18 @@ function resolveOnce(host: WordHost, node: SNode, pass: Pass): Word {
         cut = Math.min(cut, i);
         break;
       }
+    }
+  }
+  // bash also expands `~` after `=` or `:` in arguments that look like assignments (a=~/x).
+  for (let i = 1; i < meta.length; i++) {
+    if (
+      meta[i] === 'a' &&
+      value[i] === '~' &&
+      meta[i - 1] === 'a' &&
+      (value[i - 1] === '=' || value[i - 1] === ':')
+    ) {
+      cut = Math.min(cut, i);
+      break;
     }
   }
   const tilde = meta[0] === 'a' && value[0] === '~';

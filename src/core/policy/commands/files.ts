@@ -111,7 +111,16 @@ const PLAIN_READERS = [
 const SORT_SPEC: OptionSpec = {
   permissive: true,
   short: 'k:t:S:',
-  long: ['key=', 'field-separator=', 'buffer-size=', 'files0-from=', 'random-source=', 'batch-size=', 'parallel=', 'sort='],
+  long: [
+    'key=',
+    'field-separator=',
+    'buffer-size=',
+    'files0-from=',
+    'random-source=',
+    'batch-size=',
+    'parallel=',
+    'sort=',
+  ],
   deny: {
     '-o': 'sort -o writes the result to a file',
     '--output': 'sort --output writes the result to a file',
@@ -280,7 +289,24 @@ const ddRule: Rule = (args) => {
   }
 };
 
-const UNZIP_OK = new Set(['-l', '-t', '-p', '-Z', '-v', '-z', '-q', '-qq', '-1', '-2', '-s', '-m', '-h', '-T', '-x', '-C']);
+const UNZIP_OK = new Set([
+  '-l',
+  '-t',
+  '-p',
+  '-Z',
+  '-v',
+  '-z',
+  '-q',
+  '-qq',
+  '-1',
+  '-2',
+  '-s',
+  '-m',
+  '-h',
+  '-T',
+  '-x',
+  '-C',
+]);
 const UNZIP_MODES = new Set(['-l', '-t', '-p', '-Z', '-v', '-z']);
 
 export const fileRules: Record<string, Rule> = {
@@ -303,21 +329,23 @@ export const fileRules: Record<string, Rule> = {
     'sort=',
   ]),
   sort: opts(SORT_SPEC),
-  shuf: reader(
-    { '-o': 'shuf -o writes to a file', '--output': 'shuf --output writes to a file' },
-    'i:n:',
-    ['input-range=', 'head-count=', 'random-source='],
-  ),
-  uniq: opts({ permissive: true, short: 'f:s:w:', long: ['skip-fields=', 'skip-chars=', 'check-chars='] }, (p) =>
-    maxOperands(p, 1, 'uniq', 'with a second file name writes the result to it'),
+  shuf: reader({ '-o': 'shuf -o writes to a file', '--output': 'shuf --output writes to a file' }, 'i:n:', [
+    'input-range=',
+    'head-count=',
+    'random-source=',
+  ]),
+  uniq: opts(
+    { permissive: true, short: 'f:s:w:', long: ['skip-fields=', 'skip-chars=', 'check-chars='] },
+    (p) => maxOperands(p, 1, 'uniq', 'with a second file name writes the result to it'),
   ),
   xxd: opts({ permissive: true, short: 'c:g:l:o:s:n:' }, (p) =>
     maxOperands(p, 1, 'xxd', 'with a second file name writes to it'),
   ),
-  iconv: reader({ '-o': 'iconv -o writes to a file', '--output': 'iconv --output writes to a file' }, 'f:t:', [
-    'from-code=',
-    'to-code=',
-  ]),
+  iconv: reader(
+    { '-o': 'iconv -o writes to a file', '--output': 'iconv --output writes to a file' },
+    'f:t:',
+    ['from-code=', 'to-code='],
+  ),
   sdiff: reader({ '-o': 'sdiff -o merges into a file', '--output': 'sdiff --output merges into a file' }),
   utmpdump: reader({ '-o': 'utmpdump -o writes to a file', '--output': 'utmpdump --output writes a file' }),
   xmllint: reader({

@@ -73,7 +73,15 @@ const setRule: Rule = (args) => {
   }
 };
 
-const SHOPT_OK = new Set(['nullglob', 'dotglob', 'globstar', 'nocaseglob', 'failglob', 'nocasematch', 'globasciiranges']);
+const SHOPT_OK = new Set([
+  'nullglob',
+  'dotglob',
+  'globstar',
+  'nocaseglob',
+  'failglob',
+  'nocasematch',
+  'globasciiranges',
+]);
 
 const shoptRule: Rule = (args) => {
   let setting = false;

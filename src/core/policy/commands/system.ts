@@ -231,7 +231,15 @@ const systemdTool = (
   options: OptionSpec,
   verbs: Record<string, true | ((rest: Word[]) => void)>,
   denied: string,
-): Rule => verbTool({ options, verbs: Object.fromEntries(Object.entries(verbs).map(([k, v]) => [k, v === true ? true : (rest) => v(rest)])), noVerb: true, denied });
+): Rule =>
+  verbTool({
+    options,
+    verbs: Object.fromEntries(
+      Object.entries(verbs).map(([k, v]) => [k, v === true ? true : (rest) => v(rest)]),
+    ),
+    noVerb: true,
+    denied,
+  });
 
 const COMMON_SYSTEMD = [
   'no-pager',
@@ -398,7 +406,11 @@ const coredumpctl = systemdTool(
   {
     short: 'hn:S:U:F:D:qrj1',
     long: [...COMMON_SYSTEMD, 'since=', 'until=', 'field=', 'directory=', 'file=', 'reverse', 'root=', 'all'],
-    deny: { ...SYSTEMD_DENY, '-o': 'coredumpctl -o writes a file', '--output': 'coredumpctl --output writes a file' },
+    deny: {
+      ...SYSTEMD_DENY,
+      '-o': 'coredumpctl -o writes a file',
+      '--output': 'coredumpctl --output writes a file',
+    },
   },
   { list: true, info: true },
   'dumps or debugs core files',
@@ -461,7 +473,11 @@ const systemdAnalyze = systemdTool(
 );
 
 const machinectl = systemdTool(
-  { short: 'hp:alo:n:', long: [...COMMON_SYSTEMD, 'lines=', 'output=', 'max-addresses='], deny: SYSTEMD_DENY },
+  {
+    short: 'hp:alo:n:',
+    long: [...COMMON_SYSTEMD, 'lines=', 'output=', 'max-addresses='],
+    deny: SYSTEMD_DENY,
+  },
   { list: true, status: true, show: true, 'list-images': true, 'image-status': true, 'show-image': true },
   'changes machines',
 );
@@ -469,28 +485,50 @@ const machinectl = systemdTool(
 const bootctl = systemdTool(
   {
     short: 'hpxRq',
-    long: [...COMMON_SYSTEMD, 'esp-path=', 'boot-path=', 'root=', 'print-esp-path', 'print-boot-path', 'print-root-device', 'no-variables', 'graceful'],
+    long: [
+      ...COMMON_SYSTEMD,
+      'esp-path=',
+      'boot-path=',
+      'root=',
+      'print-esp-path',
+      'print-boot-path',
+      'print-root-device',
+      'no-variables',
+      'graceful',
+    ],
   },
   { status: true, list: true, 'is-installed': true },
   'changes the boot loader',
 );
 
 const udevadm: Rule = (args) => {
-  const verb = literalVerb(args.find((a) => !mayStartWith(a)), 'udevadm');
+  const verb = literalVerb(
+    args.find((a) => !mayStartWith(a)),
+    'udevadm',
+  );
   const first = args[0]?.value;
   if (first === '--version' || first === '-V' || first === '--help' || first === '-h') return;
   if (args[0] !== undefined && args[0].value !== verb) deny('udevadm: options go after the subcommand');
   if (verb === 'info') {
-    parseOptions(args.slice(1), {
-      permissive: true,
-      short: 'q:p:n:',
-      long: ['query=', 'path=', 'name=', 'property=', 'device-id-of-file='],
-      deny: { '-c': 'udevadm info --cleanup-db deletes the database', '--cleanup-db': 'udevadm info --cleanup-db deletes the database' },
-    }, 'udevadm info');
+    parseOptions(
+      args.slice(1),
+      {
+        permissive: true,
+        short: 'q:p:n:',
+        long: ['query=', 'path=', 'name=', 'property=', 'device-id-of-file='],
+        deny: {
+          '-c': 'udevadm info --cleanup-db deletes the database',
+          '--cleanup-db': 'udevadm info --cleanup-db deletes the database',
+        },
+      },
+      'udevadm info',
+    );
     return;
   }
   if (verb === 'monitor' || verb === 'verify' || verb === 'cat') return;
-  deny(`udevadm ${verb ?? ''} changes devices (only info, monitor, verify, cat are allowed)`.replace('  ', ' '));
+  deny(
+    `udevadm ${verb ?? ''} changes devices (only info, monitor, verify, cat are allowed)`.replace('  ', ' '),
+  );
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -510,7 +548,17 @@ const dmesg = reader(
     '--console-level': 'dmesg --console-level changes the console log level',
   },
   'f:l:s:F:K:',
-  ['facility=', 'level=', 'buffer-size=', 'file=', 'kmsg-file=', 'since=', 'until=', 'time-format=', 'color=?'],
+  [
+    'facility=',
+    'level=',
+    'buffer-size=',
+    'file=',
+    'kmsg-file=',
+    'since=',
+    'until=',
+    'time-format=',
+    'color=?',
+  ],
 );
 
 const sysctl: Rule = (args) => {
@@ -518,7 +566,18 @@ const sysctl: Rule = (args) => {
     args,
     {
       short: 'aAXbeNnqr:hVd',
-      long: ['all', 'binary', 'ignore', 'names', 'values', 'quiet', 'pattern=', 'deprecated', 'help', 'version'],
+      long: [
+        'all',
+        'binary',
+        'ignore',
+        'names',
+        'values',
+        'quiet',
+        'pattern=',
+        'deprecated',
+        'help',
+        'version',
+      ],
       deny: {
         '-w': 'sysctl -w changes kernel parameters',
         '--write': 'sysctl --write changes kernel parameters',
@@ -640,7 +699,8 @@ const ipRule: Rule = (args) => {
   if (!obj) deny(`ip ${objWord.value} is not a read-only object`);
   const cmdWord = args[i + 1];
   const rest = args.slice(i + 2);
-  for (const w of args.slice(i + 1)) if (w.value === null && w.multi) deny(`ip: ${show(w)} may expand to several words`);
+  for (const w of args.slice(i + 1))
+    if (w.value === null && w.multi) deny(`ip: ${show(w)} may expand to several words`);
   if (obj === 'monitor') return;
   if (obj === 'netns') {
     if (!cmdWord || ['list', 'list-id', 'identify', 'pids', 'show'].includes(cmdWord.value ?? '')) return;
@@ -656,12 +716,16 @@ const ipRule: Rule = (args) => {
   deny(`ip ${objWord.value} ${cmd} changes the network configuration (only show/list/get are allowed)`);
 };
 
-const ssRule = reader({
-  '-K': 'ss -K closes sockets',
-  '--kill': 'ss --kill closes sockets',
-  '-D': 'ss -D writes a raw dump to a file',
-  '--diag': 'ss --diag writes a raw dump to a file',
-}, 'f:A:F:N:', ['family=', 'query=', 'socket=', 'filter=', 'net=']);
+const ssRule = reader(
+  {
+    '-K': 'ss -K closes sockets',
+    '--kill': 'ss --kill closes sockets',
+    '-D': 'ss -D writes a raw dump to a file',
+    '--diag': 'ss --diag writes a raw dump to a file',
+  },
+  'f:A:F:N:',
+  ['family=', 'query=', 'socket=', 'filter=', 'net='],
+);
 
 const ETHTOOL_READ = new Set([
   '-i',
@@ -722,7 +786,8 @@ const ethtoolRule: Rule = (args) => {
       if (mayStartWith(a)) deny(`ethtool: ${show(a)} could become an option`);
       continue;
     }
-    if (a.value.startsWith('-') && !ETHTOOL_READ.has(a.value)) deny(`ethtool ${a.value} changes the interface`);
+    if (a.value.startsWith('-') && !ETHTOOL_READ.has(a.value))
+      deny(`ethtool ${a.value} changes the interface`);
   }
   const operands = args.filter((a) => a.value === null || !a.value.startsWith('-'));
   if (operands.length > 2) deny('ethtool with settings changes the interface');
@@ -733,21 +798,38 @@ const iptables: Rule = (args, ctx) => {
     args,
     {
       short: 'LSnvxt:w::W:46',
-      long: ['list', 'list-rules', 'numeric', 'verbose', 'exact', 'line-numbers', 'table=', 'wait=?', 'wait-interval=', 'help', 'version'],
+      long: [
+        'list',
+        'list-rules',
+        'numeric',
+        'verbose',
+        'exact',
+        'line-numbers',
+        'table=',
+        'wait=?',
+        'wait-interval=',
+        'help',
+        'version',
+      ],
     },
     ctx.name,
   );
   if (has(p, '--help', '--version', '-h')) return;
-  if (!has(p, '-L', '--list', '-S', '--list-rules')) deny(`${ctx.name} is only allowed to list rules (-L, -S)`);
+  if (!has(p, '-L', '--list', '-S', '--list-rules'))
+    deny(`${ctx.name} is only allowed to list rules (-L, -S)`);
   maxOperands(p, 1, ctx.name, 'takes at most a chain name when listing');
 };
 
-const iptablesSave = reader({
-  '-f': 'writes the rules to a file',
-  '--file': 'writes the rules to a file',
-  '-M': 'runs a modprobe program',
-  '--modprobe': 'runs a modprobe program',
-}, 't:', ['table=']);
+const iptablesSave = reader(
+  {
+    '-f': 'writes the rules to a file',
+    '--file': 'writes the rules to a file',
+    '-M': 'runs a modprobe program',
+    '--modprobe': 'runs a modprobe program',
+  },
+  't:',
+  ['table='],
+);
 
 const nftRule: Rule = (args) => {
   let verb: string | null = null;
@@ -757,7 +839,22 @@ const nftRule: Rule = (args) => {
     const v = w.value;
     if (/[;\n{}]/.test(v)) deny('nft: one argument holds several commands');
     if (verb === null) {
-      if (/^-[anNsjtSye]+$/.test(v) || ['--handle', '--numeric', '--stateless', '--json', '--terse', '--service', '--echo', '--guid', '--numeric-priority', '--numeric-protocol', '--numeric-time'].includes(v))
+      if (
+        /^-[anNsjtSye]+$/.test(v) ||
+        [
+          '--handle',
+          '--numeric',
+          '--stateless',
+          '--json',
+          '--terse',
+          '--service',
+          '--echo',
+          '--guid',
+          '--numeric-priority',
+          '--numeric-protocol',
+          '--numeric-time',
+        ].includes(v)
+      )
         continue;
       if (v === '-v' || v === '--version' || v === '-V' || v === '-h' || v === '--help') return;
       if (v.startsWith('-')) deny(`nft ${v} is not allowed`);
@@ -781,7 +878,12 @@ const ufwRule: Rule = (args) => {
 const firewallCmd: Rule = (args) => {
   for (const a of args) {
     const v = requireLiteral(a, 'firewall-cmd', 'argument');
-    if (/^--(state|version|help|permanent|check-config|list-[a-z-]+|get-[a-z-]+|query-[a-z-]+|info-[a-z-]+)$/.test(v)) continue;
+    if (
+      /^--(state|version|help|permanent|check-config|list-[a-z-]+|get-[a-z-]+|query-[a-z-]+|info-[a-z-]+)$/.test(
+        v,
+      )
+    )
+      continue;
     if (/^--(zone|policy|ipset|service|helper|icmptype)=[^=]*$/.test(v)) continue;
     if (/^--(query|info|list|get)-[a-z-]+=.*$/.test(v)) continue;
     deny(`firewall-cmd ${v} changes the firewall`);
@@ -793,7 +895,8 @@ const nmcliRule: Rule = (args) => {
   for (; i < args.length; i++) {
     const v = requireLiteral(args[i]!, 'nmcli', 'argument');
     if (!v.startsWith('-')) break;
-    if (/^-(t|terse|p|pretty|s|show-secrets|v|version|h|help|o|overview)$/.test(v.replace(/^--/, '-'))) continue;
+    if (/^-(t|terse|p|pretty|s|show-secrets|v|version|h|help|o|overview)$/.test(v.replace(/^--/, '-')))
+      continue;
     if (/^-(f|fields|m|mode|c|colors|e|escape|g|get-values|w|wait)$/.test(v.replace(/^--/, '-'))) {
       i++;
       continue;
@@ -812,12 +915,14 @@ const nmcliRule: Rule = (args) => {
     if (cmd === undefined || (is(obj, 'networking') && is(cmd, 'connectivity'))) return;
     if (is(obj, 'radio') && ['all', 'wifi', 'wwan'].some((c) => is(cmd, c)) && !rest.length) return;
   } else if (is(obj, 'connection') || is(obj, 'device')) {
-    if (cmd === undefined || is(cmd, 'show') || (is(obj, 'device') && (is(cmd, 'status') || cmd === 'lldp'))) return;
+    if (cmd === undefined || is(cmd, 'show') || (is(obj, 'device') && (is(cmd, 'status') || cmd === 'lldp')))
+      return;
   } else if (is(obj, 'monitor')) return;
   deny(`nmcli ${[obj, cmd].filter(Boolean).join(' ')} changes the network configuration`);
 };
 
-const IPROUTE_FLAGS = /^-(s|stats|statistics|d|details|r|raw|p|pretty|i|iec|g|graph|j|json|t|timestamp|ts|tshort|c|color|h|human|4|6|o|oneline|V|Version)$/;
+const IPROUTE_FLAGS =
+  /^-(s|stats|statistics|d|details|r|raw|p|pretty|i|iec|g|graph|j|json|t|timestamp|ts|tshort|c|color|h|human|4|6|o|oneline|V|Version)$/;
 
 /** tc and bridge: `tool [options] object [show|list|ls]`; batch files and unknown options are denied. */
 const iprouteShowOnly =
@@ -842,18 +947,25 @@ const iprouteShowOnly =
 
 const ifconfigRule: Rule = (args) => {
   const operands = args.filter((a) => a.value === null || !a.value.startsWith('-'));
-  for (const a of args) if (a.value !== null && a.value.startsWith('-') && !['-a', '-s', '-v', '--help'].includes(a.value)) deny(`ifconfig ${a.value} is not allowed`);
-  if (operands.length > 1 || operands.some((o) => o.multi)) deny('ifconfig with settings changes an interface');
+  for (const a of args)
+    if (a.value !== null && a.value.startsWith('-') && !['-a', '-s', '-v', '--help'].includes(a.value))
+      deny(`ifconfig ${a.value} is not allowed`);
+  if (operands.length > 1 || operands.some((o) => o.multi))
+    deny('ifconfig with settings changes an interface');
 };
 
-const arpRule = reader({
-  '-s': 'arp -s changes the ARP table',
-  '--set': 'arp --set changes the ARP table',
-  '-d': 'arp -d changes the ARP table',
-  '--delete': 'arp --delete changes the ARP table',
-  '-f': 'arp -f loads entries into the ARP table',
-  '--file': 'arp --file loads entries into the ARP table',
-}, 'H:i:A:p:', ['hw-type=', 'device=', 'protocol=']);
+const arpRule = reader(
+  {
+    '-s': 'arp -s changes the ARP table',
+    '--set': 'arp --set changes the ARP table',
+    '-d': 'arp -d changes the ARP table',
+    '--delete': 'arp --delete changes the ARP table',
+    '-f': 'arp -f loads entries into the ARP table',
+    '--file': 'arp --file loads entries into the ARP table',
+  },
+  'H:i:A:p:',
+  ['hw-type=', 'device=', 'protocol='],
+);
 
 const tcpdumpOptions = reader(
   {
@@ -865,7 +977,15 @@ const tcpdumpOptions = reader(
     '--print': 'tcpdump --print is only used with -w',
   },
   'c:i:s:r:E:F:j:m:M:T:y:Z:B:Q:V:',
-  ['interface=', 'snapshot-length=', 'buffer-size=', 'time-stamp-type=', 'time-stamp-precision=', 'direction=', 'count='],
+  [
+    'interface=',
+    'snapshot-length=',
+    'buffer-size=',
+    'time-stamp-type=',
+    'time-stamp-precision=',
+    'direction=',
+    'count=',
+  ],
 );
 
 const tcpdump: Rule = (args, ctx) => {
@@ -879,7 +999,15 @@ const tcpdump: Rule = (args, ctx) => {
 // Storage
 
 const fdisk: Rule = (args) => {
-  const p = parseOptions(args, { permissive: true, short: 'b:o:u::x::', long: ['sector-size=', 'output=', 'units=?', 'list', 'list-details', 'help', 'version'] }, 'fdisk');
+  const p = parseOptions(
+    args,
+    {
+      permissive: true,
+      short: 'b:o:u::x::',
+      long: ['sector-size=', 'output=', 'units=?', 'list', 'list-details', 'help', 'version'],
+    },
+    'fdisk',
+  );
   if (!has(p, '-l', '--list', '-x', '--list-details', '--help', '-h', '-V', '--version'))
     deny('fdisk without -l edits partition tables');
 };
@@ -889,31 +1017,102 @@ const sfdisk: Rule = (args) => {
     args,
     {
       short: 'ldJsVFghvqo:',
-      long: ['list', 'dump', 'json', 'show-size', 'verify', 'list-free', 'show-geometry', 'show-pt-geometry', 'help', 'version', 'quiet', 'output=', 'sector-size=', 'label=', 'color=?'],
+      long: [
+        'list',
+        'dump',
+        'json',
+        'show-size',
+        'verify',
+        'list-free',
+        'show-geometry',
+        'show-pt-geometry',
+        'help',
+        'version',
+        'quiet',
+        'output=',
+        'sector-size=',
+        'label=',
+        'color=?',
+      ],
     },
     'sfdisk',
   );
-  const reads = ['-l', '--list', '-d', '--dump', '-J', '--json', '-s', '--show-size', '-V', '--verify', '-F', '--list-free', '-g', '--show-geometry', '--show-pt-geometry', '-h', '--help', '-v', '--version'];
-  if (!p.options.some((o) => reads.includes(o.name))) deny('sfdisk without a listing option edits partition tables');
+  const reads = [
+    '-l',
+    '--list',
+    '-d',
+    '--dump',
+    '-J',
+    '--json',
+    '-s',
+    '--show-size',
+    '-V',
+    '--verify',
+    '-F',
+    '--list-free',
+    '-g',
+    '--show-geometry',
+    '--show-pt-geometry',
+    '-h',
+    '--help',
+    '-v',
+    '--version',
+  ];
+  if (!p.options.some((o) => reads.includes(o.name)))
+    deny('sfdisk without a listing option edits partition tables');
 };
 
 const parted: Rule = (args) => {
   const words = args.map((a) => requireLiteral(a, 'parted', 'argument'));
   const opts = words.filter((w) => w.startsWith('-'));
   const rest = words.filter((w) => !w.startsWith('-'));
-  for (const o of opts) if (!['-l', '--list', '-s', '--script', '-m', '--machine', '-h', '--help', '-v', '--version', '-f', '--fix'].includes(o)) deny(`parted ${o} is not allowed`);
+  for (const o of opts)
+    if (
+      ![
+        '-l',
+        '--list',
+        '-s',
+        '--script',
+        '-m',
+        '--machine',
+        '-h',
+        '--help',
+        '-v',
+        '--version',
+        '-f',
+        '--fix',
+      ].includes(o)
+    )
+      deny(`parted ${o} is not allowed`);
   if (opts.includes('-f') || opts.includes('--fix')) deny('parted --fix changes partition tables');
-  if (opts.some((o) => ['-l', '--list', '-h', '--help', '-v', '--version'].includes(o)) && !rest.length) return;
+  if (opts.some((o) => ['-l', '--list', '-h', '--help', '-v', '--version'].includes(o)) && !rest.length)
+    return;
   const [, ...cmds] = rest;
   const joined = cmds.join(' ');
-  if (/^(print|p)( (all|free|devices|list))?$/.test(joined) || /^unit \S+ (print|p)( free)?$/.test(joined)) return;
+  if (/^(print|p)( (all|free|devices|list))?$/.test(joined) || /^unit \S+ (print|p)( free)?$/.test(joined))
+    return;
   deny('parted is only allowed to print partition tables (parted -l or parted DEVICE print)');
 };
 
-const blkid = reader({
-  '-g': 'blkid -g garbage-collects the cache',
-  '--garbage-collect': 'blkid --garbage-collect changes the cache',
-}, 'c:o:s:t:L:U:n:u:O:S:p', ['cache-file=', 'output=', 'match-tag=', 'match-token=', 'label=', 'uuid=', 'match-types=', 'usages=', 'offset=', 'size=']);
+const blkid = reader(
+  {
+    '-g': 'blkid -g garbage-collects the cache',
+    '--garbage-collect': 'blkid --garbage-collect changes the cache',
+  },
+  'c:o:s:t:L:U:n:u:O:S:p',
+  [
+    'cache-file=',
+    'output=',
+    'match-tag=',
+    'match-token=',
+    'label=',
+    'uuid=',
+    'match-types=',
+    'usages=',
+    'offset=',
+    'size=',
+  ],
+);
 
 const blkidRule: Rule = (args, ctx) => {
   blkid(args, ctx);
@@ -921,11 +1120,15 @@ const blkidRule: Rule = (args, ctx) => {
     const v = args[i]!.value;
     if (v === '-c' || v === '--cache-file') {
       if (args[i + 1]?.value !== '/dev/null') deny('blkid -c other than /dev/null may write a cache file');
-    } else if (v?.startsWith('-c') && v !== '-c' && v.slice(2) !== '/dev/null') deny('blkid -c other than /dev/null may write a cache file');
+    } else if (v?.startsWith('-c') && v !== '-c' && v.slice(2) !== '/dev/null')
+      deny('blkid -c other than /dev/null may write a cache file');
   }
 };
 
-const lvmReport = reader({ '--config': 'LVM --config can change settings', '--driverloaded': 'not needed for reading' });
+const lvmReport = reader({
+  '--config': 'LVM --config can change settings',
+  '--driverloaded': 'not needed for reading',
+});
 
 const blockdev: Rule = (args) => {
   for (const a of args) {
@@ -935,22 +1138,76 @@ const blockdev: Rule = (args) => {
       continue;
     }
     if (!v.startsWith('-')) continue;
-    if (/^--get[a-z0-9]*$/.test(v) || ['--report', '-v', '-q', '--help', '-V', '--version'].includes(v)) continue;
+    if (/^--get[a-z0-9]*$/.test(v) || ['--report', '-v', '-q', '--help', '-V', '--version'].includes(v))
+      continue;
     deny(`blockdev ${v} changes a block device`);
   }
 };
 
-const mdadm = opts({
-  short: 'DEQsbvYVhc:',
-  long: ['detail', 'examine', 'query', 'detail-platform', 'scan', 'brief', 'verbose', 'export', 'version', 'help', 'config=', 'test'],
-}, (p) => {
-  if (!has(p, '-D', '--detail', '-E', '--examine', '-Q', '--query', '--detail-platform', '-V', '--version', '-h', '--help'))
-    deny('mdadm is only allowed to inspect arrays (--detail, --examine, --query)');
-});
+const mdadm = opts(
+  {
+    short: 'DEQsbvYVhc:',
+    long: [
+      'detail',
+      'examine',
+      'query',
+      'detail-platform',
+      'scan',
+      'brief',
+      'verbose',
+      'export',
+      'version',
+      'help',
+      'config=',
+      'test',
+    ],
+  },
+  (p) => {
+    if (
+      !has(
+        p,
+        '-D',
+        '--detail',
+        '-E',
+        '--examine',
+        '-Q',
+        '--query',
+        '--detail-platform',
+        '-V',
+        '--version',
+        '-h',
+        '--help',
+      )
+    )
+      deny('mdadm is only allowed to inspect arrays (--detail, --examine, --query)');
+  },
+);
 
 const smartctl = opts({
   short: 'axiHAcl:jd:n:q:T:f:r:g:VhP:',
-  long: ['all', 'xall', 'info', 'health', 'attributes', 'capabilities', 'log=', 'json=?', 'device=', 'scan', 'scan-open', 'nocheck=', 'quietmode=', 'tolerance=', 'format=', 'report=', 'get=', 'identify=?', 'version', 'help', 'presets='],
+  long: [
+    'all',
+    'xall',
+    'info',
+    'health',
+    'attributes',
+    'capabilities',
+    'log=',
+    'json=?',
+    'device=',
+    'scan',
+    'scan-open',
+    'nocheck=',
+    'quietmode=',
+    'tolerance=',
+    'format=',
+    'report=',
+    'get=',
+    'identify=?',
+    'version',
+    'help',
+    'presets=',
+  ],
   deny: {
     '-s': 'smartctl -s changes drive settings',
     '--smart': 'smartctl --smart changes drive settings',
@@ -980,13 +1237,23 @@ const zpool = verbTool({
 
 const zfs = verbTool({
   options: { permissive: true, short: 'd:o:s:S:t:', long: ['help', 'version'] },
-  verbs: { list: true, get: true, version: true, holds: true, userspace: true, groupspace: true, projectspace: true, diff: true },
+  verbs: {
+    list: true,
+    get: true,
+    version: true,
+    holds: true,
+    userspace: true,
+    groupspace: true,
+    projectspace: true,
+    diff: true,
+  },
   denied: 'changes datasets',
 });
 
 const tune2fs: Rule = (args) => {
   const opts = args.filter((a) => a.value === null || a.value.startsWith('-'));
-  if (!opts.length || opts.some((a) => a.value !== '-l')) deny('tune2fs is only allowed to list (tune2fs -l)');
+  if (!opts.length || opts.some((a) => a.value !== '-l'))
+    deny('tune2fs is only allowed to list (tune2fs -l)');
   if (args.length - opts.length > 1) deny('tune2fs -l takes one device');
 };
 
@@ -995,11 +1262,15 @@ const qemuImg: Rule = (args) => {
   if (verb === '--version' || verb === '--help' || verb === '-V' || verb === '-h') return;
   if (verb === 'info' || verb === 'measure' || verb === 'map' || verb === 'compare') return;
   if (verb === 'check') {
-    if (args.some((a) => a.value === null ? mayStartWith(a) : /^(-r|--repair)/.test(a.value)))
+    if (args.some((a) => (a.value === null ? mayStartWith(a) : /^(-r|--repair)/.test(a.value))))
       deny('qemu-img check -r repairs images');
     return;
   }
-  if (verb === 'snapshot' && args.slice(1).some((a) => a.value === '-l') && !args.slice(1).some((a) => /^-[acd]$/.test(a.value ?? '')))
+  if (
+    verb === 'snapshot' &&
+    args.slice(1).some((a) => a.value === '-l') &&
+    !args.slice(1).some((a) => /^-[acd]$/.test(a.value ?? ''))
+  )
     return;
   deny(`qemu-img ${verb ?? ''} changes images (only info, check, measure, map, compare are allowed)`);
 };
@@ -1012,7 +1283,22 @@ const dateRule: Rule = (args) => {
     args,
     {
       short: 'd:f:r:uRI::',
-      long: ['date=', 'file=', 'reference=', 'utc', 'universal', 'rfc-email', 'rfc-2822', 'rfc-822', 'rfc-3339=', 'iso-8601=?', 'resolution', 'debug', 'help', 'version'],
+      long: [
+        'date=',
+        'file=',
+        'reference=',
+        'utc',
+        'universal',
+        'rfc-email',
+        'rfc-2822',
+        'rfc-822',
+        'rfc-3339=',
+        'iso-8601=?',
+        'resolution',
+        'debug',
+        'help',
+        'version',
+      ],
       deny: { '-s': 'date -s sets the clock', '--set': 'date --set sets the clock' },
     },
     'date',
@@ -1026,7 +1312,25 @@ const dateRule: Rule = (args) => {
 const hwclock: Rule = (args) => {
   for (const a of args) {
     const v = requireLiteral(a, 'hwclock', 'argument');
-    if (!['-r', '--show', '--get', '--verbose', '-v', '--utc', '-u', '--localtime', '-l', '--debug', '-V', '--version', '-h', '--help', '--test'].includes(v))
+    if (
+      ![
+        '-r',
+        '--show',
+        '--get',
+        '--verbose',
+        '-v',
+        '--utc',
+        '-u',
+        '--localtime',
+        '-l',
+        '--debug',
+        '-V',
+        '--version',
+        '-h',
+        '--help',
+        '--test',
+      ].includes(v)
+    )
       deny(`hwclock ${v} changes the clock`);
   }
 };
@@ -1036,8 +1340,27 @@ const hostnameRule: Rule = (args) => {
     args,
     {
       short: 'aAdfiIsyvV',
-      long: ['alias', 'all-fqdns', 'domain', 'fqdn', 'long', 'ip-address', 'all-ip-addresses', 'short', 'yp', 'nis', 'verbose', 'version', 'help'],
-      deny: { '-F': 'hostname -F sets the host name', '--file': 'hostname --file sets the host name', '-b': 'hostname -b sets the host name', '--boot': 'hostname --boot sets the host name' },
+      long: [
+        'alias',
+        'all-fqdns',
+        'domain',
+        'fqdn',
+        'long',
+        'ip-address',
+        'all-ip-addresses',
+        'short',
+        'yp',
+        'nis',
+        'verbose',
+        'version',
+        'help',
+      ],
+      deny: {
+        '-F': 'hostname -F sets the host name',
+        '--file': 'hostname --file sets the host name',
+        '-b': 'hostname -b sets the host name',
+        '--boot': 'hostname --boot sets the host name',
+      },
     },
     'hostname',
   );
@@ -1047,14 +1370,31 @@ const hostnameRule: Rule = (args) => {
 const chronyc: Rule = (args) => {
   const words = args.map((a) => requireLiteral(a, 'chronyc', 'argument'));
   const cmds = words.filter((w) => !w.startsWith('-'));
-  for (const o of words.filter((w) => w.startsWith('-'))) if (!/^-[nNc46ma]+$/.test(o) && o !== '-h' && o !== '--help' && o !== '-v' && o !== '--version') deny(`chronyc ${o} is not allowed`);
+  for (const o of words.filter((w) => w.startsWith('-')))
+    if (!/^-[nNc46ma]+$/.test(o) && o !== '-h' && o !== '--help' && o !== '-v' && o !== '--version')
+      deny(`chronyc ${o} is not allowed`);
   if (!cmds.length) {
     if (words.some((w) => ['-h', '--help', '-v', '--version'].includes(w))) return;
     deny('chronyc without a command is interactive');
   }
-  const read = ['tracking', 'sources', 'sourcestats', 'activity', 'ntpdata', 'serverstats', 'clients', 'rtcdata', 'smoothing', 'selectdata', 'authdata', 'manual', 'waitsync'];
+  const read = [
+    'tracking',
+    'sources',
+    'sourcestats',
+    'activity',
+    'ntpdata',
+    'serverstats',
+    'clients',
+    'rtcdata',
+    'smoothing',
+    'selectdata',
+    'authdata',
+    'manual',
+    'waitsync',
+  ];
   const [cmd, ...rest] = cmds;
-  if (cmd === 'manual' && !(rest.length === 1 && rest[0] === 'list')) deny('chronyc manual changes the clock');
+  if (cmd === 'manual' && !(rest.length === 1 && rest[0] === 'list'))
+    deny('chronyc manual changes the clock');
   if (!read.includes(cmd!)) deny(`chronyc ${cmd} changes time synchronisation`);
 };
 
@@ -1079,21 +1419,29 @@ const passwd = opts({ short: 'Sa', long: ['status', 'all'] }, (p) => {
   if (!has(p, '-S', '--status')) deny('passwd changes passwords');
 });
 
-const lastlog = reader({
-  '-C': 'lastlog -C clears records',
-  '--clear': 'lastlog --clear clears records',
-  '-S': 'lastlog -S sets records',
-  '--set': 'lastlog --set sets records',
-}, 'b:t:u:R:', ['before=', 'time=', 'user=', 'root=']);
+const lastlog = reader(
+  {
+    '-C': 'lastlog -C clears records',
+    '--clear': 'lastlog --clear clears records',
+    '-S': 'lastlog -S sets records',
+    '--set': 'lastlog --set sets records',
+  },
+  'b:t:u:R:',
+  ['before=', 'time=', 'user=', 'root='],
+);
 
-const faillog = reader({
-  '-r': 'faillog -r resets counters',
-  '--reset': 'faillog --reset resets counters',
-  '-l': 'faillog -l sets lockout times',
-  '--lock-secs': 'faillog --lock-secs sets lockout times',
-  '-m': 'faillog -m sets the maximum',
-  '--maximum': 'faillog --maximum sets the maximum',
-}, 't:u:R:', ['time=', 'user=', 'root=']);
+const faillog = reader(
+  {
+    '-r': 'faillog -r resets counters',
+    '--reset': 'faillog --reset resets counters',
+    '-l': 'faillog -l sets lockout times',
+    '--lock-secs': 'faillog --lock-secs sets lockout times',
+    '-m': 'faillog -m sets the maximum',
+    '--maximum': 'faillog --maximum sets the maximum',
+  },
+  't:u:R:',
+  ['time=', 'user=', 'root='],
+);
 
 const topRule: Rule = (args) => {
   const p = parseOptions(args, { permissive: true, short: 'n:d:p:u:U:o:O:w::E:e:', long: [] }, 'top');
@@ -1105,18 +1453,45 @@ const slabtop = opts({ permissive: true, short: 'd:s:' }, (p) => {
 });
 
 const ionice: Rule = (args) => {
-  const p = parseOptions(args, { short: 'p:P:u:c:n:tVh', long: ['pid=', 'pgid=', 'uid=', 'class=', 'classdata=', 'ignore', 'help', 'version'], stopAtOperand: true }, 'ionice');
-  if (has(p, '-c', '--class', '-n', '--classdata') || p.rest < args.length) deny('ionice changes I/O priorities or runs a command');
+  const p = parseOptions(
+    args,
+    {
+      short: 'p:P:u:c:n:tVh',
+      long: ['pid=', 'pgid=', 'uid=', 'class=', 'classdata=', 'ignore', 'help', 'version'],
+      stopAtOperand: true,
+    },
+    'ionice',
+  );
+  if (has(p, '-c', '--class', '-n', '--classdata') || p.rest < args.length)
+    deny('ionice changes I/O priorities or runs a command');
 };
 
 const taskset: Rule = (args) => {
-  const p = parseOptions(args, { short: 'pcaVh', long: ['pid', 'cpu-list', 'all-tasks', 'help', 'version'], stopAtOperand: false }, 'taskset');
-  if (!has(p, '-p', '--pid') || p.operands.length !== 1) deny('taskset changes CPU affinity or runs a command');
+  const p = parseOptions(
+    args,
+    { short: 'pcaVh', long: ['pid', 'cpu-list', 'all-tasks', 'help', 'version'], stopAtOperand: false },
+    'taskset',
+  );
+  if (!has(p, '-p', '--pid') || p.operands.length !== 1)
+    deny('taskset changes CPU affinity or runs a command');
 };
 
-const fuser = reader({ '-k': 'fuser -k kills processes', '--kill': 'fuser --kill kills processes', '-i': 'fuser -i prompts', '--interactive': 'fuser -i prompts' }, 'n:', ['namespace=']);
+const fuser = reader(
+  {
+    '-k': 'fuser -k kills processes',
+    '--kill': 'fuser --kill kills processes',
+    '-i': 'fuser -i prompts',
+    '--interactive': 'fuser -i prompts',
+  },
+  'n:',
+  ['namespace='],
+);
 
-const sensors = reader({ '-s': 'sensors -s writes chip settings', '--set': 'sensors --set writes chip settings' }, 'c:', ['config-file=']);
+const sensors = reader(
+  { '-s': 'sensors -s writes chip settings', '--set': 'sensors --set writes chip settings' },
+  'c:',
+  ['config-file='],
+);
 
 const hdparm: Rule = (args) => {
   for (const a of args) {
@@ -1125,13 +1500,56 @@ const hdparm: Rule = (args) => {
   }
 };
 
-const modprobe = opts({
-  short: 'nDcRvqaC:d:S:V',
-  long: ['dry-run', 'show', 'show-depends', 'showconfig', 'show-config', 'resolve-alias', 'verbose', 'quiet', 'all', 'config=', 'dirname=', 'set-version=', 'version', 'help', 'show-modversions', 'dump-modversions', 'show-exports', 'first-time'],
-}, (p) => {
-  if (!has(p, '-n', '--dry-run', '--show', '-D', '--show-depends', '-c', '--showconfig', '--show-config', '-R', '--resolve-alias', '--show-modversions', '--dump-modversions', '--show-exports', '-V', '--version', '-h', '--help'))
-    deny('modprobe loads or unloads kernel modules (use modprobe -n or -D)');
-});
+const modprobe = opts(
+  {
+    short: 'nDcRvqaC:d:S:V',
+    long: [
+      'dry-run',
+      'show',
+      'show-depends',
+      'showconfig',
+      'show-config',
+      'resolve-alias',
+      'verbose',
+      'quiet',
+      'all',
+      'config=',
+      'dirname=',
+      'set-version=',
+      'version',
+      'help',
+      'show-modversions',
+      'dump-modversions',
+      'show-exports',
+      'first-time',
+    ],
+  },
+  (p) => {
+    if (
+      !has(
+        p,
+        '-n',
+        '--dry-run',
+        '--show',
+        '-D',
+        '--show-depends',
+        '-c',
+        '--showconfig',
+        '--show-config',
+        '-R',
+        '--resolve-alias',
+        '--show-modversions',
+        '--dump-modversions',
+        '--show-exports',
+        '-V',
+        '--version',
+        '-h',
+        '--help',
+      )
+    )
+      deny('modprobe loads or unloads kernel modules (use modprobe -n or -D)');
+  },
+);
 
 const auditctl = opts({ short: 'lsvh', long: ['help', 'version'] }, (p) => {
   if (!p.options.length) deny('auditctl without -l or -s changes audit rules');
@@ -1140,29 +1558,57 @@ const auditctl = opts({ short: 'lsvh', long: ['help', 'version'] }, (p) => {
 const ausearch = reader({ '--checkpoint': 'ausearch --checkpoint writes a file' });
 
 const ldconfig = opts({ short: 'pvNXVC:r:', long: ['print-cache', 'verbose', 'version', 'help'] }, (p) => {
-  if (!has(p, '-p', '--print-cache', '--version', '-V', '--help')) deny('ldconfig rebuilds the linker cache (use ldconfig -p)');
+  if (!has(p, '-p', '--print-cache', '--version', '-V', '--help'))
+    deny('ldconfig rebuilds the linker cache (use ldconfig -p)');
 });
 
 const alternatives: Rule = (args, ctx) => {
-  const p = parseOptions(args, {
-    long: ['display', 'query', 'list', 'get-selections', 'altdir=', 'admindir=', 'verbose', 'quiet', 'help', 'version', 'config'],
-    abbreviations: false,
-  }, ctx.name);
+  const p = parseOptions(
+    args,
+    {
+      long: [
+        'display',
+        'query',
+        'list',
+        'get-selections',
+        'altdir=',
+        'admindir=',
+        'verbose',
+        'quiet',
+        'help',
+        'version',
+        'config',
+      ],
+      abbreviations: false,
+    },
+    ctx.name,
+  );
   if (!has(p, '--display', '--query', '--list', '--get-selections', '--help', '--version'))
-    deny(`${ctx.name} changes the selected alternatives (only --display, --query, --list, --get-selections are allowed)`);
+    deny(
+      `${ctx.name} changes the selected alternatives (only --display, --query, --list, --get-selections are allowed)`,
+    );
 };
 
-const logrotate = opts({ short: 'dvs:l:', long: ['debug', 'verbose', 'state=', 'log=', 'usage', 'help', 'version'] }, (p) => {
-  if (!has(p, '-d', '--debug', '--usage', '--help', '--version')) deny('logrotate rotates logs (use logrotate -d to test)');
-  if (has(p, '-s', '--state', '-l', '--log')) deny('logrotate -s/-l writes files');
-});
+const logrotate = opts(
+  { short: 'dvs:l:', long: ['debug', 'verbose', 'state=', 'log=', 'usage', 'help', 'version'] },
+  (p) => {
+    if (!has(p, '-d', '--debug', '--usage', '--help', '--version'))
+      deny('logrotate rotates logs (use logrotate -d to test)');
+    if (has(p, '-s', '--state', '-l', '--log')) deny('logrotate -s/-l writes files');
+  },
+);
 
-const visudo = opts({ short: 'cf:qsh', long: ['check', 'file=', 'quiet', 'strict', 'help', 'version'] }, (p) => {
-  if (!has(p, '-c', '--check', '--help', '--version', '-h')) deny('visudo edits the sudoers file (use visudo -c)');
-});
+const visudo = opts(
+  { short: 'cf:qsh', long: ['check', 'file=', 'quiet', 'strict', 'help', 'version'] },
+  (p) => {
+    if (!has(p, '-c', '--check', '--help', '--version', '-h'))
+      deny('visudo edits the sudoers file (use visudo -c)');
+  },
+);
 
-const domainname = opts({ permissive: true, deny: { '-F': 'sets the name', '--file': 'sets the name', '-b': 'sets the name' } }, (p, ctx) =>
-  noOperands(p, ctx.name, 'with a name sets it'),
+const domainname = opts(
+  { permissive: true, deny: { '-F': 'sets the name', '--file': 'sets the name', '-b': 'sets the name' } },
+  (p, ctx) => noOperands(p, ctx.name, 'with a name sets it'),
 );
 
 const exportfs: Rule = (args) => {
@@ -1173,12 +1619,20 @@ const exportfs: Rule = (args) => {
 };
 
 const mountRule: Rule = (args) => {
-  const p = parseOptions(args, { short: 'lvt:h', long: ['show-labels', 'verbose', 'types=', 'help', 'version'] }, 'mount');
+  const p = parseOptions(
+    args,
+    { short: 'lvt:h', long: ['show-labels', 'verbose', 'types=', 'help', 'version'] },
+    'mount',
+  );
   noOperands(p, 'mount', 'with a device or directory mounts file systems');
 };
 
 const routeRule: Rule = (args) => {
-  const p = parseOptions(args, { short: 'nevCFA:', long: ['numeric', 'extend', 'verbose', 'cache', 'fib', 'help', 'version'] }, 'route');
+  const p = parseOptions(
+    args,
+    { short: 'nevCFA:', long: ['numeric', 'extend', 'verbose', 'cache', 'fib', 'help', 'version'] },
+    'route',
+  );
   noOperands(p, 'route', 'with a command changes the routing table');
 };
 
@@ -1190,11 +1644,27 @@ const brctl: Rule = (args) => {
 
 const conntrack: Rule = (args) => {
   const first = args[0]?.value;
-  const ok = ['-L', '--dump', '-S', '--stats', '-C', '--count', '-G', '--get', '-E', '--event', '-V', '--version', '-h', '--help'];
+  const ok = [
+    '-L',
+    '--dump',
+    '-S',
+    '--stats',
+    '-C',
+    '--count',
+    '-G',
+    '--get',
+    '-E',
+    '--event',
+    '-V',
+    '--version',
+    '-h',
+    '--help',
+  ];
   if (!first || !ok.includes(first)) deny('conntrack is only allowed to list (-L, -S, -C, -G, -E)');
   for (const a of args.slice(1)) {
     const v = a.value;
-    if (v !== null && /^-[DFIURA]$|^--(delete|flush|create|update|load-file|add)$/.test(v)) deny(`conntrack ${v} changes the table`);
+    if (v !== null && /^-[DFIURA]$|^--(delete|flush|create|update|load-file|add)$/.test(v))
+      deny(`conntrack ${v} changes the table`);
   }
 };
 
@@ -1206,11 +1676,16 @@ const ipset: Rule = (args) => {
   deny(`ipset ${verb ?? ''} changes IP sets`.trimEnd());
 };
 
-const auditSimple = (who: string, verbs: string[], reason: string): Rule => (args) => {
-  const verb = literalVerb(args.find((a) => a.value === null || !a.value.startsWith('-')), who);
-  if (verb === null || verbs.includes(verb)) return;
-  deny(`${who} ${verb} ${reason}`);
-};
+const auditSimple =
+  (who: string, verbs: string[], reason: string): Rule =>
+  (args) => {
+    const verb = literalVerb(
+      args.find((a) => a.value === null || !a.value.startsWith('-')),
+      who,
+    );
+    if (verb === null || verbs.includes(verb)) return;
+    deny(`${who} ${verb} ${reason}`);
+  };
 
 export const systemRules: Record<string, Rule> = {
   ...Object.fromEntries(PLAIN.map((n) => [n, allow])),
@@ -1263,14 +1738,34 @@ export const systemRules: Record<string, Rule> = {
   ipset,
   tcpdump,
   mtr: opts({ permissive: true, short: 'c:i:s:B:f:m:U:a:P:L:Q:G:' }, (p) => {
-    if (!has(p, '-r', '--report', '-w', '--report-wide', '-j', '--json', '-C', '--csv', '-x', '--xml', '--raw', '-l'))
+    if (
+      !has(
+        p,
+        '-r',
+        '--report',
+        '-w',
+        '--report-wide',
+        '-j',
+        '--json',
+        '-C',
+        '--csv',
+        '-x',
+        '--xml',
+        '--raw',
+        '-l',
+      )
+    )
       deny('mtr is interactive (use mtr -r -c 5)');
   }),
   fdisk,
   sfdisk,
   parted,
   blkid: blkidRule,
-  lvm: auditSimple('lvm', ['pvs', 'vgs', 'lvs', 'pvdisplay', 'vgdisplay', 'lvdisplay', 'version', 'fullreport', 'help'], 'changes logical volumes'),
+  lvm: auditSimple(
+    'lvm',
+    ['pvs', 'vgs', 'lvs', 'pvdisplay', 'vgdisplay', 'lvdisplay', 'version', 'fullreport', 'help'],
+    'changes logical volumes',
+  ),
   pvs: lvmReport,
   vgs: lvmReport,
   lvs: lvmReport,
@@ -1282,17 +1777,46 @@ export const systemRules: Record<string, Rule> = {
   zfs,
   tune2fs,
   'qemu-img': qemuImg,
-  dmsetup: auditSimple('dmsetup', ['ls', 'info', 'table', 'status', 'deps', 'version', 'targets', 'help'], 'changes device-mapper devices'),
-  nvme: auditSimple('nvme', ['list', 'list-subsys', 'smart-log', 'id-ctrl', 'id-ns', 'error-log', 'version', 'help', 'show-regs', 'fw-log', 'list-ns', 'list-ctrl'], 'can change or erase drives'),
+  dmsetup: auditSimple(
+    'dmsetup',
+    ['ls', 'info', 'table', 'status', 'deps', 'version', 'targets', 'help'],
+    'changes device-mapper devices',
+  ),
+  nvme: auditSimple(
+    'nvme',
+    [
+      'list',
+      'list-subsys',
+      'smart-log',
+      'id-ctrl',
+      'id-ns',
+      'error-log',
+      'version',
+      'help',
+      'show-regs',
+      'fw-log',
+      'list-ns',
+      'list-ctrl',
+    ],
+    'can change or erase drives',
+  ),
   lshw: (args) => {
     for (const a of args) {
-      if (a.value === null ? mayStartWith(a) : /^--?dump$/.test(a.value)) deny('lshw -dump writes a database file');
+      if (a.value === null ? mayStartWith(a) : /^--?dump$/.test(a.value))
+        deny('lshw -dump writes a database file');
     }
   },
-  dmidecode: reader({ '--dump-bin': 'dmidecode --dump-bin writes a file' }, 't:s:H:', ['type=', 'string=', 'handle=', 'from-dump=', 'oem-string=']),
+  dmidecode: reader({ '--dump-bin': 'dmidecode --dump-bin writes a file' }, 't:s:H:', [
+    'type=',
+    'string=',
+    'handle=',
+    'from-dump=',
+    'oem-string=',
+  ]),
   sensors,
   numactl: opts({ short: 'Hs', long: ['hardware', 'show'] }, (p) => {
-    if (!p.options.length || p.operands.length) deny('numactl runs commands under a memory policy (only --hardware, --show)');
+    if (!p.options.length || p.operands.length)
+      deny('numactl runs commands under a memory policy (only --hardware, --show)');
   }),
   date: dateRule,
   hwclock,
@@ -1337,7 +1861,8 @@ export const systemRules: Record<string, Rule> = {
   mount: mountRule,
   stty: (args) => {
     for (const a of args) {
-      if (!['-a', '--all', '-g', '--save', 'size', 'speed'].includes(a.value ?? '')) deny('stty with settings changes the terminal');
+      if (!['-a', '--all', '-g', '--save', 'size', 'speed'].includes(a.value ?? ''))
+        deny('stty with settings changes the terminal');
     }
   },
   mesg: (args) => {
@@ -1373,10 +1898,10 @@ export const systemRules: Record<string, Rule> = {
   'mkfs.xfs': refuse('mkfs formats a device'),
   'mkfs.btrfs': refuse('mkfs formats a device'),
   'mkfs.vfat': refuse('mkfs formats a device'),
-  'mke2fs': refuse('mke2fs formats a device'),
+  mke2fs: refuse('mke2fs formats a device'),
   fsck: refuse('fsck can repair (change) file systems'),
   e2fsck: refuse('e2fsck can repair (change) file systems'),
-  'xfs_repair': refuse('xfs_repair changes file systems'),
+  xfs_repair: refuse('xfs_repair changes file systems'),
   debugfs: refuse('debugfs can write file systems'),
   gdisk: refuse('gdisk edits partition tables'),
   sgdisk: refuse('sgdisk edits partition tables'),

@@ -26,7 +26,9 @@ const subverb =
     const p = parseOptions(args, { permissive: true, deny: { ...GIT_DENY, ...extra } }, who);
     const verb = literalVerb(p.operands[0], who);
     if (verb === null ? bare : verbs.includes(verb)) return;
-    deny(`${who} ${verb ?? ''} changes the repository (only ${verbs.join(', ')} are allowed)`.replace('  ', ' '));
+    deny(
+      `${who} ${verb ?? ''} changes the repository (only ${verbs.join(', ')} are allowed)`.replace('  ', ' '),
+    );
   };
 
 const gitBranch = opts(
@@ -56,7 +58,10 @@ const gitBranch = opts(
     ],
   },
   (p) => {
-    if (p.operands.length && !has(p, '-l', '--list', '--contains', '--no-contains', '--merged', '--no-merged', '--points-at'))
+    if (
+      p.operands.length &&
+      !has(p, '-l', '--list', '--contains', '--no-contains', '--merged', '--no-merged', '--points-at')
+    )
       deny('git branch with a name creates a branch (use git branch --list PATTERN)');
   },
 );
@@ -82,7 +87,21 @@ const gitTag = opts(
     ],
   },
   (p) => {
-    if (p.operands.length && !has(p, '-l', '--list', '-v', '--verify', '--contains', '--no-contains', '--merged', '--no-merged', '--points-at'))
+    if (
+      p.operands.length &&
+      !has(
+        p,
+        '-l',
+        '--list',
+        '-v',
+        '--verify',
+        '--contains',
+        '--no-contains',
+        '--merged',
+        '--no-merged',
+        '--points-at',
+      )
+    )
       deny('git tag with a name creates a tag (use git tag --list PATTERN)');
   },
 );
@@ -129,7 +148,20 @@ const gitConfig = opts(
   (p) => {
     const first = p.operands[0]?.value;
     if (first === 'get' || first === 'list') return;
-    if (has(p, '--get', '--get-all', '--get-regexp', '--get-urlmatch', '--get-color', '--get-colorbool', '-l', '--list')) return;
+    if (
+      has(
+        p,
+        '--get',
+        '--get-all',
+        '--get-regexp',
+        '--get-urlmatch',
+        '--get-color',
+        '--get-colorbool',
+        '-l',
+        '--list',
+      )
+    )
+      return;
     if (p.operands.length === 1 && typeof first === 'string' && first.includes('.')) return; // git config key: a read
     deny('git config without --get or --list changes configuration');
   },
@@ -141,10 +173,13 @@ const gitRemote: Rule = (args) => {
   const flags = words.filter((w) => w.startsWith('-'));
   if (!ops.length && flags.every((f) => f === '-v' || f === '--verbose')) return;
   if (ops[0] === 'get-url' && flags.every((f) => f === '--push' || f === '--all')) return;
-  deny(`git remote ${ops[0] ?? words.join(' ')} changes remotes or contacts them (only git remote -v and get-url)`);
+  deny(
+    `git remote ${ops[0] ?? words.join(' ')} changes remotes or contacts them (only git remote -v and get-url)`,
+  );
 };
 
-const GIT_SAFE_CONFIG = /^(color\.[a-z.]+|core\.quotepath|core\.pager=cat|core\.fsmonitor=false|log\.showsignature|diff\.noprefix|log\.date|i18n\.logoutputencoding|core\.abbrev)(=.*)?$/i;
+const GIT_SAFE_CONFIG =
+  /^(color\.[a-z.]+|core\.quotepath|core\.pager=cat|core\.fsmonitor=false|log\.showsignature|diff\.noprefix|log\.date|i18n\.logoutputencoding|core\.abbrev)(=.*)?$/i;
 
 const GIT_SUBCOMMANDS: Record<string, Rule> = {
   log: gitRead(),
@@ -207,14 +242,25 @@ const gitRule: Rule = (args, ctx) => {
     if (v === '-c') {
       const setting = args[++i];
       if (!setting || setting.value === null || !GIT_SAFE_CONFIG.test(setting.value))
-        deny(`git -c ${setting ? show(setting) : ''} sets configuration that can run programs`.replace('  ', ' '));
+        deny(
+          `git -c ${setting ? show(setting) : ''} sets configuration that can run programs`.replace(
+            '  ',
+            ' ',
+          ),
+        );
       continue;
     }
     if (v === '--version' || v === '-v' || v === '--exec-path' || /^--(html|man|info)-path$/.test(v)) return;
     if (v === '-p' || v === '--paginate') deny('git --paginate runs a pager');
     if (v === '--help' || v === '-h') deny('git --help opens a pager or browser');
     if (/^--(config-env|exec-path=|super-prefix)/.test(v)) deny(`git ${v} can run other programs`);
-    if (v === '-C' || v === '--git-dir' || v === '--work-tree' || v === '--namespace' || v === '--attr-source') {
+    if (
+      v === '-C' ||
+      v === '--git-dir' ||
+      v === '--work-tree' ||
+      v === '--namespace' ||
+      v === '--attr-source'
+    ) {
       i++;
       continue;
     }
@@ -322,7 +368,17 @@ const DOCKER_READ: Commands = {
   history: true,
   diff: true,
   search: true,
-  container: { ls: true, ps: true, list: true, inspect: true, logs: true, stats: true, top: true, port: true, diff: true },
+  container: {
+    ls: true,
+    ps: true,
+    list: true,
+    inspect: true,
+    logs: true,
+    stats: true,
+    top: true,
+    port: true,
+    diff: true,
+  },
   image: { ls: true, list: true, inspect: true, history: true },
   network: { ls: true, list: true, inspect: true },
   volume: { ls: true, list: true, inspect: true },
@@ -342,12 +398,44 @@ const DOCKER_READ: Commands = {
     images: true,
     top: true,
     version: true,
-    config: opts({ permissive: true, deny: { '-o': 'docker compose config -o writes a file', '--output': 'docker compose config --output writes a file' } }),
+    config: opts({
+      permissive: true,
+      deny: {
+        '-o': 'docker compose config -o writes a file',
+        '--output': 'docker compose config --output writes a file',
+      },
+    }),
   },
 };
 
 const docker = cliTool({
-  valued: new Set(['--config', '-c', '--context', '-l', '--log-level', '--tlscacert', '--tlscert', '--tlskey', '-f', '--file', '-p', '--project-name', '--profile', '--env-file', '--project-directory', '--ansi', '--progress', '--parallel', '--url', '--connection', '--identity', '--root', '--runroot', '--storage-driver', '--cgroup-manager']),
+  valued: new Set([
+    '--config',
+    '-c',
+    '--context',
+    '-l',
+    '--log-level',
+    '--tlscacert',
+    '--tlscert',
+    '--tlskey',
+    '-f',
+    '--file',
+    '-p',
+    '--project-name',
+    '--profile',
+    '--env-file',
+    '--project-directory',
+    '--ansi',
+    '--progress',
+    '--parallel',
+    '--url',
+    '--connection',
+    '--identity',
+    '--root',
+    '--runroot',
+    '--storage-driver',
+    '--cgroup-manager',
+  ]),
   denied: {
     '-H': 'connects to another docker host',
     '--host': 'connects to another docker host',
@@ -359,8 +447,31 @@ const docker = cliTool({
 });
 
 const crictl = cliTool({
-  valued: new Set(['-r', '--runtime-endpoint', '-i', '--image-endpoint', '-t', '--timeout', '-c', '--config']),
-  commands: { ps: true, pods: true, images: true, img: true, inspect: true, inspectp: true, inspecti: true, logs: true, stats: true, statsp: true, info: true, version: true, imagefsinfo: true },
+  valued: new Set([
+    '-r',
+    '--runtime-endpoint',
+    '-i',
+    '--image-endpoint',
+    '-t',
+    '--timeout',
+    '-c',
+    '--config',
+  ]),
+  commands: {
+    ps: true,
+    pods: true,
+    images: true,
+    img: true,
+    inspect: true,
+    inspectp: true,
+    inspecti: true,
+    logs: true,
+    stats: true,
+    statsp: true,
+    info: true,
+    version: true,
+    imagefsinfo: true,
+  },
   refused: 'changes containers (only ps, pods, images, inspect*, logs, stats, info are allowed)',
 });
 
@@ -442,7 +553,13 @@ const kubectl = cliTool({
     'cluster-info': { '': true },
     'api-resources': true,
     'api-versions': true,
-    config: { view: true, 'get-contexts': true, 'current-context': true, 'get-clusters': true, 'get-users': true },
+    config: {
+      view: true,
+      'get-contexts': true,
+      'current-context': true,
+      'get-clusters': true,
+      'get-users': true,
+    },
     auth: { 'can-i': true, whoami: true },
     events: true,
     rollout: { status: true, history: true },
@@ -559,7 +676,16 @@ const virsh: Rule = (args) => {
   for (; i < args.length; i++) {
     const v = requireLiteral(args[i]!, 'virsh', 'argument');
     if (!v.startsWith('-')) break;
-    if (v === '-c' || v === '--connect' || v === '-d' || v === '--debug' || v === '-k' || v === '--keepalive-interval' || v === '-K' || v === '--keepalive-count') {
+    if (
+      v === '-c' ||
+      v === '--connect' ||
+      v === '-d' ||
+      v === '--debug' ||
+      v === '-k' ||
+      v === '--keepalive-interval' ||
+      v === '-K' ||
+      v === '--keepalive-count'
+    ) {
       i++;
       continue;
     }
@@ -575,7 +701,8 @@ const virsh: Rule = (args) => {
     const v = requireLiteral(w, 'virsh', 'argument');
     if (/[;\n]/.test(v)) deny('virsh: one argument holds several commands');
   }
-  if (!VIRSH_READ.has(cmd.value!)) deny(`virsh ${cmd.value} changes domains or the host (only list, dominfo, dumpxml, ... are allowed)`);
+  if (!VIRSH_READ.has(cmd.value!))
+    deny(`virsh ${cmd.value} changes domains or the host (only list, dominfo, dumpxml, ... are allowed)`);
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -617,16 +744,28 @@ const DPKG_READ = [
 const dpkg = opts(
   {
     short: 'lLsSpVCcIfW?',
-    long: [...DPKG_READ.filter((o) => o.startsWith('--')).map((o) => o.slice(2)), 'admindir=', 'root=', 'instdir=', 'no-pager', 'verify-format=', 'showformat='],
+    long: [
+      ...DPKG_READ.filter((o) => o.startsWith('--')).map((o) => o.slice(2)),
+      'admindir=',
+      'root=',
+      'instdir=',
+      'no-pager',
+      'verify-format=',
+      'showformat=',
+    ],
     abbreviations: false,
   },
   (p) => {
-    if (!p.options.some((o) => DPKG_READ.includes(o.name))) deny('dpkg without a query option installs or removes packages');
+    if (!p.options.some((o) => DPKG_READ.includes(o.name)))
+      deny('dpkg without a query option installs or removes packages');
   },
 );
 
 const dpkgDeb = opts(
-  { short: 'cIfW', long: ['contents', 'info', 'field', 'show', 'showformat=', 'fsys-tarfile', 'version', 'help'] },
+  {
+    short: 'cIfW',
+    long: ['contents', 'info', 'field', 'show', 'showformat=', 'fsys-tarfile', 'version', 'help'],
+  },
   (p) => {
     if (!p.options.length) deny('dpkg-deb without a query option builds or extracts packages');
   },
@@ -684,13 +823,38 @@ const APT_CONFIG_DENY: Record<string, string> = {
 
 const apt = verbTool({
   options: APT_QUERY_OPTIONS,
-  verbs: { list: true, show: true, policy: true, depends: true, rdepends: true, search: true, showsrc: true, madison: true, showpkg: true },
+  verbs: {
+    list: true,
+    show: true,
+    policy: true,
+    depends: true,
+    rdepends: true,
+    search: true,
+    showsrc: true,
+    madison: true,
+    showpkg: true,
+  },
   denied: 'changes packages (only list, show, policy, depends, rdepends, search are allowed)',
 });
 
 const aptCache = verbTool({
   options: APT_QUERY_OPTIONS,
-  verbs: { policy: true, show: true, showpkg: true, showsrc: true, depends: true, rdepends: true, search: true, pkgnames: true, dump: true, dumpavail: true, stats: true, unmet: true, madison: true, showauto: true },
+  verbs: {
+    policy: true,
+    show: true,
+    showpkg: true,
+    showsrc: true,
+    depends: true,
+    rdepends: true,
+    search: true,
+    pkgnames: true,
+    dump: true,
+    dumpavail: true,
+    stats: true,
+    unmet: true,
+    madison: true,
+    showauto: true,
+  },
   denied: 'changes the package cache',
 });
 
@@ -699,7 +863,30 @@ const aptGet: Rule = (args) => {
     args,
     {
       short: 'sqyVufmt:',
-      long: ['simulate', 'just-print', 'dry-run', 'recon', 'no-act', 'quiet=?', 'yes', 'assume-yes', 'verbose-versions', 'show-upgraded', 'fix-broken', 'fix-missing', 'target-release=', 'no-install-recommends', 'install-recommends', 'with-new-pkgs', 'only-upgrade', 'purge', 'auto-remove', 'autoremove', 'version', 'help'],
+      long: [
+        'simulate',
+        'just-print',
+        'dry-run',
+        'recon',
+        'no-act',
+        'quiet=?',
+        'yes',
+        'assume-yes',
+        'verbose-versions',
+        'show-upgraded',
+        'fix-broken',
+        'fix-missing',
+        'target-release=',
+        'no-install-recommends',
+        'install-recommends',
+        'with-new-pkgs',
+        'only-upgrade',
+        'purge',
+        'auto-remove',
+        'autoremove',
+        'version',
+        'help',
+      ],
       deny: APT_CONFIG_DENY,
       abbreviations: false,
     },
@@ -711,13 +898,32 @@ const aptGet: Rule = (args) => {
     deny(`apt-get ${verb} writes files or downloads`);
   if (!has(p, '-s', '--simulate', '--just-print', '--dry-run', '--recon', '--no-act'))
     deny(`apt-get ${verb ?? ''} changes packages (apt-get -s only simulates)`.replace('  ', ' '));
-  if (!['install', 'remove', 'purge', 'upgrade', 'dist-upgrade', 'full-upgrade', 'autoremove', 'reinstall', 'build-dep'].includes(verb ?? ''))
+  if (
+    ![
+      'install',
+      'remove',
+      'purge',
+      'upgrade',
+      'dist-upgrade',
+      'full-upgrade',
+      'autoremove',
+      'reinstall',
+      'build-dep',
+    ].includes(verb ?? '')
+  )
     deny(`apt-get ${verb ?? ''} is not allowed`);
 };
 
 const aptMark = verbTool({
   options: { short: 'q', long: ['help', 'version'] },
-  verbs: { showauto: true, showmanual: true, showhold: true, showinstall: true, showremove: true, showpurge: true },
+  verbs: {
+    showauto: true,
+    showmanual: true,
+    showhold: true,
+    showinstall: true,
+    showremove: true,
+    showpurge: true,
+  },
   denied: 'changes package marks',
 });
 
@@ -727,7 +933,18 @@ const aptConfig = verbTool({
   denied: 'is not allowed',
 });
 
-const RPM_MODES = ['-q', '--query', '-V', '--verify', '-K', '--checksig', '--querytags', '--showrc', '--version', '--help'];
+const RPM_MODES = [
+  '-q',
+  '--query',
+  '-V',
+  '--verify',
+  '-K',
+  '--checksig',
+  '--querytags',
+  '--showrc',
+  '--version',
+  '--help',
+];
 
 const rpm = opts(
   {
@@ -807,11 +1024,28 @@ const rpm = opts(
     ],
   },
   (p) => {
-    if (!p.options.some((o) => RPM_MODES.includes(o.name))) deny('rpm without -q or -V installs or removes packages');
+    if (!p.options.some((o) => RPM_MODES.includes(o.name)))
+      deny('rpm without -q or -V installs or removes packages');
   },
 );
 
-const DNF_VALUED = ['enablerepo=', 'disablerepo=', 'repo=', 'repoid=', 'releasever=', 'exclude=', 'qf=', 'queryformat=', 'color=', 'advisory=', 'arch=', 'latest-limit=', 'sec-severity=', 'whatprovides=', 'whatrequires='];
+const DNF_VALUED = [
+  'enablerepo=',
+  'disablerepo=',
+  'repo=',
+  'repoid=',
+  'releasever=',
+  'exclude=',
+  'qf=',
+  'queryformat=',
+  'color=',
+  'advisory=',
+  'arch=',
+  'latest-limit=',
+  'sec-severity=',
+  'whatprovides=',
+  'whatrequires=',
+];
 
 const dnf = verbTool({
   options: {
@@ -846,13 +1080,15 @@ const dnf = verbTool({
     },
     history: (rest) => {
       const v = rest[0] ? requireLiteral(rest[0], 'dnf', 'argument') : undefined;
-      if (v !== undefined && !['list', 'info'].includes(v) && !/^\d+$/.test(v)) deny(`history ${v} changes packages`);
+      if (v !== undefined && !['list', 'info'].includes(v) && !/^\d+$/.test(v))
+        deny(`history ${v} changes packages`);
     },
     module: (rest) => {
       if (!['list', 'info'].includes(rest[0]?.value ?? '')) deny('only module list/info are allowed');
     },
     group: (rest) => {
-      if (!['list', 'info', 'summary'].includes(rest[0]?.value ?? '')) deny('only group list/info are allowed');
+      if (!['list', 'info', 'summary'].includes(rest[0]?.value ?? ''))
+        deny('only group list/info are allowed');
     },
     grouplist: true,
     groupinfo: true,
@@ -862,14 +1098,61 @@ const dnf = verbTool({
 });
 
 const zypper = verbTool({
-  options: { permissive: true, long: ['root=', 'reposd-dir=', 'cache-dir='], deny: { '--root': 'not needed', '-R': 'not needed' } },
-  verbs: Object.fromEntries(['search', 'se', 'info', 'if', 'packages', 'pa', 'patterns', 'pt', 'products', 'pd', 'repos', 'lr', 'services', 'ls', 'list-updates', 'lu', 'list-patches', 'lp', 'patch-check', 'pchk', 'locks', 'll', 'what-provides', 'wp', 'patches', 'search-packages'].map((v) => [v, true])),
+  options: {
+    permissive: true,
+    long: ['root=', 'reposd-dir=', 'cache-dir='],
+    deny: { '--root': 'not needed', '-R': 'not needed' },
+  },
+  verbs: Object.fromEntries(
+    [
+      'search',
+      'se',
+      'info',
+      'if',
+      'packages',
+      'pa',
+      'patterns',
+      'pt',
+      'products',
+      'pd',
+      'repos',
+      'lr',
+      'services',
+      'ls',
+      'list-updates',
+      'lu',
+      'list-patches',
+      'lp',
+      'patch-check',
+      'pchk',
+      'locks',
+      'll',
+      'what-provides',
+      'wp',
+      'patches',
+      'search-packages',
+    ].map((v) => [v, true]),
+  ),
   denied: 'changes packages',
 });
 
 const snap = verbTool({
   options: { permissive: true },
-  verbs: { list: true, info: true, services: true, version: true, changes: true, tasks: true, connections: true, interfaces: true, warnings: true, find: true, search: true, known: true, logs: true },
+  verbs: {
+    list: true,
+    info: true,
+    services: true,
+    version: true,
+    changes: true,
+    tasks: true,
+    connections: true,
+    interfaces: true,
+    warnings: true,
+    find: true,
+    search: true,
+    known: true,
+    logs: true,
+  },
   noVerb: true,
   denied: 'changes snaps',
 });
@@ -882,7 +1165,11 @@ const flatpak = verbTool({
 });
 
 const pip = verbTool({
-  options: { permissive: true, long: ['path=', 'python=', 'exclude='], deny: { '--log': 'pip --log writes a file', '--log-file': 'writes a file', '--report': 'writes a file' } },
+  options: {
+    permissive: true,
+    long: ['path=', 'python=', 'exclude='],
+    deny: { '--log': 'pip --log writes a file', '--log-file': 'writes a file', '--report': 'writes a file' },
+  },
   verbs: {
     list: true,
     show: true,
@@ -900,7 +1187,16 @@ const pip = verbTool({
 
 const gem = verbTool({
   options: { permissive: true },
-  verbs: { list: true, info: true, specification: true, contents: true, environment: true, which: true, search: true, query: true },
+  verbs: {
+    list: true,
+    info: true,
+    specification: true,
+    contents: true,
+    environment: true,
+    which: true,
+    search: true,
+    query: true,
+  },
   noVerb: true,
   denied: 'installs or changes gems',
 });
@@ -929,16 +1225,79 @@ const npm = verbTool({
 // ---------------------------------------------------------------------------------------------
 // openssl, keys, certificates
 
-const OPENSSL_ALWAYS_DENY = new Set(['-out', '-keyout', '-engine', '-provider', '-provider-path', '-propquery', '-writerand', '-rand', '-signkey', '-CA', '-CAkey', '-CAcreateserial', '-CAserial', '-set_serial', '-new', '-newkey', '-x509', '-x509toreq', '-req', '-sess_out', '-keylogfile', '-msgfile', '-passout', '-sign', '-sigfile', '-extfile', '-config', '-trace', '-ssl_config', '-nameopt_file']);
+const OPENSSL_ALWAYS_DENY = new Set([
+  '-out',
+  '-keyout',
+  '-engine',
+  '-provider',
+  '-provider-path',
+  '-propquery',
+  '-writerand',
+  '-rand',
+  '-signkey',
+  '-CA',
+  '-CAkey',
+  '-CAcreateserial',
+  '-CAserial',
+  '-set_serial',
+  '-new',
+  '-newkey',
+  '-x509',
+  '-x509toreq',
+  '-req',
+  '-sess_out',
+  '-keylogfile',
+  '-msgfile',
+  '-passout',
+  '-sign',
+  '-sigfile',
+  '-extfile',
+  '-config',
+  '-trace',
+  '-ssl_config',
+  '-nameopt_file',
+]);
 
-const OPENSSL_SUBCOMMANDS = new Set(['x509', 'req', 'crl', 'verify', 'rsa', 'ec', 'pkey', 'pkcs12', 'pkcs7', 's_client', 'version', 'ciphers', 'list', 'dgst', 'sha256', 'sha1', 'md5', 'sha512', 'asn1parse', 'storeutl', 'crl2pkcs7', 'help', 'errstr', 'prime', 'rand', 'base64', 'enc']);
+const OPENSSL_SUBCOMMANDS = new Set([
+  'x509',
+  'req',
+  'crl',
+  'verify',
+  'rsa',
+  'ec',
+  'pkey',
+  'pkcs12',
+  'pkcs7',
+  's_client',
+  'version',
+  'ciphers',
+  'list',
+  'dgst',
+  'sha256',
+  'sha1',
+  'md5',
+  'sha512',
+  'asn1parse',
+  'storeutl',
+  'crl2pkcs7',
+  'help',
+  'errstr',
+  'prime',
+  'rand',
+  'base64',
+  'enc',
+]);
 
 const openssl: Rule = (args, ctx) => {
   const sub = literalVerb(args[0], 'openssl');
   if (sub === null) deny('openssl without a command is interactive');
   if (!OPENSSL_SUBCOMMANDS.has(sub)) deny(`openssl ${sub} is not a read-only command`);
-  if (sub === 's_client' && !ctx.stdinData) deny('openssl s_client sends its input to the server; add < /dev/null');
-  if (sub === 'pkcs12' && !args.some((a) => a.value === '-info' || a.value === '-nokeys' || a.value === '-noout'))
+  if (sub === 's_client' && !ctx.stdinData)
+    deny('openssl s_client sends its input to the server; add < /dev/null');
+  if (
+    sub === 'pkcs12' &&
+    !args.some((a) => a.value === '-info' || a.value === '-nokeys' || a.value === '-noout')
+  )
     deny('openssl pkcs12 without -info/-noout can write keys');
   // Every word is checked, option values included: a value that looks like a denied option is
   // refused rather than risk skipping a real one.
@@ -953,18 +1312,23 @@ const openssl: Rule = (args, ctx) => {
   }
 };
 
-const sshKeygen = opts(
-  { short: 'lLyvqF:f:E:', long: [] },
-  (p) => {
-    if (!has(p, '-l', '-L', '-y', '-F')) deny('ssh-keygen is only allowed to show fingerprints and keys (-l, -L, -y, -F)');
-  },
-);
+const sshKeygen = opts({ short: 'lLyvqF:f:E:', long: [] }, (p) => {
+  if (!has(p, '-l', '-L', '-y', '-F'))
+    deny('ssh-keygen is only allowed to show fingerprints and keys (-l, -L, -y, -F)');
+});
 
 // ---------------------------------------------------------------------------------------------
 // Servers: configuration tests
 
 const nginx = opts(
-  { short: 'tTvVqc:p:', long: [], deny: { '-s': 'nginx -s signals the running server', '-g': 'nginx -g sets directives, which can load modules' } },
+  {
+    short: 'tTvVqc:p:',
+    long: [],
+    deny: {
+      '-s': 'nginx -s signals the running server',
+      '-g': 'nginx -g sets directives, which can load modules',
+    },
+  },
   (p) => {
     if (!has(p, '-t', '-T', '-v', '-V', '-h', '-?')) deny('nginx without -t or -T starts the server');
   },
@@ -982,23 +1346,38 @@ const apachectl: Rule = (args, ctx) => {
     }
     deny(`${ctx.name} ${v} starts, stops or reconfigures the server (only -t, -S, -M, -V are allowed)`);
   }
-  if (!args.some((a) => APACHE_READ.includes(a.value ?? ''))) deny(`${ctx.name} without -t starts the server`);
+  if (!args.some((a) => APACHE_READ.includes(a.value ?? '')))
+    deny(`${ctx.name} without -t starts the server`);
 };
 
 const sshd = opts({ short: 'tTGVf:C:46', long: [] }, (p) => {
   if (!has(p, '-t', '-T', '-G', '-V')) deny('sshd without -t or -T starts a server');
 });
 
-const namedCheckzone = opts({ permissive: true, short: 'c:f:F:i:J:k:l:L:m:M:n:r:s:S:t:T:w:D', deny: { '-o': 'named-checkzone -o writes a zone file' } });
+const namedCheckzone = opts({
+  permissive: true,
+  short: 'c:f:F:i:J:k:l:L:m:M:n:r:s:S:t:T:w:D',
+  deny: { '-o': 'named-checkzone -o writes a zone file' },
+});
 
 const haproxy = opts({ short: 'cvVqf:C:L:', long: [] }, (p) => {
   if (!has(p, '-c', '-v', '-V', '-vv')) deny('haproxy without -c starts the proxy');
 });
 
 const postconf = opts(
-  { permissive: true, short: 'c:o:', deny: { '-e': 'postconf -e edits main.cf', '-X': 'postconf -X edits main.cf', '-#': 'postconf -# edits main.cf', '-P': 'postconf -P can edit master.cf' } },
+  {
+    permissive: true,
+    short: 'c:o:',
+    deny: {
+      '-e': 'postconf -e edits main.cf',
+      '-X': 'postconf -X edits main.cf',
+      '-#': 'postconf -# edits main.cf',
+      '-P': 'postconf -P can edit master.cf',
+    },
+  },
   (p) => {
-    for (const w of p.operands) if (w.value === null || w.value.includes('=')) deny('postconf with name=value edits the configuration');
+    for (const w of p.operands)
+      if (w.value === null || w.value.includes('=')) deny('postconf with name=value edits the configuration');
   },
 );
 
@@ -1007,13 +1386,23 @@ const postqueue = opts({ short: 'pjc:' }, (p) => {
 });
 
 const php: Rule = (args) => {
-  if (args.length && args.every((a) => ['-v', '--version', '-m', '--modules', '-i', '--info', '--ini', '-h', '--help'].includes(a.value ?? '')))
+  if (
+    args.length &&
+    args.every((a) =>
+      ['-v', '--version', '-m', '--modules', '-i', '--info', '--ini', '-h', '--help'].includes(a.value ?? ''),
+    )
+  )
     return;
   deny('php runs code (only php -v, -m, -i, --ini are allowed)');
 };
 
 const phpFpm: Rule = (args) => {
-  if (args.length && args.every((a) => ['-t', '--test', '-tt', '-v', '--version', '-i', '--info', '-m', '--modules'].includes(a.value ?? '')))
+  if (
+    args.length &&
+    args.every((a) =>
+      ['-t', '--test', '-tt', '-v', '--version', '-i', '--info', '-m', '--modules'].includes(a.value ?? ''),
+    )
+  )
     return;
   deny('php-fpm is only allowed to test its configuration (-t)');
 };
@@ -1028,7 +1417,8 @@ const rndc: Rule = (args) => {
 const versionOnly =
   (...flags: string[]): Rule =>
   (args, ctx) => {
-    if (args.length === 1 && args[0]!.value !== null && ['--version', ...flags].includes(args[0]!.value)) return;
+    if (args.length === 1 && args[0]!.value !== null && ['--version', ...flags].includes(args[0]!.value))
+      return;
     deny(`${ctx.name} runs code (only ${ctx.name} --version is allowed)`);
   };
 
@@ -1036,7 +1426,8 @@ const versionOnly =
 const refuseButVersion =
   (reason: string, ...flags: string[]): Rule =>
   (args) => {
-    if (args.length === 1 && args[0]!.value !== null && ['--version', ...flags].includes(args[0]!.value)) return;
+    if (args.length === 1 && args[0]!.value !== null && ['--version', ...flags].includes(args[0]!.value))
+      return;
     deny(reason);
   };
 
@@ -1150,7 +1541,11 @@ export const toolRules: Record<string, Rule> = {
   },
   'rc-status': allow,
   'rc-update': (args) => {
-    if (args.length === 0 || (args.length === 1 && ['show', '-v', '--verbose'].includes(args[0]!.value ?? ''))) return;
+    if (
+      args.length === 0 ||
+      (args.length === 1 && ['show', '-v', '--verbose'].includes(args[0]!.value ?? ''))
+    )
+      return;
     deny('rc-update changes runlevels (only rc-update show)');
   },
   chkconfig: (args) => {
@@ -1167,9 +1562,14 @@ export const toolRules: Record<string, Rule> = {
   // Network clients: they can download, upload and write files.
   curl: refuseButVersion('curl makes network requests and can write files', '-V'),
   wget: refuseButVersion('wget downloads and writes files', '-V'),
-  nc: refuse('nc opens network connections'),
+  nc: (args) => {
+    // Only a port check: `nc -z [-v] [-w N] [-n] [-4|-6] host port`, which sends no data.
+    const p = parseOptions(args, { short: 'zvnu46w:' }, 'nc');
+    if (!has(p, '-z') || p.operands.length !== 2 || p.operands.some((w) => w.value === null))
+      deny('nc opens network connections (only nc -z HOST PORT checks a port)');
+  },
   ncat: refuse('ncat opens network connections and can run commands'),
-  netcat: refuse('netcat opens network connections'),
+  netcat: (args, ctx) => toolRules.nc!(args, ctx),
   socat: refuse('socat opens connections and can run commands'),
   telnet: refuse('telnet opens network connections'),
   ssh: refuseButVersion('ssh runs commands on other hosts', '-V'),
@@ -1203,6 +1603,6 @@ export const toolRules: Record<string, Rule> = {
   'ansible-playbook': refuseButVersion('ansible-playbook changes hosts'),
   salt: refuse('salt runs commands on hosts'),
   puppet: refuse('puppet changes hosts'),
-  'gpg': refuse('gpg writes its keyring and trust database'),
-  'gpg2': refuse('gpg writes its keyring and trust database'),
+  gpg: refuse('gpg writes its keyring and trust database'),
+  gpg2: refuse('gpg writes its keyring and trust database'),
 };
