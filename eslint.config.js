@@ -17,7 +17,7 @@ const fence = (message, paths, patterns = []) => ({
 });
 
 export default tseslint.config(
-  { ignores: ['out/**', 'dist/**', 'node_modules/**', 'test-artifacts/**', '.tools/**'] },
+  { ignores: ['out/**', 'dist/**', 'node_modules/**', 'test-artifacts/**', '.tools/**', 'scratch/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

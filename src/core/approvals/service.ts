@@ -89,9 +89,35 @@ export class ApprovalService {
         `INSERT INTO approvals (id, kind, title, detail, risk, subject, subject_hash, requested_by_door, requested_by_id, sandbox_id, session_id, status, created_at, expires_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)`,
       )
-      .run(id, req.kind, req.title, req.detail, req.risk, subject, sha256Hex(subject), req.requestedBy.door, req.requestedBy.id, req.sandboxId ?? null, req.sessionId ?? null, now.toISOString(), expires);
+      .run(
+        id,
+        req.kind,
+        req.title,
+        req.detail,
+        req.risk,
+        subject,
+        sha256Hex(subject),
+        req.requestedBy.door,
+        req.requestedBy.id,
+        req.sandboxId ?? null,
+        req.sessionId ?? null,
+        now.toISOString(),
+        expires,
+      );
     const a = this.get(id);
-    this.audit.append({ actor: req.requestedBy, action: 'approval.request', target: id, data: { kind: a.kind, title: a.title, risk: a.risk, subjectHash: a.subjectHash, sandboxId: a.sandboxId, sessionId: a.sessionId } });
+    this.audit.append({
+      actor: req.requestedBy,
+      action: 'approval.request',
+      target: id,
+      data: {
+        kind: a.kind,
+        title: a.title,
+        risk: a.risk,
+        subjectHash: a.subjectHash,
+        sandboxId: a.sandboxId,
+        sessionId: a.sessionId,
+      },
+    });
     this.bus.emit('approvals.changed', a);
     return a;
   }
@@ -102,7 +128,12 @@ export class ApprovalService {
     return this.expireIfDue(toApproval(r));
   }
 
-  list(opts: { status?: Approval['status']; sandboxId?: string; sessionId?: string; limit: number }): Approval[] {
+  list(opts: {
+    status?: Approval['status'];
+    sandboxId?: string;
+    sessionId?: string;
+    limit: number;
+  }): Approval[] {
     this.expireStale();
     const where: string[] = [];
     const args: unknown[] = [];
@@ -117,30 +148,55 @@ export class ApprovalService {
       }
     }
     const rows = this.db
-      .prepare(`SELECT * FROM approvals ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY created_at DESC, rowid DESC LIMIT ?`)
+      .prepare(
+        `SELECT * FROM approvals ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY created_at DESC, rowid DESC LIMIT ?`,
+      )
       .all(...args, opts.limit) as Row[];
     return rows.map(toApproval);
   }
 
   decide(id: string, decision: 'approve' | 'deny', note: string | undefined, actor: Actor): Approval {
-    if (actor.door === 'agent') throw new FluidError('DENIED', 'An agent cannot decide approval requests; a person must.');
+    if (actor.door === 'agent')
+      throw new FluidError('DENIED', 'An agent cannot decide approval requests; a person must.');
     const a = this.get(id);
-    if (a.status !== 'pending') throw new FluidError('CONFLICT', `This request is already ${a.status}${a.decidedBy ? ` (by ${a.decidedBy.door}:${a.decidedBy.id})` : ''}.`);
+    if (a.status !== 'pending')
+      throw new FluidError(
+        'CONFLICT',
+        `This request is already ${a.status}${a.decidedBy ? ` (by ${a.decidedBy.door}:${a.decidedBy.id})` : ''}.`,
+      );
     const status = decision === 'approve' ? 'approved' : 'denied';
     const now = this.clock.now().toISOString();
     const changed = this.db
-      .prepare("UPDATE approvals SET status = ?, decided_by_door = ?, decided_by_id = ?, decided_at = ?, note = ? WHERE id = ? AND status = 'pending'")
+      .prepare(
+        "UPDATE approvals SET status = ?, decided_by_door = ?, decided_by_id = ?, decided_at = ?, note = ? WHERE id = ? AND status = 'pending'",
+      )
       .run(status, actor.door, actor.id, now, note ?? null, id).changes;
     if (!changed) throw new FluidError('CONFLICT', 'This request was decided by someone else a moment ago.');
     const out = this.get(id);
-    this.audit.append({ actor, action: 'approval.decide', target: id, data: { decision: status, note: note ?? null, kind: out.kind, title: out.title, subjectHash: out.subjectHash, requestedBy: out.requestedBy } });
+    this.audit.append({
+      actor,
+      action: 'approval.decide',
+      target: id,
+      data: {
+        decision: status,
+        note: note ?? null,
+        kind: out.kind,
+        title: out.title,
+        subjectHash: out.subjectHash,
+        requestedBy: out.requestedBy,
+      },
+    });
     this.bus.emit('approvals.changed', out);
     return out;
   }
 
   /** Withdraw a pending request (the operation that asked no longer needs it). */
   cancel(id: string, actor: Actor, reason: string): void {
-    const changed = this.db.prepare("UPDATE approvals SET status = 'cancelled', note = ?, decided_at = ? WHERE id = ? AND status = 'pending'").run(reason, this.clock.now().toISOString(), id).changes;
+    const changed = this.db
+      .prepare(
+        "UPDATE approvals SET status = 'cancelled', note = ?, decided_at = ? WHERE id = ? AND status = 'pending'",
+      )
+      .run(reason, this.clock.now().toISOString(), id).changes;
     if (changed) {
       this.audit.append({ actor, action: 'approval.cancel', target: id, data: { reason } });
       this.bus.emit('approvals.changed', this.get(id));
@@ -183,7 +239,11 @@ export class ApprovalService {
 
   expireStale(): void {
     const now = this.clock.now().toISOString();
-    const rows = this.db.prepare("SELECT id FROM approvals WHERE status = 'pending' AND expires_at IS NOT NULL AND expires_at <= ?").all(now) as Array<{ id: string }>;
+    const rows = this.db
+      .prepare(
+        "SELECT id FROM approvals WHERE status = 'pending' AND expires_at IS NOT NULL AND expires_at <= ?",
+      )
+      .all(now) as Array<{ id: string }>;
     for (const { id } of rows) this.expire(id);
   }
 
@@ -197,9 +257,16 @@ export class ApprovalService {
   }
 
   private expire(id: string): void {
-    const changed = this.db.prepare("UPDATE approvals SET status = 'expired', decided_at = ? WHERE id = ? AND status = 'pending'").run(this.clock.now().toISOString(), id).changes;
+    const changed = this.db
+      .prepare("UPDATE approvals SET status = 'expired', decided_at = ? WHERE id = ? AND status = 'pending'")
+      .run(this.clock.now().toISOString(), id).changes;
     if (changed) {
-      this.audit.append({ actor: { door: 'system', id: 'expiry' }, action: 'approval.expire', target: id, data: {} });
+      this.audit.append({
+        actor: { door: 'system', id: 'expiry' },
+        action: 'approval.expire',
+        target: id,
+        data: {},
+      });
       const r = this.db.prepare('SELECT * FROM approvals WHERE id = ?').get(id) as Row;
       this.bus.emit('approvals.changed', toApproval(r));
     }

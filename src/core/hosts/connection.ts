@@ -172,13 +172,22 @@ export class LocalConnection implements HostConnection {
   }
 
   spawn(command: string): HostProcess {
-    const child = spawn('/bin/sh', ['-c', command], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
+    const child = spawn('/bin/sh', ['-c', command], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, LC_ALL: 'C' },
+    });
     const exited = new Promise<number | null>((resolve) => {
       child.once('close', (code) => resolve(code));
       child.once('error', () => resolve(null));
     });
     child.stdin.on('error', () => {});
-    return { stdin: child.stdin, stdout: child.stdout, stderr: child.stderr, exited, kill: () => child.kill('SIGTERM') };
+    return {
+      stdin: child.stdin,
+      stdout: child.stdout,
+      stderr: child.stderr,
+      exited,
+      kill: () => child.kill('SIGTERM'),
+    };
   }
 
   forwardOut(address: string, port: number): Promise<Duplex> {

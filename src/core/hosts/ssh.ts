@@ -9,7 +9,13 @@ import type { Duplex } from 'node:stream';
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import { FluidError } from '../../shared/errors.ts';
 import type { HostAuth } from '../../shared/contract/hosts.ts';
-import { OutputBuffer, type ExecOptions, type ExecResult, type HostConnection, type HostProcess } from './connection.ts';
+import {
+  OutputBuffer,
+  type ExecOptions,
+  type ExecResult,
+  type HostConnection,
+  type HostProcess,
+} from './connection.ts';
 import { PassThrough } from 'node:stream';
 
 export interface HostKeyInfo {
@@ -355,20 +361,31 @@ export class SshConnection implements HostConnection {
 
   forwardOut(address: string, port: number): Promise<Duplex> {
     return new Promise((resolve, reject) => {
-      if (this.isClosed) return reject(new FluidError('HOST_UNREACHABLE', 'The SSH connection to the host is closed.'));
+      if (this.isClosed)
+        return reject(new FluidError('HOST_UNREACHABLE', 'The SSH connection to the host is closed.'));
       try {
         this.client.forwardOut('127.0.0.1', 0, address, port, (err, ch) => {
-          if (err) reject(new FluidError('HOST_UNREACHABLE', `The host could not connect to ${address}:${port}: ${err.message}`));
+          if (err)
+            reject(
+              new FluidError(
+                'HOST_UNREACHABLE',
+                `The host could not connect to ${address}:${port}: ${err.message}`,
+              ),
+            );
           else resolve(ch);
         });
       } catch (e) {
         // ssh2 throws synchronously when the connection dropped under us.
         this.markClosed();
-        reject(new FluidError('HOST_UNREACHABLE', `The SSH connection to the host is gone: ${(e as Error).message}`));
+        reject(
+          new FluidError(
+            'HOST_UNREACHABLE',
+            `The SSH connection to the host is gone: ${(e as Error).message}`,
+          ),
+        );
       }
     });
   }
-
 
   close(): void {
     this.client.end();

@@ -1,4 +1,9 @@
-import { SettingsPatchSchema, SettingsSchema, type Settings, type SettingsPatch } from '../../shared/contract/settings.ts';
+import {
+  SettingsPatchSchema,
+  SettingsSchema,
+  type Settings,
+  type SettingsPatch,
+} from '../../shared/contract/settings.ts';
 import { FluidError } from '../../shared/errors.ts';
 import type { Actor } from '../../shared/rpc.ts';
 import { validationError } from '../../shared/rpc.ts';

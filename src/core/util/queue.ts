@@ -1,7 +1,8 @@
 /** A push-driven async iterator: producers push, one consumer pulls (for streams fed by callbacks). */
 export class AsyncQueue<T> implements AsyncIterableIterator<T> {
   private readonly items: T[] = [];
-  private readonly waiters: Array<{ resolve: (r: IteratorResult<T>) => void; reject: (e: unknown) => void }> = [];
+  private readonly waiters: Array<{ resolve: (r: IteratorResult<T>) => void; reject: (e: unknown) => void }> =
+    [];
   private done = false;
   private error: unknown = null;
   private readonly onReturn: (() => void) | null;

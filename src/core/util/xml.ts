@@ -70,7 +70,11 @@ export function text(n: XNode | undefined): string {
     .join('');
 }
 
-export function el(tag: string, attributes: Record<string, string> = {}, content: XNode[] | string = []): XNode {
+export function el(
+  tag: string,
+  attributes: Record<string, string> = {},
+  content: XNode[] | string = [],
+): XNode {
   const node: XNode = { [tag]: typeof content === 'string' ? [{ '#text': content }] : content };
   if (Object.keys(attributes).length) node[':@'] = attributes;
   return node;

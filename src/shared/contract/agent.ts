@@ -89,7 +89,12 @@ export type Session = z.infer<typeof SessionSchema>;
 
 export const BlockSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('text'), text: z.string() }),
-  z.object({ type: z.literal('tool_use'), id: z.string(), name: z.string(), input: z.record(z.string(), z.unknown()) }),
+  z.object({
+    type: z.literal('tool_use'),
+    id: z.string(),
+    name: z.string(),
+    input: z.record(z.string(), z.unknown()),
+  }),
   z.object({
     type: z.literal('tool_result'),
     toolUseId: z.string(),
@@ -115,7 +120,11 @@ export const ToolCallStatus = z.enum(['running', 'waiting-approval', 'done', 'de
 
 export const AgentEventSchema = z.discriminatedUnion('type', [
   /** The first item of agent.watch: everything so far. */
-  z.object({ type: z.literal('snapshot'), session: SessionSchema, messages: z.array(TranscriptMessageSchema) }),
+  z.object({
+    type: z.literal('snapshot'),
+    session: SessionSchema,
+    messages: z.array(TranscriptMessageSchema),
+  }),
   z.object({ type: z.literal('message'), message: TranscriptMessageSchema }),
   z.object({ type: z.literal('text_delta'), text: z.string() }),
   /** A retry discarded partial text of the reply in progress. */
@@ -140,21 +149,41 @@ export type AgentEvent = z.infer<typeof AgentEventSchema>;
 const SessionRef = z.object({ sessionId: Id });
 
 export const agentContract = {
-  'providers.list': call(z.object({}), z.array(ProviderSchema), 'Configured model providers (keys are never returned).'),
-  'providers.save': call(ProviderInput, ProviderSchema, 'Add or change a provider; the key goes to the secret store.'),
-  'providers.delete': call(z.object({ id: Id }), z.object({ deleted: z.literal(true) }), 'Remove a provider and its stored key.'),
+  'providers.list': call(
+    z.object({}),
+    z.array(ProviderSchema),
+    'Configured model providers (keys are never returned).',
+  ),
+  'providers.save': call(
+    ProviderInput,
+    ProviderSchema,
+    'Add or change a provider; the key goes to the secret store.',
+  ),
+  'providers.delete': call(
+    z.object({ id: Id }),
+    z.object({ deleted: z.literal(true) }),
+    'Remove a provider and its stored key.',
+  ),
   'providers.test': call(
     z.object({ id: Id }),
     z.object({ ok: z.boolean(), models: z.array(z.string()), message: z.string() }),
     "Check a provider's endpoint and key by listing its models.",
   ),
-  'tools.list': call(z.object({ mode: AgentMode.optional() }), z.array(ToolInfoSchema), 'The agent tools (one registry for the app, the CLI, MCP and HTTP).'),
+  'tools.list': call(
+    z.object({ mode: AgentMode.optional() }),
+    z.array(ToolInfoSchema),
+    'The agent tools (one registry for the app, the CLI, MCP and HTTP).',
+  ),
   'policy.check': call(
     z.object({ mode: z.literal('read-only').default('read-only'), command: z.string().max(1024 * 1024) }),
     z.object({ command: z.string(), decision: PolicyDecision, reason: z.string() }),
     'Would this shell command be allowed on a source or production VM?',
   ),
-  'agent.sessions.list': call(z.object({ limit: z.number().int().min(1).max(500).default(100) }), z.array(SessionSchema), 'Agent sessions, newest first.'),
+  'agent.sessions.list': call(
+    z.object({ limit: z.number().int().min(1).max(500).default(100) }),
+    z.array(SessionSchema),
+    'Agent sessions, newest first.',
+  ),
   'agent.sessions.get': call(SessionRef, SessionSchema, 'One session.'),
   'agent.sessions.create': call(
     z.object({
@@ -171,15 +200,45 @@ export const agentContract = {
     SessionSchema,
     'Start an agent session on a task; it runs in the background (watch it with agent.watch).',
   ),
-  'agent.send': call(z.object({ sessionId: Id, text: z.string().min(1).max(100_000) }), SessionSchema, 'Add a message and continue (also resumes a stopped or interrupted session).'),
-  'agent.stop': call(SessionRef, SessionSchema, 'Stop the session now (the model stream and running tools are cancelled).'),
-  'agent.setMode': call(z.object({ sessionId: Id, mode: AgentMode }), SessionSchema, 'Switch between edit and read-only.'),
-  'agent.transcript': call(SessionRef, z.object({ messages: z.array(TranscriptMessageSchema) }), 'The persisted transcript.'),
+  'agent.send': call(
+    z.object({ sessionId: Id, text: z.string().min(1).max(100_000) }),
+    SessionSchema,
+    'Add a message and continue (also resumes a stopped or interrupted session).',
+  ),
+  'agent.stop': call(
+    SessionRef,
+    SessionSchema,
+    'Stop the session now (the model stream and running tools are cancelled).',
+  ),
+  'agent.setMode': call(
+    z.object({ sessionId: Id, mode: AgentMode }),
+    SessionSchema,
+    'Switch between edit and read-only.',
+  ),
+  'agent.transcript': call(
+    SessionRef,
+    z.object({ messages: z.array(TranscriptMessageSchema) }),
+    'The persisted transcript.',
+  ),
   'agent.toolOutput': call(
-    z.object({ sessionId: Id, handle: z.string(), offset: z.number().int().min(0).default(0), limit: z.number().int().min(1).max(10 * 1024 * 1024).default(256 * 1024) }),
+    z.object({
+      sessionId: Id,
+      handle: z.string(),
+      offset: z.number().int().min(0).default(0),
+      limit: z
+        .number()
+        .int()
+        .min(1)
+        .max(10 * 1024 * 1024)
+        .default(256 * 1024),
+    }),
     z.object({ content: z.string(), total: z.number().int(), offset: z.number().int() }),
     'The full output of a tool call whose content in the transcript was cut.',
   ),
-  'agent.watch': stream(SessionRef, AgentEventSchema, 'The session now (snapshot), then every event until you stop watching.'),
+  'agent.watch': stream(
+    SessionRef,
+    AgentEventSchema,
+    'The session now (snapshot), then every event until you stop watching.',
+  ),
   'agent.changed': event(z.object({ sessionId: Id, status: SessionStatus }), 'A session changed status.'),
 };

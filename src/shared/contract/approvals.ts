@@ -30,7 +30,12 @@ export type Approval = z.infer<typeof ApprovalSchema>;
 
 export const approvalsContract = {
   'approvals.list': call(
-    z.object({ status: ApprovalStatus.optional(), sandboxId: z.string().optional(), sessionId: z.string().optional(), limit: z.number().int().min(1).max(500).default(100) }),
+    z.object({
+      status: ApprovalStatus.optional(),
+      sandboxId: z.string().optional(),
+      sessionId: z.string().optional(),
+      limit: z.number().int().min(1).max(500).default(100),
+    }),
     z.array(ApprovalSchema),
     'Approval requests, newest first (pending ones are what waits for a human).',
   ),

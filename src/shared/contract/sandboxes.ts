@@ -3,7 +3,16 @@ import { call, event, stream } from '../rpc.ts';
 import { ActorSchema, ErrorPayloadSchema, HostRef, Id, IsoDate } from './common.ts';
 import { TaskSchema } from './tasks.ts';
 
-export const SandboxState = z.enum(['creating', 'starting', 'running', 'stopping', 'stopped', 'destroying', 'destroyed', 'failed']);
+export const SandboxState = z.enum([
+  'creating',
+  'starting',
+  'running',
+  'stopping',
+  'stopped',
+  'destroying',
+  'destroyed',
+  'failed',
+]);
 export type SandboxState = z.infer<typeof SandboxState>;
 
 export const StartPath = z.enum(['restore', 'cold']);
@@ -49,7 +58,14 @@ export const BaseSchema = z.object({
   method: z.enum(['copy', 'backup']),
   state: z.enum(['building', 'ready', 'failed', 'retired']),
   sizeBytes: z.number().nullable(),
-  disks: z.array(z.object({ target: z.string(), path: z.string(), sha256: z.string().nullable(), virtualSize: z.number().nullable() })),
+  disks: z.array(
+    z.object({
+      target: z.string(),
+      path: z.string(),
+      sha256: z.string().nullable(),
+      virtualSize: z.number().nullable(),
+    }),
+  ),
   templateState: z.enum(['none', 'building', 'ready', 'failed']),
   templateError: z.string().nullable(),
   createdAt: IsoDate,
@@ -89,7 +105,10 @@ export const Destination = z
   .string()
   .min(1)
   .max(300)
-  .regex(/^(\*\.)?[A-Za-z0-9.-]+(:\d{1,5})?$|^\[?[0-9a-fA-F:.]+\]?(:\d{1,5})?$/, 'host, *.domain or IP, with an optional :port');
+  .regex(
+    /^(\*\.)?[A-Za-z0-9.-]+(:\d{1,5})?$|^\[?[0-9a-fA-F:.]+\]?(:\d{1,5})?$/,
+    'host, *.domain or IP, with an optional :port',
+  );
 
 export const sandboxesContract = {
   'sandboxes.create': call(
@@ -104,7 +123,12 @@ export const sandboxesContract = {
         .optional(),
       vcpus: z.number().int().min(1).max(64).optional(),
       memoryMiB: z.number().int().min(256).max(262144).optional(),
-      ttlMinutes: z.number().int().min(1).max(60 * 24 * 30).optional(),
+      ttlMinutes: z
+        .number()
+        .int()
+        .min(1)
+        .max(60 * 24 * 30)
+        .optional(),
       allow: z.array(Destination).max(100).default([]),
       start: z.enum(['auto', 'restore', 'cold']).default('auto'),
       refreshBase: z.boolean().default(false),
@@ -119,16 +143,51 @@ export const sandboxesContract = {
   ),
   'sandboxes.get': call(z.object({ sandbox: SandboxRef }), SandboxSchema, 'One sandbox.'),
   'sandboxes.start': call(z.object({ sandbox: SandboxRef }), TaskSchema, 'Start a stopped sandbox (a task).'),
-  'sandboxes.stop': call(z.object({ sandbox: SandboxRef, force: z.boolean().default(false) }), SandboxSchema, 'Shut a sandbox down (force: power off).'),
-  'sandboxes.destroy': call(z.object({ sandbox: SandboxRef }), SandboxSchema, 'Destroy a sandbox and everything of it on the host.'),
-  'sandboxes.extend': call(z.object({ sandbox: SandboxRef, ttlMinutes: z.number().int().min(1).max(60 * 24 * 30) }), SandboxSchema, 'Set a new time to live from now.'),
+  'sandboxes.stop': call(
+    z.object({ sandbox: SandboxRef, force: z.boolean().default(false) }),
+    SandboxSchema,
+    'Shut a sandbox down (force: power off).',
+  ),
+  'sandboxes.destroy': call(
+    z.object({ sandbox: SandboxRef }),
+    SandboxSchema,
+    'Destroy a sandbox and everything of it on the host.',
+  ),
+  'sandboxes.extend': call(
+    z.object({
+      sandbox: SandboxRef,
+      ttlMinutes: z
+        .number()
+        .int()
+        .min(1)
+        .max(60 * 24 * 30),
+    }),
+    SandboxSchema,
+    'Set a new time to live from now.',
+  ),
   'sandboxes.exec': call(
     z.object({
       sandbox: SandboxRef,
-      command: z.string().min(1).max(1024 * 1024),
-      timeoutSeconds: z.number().int().min(1).max(24 * 3600).default(600),
-      maxOutputBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
-      stdin: z.string().max(16 * 1024 * 1024).optional(),
+      command: z
+        .string()
+        .min(1)
+        .max(1024 * 1024),
+      timeoutSeconds: z
+        .number()
+        .int()
+        .min(1)
+        .max(24 * 3600)
+        .default(600),
+      maxOutputBytes: z
+        .number()
+        .int()
+        .min(1024)
+        .max(64 * 1024 * 1024)
+        .default(1024 * 1024),
+      stdin: z
+        .string()
+        .max(16 * 1024 * 1024)
+        .optional(),
     }),
     ExecResultSchema,
     'Run a command (or a multi-line bash script) as root in the sandbox.',
@@ -136,9 +195,22 @@ export const sandboxesContract = {
   'sandboxes.execStream': stream(
     z.object({
       sandbox: SandboxRef,
-      command: z.string().min(1).max(1024 * 1024),
-      timeoutSeconds: z.number().int().min(1).max(24 * 3600).default(600),
-      maxOutputBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+      command: z
+        .string()
+        .min(1)
+        .max(1024 * 1024),
+      timeoutSeconds: z
+        .number()
+        .int()
+        .min(1)
+        .max(24 * 3600)
+        .default(600),
+      maxOutputBytes: z
+        .number()
+        .int()
+        .min(1024)
+        .max(64 * 1024 * 1024)
+        .default(1024 * 1024),
     }),
     z.discriminatedUnion('kind', [
       z.object({ kind: z.literal('stdout'), data: z.string() }),
@@ -148,8 +220,22 @@ export const sandboxesContract = {
     'Run a command and stream its output live; the last item is the exit.',
   ),
   'sandboxes.readFile': call(
-    z.object({ sandbox: SandboxRef, path: AbsPath, maxBytes: z.number().int().min(1).max(64 * 1024 * 1024).default(1024 * 1024) }),
-    z.object({ path: z.string(), size: z.number().int(), encoding: z.enum(['utf8', 'base64']), content: z.string() }),
+    z.object({
+      sandbox: SandboxRef,
+      path: AbsPath,
+      maxBytes: z
+        .number()
+        .int()
+        .min(1)
+        .max(64 * 1024 * 1024)
+        .default(1024 * 1024),
+    }),
+    z.object({
+      path: z.string(),
+      size: z.number().int(),
+      encoding: z.enum(['utf8', 'base64']),
+      content: z.string(),
+    }),
     'Read a file as root (utf8 when it is text, base64 otherwise).',
   ),
   'sandboxes.writeFile': call(
@@ -172,7 +258,11 @@ export const sandboxesContract = {
     'Replace one unique occurrence of a string in a file.',
   ),
   'sandboxes.shell': stream(
-    z.object({ sandbox: SandboxRef, cols: z.number().int().min(10).max(1000).default(120), rows: z.number().int().min(5).max(500).default(32) }),
+    z.object({
+      sandbox: SandboxRef,
+      cols: z.number().int().min(10).max(1000).default(120),
+      rows: z.number().int().min(5).max(500).default(32),
+    }),
     z.discriminatedUnion('kind', [
       z.object({ kind: z.literal('open'), sessionId: Id }),
       z.object({ kind: z.literal('data'), data: z.string() }),
@@ -183,7 +273,10 @@ export const sandboxesContract = {
   'sandboxes.shellInput': call(
     z.object({
       sessionId: Id,
-      data: z.string().max(1024 * 1024).optional(),
+      data: z
+        .string()
+        .max(1024 * 1024)
+        .optional(),
       cols: z.number().int().min(10).max(1000).optional(),
       rows: z.number().int().min(5).max(500).optional(),
     }),
@@ -195,26 +288,76 @@ export const sandboxesContract = {
     SandboxSchema,
     'Let the sandbox reach a destination through the egress proxy.',
   ),
-  'sandboxes.egressRevoke': call(z.object({ sandbox: SandboxRef, destination: Destination }), SandboxSchema, 'Take a destination off the allowlist.'),
+  'sandboxes.egressRevoke': call(
+    z.object({ sandbox: SandboxRef, destination: Destination }),
+    SandboxSchema,
+    'Take a destination off the allowlist.',
+  ),
   'sandboxes.reconcile': call(
     z.object({ host: HostRef.optional() }),
-    z.object({ hosts: z.array(z.object({ hostId: Id, hostName: z.string(), cleaned: z.array(z.string()), adopted: z.array(z.string()), error: z.string().nullable() })) }),
+    z.object({
+      hosts: z.array(
+        z.object({
+          hostId: Id,
+          hostName: z.string(),
+          cleaned: z.array(z.string()),
+          adopted: z.array(z.string()),
+          error: z.string().nullable(),
+        }),
+      ),
+    }),
     "Compare the database with each host and clean Fluid's orphans (never anything that is not Fluid's).",
   ),
-  'bases.list': call(z.object({ host: HostRef.optional() }), z.array(BaseSchema), 'Cached base copies of source VMs.'),
-  'bases.refresh': call(z.object({ host: HostRef.optional(), source: z.string().min(1) }), TaskSchema, "Take a fresh consistent copy of a source VM's disks (a task)."),
+  'bases.list': call(
+    z.object({ host: HostRef.optional() }),
+    z.array(BaseSchema),
+    'Cached base copies of source VMs.',
+  ),
+  'bases.refresh': call(
+    z.object({ host: HostRef.optional(), source: z.string().min(1) }),
+    TaskSchema,
+    "Take a fresh consistent copy of a source VM's disks (a task).",
+  ),
   'bases.warm': call(
-    z.object({ host: HostRef.optional(), source: z.string().min(1), vcpus: z.number().int().min(1).max(64).optional(), memoryMiB: z.number().int().min(256).max(262144).optional() }),
+    z.object({
+      host: HostRef.optional(),
+      source: z.string().min(1),
+      vcpus: z.number().int().min(1).max(64).optional(),
+      memoryMiB: z.number().int().min(256).max(262144).optional(),
+    }),
     TaskSchema,
     "Build a source's warm template now (boot once, save with memory), so new sandboxes restore in seconds.",
   ),
   'snapshots.create': call(
-    z.object({ sandbox: SandboxRef, name: z.string().min(1).max(64).regex(/^[A-Za-z0-9._-]+$/), memory: z.boolean().default(true) }),
+    z.object({
+      sandbox: SandboxRef,
+      name: z
+        .string()
+        .min(1)
+        .max(64)
+        .regex(/^[A-Za-z0-9._-]+$/),
+      memory: z.boolean().default(true),
+    }),
     SnapshotSchema,
     'Snapshot a sandbox (disk, plus memory when it is running).',
   ),
-  'snapshots.list': call(z.object({ sandbox: SandboxRef }), z.array(SnapshotSchema), "A sandbox's snapshots."),
-  'snapshots.restore': call(z.object({ sandbox: SandboxRef, snapshot: z.string().min(1) }), SandboxSchema, 'Roll a sandbox back to a snapshot.'),
-  'snapshots.delete': call(z.object({ sandbox: SandboxRef, snapshot: z.string().min(1) }), z.object({ deleted: z.literal(true) }), 'Delete a snapshot.'),
-  'sandboxes.changed': event(z.object({ sandboxId: Id, state: SandboxState }), 'A sandbox changed state or details.'),
+  'snapshots.list': call(
+    z.object({ sandbox: SandboxRef }),
+    z.array(SnapshotSchema),
+    "A sandbox's snapshots.",
+  ),
+  'snapshots.restore': call(
+    z.object({ sandbox: SandboxRef, snapshot: z.string().min(1) }),
+    SandboxSchema,
+    'Roll a sandbox back to a snapshot.',
+  ),
+  'snapshots.delete': call(
+    z.object({ sandbox: SandboxRef, snapshot: z.string().min(1) }),
+    z.object({ deleted: z.literal(true) }),
+    'Delete a snapshot.',
+  ),
+  'sandboxes.changed': event(
+    z.object({ sandboxId: Id, state: SandboxState }),
+    'A sandbox changed state or details.',
+  ),
 };

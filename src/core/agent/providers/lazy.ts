@@ -2,6 +2,7 @@
  * The provider SDKs are large; load them on the first model call, not with every CLI command.
  */
 import type { ModelProvider, ModelRequest, ProviderConfig } from './types.ts';
+import type { listModels } from './index.ts';
 
 export function createProviderLazy(config: ProviderConfig): ModelProvider {
   let real: ModelProvider | null = null;
