@@ -17,7 +17,7 @@ export function createProviderLazy(config: ProviderConfig): ModelProvider {
 }
 
 export async function listModelsLazy(
-  config: Parameters<typeof import('./index.ts').listModels>[0],
+  config: Parameters<typeof listModels>[0],
   signal?: AbortSignal,
 ): Promise<string[]> {
   return (await import('./index.ts')).listModels(config, signal);
