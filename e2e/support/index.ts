@@ -13,3 +13,14 @@ export { SettingsPage } from './pages/SettingsPage.ts';
 export { SandboxesPage, CreateSandboxDialog, type SandboxItem } from './pages/SandboxesPage.ts';
 export { ApprovalModal, ApprovalsPage, type ApprovalRow } from './pages/ApprovalsPage.ts';
 export { prepareLabData, type LabData } from './labData.ts';
+export { AgentPage, ToolCard, type Meter, type NewSession, type SessionItem } from './pages/AgentPage.ts';
+export {
+  AgentSettingsPage,
+  ProvidersPage,
+  openSettingsTab,
+  type ProviderForm,
+  type RuleForm,
+  type SettingsTab,
+  type TestOutcome,
+} from './pages/ProvidersPage.ts';
+export { offeredTools, startModelServer, type ScenarioInput, type ScriptedModelServer } from './model.ts';

@@ -52,7 +52,22 @@ export const SettingsSchema = z.object({
         .array(
           z.object({
             tool: z.string().min(1).max(100),
-            args: z.record(z.string(), z.string().max(1000)).optional(),
+            args: z
+              .record(
+                z.string(),
+                z
+                  .string()
+                  .max(1000)
+                  .refine((re) => {
+                    try {
+                      new RegExp(re);
+                      return true;
+                    } catch {
+                      return false;
+                    }
+                  }, 'not a valid regular expression'),
+              )
+              .optional(),
             mode: z.enum(['edit', 'read-only']).optional(),
             decision: z.enum(['allow', 'ask', 'deny']),
           }),

@@ -40,13 +40,13 @@ function View({ route }: { route: string[] }) {
     case 'sandboxes':
       return <SandboxesView sub={rest} />;
     case 'agent':
-      return <AgentView />;
+      return <AgentView sub={rest} />;
     case 'playbooks':
       return <PlaybooksView />;
     case 'audit':
       return <AuditView sub={rest} />;
     case 'settings':
-      return <SettingsView />;
+      return <SettingsView sub={rest} />;
     case undefined:
       return null;
     default:

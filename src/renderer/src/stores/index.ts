@@ -1,8 +1,10 @@
 /** Every domain store, hydrated together on each (re)connection. */
 import type { Backend } from '../backend.ts';
+import { attachAgent } from './agent.ts';
 import { attachApprovals } from './approvals.ts';
 import { attachAudit } from './audit.ts';
 import { attachHosts } from './hosts.ts';
+import { attachProviders } from './providers.ts';
 import { attachSandboxes } from './sandboxes.ts';
 import { attachSettings } from './settings.ts';
 import { attachSystem } from './system.ts';
@@ -17,6 +19,8 @@ export function hydrateStores(backend: Backend): () => void {
     attachAudit(backend),
     attachSandboxes(backend),
     attachApprovals(backend),
+    attachProviders(backend),
+    attachAgent(backend),
   ];
   return () => detach.forEach((d) => d());
 }

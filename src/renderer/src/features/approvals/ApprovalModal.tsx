@@ -20,13 +20,25 @@ import {
   upsertApproval,
   useApprovals,
 } from '../../stores/approvals.ts';
+import { useAgent } from '../../stores/agent.ts';
 import { rpc } from '../../stores/connection.ts';
 import { useSandboxes } from '../../stores/sandboxes.ts';
 import { toast } from '../../stores/toasts.ts';
+import { ToolArgs } from '../agent/ToolArgs.tsx';
+
+/** A tool approval's subject: `{ tool, args }` (the agent's tool call, exactly as it would run). */
+function toolSubject(a: Approval): { tool: string; args: Record<string, unknown> } | null {
+  if (a.kind !== 'tool' || !a.subject || typeof a.subject !== 'object') return null;
+  const { tool, args } = a.subject as { tool?: unknown; args?: unknown };
+  if (typeof tool !== 'string') return null;
+  return { tool, args: args && typeof args === 'object' ? (args as Record<string, unknown>) : {} };
+}
 
 export function ApprovalBody({ approval: a }: { approval: Approval }) {
   const sandbox = useSandboxes((s) => (a.sandboxId ? s.byId[a.sandboxId] : undefined));
+  const session = useAgent((s) => (a.sessionId ? s.byId[a.sessionId] : undefined));
   const now = useNow();
+  const tool = toolSubject(a);
   return (
     <div className={`approval approval-risk-${a.risk}`} data-approval={a.id} data-status={a.status}>
       <div className="approval-tags">
@@ -57,6 +69,18 @@ export function ApprovalBody({ approval: a }: { approval: Approval }) {
             )}
           </KV>
         )}
+        {a.sessionId && (
+          <KV label="Agent session">
+            <a
+              href={href('agent', a.sessionId)}
+              onClick={() => dismissPrompt(a.id)}
+              data-testid="approval-session"
+            >
+              {session?.title ?? a.sessionId}
+            </a>
+            {session && <span className="muted"> · {session.mode}</span>}
+          </KV>
+        )}
         {a.decidedBy && (
           <KV label="Decided by" mono>
             {actorLabel(a.decidedBy)}
@@ -65,10 +89,28 @@ export function ApprovalBody({ approval: a }: { approval: Approval }) {
         )}
         {a.note && <KV label="Note">{a.note}</KV>}
       </dl>
-      <h4 className="sub-title">Exactly what is asked</h4>
-      <pre className="json" aria-label="Subject">
-        {JSON.stringify(a.subject, null, 2)}
-      </pre>
+      {tool ? (
+        <>
+          <h4 className="sub-title">The tool call</h4>
+          <div className="approval-tool" data-testid="approval-tool">
+            <span className="tool-name">{tool.tool}</span>
+          </div>
+          <ToolArgs args={tool.args} label="Tool arguments" />
+          <details className="raw-subject">
+            <summary>Exactly what is asked (JSON)</summary>
+            <pre className="json" aria-label="Subject">
+              {JSON.stringify(a.subject, null, 2)}
+            </pre>
+          </details>
+        </>
+      ) : (
+        <>
+          <h4 className="sub-title">Exactly what is asked</h4>
+          <pre className="json" aria-label="Subject">
+            {JSON.stringify(a.subject, null, 2)}
+          </pre>
+        </>
+      )}
       <p className="muted small">
         Subject hash <code className="hash">{a.subjectHash}</code>: the decision applies to exactly this.
       </p>

@@ -36,9 +36,9 @@ export function ApprovalsList({ selectedId }: { selectedId: string | null }) {
     return (
       <EmptyState icon="bell" title="No approval requests">
         <p>
-          When something goes over a limit (a sandbox bigger than the host allows, and later egress and agent
-          tool calls), Fluid asks a person first. The requests and the decisions show up here, and in the
-          audit log.
+          When something goes over a limit (a sandbox bigger than the host allows, a destination outside a
+          sandbox’s allowlist, an agent’s tool call that a rule makes ask), Fluid asks a person first. The
+          requests and the decisions show up here, and in the audit log.
         </p>
       </EmptyState>
     );

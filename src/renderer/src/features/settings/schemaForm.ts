@@ -38,6 +38,10 @@ const SECTION_TEXT: Record<string, Text> = {
   ui: { label: 'Appearance' },
   hosts: { label: 'Hosts', help: 'Defaults for every host; a host can override its storage directory.' },
   sandboxes: { label: 'Sandboxes', help: 'Limits and defaults for the disposable clones agents work in.' },
+  agent: {
+    label: 'Session limits',
+    help: 'Defaults for new agent sessions (a session can set its own steps and cost when it starts).',
+  },
 };
 
 const FIELD_TEXT: Record<string, Text> = {
@@ -84,6 +88,25 @@ const FIELD_TEXT: Record<string, Text> = {
   'sandboxes.egressAllow': {
     label: 'Allowed destinations',
     help: 'Hosts every new sandbox may reach through the egress proxy (everything else needs an approval).',
+  },
+  'agent.maxSteps': {
+    label: 'Most steps per session',
+    help: 'A session stops after this many model turns (a runaway loop costs money); a message continues it.',
+    unit: 'turns',
+  },
+  'agent.maxCostUsd': {
+    label: 'Most cost per session',
+    help: 'A session stops when its estimated cost reaches this; a message continues it.',
+    unit: 'USD',
+  },
+  'agent.compactAt': {
+    label: 'Compact the context at',
+    help: 'Older turns are summarized for the model when its context reaches this share of the window (0.8 = 80 %).',
+  },
+  'agent.toolOutputChars': {
+    label: 'Tool output kept in context',
+    help: 'Characters of each tool result the model reads; the rest stays retrievable (and visible here).',
+    unit: 'characters',
   },
   'sandboxes.warmTemplates': {
     label: 'Warm templates',
