@@ -512,30 +512,24 @@ export const sandboxCommands: Record<string, Command> = {
       );
     },
   },
-  'approval approve': {
-    summary: 'Approve a pending request.',
-    usage: 'fluid approval approve <id> [--note TEXT]',
-    options: { note: { type: 'string' } },
-    run: async (ctx) => {
-      const a = await ctx.client.call('approvals.decide', {
-        id: need(ctx.args[0], 'fluid approval approve <id>'),
-        decision: 'approve',
-        note: ctx.values.note as string | undefined,
-      });
-      ctx.io.result(a, () => `Approved: ${a.title}`);
-    },
-  },
-  'approval deny': {
-    summary: 'Deny a pending request.',
-    usage: 'fluid approval deny <id> [--note TEXT]',
-    options: { note: { type: 'string' } },
-    run: async (ctx) => {
-      const a = await ctx.client.call('approvals.decide', {
-        id: need(ctx.args[0], 'fluid approval deny <id>'),
-        decision: 'deny',
-        note: ctx.values.note as string | undefined,
-      });
-      ctx.io.result(a, () => `Denied: ${a.title}`);
-    },
-  },
+  ...decideCommand('approve'),
+  ...decideCommand('deny'),
 };
+
+function decideCommand(decision: 'approve' | 'deny'): Record<string, Command> {
+  return {
+    [`approval ${decision}`]: {
+      summary: decision === 'approve' ? 'Approve a pending request.' : 'Deny a pending request.',
+      usage: `fluid approval ${decision} <id> [--note TEXT]`,
+      options: { note: { type: 'string' } },
+      run: async (ctx) => {
+        const a = await ctx.client.call('approvals.decide', {
+          id: need(ctx.args[0], `fluid approval ${decision} <id>`),
+          decision,
+          note: ctx.values.note as string | undefined,
+        });
+        ctx.io.result(a, () => `${decision === 'approve' ? 'Approved' : 'Denied'}: ${a.title}`);
+      },
+    },
+  };
+}

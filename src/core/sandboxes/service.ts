@@ -261,21 +261,7 @@ export class SandboxService {
       let base = input.refreshBase ? null : await this.usableBase(conn, host.id, vm.uuid);
       if (!base) {
         ctx.progress(0.1, `Copying ${vm.name}'s disks into Fluid's base cache`);
-        base = await buildBase(
-          {
-            db: this.d.db,
-            store: this.bases,
-            audit: this.d.audit,
-            clock: this.d.clock,
-            installation: this.d.installation,
-            instance: this.d.tasks.instance,
-          },
-          conn,
-          host,
-          vm,
-          sub(ctx, 0.1, 0.45),
-          actor,
-        );
+        base = await this.copyBase(conn, host, vm, sub(ctx, 0.1, 0.45), actor);
       }
       this.store.update(id, { base_id: base.id });
       p.mark('base');
@@ -383,6 +369,24 @@ export class SandboxService {
       this.changed(id);
       throw err;
     }
+  }
+
+  private copyBase(
+    conn: HostConnection,
+    host: Host,
+    vm: Vm,
+    ctx: TaskContext,
+    actor: Actor,
+  ): Promise<BaseRecord> {
+    const deps = {
+      db: this.d.db,
+      store: this.bases,
+      audit: this.d.audit,
+      clock: this.d.clock,
+      installation: this.d.installation,
+      instance: this.d.tasks.instance,
+    };
+    return buildBase(deps, conn, host, vm, ctx, actor);
   }
 
   /** The latest ready base of a source whose files are still on the host (a vanished one is retired). */
@@ -810,21 +814,7 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
         let base = await this.usableBase(conn, host.id, vm.uuid);
         if (!base) {
           ctx.progress(0.05, `Copying ${vm.name} into the base cache first`);
-          base = await buildBase(
-            {
-              db: this.d.db,
-              store: this.bases,
-              audit: this.d.audit,
-              clock: this.d.clock,
-              installation: this.d.installation,
-              instance: this.d.tasks.instance,
-            },
-            conn,
-            host,
-            vm,
-            sub(ctx, 0.05, 0.4),
-            actor,
-          );
+          base = await this.copyBase(conn, host, vm, sub(ctx, 0.05, 0.4), actor);
         }
         const virtType = host.lastCheck?.facts.virtType ?? (await this.detectVirtType(host));
         const spec = { vcpus: size.vcpus ?? vm.vcpus, memoryMiB: size.memoryMiB ?? vm.memoryMiB, virtType };
@@ -1236,21 +1226,7 @@ ${V('destroy "$d"')} >/dev/null 2>&1 || true`,
         const conn = await this.d.hosts.connection(host.id);
         const vm = await this.findSource(conn, host, source, ctx.signal);
         const previous = this.bases.latestReady(host.id, vm.uuid);
-        const b = await buildBase(
-          {
-            db: this.d.db,
-            store: this.bases,
-            audit: this.d.audit,
-            clock: this.d.clock,
-            installation: this.d.installation,
-            instance: this.d.tasks.instance,
-          },
-          conn,
-          host,
-          vm,
-          ctx,
-          actor,
-        );
+        const b = await this.copyBase(conn, host, vm, ctx, actor);
         if (previous) this.bases.update(previous.id, { state: 'retired' });
         return publicBase(b);
       },
