@@ -158,6 +158,7 @@ export function createCore(opts: CoreOptions = {}): Core {
   });
   let shellPolicy: Promise<ShellPolicy> | null = null;
   const served = new Set<Served>();
+  let closed = false;
   const core: Core = {
     paths,
     db,
@@ -221,9 +222,13 @@ export function createCore(opts: CoreOptions = {}): Core {
         .reconcile(undefined, actor)
         .then((r) => {
           for (const h of r.hosts)
-            if (h.error) log.warn('reconcile failed', { host: h.hostName, error: h.error });
+            if (h.error && !closed) log.warn('reconcile failed', { host: h.hostName, error: h.error });
         })
-        .then(() => sandboxes.sweepExpired());
+        .then(() => (closed ? [] : sandboxes.sweepExpired()))
+        .catch((err: unknown) => {
+          // Shutting down while this runs is normal; anything else is worth a line in the log.
+          if (!closed) log.warn('startup reconcile failed', { err });
+        });
     },
     serve(port, actor) {
       const s = serve(contract, core.router, bus, port, {
@@ -235,6 +240,7 @@ export function createCore(opts: CoreOptions = {}): Core {
       return s;
     },
     async close() {
+      closed = true;
       for (const s of served) s.close();
       bus.detachFeed();
       sandboxes.stopJanitor();

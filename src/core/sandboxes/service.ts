@@ -1260,7 +1260,9 @@ ${V('destroy "$d"')} >/dev/null 2>&1 || true`,
 
   startJanitor(intervalMs = 30_000): void {
     if (this.janitor) return;
-    this.janitor = setInterval(() => void this.sweepExpired(), intervalMs);
+    this.janitor = setInterval(() => {
+      this.sweepExpired().catch((err: unknown) => this.d.log.warn('janitor pass failed', { err }));
+    }, intervalMs);
     this.janitor.unref();
   }
 
