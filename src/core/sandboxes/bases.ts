@@ -43,6 +43,8 @@ export interface TemplateInfo {
   saveMs: number;
   /** The CA the template's guest trusts; clones of a template made under another CA re-apply trust. */
   caFingerprint?: string;
+  /** The guest was pointed at the egress proxy before it was saved. */
+  proxyConfigured?: boolean;
 }
 
 interface Row {

@@ -56,6 +56,8 @@ export function identityScript(i: IdentityInput): string {
   if (!/^[0-9a-f:]{17}$/.test(i.mac)) throw new Error('invalid MAC');
   if (!/^[0-9.]+$/.test(i.ip)) throw new Error('invalid IP');
   const seed = randomBytes(64).toString('hex');
+  // Every external command costs a fork and an exec, a fifth of a second in an emulated guest: this
+  // script sticks to shell builtins and /proc and /sys wherever it can.
   return `#!/bin/sh
 # Fluid sandbox identity (idempotent)
 set -eu
@@ -65,52 +67,43 @@ HN='${i.hostname}'
 # Entropy: mix fresh host randomness into the pool (clones of one memory image share RNG state).
 printf '%s' '${seed}' > /dev/urandom 2>/dev/null || true
 
-# Hostname
-printf '%s\\n' "$HN" > /etc/hostname
-hostname "$HN" 2>/dev/null || true
-if grep -q '^127\\.0\\.1\\.1' /etc/hosts 2>/dev/null; then
-  sed -i "s/^127\\.0\\.1\\.1.*/127.0.1.1\\t$HN/" /etc/hosts
-else
-  printf '127.0.1.1\\t%s\\n' "$HN" >> /etc/hosts
-fi
+# Hostname (the kernel's, /etc/hostname, and the 127.0.1.1 line)
+printf '%s' "$HN" > /proc/sys/kernel/hostname
+printf '%s\n' "$HN" > /etc/hostname
+sed -i '/^127\.0\.1\.1[[:space:]]/d' /etc/hosts 2>/dev/null || true
+printf '127.0.1.1\t%s\n' "$HN" >> /etc/hosts
 
 # machine-id: random (systemd-machine-id-setup would derive it from the VM's SMBIOS UUID, which
 # clones restored from one memory image share).
-tr -d '-' < /proc/sys/kernel/random/uuid > /etc/machine-id.new && mv /etc/machine-id.new /etc/machine-id
-chmod 0444 /etc/machine-id
-if [ -d /var/lib/dbus ]; then ln -sf /etc/machine-id /var/lib/dbus/machine-id; fi
+IFS=- read -r u1 u2 u3 u4 u5 < /proc/sys/kernel/random/uuid
+printf '%s%s%s%s%s\n' "$u1" "$u2" "$u3" "$u4" "$u5" > /etc/machine-id
+if [ -d /var/lib/dbus ] && [ ! -L /var/lib/dbus/machine-id ]; then ln -sf /etc/machine-id /var/lib/dbus/machine-id; fi
 
-# SSH host keys: replaced in one step (sshd keeps running on its old keys until the restart below).
-mkdir -p /etc/ssh
-rm -f /etc/ssh/ssh_host_*_key /etc/ssh/ssh_host_*_key.pub
+# SSH host keys, made by Fluid (sshd keeps serving its old keys until the restart below).
+umask 077
 ${(['ed25519', 'ecdsa', 'rsa'] as const)
-  .map(
-    (t) => `cat > /etc/ssh/ssh_host_${t}_key <<'FLUID_KEY_EOF'
-${i.hostKeys[t].private.trim()}
-FLUID_KEY_EOF
-chmod 0600 /etc/ssh/ssh_host_${t}_key
-printf '%s\\n' '${i.hostKeys[t].public.trim()}' > /etc/ssh/ssh_host_${t}_key.pub`,
-  )
+  .map((t) => `printf '%s\n' '${i.hostKeys[t].private.trim()}' > /etc/ssh/ssh_host_${t}_key`)
   .join('\n')}
-if getent group ssh_keys >/dev/null 2>&1; then chgrp ssh_keys /etc/ssh/ssh_host_*_key && chmod 0640 /etc/ssh/ssh_host_*_key; fi
+umask 022
+${(['ed25519', 'ecdsa', 'rsa'] as const).map((t) => `printf '%s\n' '${i.hostKeys[t].public.trim()}' > /etc/ssh/ssh_host_${t}_key.pub`).join('\n')}
+for f in /etc/ssh/ssh_host_dsa_key /etc/ssh/ssh_host_dsa_key.pub; do [ -e "$f" ] && rm -f "$f"; done
 
-${i.includeTrust ? trustSection(i.caPublicKey) : '# (Fluid user and CA trust come with the warm template)'}
+${i.includeTrust ? trustSection(i.caPublicKey) + "\n# Egress through Fluid's proxy\n" + (i.proxySetup || ':') : '# (Fluid user, CA trust and proxy settings come with the warm template)'}
 ${runtimeScript(i)}
-# Restart sshd with the new keys and trust. A clone may have booted without host keys and hit
-# systemd's start limit: clear that first.
-if command -v systemctl >/dev/null 2>&1; then
-  UNIT=ssh; systemctl cat ssh.service >/dev/null 2>&1 || UNIT=sshd
-  systemctl reset-failed "$UNIT" 2>/dev/null || true
-  systemctl restart "$UNIT"
-  systemctl is-active --quiet "$UNIT" || { journalctl -u "$UNIT" --no-pager -n 20 >&2 2>/dev/null; exit 4; }
+# Restart sshd with the new keys. A clone may have booted without host keys and hit systemd's start
+# limit: clear that first (cold boots only; a restored template's sshd is healthy).
+if [ -d /run/systemd/system ]; then
+  UNIT=ssh; [ -f /lib/systemd/system/ssh.service ] || [ -f /usr/lib/systemd/system/ssh.service ] || [ -f /etc/systemd/system/ssh.service ] || UNIT=sshd
+  ${i.includeTrust ? 'systemctl reset-failed "$UNIT" 2>/dev/null || true' : ':'}
+  systemctl restart "$UNIT" || { journalctl -u "$UNIT" --no-pager -n 20 >&2 2>/dev/null; exit 4; }
 else
   service ssh restart 2>/dev/null || service sshd restart
 fi
 
 echo '${HOSTKEY_MARK}'
-cat /etc/ssh/ssh_host_ed25519_key.pub
+read -r pub < /etc/ssh/ssh_host_ed25519_key.pub; printf '%s\n' "$pub"
 echo "iface=$IFACE"
-cat /etc/machine-id
+read -r mid < /etc/machine-id; printf '%s\n' "$mid"
 `;
 }
 
@@ -138,17 +131,19 @@ export function parseIdentityOutput(out: string): IdentityResult {
  * address pinned on the NIC with its MAC, even if the clone has a static configuration of its own,
  * and the egress proxy settings.
  */
-export function runtimeScript(i: Pick<IdentityInput, 'ip' | 'prefix' | 'mac' | 'proxySetup'>): string {
+export function runtimeScript(i: Pick<IdentityInput, 'ip' | 'prefix' | 'mac'>): string {
   return `# The reserved address, on whichever interface carries the sandbox's MAC (also when the clone has a
-# static configuration of its own).
-IFACE=$(ip -o link 2>/dev/null | awk -v m='${i.mac}' 'tolower($0) ~ m {sub(":","",$2); print $2; exit}')
+# static configuration of its own). Runtime state: applied after every boot.
+IFACE=
+for f in /sys/class/net/*/address; do
+  read -r a < "$f" || continue
+  if [ "$a" = '${i.mac}' ]; then IFACE=\${f#/sys/class/net/}; IFACE=\${IFACE%/address}; fi
+done
 if [ -n "$IFACE" ]; then
-  ip link set "$IFACE" up 2>/dev/null || true
-  ip -4 addr show dev "$IFACE" | grep -q ' ${i.ip}/' || ip addr add '${i.ip}/${i.prefix}' dev "$IFACE" 2>/dev/null || true
+  read -r st < "/sys/class/net/$IFACE/operstate" || st=unknown
+  [ "$st" = up ] || ip link set "$IFACE" up 2>/dev/null || true
+  ip addr add '${i.ip}/${i.prefix}' dev "$IFACE" 2>/dev/null || true
 fi
-
-# Egress through Fluid's proxy
-${i.proxySetup || ':'}
 `;
 }
 
@@ -177,12 +172,16 @@ fi
 `;
 }
 
-/** For a warm template: the trust, applied and live (sshd reloaded), before the memory is saved. */
-export function templateTrustScript(caPublicKey: string): string {
+/**
+ * For a warm template: what every clone shares (Fluid's user, the CA trust, the proxy settings),
+ * applied and live (sshd reloaded) before the memory is saved.
+ */
+export function templateTrustScript(caPublicKey: string, proxySetup = ''): string {
   return `#!/bin/sh
 set -eu
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 ${trustSection(caPublicKey)}
+${proxySetup || ':'}
 if command -v systemctl >/dev/null 2>&1; then systemctl reload ssh 2>/dev/null || systemctl reload sshd 2>/dev/null || true; fi
 sync
 `;

@@ -649,7 +649,11 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
       gateway: GATEWAY,
       proxySetup: this.d.egress?.guestSetup() ?? '',
       hostKeys: keys,
-      includeTrust: fromTemplate?.caFingerprint !== this.d.ca.fingerprint(),
+      // A clone of a template made under this CA (and with the proxy set up) only needs what is unique.
+      includeTrust: !(
+        fromTemplate?.caFingerprint === this.d.ca.fingerprint() &&
+        (fromTemplate.proxyConfigured || !this.d.egress)
+      ),
     });
     const res = await guestExec(conn, host.libvirtUri, r.domain_name, '/bin/sh', ['-s'], {
       stdin: script,
@@ -678,7 +682,7 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
     r: SandboxRow,
     signal: AbortSignal,
   ): Promise<void> {
-    const script = `#!/bin/sh\nset -eu\nexport PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n${runtimeScript({ ip: r.ip!, prefix: PREFIX, mac: r.mac!, proxySetup: this.d.egress?.guestSetup() ?? '' })}`;
+    const script = `#!/bin/sh\nset -eu\nexport PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n${runtimeScript({ ip: r.ip!, prefix: PREFIX, mac: r.mac! })}`;
     const res = await guestExec(conn, host.libvirtUri, r.domain_name, '/bin/sh', ['-s'], {
       stdin: script,
       timeoutMs: 120_000,
@@ -756,7 +760,16 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
       run: async (ctx) => {
         try {
           const conn = await this.d.hosts.connection(host.id);
-          const t = await buildTemplate(conn, host, this.d.installation, base, spec, this.d.ca, ctx);
+          const t = await buildTemplate(
+            conn,
+            host,
+            this.d.installation,
+            base,
+            spec,
+            this.d.ca,
+            this.d.egress?.guestSetup() ?? '',
+            ctx,
+          );
           this.bases.update(base.id, {
             template_state: 'ready',
             template: JSON.stringify(t),

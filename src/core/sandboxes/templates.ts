@@ -32,6 +32,7 @@ export async function buildTemplate(
   base: BaseRecord,
   spec: TemplateSpec,
   ca: { publicKey(): string; fingerprint(): string },
+  proxySetup: string,
   ctx: TaskContext,
 ): Promise<TemplateInfo> {
   const V = (a: string) => virsh(host.libvirtUri, a);
@@ -97,7 +98,7 @@ ${V(`create ${shq(dir + '/domain.xml')}`)} >/dev/null`,
     );
     // Fluid's user and CA trust go into the template, so each restored clone only needs what is unique.
     const trust = await guestExec(conn, host.libvirtUri, name, '/bin/sh', ['-s'], {
-      stdin: templateTrustScript(ca.publicKey()),
+      stdin: templateTrustScript(ca.publicKey(), proxySetup),
       timeoutMs: 120_000,
       signal: ctx.signal,
     });
@@ -132,6 +133,7 @@ ${V(`create ${shq(dir + '/domain.xml')}`)} >/dev/null`,
       bootMs,
       saveMs,
       caFingerprint: ca.fingerprint(),
+      proxyConfigured: !!proxySetup,
     };
   } catch (err) {
     await conn.exec(`${V(`destroy ${shq(name)}`)} >/dev/null 2>&1; rm -rf ${shq(dir)}`).catch(() => {});

@@ -98,12 +98,13 @@ test('the identity, runtime and template scripts are valid POSIX sh and carry wh
   });
   for (const s of [
     script,
-    runtimeScript({ ip: '10.239.1.2', prefix: 16, mac: '52:54:00:ef:00:01', proxySetup: '' }),
+    runtimeScript({ ip: '10.239.1.2', prefix: 16, mac: '52:54:00:ef:00:01' }),
     templateTrustScript(ca),
   ]) {
     execFileSync('sh', ['-n'], { input: s });
   }
   assert.ok(script.includes(keys.ed25519.private.trim()));
+  assert.ok(script.includes('echo proxy'), 'a cold clone gets the proxy settings with its trust');
   assert.ok(script.includes(keys.rsa.public.trim()));
   assert.ok(script.includes('TrustedUserCAKeys'));
   assert.match(
