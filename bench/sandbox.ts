@@ -189,6 +189,7 @@ try {
   );
 } finally {
   for (const id of made) await client.call('sandboxes.destroy', { sandbox: id }).catch(() => {});
+  await client.call('bases.prune', { host: 'lab' }).catch(() => {});
   await core.close();
   rmSync(dataDir, { recursive: true, force: true });
 }
@@ -201,14 +202,13 @@ async function originalWay(): Promise<number> {
   const t = base.template!;
   const name = `fluid-bench-orig-${Date.now().toString(36)}`;
   const dir = join('/var/lib/fluid', core.installation, 'sandboxes', randomUUID());
-  const mac = `52:54:00:ee:${[0, 0, 0]
+  const mac = `52:54:00:ee:${[0, 0]
     .map(() =>
       Math.floor(Math.random() * 256)
         .toString(16)
         .padStart(2, '0'),
     )
-    .join(':')
-    .slice(0, 8)}`;
+    .join(':')}`;
   // The template's disk layer already trusts Fluid's CA (what the original baked in with cloud-init).
   const disks: Record<string, string> = {};
   for (const d of base.disks) disks[d.target] = join(dir, `${d.target}.qcow2`);

@@ -455,6 +455,21 @@ export const sandboxCommands: Record<string, Command> = {
       );
     },
   },
+  'base prune': {
+    summary: 'Remove base copies and warm templates that no sandbox uses, to free disk on a host.',
+    usage: 'fluid base prune --host H [--json]',
+    options: { host: { type: 'string' } },
+    run: async (ctx) => {
+      const r = await ctx.client.call('bases.prune', {
+        host: need(ctx.values.host as string | undefined, 'fluid base prune --host H'),
+      });
+      ctx.io.result(r, () =>
+        r.removed.length
+          ? `Removed ${r.removed.join(', ')} (${(r.freedBytes / 1024 ** 2).toFixed(0)} MiB).`
+          : 'Nothing to remove.',
+      );
+    },
+  },
   'base warm': {
     summary: "Build a source's warm template now, so new sandboxes restore in seconds instead of booting.",
     usage: 'fluid base warm <source> [--host H] [--vcpus N] [--memory MiB]',

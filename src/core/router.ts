@@ -192,6 +192,7 @@ export function createRouter(core: Core): Router<Contract> {
     'sandboxes.reconcile': (i, ctx) => core.reconcile(i.host, ctx.actor),
     'bases.list': (i) => core.sandboxes.listBases(i.host),
     'bases.refresh': (i, ctx) => core.sandboxes.refreshBase(i.host, i.source, ctx.actor),
+    'bases.prune': (i, ctx) => core.sandboxes.pruneBases(i.host, ctx.actor),
     'bases.warm': (i, ctx) =>
       core.sandboxes.warm(i.host, i.source, { vcpus: i.vcpus, memoryMiB: i.memoryMiB }, ctx.actor),
     'snapshots.create': (i, ctx) => core.sandboxes.snapshotCreate(i.sandbox, i.name, i.memory, ctx.actor),

@@ -74,6 +74,7 @@ before(async () => {
 after(async () => {
   for (const id of made) await client.call('sandboxes.destroy', { sandbox: id }).catch(() => {});
   await core.sandboxes.settleTemplates();
+  await client.call('bases.prune', { host: 'lab' }).catch(() => {});
   await core.dispose();
 });
 
@@ -472,5 +473,27 @@ describe('a crash in the middle of a create', () => {
     // A second pass finds nothing left to do.
     const again = await cli(['sandbox', 'reconcile', '--host', 'lab', '--json']);
     assert.deepEqual(again.json<{ hosts: Array<{ cleaned: string[] }> }>().hosts[0]!.cleaned, []);
+  });
+});
+
+describe('cleaning up after oneself', () => {
+  test('with every sandbox gone, pruning removes the base copies and templates: nothing of this installation stays on the host', async () => {
+    const live = (await client.call('sandboxes.list', {})).filter(
+      (s) => !['failed', 'destroyed'].includes(s.state),
+    );
+    assert.deepEqual(
+      live.map((s) => s.name),
+      [],
+    );
+    const root = `/var/lib/fluid/${core.installation}`;
+    assert.ok(existsSync(root), 'the base cache was on the host');
+    const r = await client.call('bases.prune', { host: 'lab' });
+    assert.ok(
+      r.removed.some((x) => x.startsWith('fluid-lab-web')),
+      r.removed.join(),
+    );
+    assert.ok(r.freedBytes > 100 * 1024 * 1024, `freed ${r.freedBytes}`);
+    assert.ok(!existsSync(root), `${root} is gone`);
+    assert.deepEqual(await client.call('bases.list', { host: 'lab' }), []);
   });
 });

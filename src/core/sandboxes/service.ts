@@ -1229,6 +1229,51 @@ ${V('destroy "$d"')} >/dev/null 2>&1 || true`,
       .map(publicBase);
   }
 
+  /** Free the host's disk: base copies and templates that no live sandbox stands on. */
+  async pruneBases(hostRef: string, actor: Actor): Promise<{ removed: string[]; freedBytes: number }> {
+    const host = this.d.hosts.get(hostRef);
+    const conn = await this.d.hosts.connection(host.id);
+    const layout = hostLayout(host.storageDir, this.d.installation);
+    const inUse = new Set(
+      this.store
+        .list({ hostId: host.id })
+        .filter((r) => LIVE_STATES.includes(r.state))
+        .map((r) => r.base_id),
+    );
+    const removed: string[] = [];
+    let freed = 0;
+    for (const b of this.bases.list(host.id)) {
+      if (
+        inUse.has(b.id) ||
+        b.state === 'building' ||
+        [...this.templateBuilds.keys()].some((k) => k.startsWith(b.id))
+      )
+        continue;
+      if (b.state === 'retired' && b.templateState === 'none') continue;
+      const out = await run(
+        conn,
+        `du -sbc ${shq(b.dir)} ${shq(layout.templates)}/${b.id}-* 2>/dev/null | tail -n1 | cut -f1; rm -rf ${shq(b.dir)} ${shq(layout.templates)}/${b.id}-*`,
+        {
+          what: `Removing the base copy of ${b.sourceName}`,
+        },
+      );
+      freed += Number(out.trim()) || 0;
+      this.bases.update(b.id, { state: 'retired', template_state: 'none', template: null });
+      removed.push(`${b.sourceName} (${b.fingerprint.slice(0, 12)})`);
+    }
+    await conn.exec(
+      `rmdir ${shq(layout.bases)} ${shq(layout.templates)} ${shq(layout.sandboxes)} ${shq(layout.root)} 2>/dev/null; true`,
+    );
+    if (removed.length)
+      this.d.audit.append({
+        actor,
+        action: 'base.prune',
+        target: host.id,
+        data: { removed, freedBytes: freed },
+      });
+    return { removed, freedBytes: freed };
+  }
+
   refreshBase(hostRef: string | undefined, source: string, actor: Actor): Task {
     const host = this.resolveHost(hostRef, source);
     return this.d.tasks.start({

@@ -6,15 +6,18 @@
  * 1. reads exactly <length> bytes of script from stdin (bash's `read -N` in the C locale reads
  *    exactly that many bytes from a pipe, leaving the rest) and refuses to run anything if stdin
  *    ends early, so a cut connection never runs a truncated script (`rm -rf /tmp/x` cut to `rm -rf /`);
- * 2. runs it with bash as a file: `bash /dev/fd/9` with fd 9 a pipe fed from memory, so nothing is
- *    written to the guest's disk (sandbox filesystems get diffed), the script is not visible in `ps`,
- *    there is no argument length limit, and the rest of stdin is the script's own stdin;
- * 3. starts it in its own process group (job control on for that one `&`), so a timeout or a cancel
- *    kills the whole tree: TERM to the group, KILL after a grace period. The runner's own stderr
- *    goes to /dev/null (the script gets the real one), so bash's job notices never reach the output;
+ * 2. runs it with bash as a file: `bash /dev/fd/9` with fd 9 fed from memory (a here-string; a
+ *    pipe from a subshell for scripts over 32 KiB), so the script is not visible in `ps`, there is no
+ *    argument length limit, and the rest of stdin is the script's own stdin;
+ * 3. starts it in its own process group (job control on for that one `&`), under timeout(1) when
+ *    there is a deadline: at the deadline timeout signals the whole group, KILL after a grace
+ *    period. One helper process instead of a watchdog subshell and a sleep: every process costs a
+ *    fork and an exec, a noticeable share of a round trip in an emulated guest. The runner's own
+ *    stderr goes to /dev/null (the script gets the real one), so bash's job notices never reach the output;
  * 4. on timeout, kills itself with SIGALRM after cleaning up. sshd reports that as exit-signal ALRM,
- *    which the client maps to `timedOut` with no ambiguity (a script exiting 124 stays exit 124).
- *    On TERM/HUP/INT (a cancel from the client) it kills the group the same way.
+ *    which the client maps to `timedOut` (a script that exits 124 or 137 on its own before its
+ *    deadline stays that exit code). On TERM/HUP/INT (a cancel from the client) it kills the group
+ *    the same way.
  *
  * Background processes a script leaves behind are not killed on normal exit (`nohup srv &` keeps
  * running); if they keep stdout open, the client stops waiting shortly after the exit status.
@@ -22,7 +25,7 @@
 import { FluidError } from '../../shared/errors.ts';
 
 /** bash, run as `bash -c RUNNER fluid-exec <script bytes> <timeout seconds|0> <grace tenths>`. */
-export const RUNNER = `n=$1 t=$2 k=$3 to=0 cx=0 w= s=
+export const RUNNER = `n=$1 t=$2 k=$3 to=0 cx=0 s=
 exec 8>&2 2>/dev/null
 if [ "$n" -gt 0 ] && ! LC_ALL=C IFS= read -r -N "$n" s; then echo "fluid-exec: the script arrived incomplete" >&8; exit 125; fi
 alive() {
@@ -34,15 +37,15 @@ alive() {
   done
   return 1
 }
-trap "to=1" USR1
 trap "cx=1" TERM HUP INT
 set -m
-bash /dev/fd/9 9< <(printf %s "$s") 2>&8 8>&- &
+if [ "$t" = 0 ]; then set -- bash; else set -- timeout -k "$((k / 10)).$((k % 10))" -s TERM "$t" bash; fi
+if [ "$n" -le 32768 ]; then "$@" /dev/fd/9 9<<<"$s" 2>&8 8>&- & else "$@" /dev/fd/9 9< <(printf %s "$s") 2>&8 8>&- & fi
 p=$!
-if [ "$t" != 0 ]; then { sleep "$t"; kill -USR1 $$; } </dev/null >/dev/null 2>&1 & w=$!; fi
 set +m
+SECONDS=0
 wait "$p"; rc=$?
-[ -z "$w" ] || kill -- -"$w" 2>/dev/null
+if [ "$t" != 0 ] && { [ "$rc" = 124 ] || [ "$rc" = 137 ]; } && [ "$SECONDS" -ge "\${t%.*}" ]; then to=1; fi
 if [ "$to$cx" != 00 ]; then
   kill -TERM -- -"$p" 2>/dev/null; kill -CONT -- -"$p" 2>/dev/null
   i=0

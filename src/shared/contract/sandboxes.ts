@@ -318,6 +318,11 @@ export const sandboxesContract = {
     TaskSchema,
     "Take a fresh consistent copy of a source VM's disks (a task).",
   ),
+  'bases.prune': call(
+    z.object({ host: HostRef }),
+    z.object({ removed: z.array(z.string()), freedBytes: z.number() }),
+    'Remove base copies and warm templates no sandbox uses (they are taken again when needed).',
+  ),
   'bases.warm': call(
     z.object({
       host: HostRef.optional(),

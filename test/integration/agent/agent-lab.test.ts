@@ -66,6 +66,7 @@ before(async () => {
 after(async () => {
   for (const id of made) await client.call('sandboxes.destroy', { sandbox: id }).catch(() => {});
   await core.sandboxes.settleTemplates();
+  await client.call('bases.prune', { host: 'lab' }).catch(() => {});
   await server?.close();
   await core.dispose();
 });

@@ -45,8 +45,10 @@ const isCode = (c: string) => (e: unknown) => e instanceof FluidError && e.code 
 
 /** The pid of the sshd process serving the connection a command runs on. */
 async function sessionPid(g: GuestSsh): Promise<number> {
-  // The script's parent is the runner; the runner's parent is sshd's per-connection process.
-  const r = await g.exec(`awk '{print $4}' /proc/$PPID/stat`);
+  // Up the tree from the script (runner, timeout when there is a deadline) to sshd's per-connection process.
+  const r = await g.exec(
+    `p=$PPID; while [ "$p" -gt 1 ]; do case "$(tr '\\0' ' ' < /proc/$p/cmdline)" in sshd:*) echo $p; exit;; esac; p=$(awk '{print $4}' /proc/$p/stat); done`,
+  );
   const pid = Number(r.stdout.trim());
   assert.ok(pid > 1, r.stdout + r.stderr);
   assert.match(readFileSync(`/proc/${pid}/cmdline`, 'utf8'), /^sshd: fluid-test/);
