@@ -70,7 +70,7 @@ printf '%s' '${seed}' > /dev/urandom 2>/dev/null || true
 # Hostname (the kernel's, /etc/hostname, and the 127.0.1.1 line)
 printf '%s' "$HN" > /proc/sys/kernel/hostname
 printf '%s\n' "$HN" > /etc/hostname
-sed -i '/^127\.0\.1\.1[[:space:]]/d' /etc/hosts 2>/dev/null || true
+sed -i '/^127\\.0\\.1\\.1[[:space:]]/d' /etc/hosts 2>/dev/null || true
 printf '127.0.1.1\t%s\n' "$HN" >> /etc/hosts
 
 # machine-id: random (systemd-machine-id-setup would derive it from the VM's SMBIOS UUID, which
