@@ -24,6 +24,15 @@ export const refuse =
   () =>
     deny(reason);
 
+/** Clients refused for what they can do, except asking for their version (`--version` or `flags`). */
+export const refuseButVersion =
+  (reason: string, ...flags: string[]): Rule =>
+  (args) => {
+    if (args.length === 1 && args[0]!.value !== null && ['--version', ...flags].includes(args[0]!.value))
+      return;
+    deny(reason);
+  };
+
 /** Options per spec, then an optional further check. */
 export function opts(spec: OptionSpec, then?: (p: ParsedArgs, ctx: RuleContext, args: Word[]) => void): Rule {
   return (args, ctx) => {

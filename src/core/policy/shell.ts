@@ -42,12 +42,16 @@
  *   Contexts where bash evaluates variable contents as code are denied: arithmetic on
  *   variables, `[[ -eq ]]` on non-literals, `${!x}`, `${x@P}`, array indexes, `test -v`.
  *
+ * Service clients keep only their reading side: curl/wget GET and HEAD over http(s) printing to
+ * stdout, redis-cli read commands, one read-only SQL statement through mysql -e / psql -c (see
+ * sql.ts), status verbs of mysqladmin, fail2ban-client, btrfs and the like. Pagers (less, more)
+ * behave like cat without a terminal; their start-up commands, logs and key files are denied.
+ *
  * Deliberately denied: function definitions, aliases, eval, source, exec, trap, background
  * jobs (`&`), `((...))`, coproc, sudo/su (commands run unprivileged on purpose), shells and
- * interpreters with code (`bash -c`, `python -c`, ...), curl/wget and other network clients
- * (they can write files and send requests that change remote state; production inspection
- * rarely needs them), pagers and editors (less, vi: they run commands), ldd (it can execute the
- * inspected program), database clients, and anything not on the list.
+ * interpreters with code (`bash -c`, `python -c`, ...), other network clients (ssh, nc beyond a
+ * port check, ftp), editors (vi: they run commands and write files), ldd (it can execute the
+ * inspected program), and anything not on the list.
  *
  * Commands run via a non-interactive `bash -c` as an unprivileged user on the target; this
  * policy is the first gate, not the only one.

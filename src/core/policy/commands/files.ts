@@ -4,7 +4,7 @@ import { checkFind } from '../find.ts';
 import { has, parseOptions, type OptionSpec } from '../options.ts';
 import { checkSed } from '../sed.ts';
 import { allow, maxOperands, opts, reader, refuse, type Rule } from '../rule.ts';
-import { deny, show } from '../types.ts';
+import { deny, mayStartWith, show } from '../types.ts';
 
 /** Programs that only read, whatever options they get. */
 const PLAIN_READERS = [
@@ -309,6 +309,73 @@ const UNZIP_OK = new Set([
 ]);
 const UNZIP_MODES = new Set(['-l', '-t', '-p', '-Z', '-v', '-z']);
 
+/** less, more and their z* wrappers, reading files. */
+const pager = opts(
+  {
+    short: 'NSRrXFiIMmsEefwWJaBcCdDGgKLqQuUVlpz:x:j:b:h:y:P:',
+    long: [
+      'line-numbers',
+      'chop-long-lines',
+      'RAW-CONTROL-CHARS',
+      'raw-control-chars',
+      'no-init',
+      'quit-if-one-screen',
+      'ignore-case',
+      'IGNORE-CASE',
+      'quiet',
+      'silent',
+      'squeeze-blank-lines',
+      'squeeze',
+      'quit-at-eof',
+      'QUIT-AT-EOF',
+      'force',
+      'pattern=',
+      'no-lessopen',
+      'tabs=',
+      'shift=',
+      'jump-target=',
+      'prompt=',
+      'LONG-PROMPT',
+      'long-prompt',
+      'version',
+      'help',
+      'lines=',
+      'logical',
+      'no-pause',
+      'print-over',
+      'clean-print',
+      'plain',
+      'mouse',
+      'use-color',
+      'status-column',
+    ],
+    deny: {
+      '-o': 'less -o copies its input to a log file',
+      '-O': 'less -O writes a log file',
+      '--log-file': 'less --log-file writes a log file',
+      '--LOG-FILE': 'less --LOG-FILE writes a log file',
+      '-k': 'less -k loads key bindings, which can run commands',
+      '--lesskey-file': 'less --lesskey-file loads key bindings, which can run commands',
+      '--lesskey-src': 'less --lesskey-src loads key bindings, which can run commands',
+      '--lesskey-content': 'less --lesskey-content loads key bindings, which can run commands',
+      '-t': 'less -t reads a tags file',
+      '-T': 'less -T reads a tags file',
+      '--tag': 'less --tag reads a tags file',
+    },
+    numericFlags: true,
+  },
+  (p, ctx) => {
+    for (const w of p.operands) {
+      if (
+        w.value === null
+          ? mayStartWith(w, '+')
+          : w.value.startsWith('+') && !/^\+(\d+|G|g|F|\/[^!|]*)$/.test(w.value)
+      )
+        deny(`${ctx.name} ${show(w)} runs a command when it starts`);
+    }
+  },
+);
+
 export const fileRules: Record<string, Rule> = {
   ...Object.fromEntries(PLAIN_READERS.map((n) => [n, allow])),
   rg: reader({
@@ -467,13 +534,15 @@ export const fileRules: Record<string, Rule> = {
   unix2dos: refuse('unix2dos edits files in place'),
   updatedb: refuse('updatedb rewrites the locate database'),
   ldd: refuse('ldd may run the program it inspects (use readelf -d or objdump -p)'),
-  // Interactive pagers and editors can run commands.
-  less: refuse('less is interactive and can run commands (use cat, head or tail)'),
-  more: refuse('more is interactive and can run commands (use cat, head or tail)'),
+  // Pagers print like cat when their output is not a terminal (it never is here); their options
+  // that write a log or load key bindings, and start-up commands, are refused.
+  less: pager,
+  zless: pager,
+  more: pager,
+  zmore: pager,
+  // Editors and the other pagers can run commands.
   most: refuse('most is interactive and can run commands'),
   pg: refuse('pg is interactive and can run commands'),
-  zless: refuse('zless is interactive and can run commands (use zcat)'),
-  zmore: refuse('zmore is interactive and can run commands (use zcat)'),
   view: refuse('view is an editor and can run commands'),
   vi: refuse('vi is an editor and can write files'),
   vim: refuse('vim is an editor and can write files'),

@@ -1,12 +1,13 @@
 /** The read-only command table: every program the policy knows, and how it is checked. */
 import { refuse, type Rule } from '../rule.ts';
+import { daemonRules } from './daemons.ts';
 import { fileRules } from './files.ts';
 import { shellRules } from './shell.ts';
 import { systemRules } from './system.ts';
 import { toolRules } from './tools.ts';
 
 const RULES = new Map<string, Rule>(
-  Object.entries({ ...fileRules, ...systemRules, ...toolRules, ...shellRules }),
+  Object.entries({ ...fileRules, ...systemRules, ...toolRules, ...daemonRules, ...shellRules }),
 );
 
 const PATTERNS: Array<[RegExp, string]> = [

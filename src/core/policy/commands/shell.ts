@@ -1,6 +1,6 @@
 /** Shell builtins and wrappers that run another command. */
 import { has, parseOptions, type OptionSpec } from '../options.ts';
-import { allow, refuse, requireLiteral, type Rule } from '../rule.ts';
+import { allow, refuse, refuseButVersion, requireLiteral, type Rule } from '../rule.ts';
 import { deny, mayStartWith, runtimeWords, show, type Word } from '../types.ts';
 import { envAssignmentProblem, isSafeShellVar } from '../vars.ts';
 
@@ -440,7 +440,7 @@ export const shellRules: Record<string, Rule> = {
   script: refuse('script writes a typescript file'),
   expect: refuse('expect runs scripts'),
   parallel: refuse('parallel runs commands through a shell'),
-  strace: refuse('strace can tamper with processes and write files'),
+  strace: refuseButVersion('strace can tamper with processes and write files', '-V'),
   ltrace: refuse('ltrace runs and traces programs'),
   gdb: refuse('gdb can change running processes'),
   perf: refuse('perf runs programs and writes perf.data'),

@@ -8,11 +8,13 @@ import {
   opts,
   reader,
   refuse,
+  refuseButVersion,
   requireLiteral,
   verbTool,
   type Rule,
 } from '../rule.ts';
 import { deny, mayStartWith, show, type Word } from '../types.ts';
+import { prefixVerb } from './daemons.ts';
 
 const PLAIN = [
   'df',
@@ -1687,6 +1689,168 @@ const auditSimple =
     deny(`${who} ${verb} ${reason}`);
   };
 
+// ---------------------------------------------------------------------------------------------
+// Swap, resource limits, file systems and power: the reporting side of tools that also change
+
+const swapon = opts(
+  { short: 'shV', long: ['summary', 'show=?', 'noheadings', 'raw', 'bytes', 'help', 'version'] },
+  (p) => {
+    noOperands(p, 'swapon', 'with a device enables swap');
+    if (p.options.length && !has(p, '-s', '--summary', '--show', '-h', '--help', '-V', '--version'))
+      deny('swapon enables swap (only swapon --show or swapon -s)');
+  },
+);
+
+const systemdResolve = opts({
+  short: 'h46i:p:t:c:',
+  long: [
+    'status',
+    'statistics',
+    'service',
+    'openpgp',
+    'tlsa=?',
+    'cname=',
+    'search=',
+    'raw=?',
+    'legend=',
+    'no-pager',
+    'interface=',
+    'protocol=',
+    'type=',
+    'class=',
+    'service-address=',
+    'service-txt=',
+    'version',
+    'help',
+  ],
+  deny: {
+    '--flush-caches': 'systemd-resolve --flush-caches changes the resolver',
+    '--reset-statistics': 'systemd-resolve --reset-statistics changes the resolver',
+    '--reset-server-features': 'systemd-resolve --reset-server-features changes the resolver',
+    '--revert': 'systemd-resolve --revert changes the resolver',
+    '--set-dns': 'systemd-resolve --set-dns changes the resolver',
+    '--set-domain': 'systemd-resolve --set-domain changes the resolver',
+  },
+});
+
+/** prlimit prints limits unless a resource option carries a value or it runs a command. */
+const PRLIMIT_RESOURCES = [
+  'core',
+  'data',
+  'fsize',
+  'memlock',
+  'rss',
+  'nofile',
+  'stack',
+  'cpu',
+  'nproc',
+  'as',
+  'locks',
+  'sigpending',
+  'msgqueue',
+  'nice',
+  'rtprio',
+  'rttime',
+];
+const prlimit = opts(
+  {
+    short: 'p:o:hVc::d::e::f::i::l::m::n::q::r::s::t::u::v::x::y::',
+    long: [
+      'pid=',
+      'output=',
+      'noheadings',
+      'raw',
+      'verbose',
+      'help',
+      'version',
+      ...PRLIMIT_RESOURCES.map((r) => `${r}=?`),
+    ],
+  },
+  (p) => {
+    noOperands(p, 'prlimit', 'runs a command');
+    const set = p.options.find(
+      (o) => o.value !== null && !['-p', '--pid', '-o', '--output'].includes(o.name),
+    );
+    if (set)
+      deny(
+        `prlimit ${set.name} ${show(set.value!)} changes a limit (give resources without values to print them)`,
+      );
+  },
+);
+
+/** btrfs accepts unique prefixes of its groups and commands (`btrfs fi df`). */
+const BTRFS_READ: Record<string, Record<string, true | ((args: Word[]) => void)>> = {
+  filesystem: { show: true, df: true, usage: true, du: true },
+  subvolume: { list: true, show: true, 'get-default': true },
+  device: {
+    stats: (a) => {
+      if (
+        a.some(
+          (w) =>
+            w.value === null || w.value === '-z' || w.value.startsWith('--r') || /^-[a-z]*z/.test(w.value),
+        )
+      )
+        deny('btrfs device stats -z resets the counters');
+    },
+    usage: true,
+  },
+  scrub: { status: true },
+  balance: { status: true },
+  replace: { status: true },
+  qgroup: { show: true },
+  property: { get: true, list: true },
+  'inspect-internal': {
+    'dump-super': true,
+    'dump-tree': true,
+    'inode-resolve': true,
+    'logical-resolve': true,
+    'subvolid-resolve': true,
+    rootid: true,
+    'min-dev-size': true,
+  },
+};
+const btrfs: Rule = (args) => {
+  const first = args[0]?.value;
+  if (args.length === 1 && (first === 'version' || first === '--version' || first === '--help')) return;
+  const groupTyped = literalVerb(args[0], 'btrfs');
+  if (groupTyped === null || groupTyped.startsWith('-'))
+    deny('btrfs: give a command group (filesystem, subvolume, device...)');
+  const group = prefixVerb(groupTyped, Object.keys(BTRFS_READ));
+  if (!group) deny(`btrfs ${groupTyped} changes file systems`);
+  const cmds = BTRFS_READ[group];
+  const cmdTyped = literalVerb(args[1], 'btrfs') ?? '';
+  const cmd = prefixVerb(cmdTyped, Object.keys(cmds!));
+  if (!cmd) deny(`btrfs ${group} ${cmdTyped} changes file systems (only ${Object.keys(cmds!).join(', ')})`);
+  const check = cmds![cmd];
+  if (check !== true) check!(args.slice(2));
+};
+
+const cpupower: Rule = (args) => {
+  const p = parseOptions(
+    args,
+    { short: 'c:dhv', long: ['cpu=', 'debug', 'help', 'version'], stopAtOperand: true },
+    'cpupower',
+  );
+  const verb = literalVerb(args[p.rest], 'cpupower');
+  if (
+    verb === null
+      ? p.options.length > 0
+      : ['frequency-info', 'idle-info', 'info', 'monitor', 'help'].includes(verb)
+  )
+    return;
+  deny(
+    `cpupower ${verb ?? ''} changes the CPU (only frequency-info, idle-info, info, monitor)`.replace(
+      '  ',
+      ' ',
+    ),
+  );
+};
+
+const upower = opts({
+  short: 'edi:mvhw',
+  long: ['enumerate', 'dump', 'show-info=', 'monitor', 'monitor-detail', 'version', 'help', 'wakeups'],
+});
+
 export const systemRules: Record<string, Rule> = {
   ...Object.fromEntries(PLAIN.map((n) => [n, allow])),
   systemctl,
@@ -1838,7 +2002,6 @@ export const systemRules: Record<string, Rule> = {
   lastlog,
   faillog,
   top: topRule,
-  htop: refuse('htop is interactive and can kill processes (use top -b -n 1)'),
   atop: refuse('atop is interactive and can write logs'),
   iotop: opts({ permissive: true, short: 'n:d:p:u:' }, (p) => {
     if (!has(p, '-b', '--batch')) deny('iotop is interactive (use iotop -b -n 1)');
@@ -1887,7 +2050,19 @@ export const systemRules: Record<string, Rule> = {
   telinit: refuse('telinit changes the runlevel'),
   kexec: refuse('kexec boots another kernel'),
   umount: refuse('umount unmounts file systems'),
-  swapon: refuse('swapon changes swap'),
+  swapon,
+  'systemd-resolve': systemdResolve,
+  prlimit,
+  btrfs,
+  cpupower,
+  upower,
+  debsums: reader({
+    '-g': 'debsums -g writes checksum files',
+    '--generate': 'debsums --generate writes checksum files',
+  }),
+  htop: refuseButVersion('htop is interactive and can kill processes (use top -b -n 1)'),
+  ncdu: refuseButVersion('ncdu is interactive and can delete files (use du -sh)', '-v'),
+  lstopo: refuseButVersion('lstopo can write files (use lscpu or hwloc-ls)'),
   swapoff: refuse('swapoff changes swap'),
   mkswap: refuse('mkswap formats a device'),
   wipefs: refuse('wipefs erases signatures'),

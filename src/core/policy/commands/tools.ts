@@ -1,7 +1,16 @@
 /** Tools with subcommands: git, containers, Kubernetes, libvirt, package managers, openssl, servers. */
 import { has, parseOptions, type OptionSpec, type ParsedArgs } from '../options.ts';
-import { allow, literalVerb, opts, refuse, requireLiteral, verbTool, type Rule } from '../rule.ts';
-import { deny, literalWord, mayStartWith, show } from '../types.ts';
+import {
+  allow,
+  literalVerb,
+  opts,
+  refuse,
+  refuseButVersion,
+  requireLiteral,
+  verbTool,
+  type Rule,
+} from '../rule.ts';
+import { deny, literalWord, mayStartWith, show, type Word } from '../types.ts';
 
 // ---------------------------------------------------------------------------------------------
 // git
@@ -1414,21 +1423,287 @@ const rndc: Rule = (args) => {
 };
 
 /** Interpreters and shells: only asking for the version. */
+// ---------------------------------------------------------------------------------------------
+// HTTP clients: GET and HEAD requests (HTTP's safe methods) that print what they fetch
+
+/** Schemes a read may use; other URL schemes (gopher, dict, telnet, smtp...) can send arbitrary bytes. */
+const READ_SCHEME = /^(https?):\/\//i;
+/** curl guesses a protocol from these host prefixes when the URL has no scheme. */
+const CURL_GUESSED = /^(ftp|dict|ldap|imap|smtp|pop3)\./i;
+const NOWHERE = new Set(['-', '/dev/null', '/dev/stdout', '/dev/stderr']);
+const METHOD_OVERRIDE = /^\s*x-(http-)?method(-override)?\s*:/i;
+
+function urlOperand(w: Word, who: string): void {
+  if (w.value === null) {
+    if (READ_SCHEME.test(w.prefix)) return;
+    deny(`${who}: the URL ${show(w)} is computed at run time (start it with http:// or https://)`);
+  }
+  if (READ_SCHEME.test(w.value)) return;
+  if (w.value.startsWith('@')) deny(`${who}: ${show(w)} reads URLs from a file`);
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(w.value))
+    deny(`${who}: only http:// and https:// URLs are allowed (${show(w)})`);
+  if (who === 'curl' && CURL_GUESSED.test(w.value))
+    deny(`curl would guess a non-HTTP protocol for ${show(w)}`);
+}
+
+function onlyNowhere(w: Word | null, who: string, opt: string, why: string): void {
+  if (!w || w.value === null || !NOWHERE.has(w.value))
+    deny(`${who} ${opt} ${w ? show(w) : ''} ${why}`.replace('  ', ' '));
+}
+
+function header(w: Word | null, who: string): void {
+  if (!w) return;
+  if (w.value === null && !w.prefix.includes(':') && !w.prefix.startsWith('@'))
+    deny(`${who}: the header ${show(w)} is computed at run time`);
+  if (METHOD_OVERRIDE.test(w.value ?? w.prefix))
+    deny(`${who}: a method-override header turns the request into a write`);
+}
+
+/** `tool -V` / `tool --version` alone, or the rule. */
+const versionOr =
+  (rule: Rule): Rule =>
+  (args, ctx) => {
+    if (args.length === 1 && (args[0]!.value === '-V' || args[0]!.value === '--version')) return;
+    rule(args, ctx);
+  };
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+const CURL_WRITES = 'sends data';
+const curl = opts(
+  {
+    short: 'sSfiIvkL46NqgjGm:H:A:e:u:x:U:r:w:o:D:X:b:E:y:Y:z:',
+    long: [
+      'silent',
+      'show-error',
+      'fail',
+      'fail-with-body',
+      'fail-early',
+      'head',
+      'include',
+      'location',
+      'location-trusted',
+      'verbose',
+      'insecure',
+      'ipv4',
+      'ipv6',
+      'no-buffer',
+      'disable',
+      'globoff',
+      'junk-session-cookies',
+      'get',
+      'compressed',
+      'http1.0',
+      'http1.1',
+      'http2',
+      'http2-prior-knowledge',
+      'http3',
+      'retry-all-errors',
+      'retry-connrefused',
+      'no-progress-meter',
+      'progress-bar',
+      'path-as-is',
+      'raw',
+      'tcp-nodelay',
+      'no-keepalive',
+      'no-sessionid',
+      'basic',
+      'digest',
+      'anyauth',
+      'tlsv1.2',
+      'tlsv1.3',
+      'trace-time',
+      'ignore-content-length',
+      'styled-output',
+      'no-styled-output',
+      'ssl-reqd',
+      'max-time=',
+      'connect-timeout=',
+      'header=',
+      'user-agent=',
+      'referer=',
+      'user=',
+      'proxy=',
+      'proxy-user=',
+      'noproxy=',
+      'range=',
+      'write-out=',
+      'output=',
+      'dump-header=',
+      'request=',
+      'cookie=',
+      'cert=',
+      'key=',
+      'cert-type=',
+      'key-type=',
+      'cacert=',
+      'capath=',
+      'resolve=',
+      'connect-to=',
+      'unix-socket=',
+      'abstract-unix-socket=',
+      'max-redirs=',
+      'retry=',
+      'retry-delay=',
+      'retry-max-time=',
+      'interface=',
+      'local-port=',
+      'dns-servers=',
+      'doh-url=',
+      'pinnedpubkey=',
+      'max-filesize=',
+      'limit-rate=',
+      'speed-limit=',
+      'speed-time=',
+      'expect100-timeout=',
+      'keepalive-time=',
+      'tls-max=',
+      'oauth2-bearer=',
+      'time-cond=',
+      'url=',
+      'happy-eyeballs-timeout-ms=',
+      'proxy-header=',
+    ],
+    deny: {
+      '-d': `curl -d ${CURL_WRITES}`,
+      '--data': `curl --data ${CURL_WRITES}`,
+      '--data-binary': `curl --data-binary ${CURL_WRITES}`,
+      '--data-raw': `curl --data-raw ${CURL_WRITES}`,
+      '--data-urlencode': `curl --data-urlencode ${CURL_WRITES}`,
+      '--json': `curl --json ${CURL_WRITES}`,
+      '-F': `curl -F ${CURL_WRITES}`,
+      '--form': `curl --form ${CURL_WRITES}`,
+      '-T': `curl -T uploads a file`,
+      '--upload-file': 'curl --upload-file uploads a file',
+      '-O': 'curl -O writes the download to a file',
+      '--remote-name': 'curl --remote-name writes the download to a file',
+      '--remote-name-all': 'curl --remote-name-all writes downloads to files',
+      '-J': 'curl -J writes the download to a file',
+      '--output-dir': 'curl --output-dir writes files',
+      '--create-dirs': 'curl --create-dirs creates directories',
+      '-K': 'curl -K reads options from a file, which may send data or write files',
+      '--config': 'curl --config reads options from a file, which may send data or write files',
+      '-c': 'curl -c writes a cookie file',
+      '--cookie-jar': 'curl --cookie-jar writes a cookie file',
+      '--trace': 'curl --trace writes a file',
+      '--trace-ascii': 'curl --trace-ascii writes a file',
+      '--stderr': 'curl --stderr writes a file',
+      '--libcurl': 'curl --libcurl writes a file',
+      '--etag-save': 'curl --etag-save writes a file',
+      '--hsts': 'curl --hsts writes a file',
+      '--alt-svc': 'curl --alt-svc writes a file',
+      '-Q': 'curl -Q sends FTP commands',
+      '--quote': 'curl --quote sends FTP commands',
+    },
+  },
+  (p) => {
+    for (const o of p.options) {
+      if (o.name === '-o' || o.name === '--output')
+        onlyNowhere(o.value, 'curl', o.name, 'writes the download to a file (only -o /dev/null or -)');
+      else if (o.name === '-D' || o.name === '--dump-header')
+        onlyNowhere(o.value, 'curl', o.name, 'writes headers to a file (only - or /dev/null)');
+      else if (o.name === '-X' || o.name === '--request') {
+        if (o.value?.value == null || !SAFE_METHODS.has(o.value.value))
+          deny(`curl ${o.name} ${o.value ? show(o.value) : ''}: only GET, HEAD and OPTIONS requests read`);
+      } else if (o.name === '-H' || o.name === '--header' || o.name === '--proxy-header')
+        header(o.value, 'curl');
+      else if (o.name === '-w' || o.name === '--write-out') {
+        const v = o.value?.value;
+        if (v == null || v.startsWith('@') || /%output/i.test(v))
+          deny(
+            `curl ${o.name} ${o.value ? show(o.value) : ''}: only a literal format that prints (no %output, no @file)`,
+          );
+      } else if (o.name === '--url' && o.value) urlOperand(o.value, 'curl');
+    }
+    if (!p.operands.length && !has(p, '--url')) deny('curl without a URL');
+    for (const w of p.operands) urlOperand(w, 'curl');
+  },
+);
+
+const wget = opts(
+  {
+    short: 'qvSO:T:t:U:46',
+    long: [
+      'quiet',
+      'verbose',
+      'no-verbose',
+      'server-response',
+      'spider',
+      'no-check-certificate',
+      'inet4-only',
+      'inet6-only',
+      'content-on-error',
+      'no-proxy',
+      'no-cache',
+      'no-cookies',
+      'https-only',
+      'debug',
+      'no-hsts',
+      'output-document=',
+      'timeout=',
+      'tries=',
+      'user-agent=',
+      'header=',
+      'max-redirect=',
+      'method=',
+      'user=',
+      'password=',
+      'http-user=',
+      'http-password=',
+      'ca-certificate=',
+      'ca-directory=',
+      'dns-timeout=',
+      'connect-timeout=',
+      'read-timeout=',
+      'compression=',
+      'bind-address=',
+      'wait=',
+      'waitretry=',
+      'limit-rate=',
+      'prefer-family=',
+      'secure-protocol=',
+      'certificate=',
+      'private-key=',
+      'progress=',
+    ],
+    deny: {
+      '-e': 'wget -e runs wgetrc commands, which may write files',
+      '--execute': 'wget --execute runs wgetrc commands, which may write files',
+      '--config': 'wget --config reads wgetrc commands, which may write files',
+      '-o': 'wget -o writes a log file',
+      '--output-file': 'wget --output-file writes a log file',
+      '-a': 'wget -a writes a log file',
+      '--append-output': 'wget --append-output writes a log file',
+      '--post-data': 'wget --post-data sends data',
+      '--post-file': 'wget --post-file sends data',
+      '--body-data': 'wget --body-data sends data',
+      '--body-file': 'wget --body-file sends data',
+      '-b': 'wget -b keeps running in the background',
+      '--background': 'wget --background keeps running in the background',
+    },
+  },
+  (p) => {
+    for (const o of p.options) {
+      if (o.name === '-O' || o.name === '--output-document')
+        onlyNowhere(o.value, 'wget', o.name, 'writes the download to a file (only -O - or /dev/null)');
+      else if (o.name === '--method') {
+        if (o.value?.value == null || !SAFE_METHODS.has(o.value.value.toUpperCase()))
+          deny(`wget --method ${o.value ? show(o.value) : ''}: only GET, HEAD and OPTIONS requests read`);
+      } else if (o.name === '--header') header(o.value, 'wget');
+    }
+    if (!has(p, '-O', '--output-document', '--spider'))
+      deny('wget saves the download to a file (add -O - to print it, or --spider)');
+    if (!p.operands.length) deny('wget without a URL');
+    for (const w of p.operands) urlOperand(w, 'wget');
+  },
+);
+
 const versionOnly =
   (...flags: string[]): Rule =>
   (args, ctx) => {
     if (args.length === 1 && args[0]!.value !== null && ['--version', ...flags].includes(args[0]!.value))
       return;
     deny(`${ctx.name} runs code (only ${ctx.name} --version is allowed)`);
-  };
-
-/** Clients refused for what they can do, except asking for their version. */
-const refuseButVersion =
-  (reason: string, ...flags: string[]): Rule =>
-  (args) => {
-    if (args.length === 1 && args[0]!.value !== null && ['--version', ...flags].includes(args[0]!.value))
-      return;
-    deny(reason);
   };
 
 const INTERPRETERS: Record<string, string[]> = {
@@ -1448,7 +1723,7 @@ const INTERPRETERS: Record<string, string[]> = {
   pypy: ['-V'],
   pypy3: ['-V'],
   perl: ['-v'],
-  ruby: [],
+  ruby: ['-v'],
   irb: [],
   node: ['-v'],
   nodejs: ['-v'],
@@ -1560,8 +1835,8 @@ export const toolRules: Record<string, Rule> = {
   getsebool: allow,
   ...Object.fromEntries(Object.entries(INTERPRETERS).map(([n, f]) => [n, versionOnly(...f)])),
   // Network clients: they can download, upload and write files.
-  curl: refuseButVersion('curl makes network requests and can write files', '-V'),
-  wget: refuseButVersion('wget downloads and writes files', '-V'),
+  curl: versionOr(curl),
+  wget: versionOr(wget),
   nc: (args) => {
     // Only a port check: `nc -z [-v] [-w N] [-n] [-4|-6] host port`, which sends no data.
     const p = parseOptions(args, { short: 'zvnu46w:' }, 'nc');
@@ -1587,11 +1862,7 @@ export const toolRules: Record<string, Rule> = {
   links: refuse('links is an interactive browser'),
   w3m: refuse('w3m is an interactive browser'),
   // Databases and orchestration: they can change data anywhere.
-  mysql: refuseButVersion('database clients can change data', '-V'),
-  mariadb: refuseButVersion('database clients can change data', '-V'),
-  psql: refuseButVersion('database clients can change data', '-V'),
   sqlite3: refuseButVersion('sqlite3 can change databases', '-version'),
-  'redis-cli': refuseButVersion('redis-cli can change data', '-v'),
   mongo: refuse('database clients can change data'),
   mongosh: refuseButVersion('database clients can change data'),
   cqlsh: refuse('database clients can change data'),
