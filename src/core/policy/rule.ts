@@ -98,3 +98,13 @@ export function verbTool(cfg: {
     if (check !== true) check(p.operands.slice(1), p, ctx);
   };
 }
+
+/**
+ * A configuration file given on the command line must be a file already on disk: stdin, pipes,
+ * /dev/fd and /proc paths would let the command itself supply a configuration that runs programs.
+ */
+export function configFile(w: Word | undefined, who: string, opt: string): void {
+  const v = w ? requireLiteral(w, who, `the file of ${opt}`) : '';
+  if (!v || v === '-' || /^\/(dev|proc)\//.test(v) || v.includes('/fd/'))
+    deny(`${who} ${opt} ${v || '(missing)'}: only a configuration file on disk (not stdin or a pipe)`);
+}

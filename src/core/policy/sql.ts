@@ -302,8 +302,10 @@ function tokenize(sql: string, dialect: SqlDialect): Token[] {
       let j = i + 1;
       for (;;) {
         if (j >= n) deny('the SQL has an unterminated string');
-        if (sql[j] === '\\' && dialect === 'mysql')
-          deny('backslashes in MySQL strings depend on the server mode: leave them out of a read-only query');
+        if (sql[j] === '\\')
+          deny(
+            'backslashes in SQL strings are escapes in some modes (E-strings, MySQL): leave them out of a read-only query',
+          );
         if (sql[j] === c && sql[j + 1] === c) j += 2;
         else if (sql[j] === c) break;
         else j++;
@@ -319,8 +321,7 @@ function tokenize(sql: string, dialect: SqlDialect): Token[] {
       i = j + 1;
       continue;
     }
-    if (c === '$' && dialect === 'postgres' && /^\$[A-Za-z_]*\$/.test(sql.slice(i)))
-      deny('dollar-quoted SQL is not allowed in a read-only query');
+    if (c === '$') deny('$ (dollar quoting or parameters) is not allowed in a read-only query');
     const word = /^[A-Za-z_][A-Za-z0-9_$]*/.exec(sql.slice(i));
     if (word) {
       out.push({ kind: 'word', text: word[0].toLowerCase() });

@@ -2,8 +2,8 @@
  * Clients of running services (Redis, MySQL, fail2ban, mail and cache servers) limited to the
  * requests that only read: status, statistics, queues and values.
  */
-import { has, parseOptions } from '../options.ts';
-import { allow, literalVerb, opts, type Rule } from '../rule.ts';
+import { has, parseOptions, type ParsedArgs } from '../options.ts';
+import { allow, configFile, literalVerb, opts, type Rule } from '../rule.ts';
 import { checkReadOnlySql } from '../sql.ts';
 import { deny, show, type Word } from '../types.ts';
 
@@ -190,9 +190,16 @@ const MYSQLADMIN_WRITE = [
   'purge',
 ];
 
+/** Option files can set init-command, pager and the like: only files already on disk. */
+function mysqlOptionFiles(p: ParsedArgs, who: string): void {
+  for (const o of p.options)
+    if (o.name === '--defaults-file' || o.name === '--defaults-extra-file')
+      configFile(o.value ?? undefined, who, o.name);
+}
+
 const mysqladmin = opts(
   {
-    short: 'u:p::h:P:S:i:c:rvsfVC#::?',
+    short: 'u:p::h:P:S:i:c:rvsfVC?',
     long: [
       'user=',
       'password=?',
@@ -231,7 +238,8 @@ const mysqladmin = opts(
       'skip-ssl',
     ],
   },
-  (p) => {
+  (p, ctx) => {
+    mysqlOptionFiles(p, ctx.name);
     if (!p.operands.length && !has(p, '--version', '-V', '--help', '-?', '--print-defaults'))
       deny('mysqladmin without a command');
     for (const w of p.operands) {
@@ -361,6 +369,7 @@ const mysql = opts(
     },
   },
   (p, ctx) => {
+    mysqlOptionFiles(p, ctx.name);
     if (has(p, '--version', '-V', '--help')) return;
     const sql = p.options.filter((o) => o.name === '-e' || o.name === '--execute');
     if (!sql.length) deny(`${ctx.name} without -e reads SQL from stdin (give one read-only query with -e)`);

@@ -376,6 +376,44 @@ const pager = opts(
   },
 );
 
+/**
+ * tree takes each option's value from the next word even inside a cluster (`-Lo 2 out` writes
+ * `out`), so an `o` or `R` anywhere in a cluster is refused.
+ */
+const treeReader = reader(
+  { '-o': 'tree -o writes to a file', '-R': 'tree -R writes 00Tree.html files' },
+  'L:P:I:H:T:',
+  ['charset=', 'filelimit=', 'timefmt=', 'sort='],
+);
+const tree: Rule = (args, ctx) => {
+  for (const w of args) {
+    const v = w.value;
+    if (v === '--') break;
+    if (v !== null && /^-[^-]*[oR]/.test(v))
+      deny(`tree ${v}: -o writes to a file and -R writes 00Tree.html files`);
+  }
+  treeReader(args, ctx);
+};
+
+/** xmllint takes its long options with one dash or two (`-shell`, `--output`). */
+const XMLLINT_DENY: Record<string, string> = {
+  o: 'xmllint -o writes a file',
+  output: 'xmllint --output writes a file',
+  shell: 'xmllint --shell can save files',
+};
+const xmllint: Rule = (args) => {
+  for (const w of args) {
+    if (w.value === null) {
+      if (mayStartWith(w)) deny(`xmllint: ${show(w)} is computed at run time and could become an option`);
+      continue;
+    }
+    if (w.value === '--') break;
+    const name = /^--?([^=]+)/.exec(w.value)?.[1];
+    const reason = name && XMLLINT_DENY[name];
+    if (reason) deny(reason);
+  }
+};
+
 export const fileRules: Record<string, Rule> = {
   ...Object.fromEntries(PLAIN_READERS.map((n) => [n, allow])),
   rg: reader({
@@ -389,12 +427,7 @@ export const fileRules: Record<string, Rule> = {
     'e:f:F:m:P:',
     ['exclude=', 'files-from=', 'separator=', 'magic-file=', 'parameter='],
   ),
-  tree: reader({ '-o': 'tree -o writes to a file', '-R': 'tree -R writes 00Tree.html files' }, 'L:P:I:H:T:', [
-    'charset=',
-    'filelimit=',
-    'timefmt=',
-    'sort=',
-  ]),
+  tree,
   sort: opts(SORT_SPEC),
   shuf: reader({ '-o': 'shuf -o writes to a file', '--output': 'shuf --output writes to a file' }, 'i:n:', [
     'input-range=',
@@ -405,9 +438,11 @@ export const fileRules: Record<string, Rule> = {
     { permissive: true, short: 'f:s:w:', long: ['skip-fields=', 'skip-chars=', 'check-chars='] },
     (p) => maxOperands(p, 1, 'uniq', 'with a second file name writes the result to it'),
   ),
-  xxd: opts({ permissive: true, short: 'c:g:l:o:s:n:' }, (p) =>
-    maxOperands(p, 1, 'xxd', 'with a second file name writes to it'),
-  ),
+  // xxd stops at its first file name; the next word, whatever it looks like, is the output file.
+  xxd: opts({ permissive: true, short: 'c:g:l:o:s:n:', stopAtOperand: true }, (_p, _ctx, args) => {
+    const rest = args.slice(_p.rest);
+    if (rest.length > 1 || rest.some((w) => w.multi)) deny('xxd with a second file name writes to it');
+  }),
   iconv: reader(
     { '-o': 'iconv -o writes to a file', '--output': 'iconv --output writes to a file' },
     'f:t:',
@@ -415,11 +450,7 @@ export const fileRules: Record<string, Rule> = {
   ),
   sdiff: reader({ '-o': 'sdiff -o merges into a file', '--output': 'sdiff --output merges into a file' }),
   utmpdump: reader({ '-o': 'utmpdump -o writes to a file', '--output': 'utmpdump --output writes a file' }),
-  xmllint: reader({
-    '-o': 'xmllint -o writes a file',
-    '--output': 'xmllint --output writes a file',
-    '--shell': 'xmllint --shell can save files',
-  }),
+  xmllint,
   yq: opts({
     short: 'CMejnNPrvV0o:p:I:',
     long: [

@@ -1,5 +1,5 @@
 /** System inspection: processes, hardware, systemd, logs, networking, storage, users, time. */
-import { has, parseOptions, type OptionSpec } from '../options.ts';
+import { has, parseOptions, type OptionSpec, type ParsedArgs } from '../options.ts';
 import {
   allow,
   literalVerb,
@@ -379,12 +379,17 @@ const resolvectl = systemdTool(
   'changes the resolver',
 );
 
-const busctl = systemdTool(
-  {
+/** busctl calls that name a service would start it on demand (bus activation) unless told not to. */
+const noActivation = (rest: Word[], p: ParsedArgs): void => {
+  const v = p.options.find((o) => o.name === '--auto-start')?.value?.value;
+  if (rest.length && !(v && /^(no|false|0|off)$/i.test(v)))
+    deny('busctl would start the service if it is not running (add --auto-start=no)');
+};
+const busctl = verbTool({
+  options: {
     short: 'hlqj',
     long: [
       ...COMMON_SYSTEMD,
-      'address=',
       'show-machine',
       'unique',
       'acquired',
@@ -397,12 +402,24 @@ const busctl = systemdTool(
       'watch-bind=',
       'timeout=',
       'size=',
+      'auto-start=',
     ],
-    deny: SYSTEMD_DENY,
+    deny: {
+      ...SYSTEMD_DENY,
+      '--address': 'busctl --address can start a program to carry the bus connection',
+    },
   },
-  { list: true, status: true, tree: true, introspect: true, 'get-property': true, monitor: true },
-  'calls or changes services on the bus',
-);
+  verbs: {
+    list: true,
+    status: true,
+    tree: noActivation,
+    introspect: noActivation,
+    'get-property': noActivation,
+    monitor: true,
+  },
+  noVerb: true,
+  denied: 'calls or changes services on the bus',
+});
 
 const coredumpctl = systemdTool(
   {
@@ -1832,6 +1849,16 @@ const cpupower: Rule = (args) => {
     'cpupower',
   );
   const verb = literalVerb(args[p.rest], 'cpupower');
+  if (verb === 'monitor') {
+    // `cpupower monitor COMMAND` runs the command to measure it.
+    const m = parseOptions(
+      args.slice(p.rest + 1),
+      { short: 'lm:i:cv', stopAtOperand: true },
+      'cpupower monitor',
+    );
+    if (m.rest < args.length - p.rest - 1) deny('cpupower monitor with a command runs it');
+    return;
+  }
   if (
     verb === null
       ? p.options.length > 0
@@ -1849,6 +1876,91 @@ const cpupower: Rule = (args) => {
 const upower = opts({
   short: 'edi:mvhw',
   long: ['enumerate', 'dump', 'show-info=', 'monitor', 'monitor-detail', 'version', 'help', 'wakeups'],
+});
+
+// ---------------------------------------------------------------------------------------------
+// Storage and device status: the listing side of ipvsadm, multipath, iscsiadm, nvidia-smi, e2fsck
+
+const ipvsadm = opts(
+  {
+    short: 'LlnSc',
+    long: [
+      'list',
+      'numeric',
+      'save',
+      'connection',
+      'stats',
+      'rate',
+      'thresholds',
+      'persistent-conn',
+      'exact',
+      'sort',
+      'timeout',
+      'daemon',
+      'help',
+      'version',
+    ],
+  },
+  (p) => {
+    noOperands(p, 'ipvsadm', 'with arguments changes the virtual server table');
+    if (
+      !has(
+        p,
+        '-L',
+        '-l',
+        '--list',
+        '-S',
+        '--save',
+        '-c',
+        '--connection',
+        '--timeout',
+        '--daemon',
+        '--help',
+        '--version',
+      )
+    )
+      deny('ipvsadm changes the virtual server table (only ipvsadm -L)');
+  },
+);
+
+const multipath = opts({ short: 'lv:' }, (p) => {
+  noOperands(p, 'multipath', 'with a device creates or changes maps (only multipath -l / -ll)');
+  if (!has(p, '-l')) deny('multipath changes maps (only multipath -l / -ll)');
+});
+
+const iscsiadm = opts({ short: 'm:P:r:', long: ['mode=', 'print=', 'sid='] }, (p) => {
+  noOperands(p, 'iscsiadm', 'takes no operands');
+  const mode = p.options.find((o) => o.name === '-m' || o.name === '--mode')?.value?.value;
+  if (!mode || !['session', 'node', 'iface', 'fw', 'host'].includes(mode))
+    deny('iscsiadm logs in, discovers or changes records (only -m session|node|iface|host listings)');
+});
+
+/** nvidia-smi queries; its setters (-pm, -r, -e, -c, -pl, -ac...) and -f (a log file) are refused. */
+const NVIDIA_QUERY =
+  /^(-L|--list-gpus|-q|--query|-x|--xml-format|-u|--unit|-h|--help|--version|--display=.*|--id=.*|--loop=.*|--loop-ms=.*|--query-[a-z-]+=.*|--format=.*)$/;
+const nvidiaSmi: Rule = (args) => {
+  const words = args.map((w) => requireLiteral(w, 'nvidia-smi', 'argument'));
+  const sub = words[0];
+  if (sub === 'topo') {
+    if (words.length === 2 && ['-m', '--matrix'].includes(words[1]!)) return;
+    deny('nvidia-smi topo only with -m');
+  }
+  const monitor = sub === 'dmon' || sub === 'pmon';
+  const valued = monitor ? ['-i', '-d', '-s', '-c', '-o'] : ['-i', '-d', '-l', '-lms'];
+  for (let k = monitor ? 1 : 0; k < words.length; k++) {
+    const v = words[k]!;
+    if (valued.includes(v)) k++;
+    else if (!(monitor ? /^(-h|--help)$/ : NVIDIA_QUERY).test(v))
+      deny(
+        `nvidia-smi ${v} changes the GPU or writes a file (only queries: -L, -q, --query-gpu=..., topo -m, dmon, pmon)`,
+      );
+  }
+};
+
+/** e2fsck/fsck.ext* with -n opens the file system read-only and answers no to every repair. */
+const e2fsckReadOnly = opts({ short: 'nfvtdb:B:', long: [] }, (p, ctx) => {
+  if (!has(p, '-n')) deny(`${ctx.name} can repair (change) file systems (only ${ctx.name} -n)`);
+  if (p.operands.length !== 1) deny(`${ctx.name} -n checks one device`);
 });
 
 export const systemRules: Record<string, Rule> = {
@@ -2074,8 +2186,15 @@ export const systemRules: Record<string, Rule> = {
   'mkfs.btrfs': refuse('mkfs formats a device'),
   'mkfs.vfat': refuse('mkfs formats a device'),
   mke2fs: refuse('mke2fs formats a device'),
-  fsck: refuse('fsck can repair (change) file systems'),
-  e2fsck: refuse('e2fsck can repair (change) file systems'),
+  fsck: refuse('fsck can repair (change) file systems (e2fsck -n checks without changing)'),
+  e2fsck: e2fsckReadOnly,
+  'fsck.ext2': e2fsckReadOnly,
+  'fsck.ext3': e2fsckReadOnly,
+  'fsck.ext4': e2fsckReadOnly,
+  ipvsadm,
+  multipath,
+  iscsiadm,
+  'nvidia-smi': nvidiaSmi,
   xfs_repair: refuse('xfs_repair changes file systems'),
   debugfs: refuse('debugfs can write file systems'),
   gdisk: refuse('gdisk edits partition tables'),

@@ -2,6 +2,7 @@
 import { has, parseOptions, type OptionSpec, type ParsedArgs } from '../options.ts';
 import {
   allow,
+  configFile,
   literalVerb,
   opts,
   refuse,
@@ -187,8 +188,25 @@ const gitRemote: Rule = (args) => {
   );
 };
 
-const GIT_SAFE_CONFIG =
-  /^(color\.[a-z.]+|core\.quotepath|core\.pager=cat|core\.fsmonitor=false|log\.showsignature|diff\.noprefix|log\.date|i18n\.logoutputencoding|core\.abbrev)(=.*)?$/i;
+/** `git -c key=value` settings that only change formatting, each with the values it may take. */
+const BOOL = /^(true|false|yes|no|on|off|1|0)?$/i;
+const GIT_SAFE_CONFIG: Array<[RegExp, RegExp]> = [
+  [/^color\.[a-z.]+$/i, /^[a-z0-9 #]*$/i],
+  [/^core\.quotepath$/i, BOOL],
+  [/^core\.pager$/i, /^cat$/],
+  [/^core\.fsmonitor$/i, /^(false|no|off|0)$/i],
+  [/^log\.showsignature$/i, BOOL],
+  [/^diff\.noprefix$/i, BOOL],
+  [/^log\.date$/i, /^[a-z0-9:%. -]*$/i],
+  [/^i18n\.logoutputencoding$/i, /^[a-z0-9_.-]+$/i],
+  [/^core\.abbrev$/i, /^(\d+|auto|no)$/i],
+];
+const gitSafeSetting = (s: string): boolean => {
+  const eq = s.indexOf('=');
+  const key = eq < 0 ? s : s.slice(0, eq);
+  const value = eq < 0 ? '' : s.slice(eq + 1);
+  return GIT_SAFE_CONFIG.some(([k, v]) => k.test(key) && v.test(value));
+};
 
 const GIT_SUBCOMMANDS: Record<string, Rule> = {
   log: gitRead(),
@@ -250,7 +268,7 @@ const gitRule: Rule = (args, ctx) => {
     if (!v.startsWith('-')) break;
     if (v === '-c') {
       const setting = args[++i];
-      if (!setting || setting.value === null || !GIT_SAFE_CONFIG.test(setting.value))
+      if (!setting || setting.value === null || !gitSafeSetting(setting.value))
         deny(
           `git -c ${setting ? show(setting) : ''} sets configuration that can run programs`.replace(
             '  ',
@@ -315,6 +333,8 @@ interface CliTool {
   refused: string;
   /** Computed words after the command words that could be options are refused. */
   strictRest?: boolean;
+  /** Options naming a configuration file (which can make the tool run programs): see `configFile`. */
+  configFiles?: Set<string>;
 }
 
 function cliTool(cfg: CliTool): Rule {
@@ -324,6 +344,12 @@ function cliTool(cfg: CliTool): Rule {
       const reason = cfg.denied?.[name];
       if (reason) deny(reason);
     };
+    const checkFile = (v: string, next: Word | undefined) => {
+      const eq = v.indexOf('=');
+      const name = eq < 0 ? v : v.slice(0, eq);
+      if (!cfg.configFiles?.has(name)) return;
+      configFile(eq < 0 ? next : literalWord(v.slice(eq + 1)), ctx.name, name);
+    };
     let i = 0;
     const nextWord = (): string | null => {
       for (; i < args.length; i++) {
@@ -332,6 +358,7 @@ function cliTool(cfg: CliTool): Rule {
         if (v === '--') return null;
         if (!v.startsWith('-')) return v;
         deniedFor(v);
+        checkFile(v, args[i + 1]);
         if (cfg.valued.has(v)) i++;
         if (v === '--version' || v === '-v' || v === '--help' || v === '-h') return '--version';
       }
@@ -355,9 +382,11 @@ function cliTool(cfg: CliTool): Rule {
       label = `${label} ${sub ?? ''}`.trim();
     }
     const rest = args.slice(i);
-    for (const w of rest) {
-      if (w.value !== null) deniedFor(w.value);
-      else if (cfg.strictRest && mayStartWith(w)) deny(`${label}: ${show(w)} could become an option`);
+    for (const [j, w] of rest.entries()) {
+      if (w.value !== null) {
+        deniedFor(w.value);
+        if (w.value.startsWith('-')) checkFile(w.value, rest[j + 1]);
+      } else if (cfg.strictRest && mayStartWith(w)) deny(`${label}: ${show(w)} could become an option`);
     }
     if (rule !== true) rule(rest, { ...ctx, name: label });
   };
@@ -548,8 +577,11 @@ const KUBE_DENY = {
   '--profile-output': 'writes a profile file',
 };
 
+const KUBE_CONFIG_FILES = new Set(['--kubeconfig']);
+
 const kubectl = cliTool({
   valued: KUBE_VALUED,
+  configFiles: KUBE_CONFIG_FILES,
   denied: KUBE_DENY,
   strictRest: true,
   commands: {
@@ -580,6 +612,7 @@ const kubectl = cliTool({
 
 const helm = cliTool({
   valued: KUBE_VALUED,
+  configFiles: KUBE_CONFIG_FILES,
   strictRest: true,
   denied: { ...KUBE_DENY, '--output-dir': 'writes files', '--post-renderer': 'runs a program' },
   commands: {
@@ -680,6 +713,13 @@ const VIRSH_READ = new Set([
   'help',
 ]);
 
+/** A connection URI without parameters (`?command=`, `?netcat=`... run programs) or the ext transport. */
+function virshUri(w: Word | undefined): void {
+  const uri = w ? requireLiteral(w, 'virsh', 'connection URI') : '';
+  if (!/^[a-z0-9]+(\+(unix|tls|tcp|ssh|libssh|libssh2))?:\/\/[^?]*$/i.test(uri))
+    deny(`virsh: the connection URI ${uri || '(missing)'} may run a program (no ?parameters, no +ext)`);
+}
+
 const virsh: Rule = (args) => {
   let i = 0;
   for (; i < args.length; i++) {
@@ -696,8 +736,10 @@ const virsh: Rule = (args) => {
       v === '--keepalive-count'
     ) {
       i++;
+      if (v === '-c' || v === '--connect') virshUri(args[i]);
       continue;
     }
+    if (v.startsWith('--connect=')) virshUri(literalWord(v.slice('--connect='.length)));
     if (/^--(connect|debug|keepalive-interval|keepalive-count)=/.test(v)) continue;
     if (['-r', '--readonly', '-q', '--quiet', '-t', '--timing'].includes(v)) continue;
     if (['-v', '-V', '--version', '-h', '--help'].includes(v)) return;
@@ -1433,17 +1475,30 @@ const CURL_GUESSED = /^(ftp|dict|ldap|imap|smtp|pop3)\./i;
 const NOWHERE = new Set(['-', '/dev/null', '/dev/stdout', '/dev/stderr']);
 const METHOD_OVERRIDE = /^\s*x-(http-)?method(-override)?\s*:/i;
 
+/** Control characters in a request line or header would let one request smuggle a second one. */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const CONTROL = /[\x00-\x1f\x7f]/;
+
+/** A literal value without control characters (a computed one could carry CR/LF at run time). */
+function plainValue(w: Word | null, who: string, what: string): string {
+  if (!w) return '';
+  if (w.value === null) deny(`${who}: the ${what} ${show(w)} is computed at run time`);
+  if (CONTROL.test(w.value))
+    deny(`${who}: the ${what} holds control characters (CR/LF start another request)`);
+  return w.value;
+}
+
 function urlOperand(w: Word, who: string): void {
-  if (w.value === null) {
-    if (READ_SCHEME.test(w.prefix)) return;
-    deny(`${who}: the URL ${show(w)} is computed at run time (start it with http:// or https://)`);
-  }
-  if (READ_SCHEME.test(w.value)) return;
-  if (w.value.startsWith('@')) deny(`${who}: ${show(w)} reads URLs from a file`);
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(w.value))
+  const v = plainValue(w, who, 'URL');
+  if (READ_SCHEME.test(v)) return;
+  if (v.startsWith('@')) deny(`${who}: ${show(w)} reads URLs from a file`);
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(v))
     deny(`${who}: only http:// and https:// URLs are allowed (${show(w)})`);
-  if (who === 'curl' && CURL_GUESSED.test(w.value))
-    deny(`curl would guess a non-HTTP protocol for ${show(w)}`);
+  // Without a scheme curl guesses one from the host name (dict., ftp., smtp....): only a plain
+  // host[:port] is unambiguous (no user@, no {,} or [] globs that could produce such a name).
+  const host = v.split('/')[0]!;
+  if (!/^[a-z0-9.-]+(:\d+)?$/i.test(host) || CURL_GUESSED.test(host))
+    deny(`${who}: give ${show(w)} an http:// or https:// scheme`);
 }
 
 function onlyNowhere(w: Word | null, who: string, opt: string, why: string): void {
@@ -1452,12 +1507,28 @@ function onlyNowhere(w: Word | null, who: string, opt: string, why: string): voi
 }
 
 function header(w: Word | null, who: string): void {
-  if (!w) return;
-  if (w.value === null && !w.prefix.includes(':') && !w.prefix.startsWith('@'))
-    deny(`${who}: the header ${show(w)} is computed at run time`);
-  if (METHOD_OVERRIDE.test(w.value ?? w.prefix))
-    deny(`${who}: a method-override header turns the request into a write`);
+  const v = plainValue(w, who, 'header');
+  if (v.startsWith('@')) deny(`${who}: ${v} reads headers from a file or stdin`);
+  if (METHOD_OVERRIDE.test(v)) deny(`${who}: a method-override header turns the request into a write`);
 }
+
+/** Options whose values go into the request as they are. */
+const REQUEST_TEXT = new Set([
+  '-A',
+  '--user-agent',
+  '-e',
+  '--referer',
+  '-b',
+  '--cookie',
+  '-u',
+  '--user',
+  '-U',
+  '--proxy-user',
+  '--oauth2-bearer',
+  '--http-user',
+  '--http-password',
+  '--password',
+]);
 
 /** `tool -V` / `tool --version` alone, or the rule. */
 const versionOr =
@@ -1605,7 +1676,8 @@ const curl = opts(
       else if (o.name === '-X' || o.name === '--request') {
         if (o.value?.value == null || !SAFE_METHODS.has(o.value.value))
           deny(`curl ${o.name} ${o.value ? show(o.value) : ''}: only GET, HEAD and OPTIONS requests read`);
-      } else if (o.name === '-H' || o.name === '--header' || o.name === '--proxy-header')
+      } else if (REQUEST_TEXT.has(o.name)) plainValue(o.value, 'curl', o.name);
+      else if (o.name === '-H' || o.name === '--header' || o.name === '--proxy-header')
         header(o.value, 'curl');
       else if (o.name === '-w' || o.name === '--write-out') {
         const v = o.value?.value;
@@ -1690,6 +1762,7 @@ const wget = opts(
         if (o.value?.value == null || !SAFE_METHODS.has(o.value.value.toUpperCase()))
           deny(`wget --method ${o.value ? show(o.value) : ''}: only GET, HEAD and OPTIONS requests read`);
       } else if (o.name === '--header') header(o.value, 'wget');
+      else if (REQUEST_TEXT.has(o.name)) plainValue(o.value, 'wget', o.name);
     }
     if (!has(p, '-O', '--output-document', '--spider'))
       deny('wget saves the download to a file (add -O - to print it, or --spider)');
