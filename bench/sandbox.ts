@@ -12,6 +12,8 @@
  *    pooled     Fluid's pooled ssh2 connection through the host (TCP_NODELAY)
  *    control    an OpenSSH ControlMaster connection through the same jump
  *    fresh      a new `ssh -J` process per command (the original product's way)
+ *    All three run the same guest-side command (Fluid's runner: timeout, process group, caps); a
+ *    bare `true` over ControlMaster is printed after the table to show the runner's own cost.
  *
  * Usage (root, lab up): node bench/sandbox.ts [--creates N=1] [--execs N=30]
  */
@@ -27,6 +29,8 @@ import { MemorySecretStore } from '../src/core/platform/secrets.ts';
 import { createLogger } from '../src/core/platform/logger.ts';
 import { deriveDomain } from '../src/core/sandboxes/domain-xml.ts';
 import { FLUID_USER } from '../src/core/sandboxes/identity.ts';
+import { DEFAULT_TIMEOUT_MS } from '../src/core/ssh/guest.ts';
+import { DEFAULT_KILL_GRACE_MS, runnerCommand } from '../src/core/ssh/runner.ts';
 import type { Sandbox } from '../src/shared/contract/sandboxes.ts';
 import type { Task } from '../src/shared/contract/tasks.ts';
 import { requireLab } from '../test/support/lab.ts';
@@ -162,9 +166,18 @@ try {
     `CertificateFile=${join(dir, 'id-cert.pub')}`,
     `${FLUID_USER}@${s.ip}`,
   ];
-  const timeIt = (args: string[]) => {
+  // The OpenSSH clients run exactly what Fluid's exec runs on the guest (the runner with the same
+  // timeout and kill grace, the script on stdin), so the comparison is of transports only; the
+  // bare run shows what the runner itself costs on this guest.
+  const runner = runnerCommand('true', { timeoutMs: DEFAULT_TIMEOUT_MS, killGraceMs: DEFAULT_KILL_GRACE_MS });
+  const timeIt = (args: string[], bare = false) => {
     const t = process.hrtime.bigint();
-    const r = spawnSync('ssh', [...args, 'true'], { stdio: 'ignore' });
+    const r = bare
+      ? spawnSync('ssh', [...args, 'true'], { stdio: 'ignore' })
+      : spawnSync('ssh', [...args, runner.command], {
+          input: runner.preamble,
+          stdio: ['pipe', 'ignore', 'ignore'],
+        });
     if (r.status !== 0) throw new Error(`ssh failed (${r.status})`);
     return Number(process.hrtime.bigint() - t) / 1e6;
   };
@@ -176,6 +189,7 @@ try {
     { stdio: 'ignore' },
   );
   const control = Array.from({ length: EXECS }, () => timeIt(['-o', `ControlPath=${ctl}`, ...guest]));
+  const bare = Array.from({ length: EXECS }, () => timeIt(['-o', `ControlPath=${ctl}`, ...guest], true));
   spawnSync('ssh', ['-o', `ControlPath=${ctl}`, '-O', 'exit', ...guest], { stdio: 'ignore' });
   rmSync(dir, { recursive: true, force: true });
   table(
@@ -186,6 +200,10 @@ try {
       ['fresh', fresh],
     ],
     'ms',
+  );
+  const runnerCost = stats(control).p50 - stats(bare).p50;
+  console.log(
+    `(a bare \`true\` over ControlMaster, without the runner: p50 ${stats(bare).p50.toFixed(1)} ms; the runner adds ${runnerCost.toFixed(1)} ms on this guest)`,
   );
 } finally {
   for (const id of made) await client.call('sandboxes.destroy', { sandbox: id }).catch(() => {});

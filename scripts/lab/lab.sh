@@ -26,7 +26,7 @@ KEY=$SSH_DIR/id_ed25519
 DISK_SIZE=3G
 PROD=fluid-lab-prod
 
-APT_PKGS=(qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients dnsmasq-base iptables
+APT_PKGS=(qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-daemon-config-nwfilter libvirt-clients dnsmasq-base iptables
   nftables openssh-server openssh-client ansible-core mmdebstrap e2fsprogs zstd genisoimage
   xorriso python3 util-linux procps coreutils)
 

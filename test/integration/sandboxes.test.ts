@@ -305,6 +305,28 @@ describe('warm template restore', () => {
     await client.call('sandboxes.destroy', { sandbox: b.id });
   });
 
+  test('a restored sandbox cannot send from another address: clean-traffic pins its NIC', async () => {
+    const a = restored;
+    const xml = sh(`virsh -c ${lab.libvirtUri} dumpxml ${a.domainName}`);
+    assert.match(
+      xml,
+      new RegExp(`<filterref filter='clean-traffic'>\\s*<parameter name='IP' value='${a.ip}'/>`),
+    );
+    // The proxy on the gateway answers its own address; from an address it does not own, the
+    // packets are dropped at the bridge (curl times out instead of getting any answer).
+    const r = await client.call('sandboxes.exec', {
+      sandbox: a.id,
+      command: `dev=$(ip -o -4 addr show | awk '$4 ~ /^${a.ip}\\// {print $2}')
+ip addr add 10.239.200.200/16 dev "$dev"
+curl -sS -m 4 --noproxy '*' --interface 10.239.200.200 -o /dev/null http://10.239.0.1:3128/; echo "spoofed=$?"
+curl -sS -m 4 --noproxy '*' --interface ${a.ip} -o /dev/null http://10.239.0.1:3128/; echo "own=$?"
+ip addr del 10.239.200.200/16 dev "$dev"`,
+    });
+    assert.match(r.stdout, /spoofed=28\b/, r.stdout + r.stderr);
+    assert.match(r.stdout, /own=\d+/);
+    assert.doesNotMatch(r.stdout, /own=28\b/, r.stdout + r.stderr);
+  });
+
   test('egress: the allowed Debian mirror serves apt-get install; anything else fails and leaves a pending approval', async () => {
     const a = restored;
     const apt = await client.call('sandboxes.exec', {

@@ -46,6 +46,7 @@ ${V('domcapabilities --virttype kvm')} >/dev/null 2>&1 && echo domcaps=yes || ec
     disk: `d=${shq(p.storageDir)}; while [ ! -d "$d" ]; do d=$(dirname "$d"); done; echo "dir=$d"; if [ -w "$d" ]; then echo writable=yes; else echo writable=no; fi; df -PB1 "$d"`,
     networks: `${V('net-list --all')} && for n in $(${V('net-list --all --name')}); do echo "bridge $n $(${V(`net-info "$n"`)} | sed -n 's/^Bridge: *//p')"; done`,
     pools: `for p in $(${V('pool-list --all --name')}); do echo "@pool $p"; ${V('pool-info --bytes "$p"')}; done`,
+    nwfilter: `${V('nwfilter-list')} 2>/dev/null | grep -qw clean-traffic && echo clean-traffic=yes || echo clean-traffic=no`,
     egress: `python3 -c 'import sys; print("python=%d.%d" % sys.version_info[:2])' 2>/dev/null || echo python=none; command -v nft >/dev/null && echo nft=yes || echo nft=no`,
   };
 }
@@ -363,6 +364,29 @@ export function evaluate(
         'Sandbox egress proxy',
         'pass',
         `python ${py} for the proxy; nftables to fence sandboxes off the host.`,
+      ),
+    );
+  }
+
+  // Address pinning: libvirt's clean-traffic filter on each sandbox NIC (the proxy and the egress
+  // allowlists tell sandboxes apart by address).
+  if (/clean-traffic=yes/.test(out('nwfilter'))) {
+    checks.push(
+      check(
+        'spoofing',
+        'Sandbox addresses are pinned',
+        'pass',
+        "libvirt's clean-traffic filter is available.",
+      ),
+    );
+  } else {
+    checks.push(
+      check(
+        'spoofing',
+        'Sandbox addresses are pinned',
+        'warn',
+        "libvirt's clean-traffic network filter is not available, so a sandbox could take another sandbox's address (and its egress allowances).",
+        'Enable libvirt’s nwfilter driver (libvirtd, or virtnwfilterd with modular daemons) and install ebtables.',
       ),
     );
   }

@@ -43,8 +43,11 @@ export interface DeriveOptions {
   disks: Record<string, string>;
   /** Per-sandbox copy of the UEFI variable store, when the source has one. */
   nvramPath?: string | null;
-  /** The NIC to put on Fluid's network; null builds the domain without a NIC (memory templates). */
-  nic: { network: string; mac: string } | null;
+  /**
+   * The NIC to put on Fluid's network; null builds the domain without a NIC (memory templates).
+   * `pinIp` adds libvirt's clean-traffic filter so the guest cannot send from another address.
+   */
+  nic: { network: string; mac: string; pinIp?: string | null } | null;
   serialLog: string | null;
   label: FluidLabel;
   /** Spare PCIe root ports to add on q35 so a NIC can be hot-plugged (templates). */
@@ -91,6 +94,22 @@ const STRIP_TOP = new Set([
   'idmap',
   'throttlegroups',
 ]);
+
+/** libvirt's stock filter pinning a NIC to its MAC and IP: no sandbox can take another's address. */
+export const SPOOF_FILTER = 'clean-traffic';
+
+const spoofFilter = (ip: string): XNode =>
+  el('filterref', { filter: SPOOF_FILTER }, [el('parameter', { name: 'IP', value: ip })]);
+
+/** An <interface> element (a template's NIC) pinned to `ip` with the clean-traffic filter. */
+export function pinNicAddress(interfaceXml: string, ip: string): string {
+  const doc = parseXml(interfaceXml);
+  const nic = root(doc);
+  if (tagOf(nic) !== 'interface') throw new Error('not an <interface> element');
+  removeWhere(nic, (c) => tagOf(c) === 'filterref');
+  append(nic, spoofFilter(ip));
+  return buildXml(doc);
+}
 
 export function deriveDomain(sourceXml: string, o: DeriveOptions): DerivedDomain {
   const doc = parseXml(sourceXml);
@@ -228,15 +247,16 @@ export function deriveDomain(sourceXml: string, o: DeriveOptions): DerivedDomain
   if (nics.length > 1) notes.push(`kept 1 of ${nics.length} network interfaces`);
   if (first && attr(first, 'type') !== 'network')
     notes.push(`moved the ${attr(first, 'type')} interface to Fluid's isolated network`);
-  const makeNic = (mac: string, network: string): XNode =>
+  const makeNic = (mac: string, network: string, pinIp?: string | null): XNode =>
     el('interface', { type: 'network' }, [
       el('mac', { address: mac }),
       el('source', { network }),
       el('model', { type: nicModel }),
       ...(nicAddress ? [structuredClone(nicAddress)] : []),
+      ...(pinIp ? [spoofFilter(pinIp)] : []),
     ]);
   removeWhere(devices, (c) => tagOf(c) === 'interface');
-  if (o.nic) append(devices, makeNic(o.nic.mac, o.nic.network));
+  if (o.nic) append(devices, makeNic(o.nic.mac, o.nic.network, o.nic.pinIp));
 
   // Strip host-bound devices.
   for (const r of removeWhere(devices, (c) => STRIP_DEVICES.has(tagOf(c))))

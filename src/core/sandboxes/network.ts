@@ -7,6 +7,7 @@
 import { FluidError } from '../../shared/errors.ts';
 import { run, shq, type HostConnection } from '../hosts/connection.ts';
 import { virsh } from '../hosts/virsh.ts';
+import { SPOOF_FILTER } from './domain-xml.ts';
 
 export const NETWORK_NAME = 'fluid-sandboxes';
 export const BRIDGE = 'fluidbr0';
@@ -52,18 +53,27 @@ ${hosts.join('\n')}
 `;
 }
 
-/** Make sure the network exists and is active. Returns true when it had to be created. */
+export interface SandboxNetwork {
+  /** The network had to be created. */
+  created: boolean;
+  /** The host has the clean-traffic filter, so sandbox NICs get it. */
+  pinAddresses: boolean;
+}
+
+/** Make sure the network exists and is active, and find out whether addresses can be pinned. */
 export async function ensureNetwork(
   conn: HostConnection,
   uri: string,
   signal?: AbortSignal,
-): Promise<boolean> {
+): Promise<SandboxNetwork> {
   const V = (a: string) => virsh(uri, a);
   const state = await conn.exec(
-    `${V(`net-info ${NETWORK_NAME}`)} 2>&1; echo @@xml; ${V(`net-dumpxml --inactive ${NETWORK_NAME}`)} 2>/dev/null`,
+    `${V(`net-info ${NETWORK_NAME}`)} 2>&1; echo @@xml; ${V(`net-dumpxml --inactive ${NETWORK_NAME}`)} 2>/dev/null; echo @@nwfilter; ${V('nwfilter-list')} 2>/dev/null`,
     { signal },
   );
-  const [info = '', xml = ''] = state.stdout.toString().split('@@xml');
+  const [head = '', filters = ''] = state.stdout.toString().split('@@nwfilter');
+  const [info = '', xml = ''] = head.split('@@xml');
+  const pinAddresses = new RegExp(`\\s${SPOOF_FILTER}\\s*$`, 'm').test(filters);
   const exists = /^Name:\s+fluid-sandboxes/m.test(info);
   if (exists) {
     // Never redefine a network other sandboxes may be using; refuse one that is not isolated.
@@ -84,7 +94,7 @@ export async function ensureNetwork(
         { what: 'Starting the sandbox network', signal },
       );
     }
-    return false;
+    return { created: false, pinAddresses };
   }
   // The subnet must not clash with the host's routes.
   const routes = await run(conn, 'ip -4 route show 2>/dev/null || true', { signal });
@@ -107,7 +117,7 @@ ${V(`net-autostart ${NETWORK_NAME}`)} >/dev/null
 ${V(`net-start ${NETWORK_NAME}`)} >/dev/null`,
     { stdin: networkXml(), what: 'Creating the isolated sandbox network', signal, timeoutMs: 60_000 },
   );
-  return true;
+  return { created: true, pinAddresses };
 }
 
 export const slotsDir = (storageDir: string) => `${storageDir.replace(/\/+$/, '')}/slots`;

@@ -25,7 +25,7 @@ import type { EventBus } from '../events.ts';
 import type { SshCa } from '../ssh/ca.ts';
 import type { GuestSsh, GuestSshPool } from '../ssh/guest.ts';
 import { BaseStore, buildBase, publicBase, type BaseRecord, type TemplateInfo } from './bases.ts';
-import { deriveDomain } from './domain-xml.ts';
+import { deriveDomain, pinNicAddress } from './domain-xml.ts';
 import { guestExec, syncClock, waitForAgent } from './guest-agent.ts';
 import {
   FLUID_USER,
@@ -255,7 +255,7 @@ export class SandboxService {
 
       ctx.progress(0.08, 'Preparing the isolated sandbox network');
       const virtType = host.lastCheck?.facts.virtType ?? (await this.detectVirtType(host));
-      await ensureNetwork(conn, host.libvirtUri, ctx.signal);
+      const { pinAddresses } = await ensureNetwork(conn, host.libvirtUri, ctx.signal);
       p.mark('network');
 
       let base = input.refreshBase ? null : await this.usableBase(conn, host.id, vm.uuid);
@@ -286,11 +286,11 @@ export class SandboxService {
       created.domain = true;
       if (template.use) {
         ctx.progress(0.5, 'Restoring the warm template');
-        await this.startFromTemplate(conn, host, row, base, template.use, ctx.signal);
+        await this.startFromTemplate(conn, host, row, base, template.use, pinAddresses, ctx.signal);
         p.mark('restore');
       } else {
         ctx.progress(0.5, `Booting (${template.reason})`);
-        await this.coldDefine(conn, host, row, base, virtType, ctx.signal);
+        await this.coldDefine(conn, host, row, base, virtType, pinAddresses, ctx.signal);
         p.mark('define');
         await run(conn, virsh(host.libvirtUri, `start ${shq(row.domain_name)}`), {
           what: 'Starting the sandbox',
@@ -549,6 +549,7 @@ export class SandboxService {
     r: SandboxRow,
     base: BaseRecord,
     virtType: 'kvm' | 'qemu',
+    pinAddress: boolean,
     signal: AbortSignal,
   ): Promise<void> {
     const disks: Record<string, string> = {};
@@ -563,7 +564,7 @@ export class SandboxService {
       memoryMiB: r.memory_mib,
       disks,
       nvramPath: hasNvram ? `${r.dir}/nvram.fd` : null,
-      nic: { network: NETWORK_NAME, mac: r.mac! },
+      nic: { network: NETWORK_NAME, mac: r.mac!, pinIp: pinAddress ? r.ip : null },
       serialLog: `${r.dir}/serial.log`,
       label: {
         kind: 'sandbox',
@@ -591,6 +592,7 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
     r: SandboxRow,
     base: BaseRecord,
     t: TemplateInfo,
+    pinAddress: boolean,
     signal: AbortSignal,
   ): Promise<void> {
     const V = (a: string) => virsh(host.libvirtUri, a);
@@ -613,7 +615,8 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
     );
     // The guest clock is frozen at save time (certificates would look not-yet-valid or expired), and
     // the NIC was left out of the template: sync the clock and plug the sandbox's own NIC in parallel.
-    const nic = t.nicXml.replace('@@MAC@@', r.mac!).replace('@@NETWORK@@', NETWORK_NAME);
+    const plain = t.nicXml.replace('@@MAC@@', r.mac!).replace('@@NETWORK@@', NETWORK_NAME);
+    const nic = pinAddress ? pinNicAddress(plain, r.ip!) : plain;
     await Promise.all([
       syncClock(conn, host.libvirtUri, r.domain_name, signal),
       run(

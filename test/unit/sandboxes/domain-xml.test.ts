@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { deriveDomain, type DeriveOptions } from '../../../src/core/sandboxes/domain-xml.ts';
+import { deriveDomain, pinNicAddress, type DeriveOptions } from '../../../src/core/sandboxes/domain-xml.ts';
 import { parseDomainXml } from '../../../src/core/hosts/virsh.ts';
 
 // A production-like definition with everything that must not follow a clone.
@@ -194,4 +194,26 @@ test('the lab source (captured from libvirt) derives a bootable-looking definiti
   const p = parseDomainXml(d.xml);
   assert.equal(p.disks[0]!.source, '/o/vda.qcow2');
   assert.match(d.xml, /<kernel>/, 'direct kernel boot is kept');
+});
+
+test('the NIC is pinned to its address with clean-traffic, on cold boot and on a template’s hot-plugged NIC', () => {
+  const cold = deriveDomain(
+    SOURCE,
+    opts({ nic: { network: 'fluid-sandboxes', mac: '52:54:00:ef:00:07', pinIp: '10.239.1.8' } }),
+  ).xml;
+  assert.match(
+    cold,
+    /<filterref filter="clean-traffic">\s*<parameter name="IP" value="10.239.1.8"\/>\s*<\/filterref>/,
+  );
+  assert.doesNotMatch(deriveDomain(SOURCE, opts()).xml, /filterref/);
+
+  const t = deriveDomain(SOURCE, opts({ nic: null, spareRootPorts: 1 }));
+  const pinned = pinNicAddress(t.nicXml('52:54:00:ef:01:02', 'fluid-sandboxes'), '10.239.1.9');
+  assert.match(pinned, /^<interface type="network">/);
+  assert.match(pinned, /<mac address="52:54:00:ef:01:02"\/>/);
+  assert.equal((pinned.match(/<filterref /g) ?? []).length, 1);
+  assert.match(pinned, /<parameter name="IP" value="10.239.1.9"\/>/);
+  // Pinning again replaces the filter instead of adding a second one.
+  assert.equal((pinNicAddress(pinned, '10.239.1.10').match(/<filterref /g) ?? []).length, 1);
+  assert.throws(() => pinNicAddress('<disk/>', '10.239.1.9'), /not an <interface>/);
 });
