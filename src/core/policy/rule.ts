@@ -1,4 +1,5 @@
 /** Building blocks for per-command rules. */
+import { posix } from 'node:path';
 import { parseOptions, type OptionSpec, type ParsedArgs } from './options.ts';
 import { deny, show, type Word } from './types.ts';
 
@@ -100,11 +101,14 @@ export function verbTool(cfg: {
 }
 
 /**
- * A configuration file given on the command line must be a file already on disk: stdin, pipes,
- * /dev/fd and /proc paths would let the command itself supply a configuration that runs programs.
+ * A configuration file given on the command line must be a file already on disk, named by an
+ * absolute path: stdin, pipes, /dev/fd and /proc paths (however spelled: //dev, /./dev, /x/../dev)
+ * and relative paths (after a `cd /dev`) would let the command supply a configuration that runs
+ * programs.
  */
 export function configFile(w: Word | undefined, who: string, opt: string): void {
   const v = w ? requireLiteral(w, who, `the file of ${opt}`) : '';
-  if (!v || v === '-' || /^\/(dev|proc)\//.test(v) || v.includes('/fd/'))
-    deny(`${who} ${opt} ${v || '(missing)'}: only a configuration file on disk (not stdin or a pipe)`);
+  const path = v.startsWith('/') ? posix.normalize(v) : '';
+  if (!path || /^\/(dev|proc)(\/|$)/.test(path) || path.includes('/fd/'))
+    deny(`${who} ${opt} ${v || '(missing)'}: only a configuration file on disk, by its absolute path`);
 }

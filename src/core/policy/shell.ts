@@ -77,6 +77,9 @@ export type { CheckedCommand, PolicyDecision, PolicyMode, ShellPolicy } from './
 export { POLICY_MODES } from './types.ts';
 
 const MAX_LENGTH = 64 * 1024;
+/** Builtins that set variables named at run time or filled from input: variable tracking stops. */
+const SETS_BY_NAME =
+  /(?:^|[^A-Za-z0-9_])(read|mapfile|readarray|getopts|declare|typeset|local|export|readonly|unset|let|printf|wait|eval|source)(?![A-Za-z0-9_-])/;
 const MAX_DEPTH = 64;
 
 const BLOCK_TOKENS = new Set([
@@ -167,14 +170,20 @@ class Analyzer implements WordHost {
   }
 
   /**
-   * Remember what a variable holds from `from` to `to`. Only when its name appears exactly once
-   * in the whole command as anything but `$name`/`${name}`: that one place is this definition,
-   * so nothing else (read, another assignment, a loop, export, unset) can change it.
+   * Remember what a variable holds from `from` to `to`. Only when its name appears exactly once in
+   * the whole command other than as a plain `$name` read (`${name...}` and option clusters such
+   * as `read -ax` or `wait -px` count) and no builtin that can set a variable from a computed name or from
+   * input is present: that one place is this definition, so nothing else can change it.
    */
   private track(name: string, from: number, to: number, values: Word[]): void {
     if (!values.length || values.length > 32) return;
-    const bare = new RegExp(`(?<=^|[\\s;&|(){}\`'"\\\\])(?<!\\$\\{#?)${name}(?![A-Za-z0-9_])`, 'g');
-    if ((this.src.match(bare) ?? []).length !== 1) return;
+    if (SETS_BY_NAME.test(this.src)) return;
+    // Standalone (not part of a longer name), or glued to an option cluster (`-ax`); `$name` is a read.
+    const mentions = new RegExp(
+      `(?<=^|[^A-Za-z0-9_$]|\\$\\{#?|(?:^|\\s)-[A-Za-z]*)${name}(?![A-Za-z0-9_])`,
+      'g',
+    );
+    if ((this.src.match(mentions) ?? []).length !== 1) return;
     this.bindings.push({ name, from, to, values: values.map((v) => ({ ...v, multi: false })) });
   }
 

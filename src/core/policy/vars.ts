@@ -4,7 +4,7 @@
  * Shell variables: lowercase names only. Every variable bash or common programs treat as special
  * (PATH, IFS, LD_PRELOAD, BASH_ENV, PAGER, GIT_*, PS4, ...) is uppercase, and an uppercase name
  * that is already exported would change what later commands run. The lowercase proxy variables
- * are the exception that proves the rule and are refused.
+ * and package-manager settings (npm_config_*) are the exceptions that prove the rule and are refused.
  *
  * Environment variables for one command (`LC_ALL=C sort`, `env TZ=UTC date`): a short list of
  * names that only change formatting, and pagers only when set to `cat` or nothing.
@@ -20,8 +20,11 @@ const LOWERCASE_ENV = new Set([
   'rsync_proxy',
 ]);
 
+/** Lowercase environment variables that configure programs (npm_config_git runs a program...). */
+const LOWERCASE_CONFIG = /^(npm|yarn|pnpm|bun|corepack)_/;
+
 export function isSafeShellVar(name: string): boolean {
-  return /^[a-z_][a-z0-9_]*$/.test(name) && !LOWERCASE_ENV.has(name);
+  return /^[a-z_][a-z0-9_]*$/.test(name) && !LOWERCASE_ENV.has(name) && !LOWERCASE_CONFIG.test(name);
 }
 
 const FORMAT_ENV = new Set([
@@ -54,6 +57,8 @@ const SYSTEM_PATH = /^(\/(usr\/)?(local\/)?s?bin:?)+$/;
 
 /** Why `name=value` may not go into a command's environment, or null when it may. */
 export function envAssignmentProblem(name: string, value: Word | null): string | null {
+  if (LOWERCASE_CONFIG.test(name))
+    return `setting ${name} configures a package manager, which can make it run programs`;
   if (isSafeShellVar(name)) return null;
   if (FORMAT_ENV.has(name) || /^LC_[A-Z]+$/.test(name)) return null;
   // IFS only changes how unquoted expansions split, and those are treated as arbitrary anyway;

@@ -1218,8 +1218,14 @@ const flatpak = verbTool({
 const pip = verbTool({
   options: {
     permissive: true,
-    long: ['path=', 'python=', 'exclude='],
-    deny: { '--log': 'pip --log writes a file', '--log-file': 'writes a file', '--report': 'writes a file' },
+    long: ['path=', 'exclude='],
+    deny: {
+      '--log': 'pip --log writes a file',
+      '--log-file': 'pip --log-file writes a file',
+      '--report': 'pip --report writes a file',
+      '--python': 'pip --python runs another program as the interpreter',
+      '--cache-dir': 'pip --cache-dir writes its cache there',
+    },
   },
   verbs: {
     list: true,
@@ -1237,7 +1243,10 @@ const pip = verbTool({
 });
 
 const gem = verbTool({
-  options: { permissive: true },
+  options: {
+    permissive: true,
+    deny: { '--config-file': 'gem --config-file loads a configuration that can run code' },
+  },
   verbs: {
     list: true,
     info: true,
@@ -1252,8 +1261,47 @@ const gem = verbTool({
   denied: 'installs or changes gems',
 });
 
+// Every npm setting can be given as --name=value, and several run programs or write files (--git,
+// --script-shell, --userconfig, --cache, --logs-dir): only display options are accepted.
 const npm = verbTool({
-  options: { permissive: true },
+  options: {
+    short: 'lpagsqdw:',
+    long: [
+      'json',
+      'long',
+      'parseable',
+      'all',
+      'global',
+      'depth=',
+      'prod',
+      'production',
+      'dev',
+      'omit=',
+      'include=',
+      'location=',
+      'workspace=',
+      'workspaces',
+      'registry=',
+      'color=?',
+      'no-color',
+      'loglevel=',
+      'silent',
+      'quiet',
+      'unicode',
+      'no-unicode',
+      'offline',
+      'prefer-offline',
+      'fetch-timeout=',
+      'help',
+      'version',
+      'link',
+      'package-lock-only',
+      'before=',
+      'tag=',
+      'browser=',
+    ],
+    deny: { '--browser': 'npm --browser runs a program' },
+  },
   verbs: {
     ls: true,
     list: true,
@@ -1382,6 +1430,8 @@ const nginx = opts(
   },
   (p) => {
     if (!has(p, '-t', '-T', '-v', '-V', '-h', '-?')) deny('nginx without -t or -T starts the server');
+    // A configuration from stdin could name log files to create or modules to load.
+    for (const o of p.options) if (o.name === '-c') configFile(o.value ?? undefined, 'nginx', '-c');
   },
 );
 
@@ -1413,6 +1463,8 @@ const namedCheckzone = opts({
 
 const haproxy = opts({ short: 'cvVqf:C:L:', long: [] }, (p) => {
   if (!has(p, '-c', '-v', '-V', '-vv')) deny('haproxy without -c starts the proxy');
+  // lua-load runs Lua while the configuration is parsed, even under -c: only configurations on disk.
+  for (const o of p.options) if (o.name === '-f') configFile(o.value ?? undefined, 'haproxy', '-f');
 });
 
 const postconf = opts(
