@@ -82,7 +82,6 @@ const PLAIN_READERS = [
   'shasum',
   'cmp',
   'diff',
-  'diff3',
   'numfmt',
   'tsort',
   'seq',
@@ -99,7 +98,6 @@ const PLAIN_READERS = [
   'plocate',
   'readelf',
   'objdump',
-  'nm',
   'size',
   'cal',
   'ncal',
@@ -138,6 +136,13 @@ const GZIP_LIKE_SPEC: OptionSpec = {
     '-o': 'writes to a file',
     '--output': 'writes to a file',
     '--rm': 'removes the source files',
+    '--trace': 'zstd --trace writes a trace file',
+    '--train': 'zstd --train writes a dictionary',
+    '--train-cover': 'zstd --train-cover writes a dictionary',
+    '--train-fastcover': 'zstd --train-fastcover writes a dictionary',
+    '--train-legacy': 'zstd --train-legacy writes a dictionary',
+    '--output-dir-flat': 'writes files into a directory',
+    '--output-dir-mirror': 'writes files into a directory',
   },
 };
 
@@ -303,7 +308,6 @@ const UNZIP_OK = new Set([
   '-s',
   '-m',
   '-h',
-  '-T',
   '-x',
   '-C',
 ]);
@@ -448,7 +452,13 @@ export const fileRules: Record<string, Rule> = {
     'f:t:',
     ['from-code=', 'to-code='],
   ),
-  sdiff: reader({ '-o': 'sdiff -o merges into a file', '--output': 'sdiff --output merges into a file' }),
+  sdiff: reader({
+    '-o': 'sdiff -o merges into a file',
+    '--output': 'sdiff --output merges into a file',
+    '--diff-program': 'sdiff --diff-program runs a program',
+  }),
+  diff3: reader({ '--diff-program': 'diff3 --diff-program runs a program' }),
+  nm: reader({ '--plugin': 'nm --plugin loads a shared library' }),
   utmpdump: reader({ '-o': 'utmpdump -o writes to a file', '--output': 'utmpdump --output writes a file' }),
   xmllint,
   yq: opts({

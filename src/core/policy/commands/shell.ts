@@ -227,10 +227,22 @@ const ENV_SPEC: OptionSpec = {
   stopAtOperand: true,
 };
 
+/** Variables env -u may remove: formatting ones (PATH, HOME and the like stay). */
+const isSafeUnset = (name: string): boolean => envAssignmentProblem(name, null) === null && name !== 'PATH';
+
 const envRule: Rule = (args, ctx) => {
   const p = parseOptions(args, ENV_SPEC, 'env');
+  // Without PATH, the program is looked up in a built-in path, which older C libraries start with
+  // the current directory.
+  if (args[p.rest]?.value === '-' || has(p, '-i', '--ignore-environment'))
+    deny('env -i clears PATH, so the command may be found in the current directory');
+  for (const o of p.options) {
+    if (o.name !== '-u' && o.name !== '--unset') continue;
+    const name = o.value?.value;
+    if (name == null || !isSafeUnset(name))
+      deny(`env -u ${o.value ? show(o.value) : ''} removes a variable programs rely on`);
+  }
   let i = p.rest;
-  if (args[i]?.value === '-') i++;
   for (; i < args.length; i++) {
     const w = args[i]!;
     const m = /^([A-Za-z_][A-Za-z0-9_]*)=/.exec(w.value ?? w.prefix);

@@ -65,7 +65,6 @@ const PLAIN = [
   'vmstat',
   'iostat',
   'mpstat',
-  'pidstat',
   'lsof',
   'netstat',
   'runlevel',
@@ -94,8 +93,6 @@ const PLAIN = [
   'dig',
   'host',
   'nslookup',
-  'drill',
-  'whois',
   'showmount',
   'atq',
   'ntpstat',
@@ -104,7 +101,6 @@ const PLAIN = [
   'unbound-checkconf',
   'doveconf',
   'aureport',
-  'mailq',
   'clear',
   'tput',
   'uptime',
@@ -174,6 +170,7 @@ const SYSTEMCTL_READ = [
   'list-automounts',
   'get-default',
   'show-environment',
+  'whoami',
 ];
 
 const systemctl = verbTool({
@@ -187,6 +184,8 @@ const JOURNALCTL_OPTIONS: OptionSpec = {
   permissive: true,
   short: 'u:t:T:p:g:S:U:o:c:D:M:F:i:n::b::',
   long: [
+    'user',
+    'system',
     'unit=',
     'user-unit=',
     'identifier=',
@@ -386,13 +385,13 @@ const resolvectl = systemdTool(
 
 /** busctl calls that name a service would start it on demand (bus activation) unless told not to. */
 const noActivation = (rest: Word[], p: ParsedArgs): void => {
-  const v = p.options.find((o) => o.name === '--auto-start')?.value?.value;
+  const v = p.options.filter((o) => o.name === '--auto-start').at(-1)?.value?.value;
   if (rest.length && !(v && /^(no|false|0|off)$/i.test(v)))
     deny('busctl would start the service if it is not running (add --auto-start=no)');
 };
 const busctl = verbTool({
   options: {
-    short: 'hlqj',
+    short: 'hlqjM:',
     long: [
       ...COMMON_SYSTEMD,
       'show-machine',
@@ -657,6 +656,7 @@ IP_OBJECTS.nh = 'nexthop';
 IP_OBJECTS.tcpm = 'tcp_metrics';
 
 const IP_SHOW = new Set(['show', 'sh', 'sho', 'list', 'lst', 'ls']);
+const IP_ABBREVIATED_READS: Record<string, string[]> = { address: ['s'], route: ['s', 'g', 'ge'] };
 const IP_GET = new Set(['route', 'neighbour', 'nexthop', 'netconf', 'token']);
 
 const IP_FLAGS = new Set([
@@ -733,6 +733,9 @@ const ipRule: Rule = (args) => {
   if (!cmdWord) return;
   const cmd = requireLiteral(cmdWord, 'ip', 'command');
   if (IP_SHOW.has(cmd) || cmd === 'help') return;
+  // Single letters that iproute2 resolves to a read for these objects (it tries show/get before
+  // save/set there); elsewhere `s` may be set.
+  if (IP_ABBREVIATED_READS[obj]?.includes(cmd)) return;
   if (cmd === 'get' && IP_GET.has(obj)) return;
   // `ip addr dev eth0` style selectors without a command word are shows, but ip matches
   // command words by prefix (`ip link s` is `set`), so only spelled-out reads are allowed.
@@ -1416,16 +1419,35 @@ const chronyc: Rule = (args) => {
     'manual',
     'waitsync',
   ];
-  const [cmd, ...rest] = cmds;
-  if (cmd === 'manual' && !(rest.length === 1 && rest[0] === 'list'))
-    deny('chronyc manual changes the clock');
-  if (!read.includes(cmd!)) deny(`chronyc ${cmd} changes time synchronisation`);
+  const check = (cmd: string, rest: string[]) => {
+    if (cmd === 'manual' && !(rest.length === 1 && rest[0] === 'list'))
+      deny('chronyc manual changes the clock');
+    if (!read.includes(cmd)) deny(`chronyc ${cmd} changes time synchronisation`);
+  };
+  // With -m every argument is a command of its own.
+  if (words.some((w) => /^-[nNc46a]*m/.test(w)))
+    for (const c of cmds) {
+      const [cmd = '', ...rest] = c.trim().split(/\s+/);
+      check(cmd, rest);
+    }
+  else check(cmds[0]!, cmds.slice(1));
 };
 
+/** ntpq -c with the commands that read variables and peers (not :config, writevar, keyid...). */
+const NTPQ_READ =
+  /^(rv|readvar|cv|clockvar|pe|peers|lpeers|opeers|as|associations|lassociations|sysinfo|sysstats|iostats|kerninfo|monstats|mrulist|ifstats|reslist|timerstats|version|rl|readlist)(\s+[\w.=,-]*)*$/;
 const ntpq: Rule = (args) => {
-  for (const a of args) {
-    const v = requireLiteral(a, 'ntpq', 'argument');
-    if (v.startsWith('-') && !/^-[pn46w]+$/.test(v)) deny(`ntpq ${v} is not allowed (only ntpq -p)`);
+  for (let i = 0; i < args.length; i++) {
+    const v = requireLiteral(args[i]!, 'ntpq', 'argument');
+    if (!v.startsWith('-')) continue;
+    const c = /^-[pn46w]*c(.*)$/.exec(v);
+    if (c) {
+      const cmd = c[1] || (args[++i] ? requireLiteral(args[i]!, 'ntpq', 'command') : '');
+      if (!NTPQ_READ.test(cmd.trim()))
+        deny(`ntpq -c ${cmd} is not a reading command (rv, peers, sysinfo...)`);
+      continue;
+    }
+    if (!/^-[pn46w]+$/.test(v)) deny(`ntpq ${v} is not allowed (only -p, -n and -c with reading commands)`);
   }
 };
 
@@ -1692,10 +1714,36 @@ const conntrack: Rule = (args) => {
   }
 };
 
+/** ipset list/save/test/version: the command is the first word that is not an option; -file writes. */
+const IPSET_FLAGS = [
+  'n',
+  'name',
+  't',
+  'terse',
+  's',
+  'sorted',
+  'r',
+  'resolve',
+  'q',
+  'quiet',
+  'e',
+  'exist',
+  'h',
+  'help',
+  'v',
+  'version',
+];
 const ipset: Rule = (args) => {
   const words = args.map((a) => requireLiteral(a, 'ipset', 'argument'));
-  const verb = words.find((w) => !w.startsWith('-'));
-  if (words.some((w) => w === '-L' || w === '-list' || w === '--list')) return;
+  let verb: string | undefined;
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i]!;
+    const name = w.replace(/^--?/, '');
+    if (!w.startsWith('-')) verb ??= w;
+    else if (name === 'L' || name === 'list') verb ??= 'list';
+    else if (name === 'o' || name === 'output') i++;
+    else if (!IPSET_FLAGS.includes(name)) deny(`ipset ${w} is not allowed (-file writes a file)`);
+  }
   if (verb === 'list' || verb === 'save' || verb === 'version' || verb === 'help' || verb === 'test') return;
   deny(`ipset ${verb ?? ''} changes IP sets`.trimEnd());
 };
@@ -1959,7 +2007,30 @@ const e2fsckReadOnly = opts({ short: 'nfvtdb:B:', long: [] }, (p, ctx) => {
   if (p.operands.length !== 1) deny(`${ctx.name} -n checks one device`);
 });
 
+// ---------------------------------------------------------------------------------------------
+// Readers with one dangerous corner
+
+const pidstat = reader({ '-e': 'pidstat -e runs a program' });
+const drill = reader({ '-w': 'drill -w writes the answer to a file' });
+/** whois talks to a whois server; another port turns it into a raw line sender (Redis, memcached). */
+const whois = opts({ permissive: true, short: 'h:p:', long: ['host=', 'port='] }, (p) => {
+  for (const o of p.options) {
+    if (o.name === '-p' || o.name === '--port') deny('whois -p sends the query to another port');
+    if ((o.name === '-h' || o.name === '--host') && (o.value?.value ?? ':').includes(':'))
+      deny('whois -h HOST:PORT sends the query to another port');
+  }
+});
+/** mailq is often sendmail under another name, which takes every sendmail option (-bm sends mail). */
+const mailq: Rule = (args) => {
+  if (args.length === 0 || (args.length === 1 && args[0]!.value === '-bp')) return;
+  deny('mailq only without options (it may be sendmail, whose options send mail or flush the queue)');
+};
+
 export const systemRules: Record<string, Rule> = {
+  pidstat,
+  drill,
+  whois,
+  mailq,
   ...Object.fromEntries(PLAIN.map((n) => [n, allow])),
   systemctl,
   journalctl: opts(JOURNALCTL_OPTIONS),

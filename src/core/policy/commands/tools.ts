@@ -30,11 +30,34 @@ const GIT_DENY: Record<string, string> = {
 const gitRead = (extra: Record<string, string> = {}, then?: (p: ParsedArgs) => void): Rule =>
   opts({ permissive: true, deny: { ...GIT_DENY, ...extra } }, then && ((p) => then(p)));
 
+/**
+ * `git stash|worktree|notes|reflog|submodule VERB`: git takes the verb from the first word, after
+ * only a few options of the command itself (`lead`: name → takes a separate value). Anything else
+ * in front changes the meaning (`git stash -m list` stashes with the message "list").
+ */
 const subverb =
-  (who: string, verbs: string[], bare: boolean, extra: Record<string, string> = {}): Rule =>
+  (
+    who: string,
+    verbs: string[],
+    bare: boolean,
+    lead: Record<string, boolean> = {},
+    /** Options in front of any verb select the default read verb (`git reflog --all` is show). */
+    optionsMeanDefault = false,
+  ): Rule =>
   (args) => {
-    const p = parseOptions(args, { permissive: true, deny: { ...GIT_DENY, ...extra } }, who);
-    const verb = literalVerb(p.operands[0], who);
+    parseOptions(args, { permissive: true, deny: GIT_DENY }, who);
+    let i = 0;
+    for (; i < args.length; i++) {
+      const v = requireLiteral(args[i]!, who, 'argument');
+      if (!v.startsWith('-')) break;
+      const name = v.split('=')[0]!;
+      if (!(name in lead)) {
+        if (optionsMeanDefault) return;
+        deny(`${who} ${v}: options go after the subcommand (${verbs.join(', ')})`);
+      }
+      if (lead[name] && !v.includes('=')) i++;
+    }
+    const verb = i < args.length ? literalVerb(args[i], who) : null;
     if (verb === null ? bare : verbs.includes(verb)) return;
     deny(
       `${who} ${verb ?? ''} changes the repository (only ${verbs.join(', ')} are allowed)`.replace('  ', ' '),
@@ -252,9 +275,13 @@ const GIT_SUBCOMMANDS: Record<string, Rule> = {
   remote: gitRemote,
   stash: subverb('git stash', ['list', 'show'], false),
   worktree: subverb('git worktree', ['list'], false),
-  notes: subverb('git notes', ['list', 'show'], true),
-  reflog: subverb('git reflog', ['show', 'exists'], true),
-  submodule: subverb('git submodule', ['status'], false),
+  notes: subverb('git notes', ['list', 'show'], true, { '--ref': true }),
+  reflog: subverb('git reflog', ['show', 'exists'], true, {}, true),
+  submodule: subverb('git submodule', ['status'], false, {
+    '--quiet': false,
+    '-q': false,
+    '--cached': false,
+  }),
   'symbolic-ref': opts({ short: 'q', long: ['quiet', 'short', 'no-recurse', 'recurse'] }, (p) => {
     if (p.operands.length > 1) deny('git symbolic-ref with two names changes a ref');
   }),
@@ -479,6 +506,8 @@ const docker = cliTool({
     '--host': 'connects to another docker host',
     '--remote': 'connects to another host',
     '--dry-run': 'not needed',
+    '--root': 'podman --root creates container storage there',
+    '--runroot': 'podman --runroot creates container state there',
   },
   commands: DOCKER_READ,
   refused: 'changes containers or images (only ps, images, inspect, logs, stats, top, ... are allowed)',
@@ -1847,7 +1876,7 @@ const INTERPRETERS: Record<string, string[]> = {
   python3: ['-V'],
   pypy: ['-V'],
   pypy3: ['-V'],
-  perl: ['-v'],
+  perl: ['-v', '-V'],
   ruby: ['-v'],
   irb: [],
   node: ['-v'],
@@ -1929,7 +1958,14 @@ export const toolRules: Record<string, Rule> = {
   service: (args) => {
     const words = args.map((a) => requireLiteral(a, 'service', 'argument'));
     if (words.length === 1 && words[0] === '--status-all') return;
-    if (words.length === 2 && words[1] === 'status') return;
+    // service runs /etc/init.d/NAME: a name with a slash (../../tmp/x) would run any program.
+    if (
+      words.length === 2 &&
+      words[1] === 'status' &&
+      /^[A-Za-z0-9@_:.+-]+$/.test(words[0]!) &&
+      !words[0]!.startsWith('.')
+    )
+      return;
     if (words.length === 1 && (words[0] === '--version' || words[0] === '--help')) return;
     deny(`service ${words.join(' ')} changes services (only service NAME status and --status-all)`);
   },
