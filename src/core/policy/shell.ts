@@ -78,8 +78,13 @@ export { POLICY_MODES } from './types.ts';
 
 const MAX_LENGTH = 64 * 1024;
 /** Builtins that set variables named at run time or filled from input: variable tracking stops. */
-const SETS_BY_NAME =
-  /(?:^|[^A-Za-z0-9_])(read|mapfile|readarray|getopts|declare|typeset|local|export|readonly|unset|let|printf|wait|eval|source)(?![A-Za-z0-9_-])/;
+const SETS_BY_NAME = new RegExp(
+  [
+    '(?:^|[^A-Za-z0-9_])(read|mapfile|readarray|getopts|declare|typeset|local|export|readonly|unset|let|eval|source)(?![A-Za-z0-9_-])',
+    '(?:^|[^A-Za-z0-9_])printf\\s+-v',
+    '(?:^|[^A-Za-z0-9_])wait(\\s+-[A-Za-z]+)*\\s+-[A-Za-z]*p',
+  ].join('|'),
+);
 const MAX_DEPTH = 64;
 
 const BLOCK_TOKENS = new Set([
@@ -180,7 +185,7 @@ class Analyzer implements WordHost {
     if (SETS_BY_NAME.test(this.src)) return;
     // Standalone (not part of a longer name), or glued to an option cluster (`-ax`); `$name` is a read.
     const mentions = new RegExp(
-      `(?<=^|[^A-Za-z0-9_$]|\\$\\{#?|(?:^|\\s)-[A-Za-z]*)${name}(?![A-Za-z0-9_])`,
+      `(?<=^|[\\s;&|(){}\`'"\\\\=]|\\$\\{#?|(?:^|\\s)-[A-Za-z]*)${name}(?![A-Za-z0-9_])`,
       'g',
     );
     if ((this.src.match(mentions) ?? []).length !== 1) return;

@@ -234,8 +234,9 @@ const envRule: Rule = (args, ctx) => {
   const p = parseOptions(args, ENV_SPEC, 'env');
   // Without PATH, the program is looked up in a built-in path, which older C libraries start with
   // the current directory.
-  if (args[p.rest]?.value === '-' || has(p, '-i', '--ignore-environment'))
-    deny('env -i clears PATH, so the command may be found in the current directory');
+  const clears = args[p.rest]?.value === '-' || has(p, '-i', '--ignore-environment');
+  if (clears && !args.slice(p.rest).some((w) => w.value?.startsWith('PATH=')))
+    deny('env -i clears PATH, so the command may be found in the current directory (set PATH= too)');
   for (const o of p.options) {
     if (o.name !== '-u' && o.name !== '--unset') continue;
     const name = o.value?.value;
