@@ -85,6 +85,8 @@ const SETS_BY_NAME = new RegExp(
     '(?:^|[^A-Za-z0-9_])wait(\\s+-[A-Za-z]+)*\\s+-[A-Za-z]*p',
   ].join('|'),
 );
+const CONTINUED = 'a command the parser continued onto the next line';
+const AFTER_COMMENT = 'a command that continues after a comment';
 const MAX_DEPTH = 64;
 
 const BLOCK_TOKENS = new Set([
@@ -899,7 +901,7 @@ function checkCoverage(src: string, root: SNode): void {
         at >= 0 &&
         n.children.slice(at + 1).some((c) => !/^(comment|heredoc_body|heredoc_end)$/.test(c.type))
       )
-        deny('a command that continues after a comment');
+        deny(AFTER_COMMENT);
     }
     if (GAP_EXEMPT.has(n.type)) {
       for (const c of n.children) visit(c);
@@ -914,8 +916,7 @@ function checkCoverage(src: string, root: SNode): void {
         continue;
       }
       blank(pos, c.start);
-      if (oneLine && /(^|[^\\])\n/.test(src.slice(pos, c.start)) && c.type !== 'comment')
-        deny('a command the parser continued onto the next line');
+      if (oneLine && /(^|[^\\])\n/.test(src.slice(pos, c.start)) && c.type !== 'comment') deny(CONTINUED);
       visit(c);
       pos = Math.max(pos, c.end);
     }
@@ -955,6 +956,43 @@ export function checkWithParser(
   command: string,
   mode: PolicyMode = 'read-only',
 ): PolicyDecision {
+  const whole = checkOnce(parser, command, mode);
+  if (whole.decision === 'deny' && (whole.reason === CONTINUED || whole.reason === AFTER_COMMENT))
+    return checkByLines(parser, command, mode) ?? whole;
+  return whole;
+}
+
+/**
+ * tree-sitter-bash sometimes carries a pipeline's last command onto the next line (`a | b | c`,
+ * newline, `d 2>&1` becomes `c d` with the redirect), or on past a comment. bash ends the command at that newline, so
+ * the script is checked again cut at newlines into the smallest pieces that each parse on their
+ * own; every piece must pass. A piece is never cut after a line ending in a backslash, an
+ * incomplete construct (open quote, `|`, `&&`, `do`...) fails to parse and keeps growing, and
+ * scripts with heredocs (whose bodies are data, not commands) are not cut at all.
+ */
+function checkByLines(parser: BashParser, command: string, mode: PolicyMode): PolicyDecision | null {
+  if (/(?<!<)<<(?!<)/.test(command)) return null;
+  const pieces: string[] = [];
+  let cur: string | null = null;
+  for (const line of command.split('\n')) {
+    cur = cur === null ? line : `${cur}\n${line}`;
+    if (/(?:^|[^\\])(?:\\\\)*\\$/.test(cur)) continue;
+    if (parser.parse(cur).hasError) continue;
+    pieces.push(cur);
+    cur = null;
+  }
+  if (cur !== null || pieces.length < 2) return null;
+  const commands: CheckedCommand[] = [];
+  for (const piece of pieces) {
+    if (!piece.trim() || /^\s*#[^\n]*$/.test(piece)) continue;
+    const r = checkOnce(parser, piece, mode);
+    commands.push(...r.commands);
+    if (r.decision === 'deny') return { decision: 'deny', reason: r.reason, commands };
+  }
+  return { decision: 'allow', reason: summarize(commands), commands };
+}
+
+function checkOnce(parser: BashParser, command: string, mode: PolicyMode): PolicyDecision {
   const commands: CheckedCommand[] = [];
   try {
     if (mode !== 'read-only') deny(`unknown policy mode ${String(mode)}`);

@@ -5,7 +5,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { requireLab, type Lab } from '../../support/lab.ts';
 import { FLUID_BIN, fluid } from '../../support/cli.ts';
 import { testCore } from '../../support/core.ts';
@@ -63,7 +63,11 @@ before(async () => {
   });
 });
 
+/** CLI processes a test started: a failing test must not leave one behind (it would keep this file alive). */
+const children = new Set<ChildProcess>();
+
 after(async () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   for (const id of made) await client.call('sandboxes.destroy', { sandbox: id }).catch(() => {});
   await core.sandboxes.settleTemplates();
   await client.call('bases.prune', { host: 'lab' }).catch(() => {});
@@ -280,6 +284,7 @@ describe('fluid run', () => {
         stdio: ['pipe', 'pipe', 'pipe'],
       },
     );
+    children.add(child);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -289,20 +294,23 @@ describe('fluid run', () => {
     );
 
     // Mid-session: the destroy waits for an approval nobody gives; the process is killed there.
+    // The approval row, the session's status and the terminal prompt appear in that order, each a
+    // moment after the other: wait for all three.
+    const asked = /waiting for approval [0-9a-f-]+\n\s+approve: fluid approval approve/;
     let sessionId = '';
     const deadline = Date.now() + 60_000;
     for (;;) {
-      const m = /Session (ses_[0-9a-z]+)/.exec(stderr);
+      const m = /Session (ses_[0-9a-z]+) .*\n/.exec(stderr); // the whole line, not a prefix of the id
       if (m) sessionId = m[1]!;
       const pending = sessionId ? await client.call('approvals.list', { status: 'pending', sessionId }) : [];
-      if (pending.length) break;
+      const status = sessionId ? (await client.call('agent.sessions.get', { sessionId })).status : null;
+      if (pending.length && status === 'waiting-approval' && asked.test(stderr)) break;
       if (Date.now() > deadline)
-        throw new Error(`no approval was asked\nstdout:\n${stdout}\nstderr:\n${stderr}`);
+        throw new Error(
+          `no approval was asked (pending ${pending.length}, status ${status})\nstdout:\n${stdout}\nstderr:\n${stderr}`,
+        );
       await new Promise((r) => setTimeout(r, 100));
     }
-    assert.match(stderr, /waiting for approval [0-9a-f-]+\n\s+approve: fluid approval approve/);
-    const running = await client.call('agent.sessions.get', { sessionId });
-    assert.equal(running.status, 'waiting-approval');
     child.kill('SIGKILL');
     assert.equal(await exited, -1);
 
