@@ -149,6 +149,8 @@ export interface GuestSshStats {
   shells: number;
 }
 
+/** How long a finished command's channel may take to close before its slot is reused anyway. */
+const CHANNEL_CLOSE_WAIT_MS = 2_000;
 export const DEFAULT_TIMEOUT_MS = 5 * 60_000;
 export const DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024;
 const FILE_TIMEOUT_MS = 120_000;
@@ -529,15 +531,32 @@ export class GuestSsh {
             live.close();
             continue;
           }
+          // sshd refused the session (MaxSessions, counting sessions it has not finished closing):
+          // nothing ran, so wait a moment and try again.
+          if (attempt < 5 && /prohibited|open failed/i.test((e as Error).message)) {
+            await new Promise((r) => setTimeout(r, 50 * (attempt + 1)));
+            continue;
+          }
           throw new FluidError(
             'HOST_UNREACHABLE',
             `Could not start a command on ${this.describe()}: ${(e as Error).message}`,
           );
         }
+        // The channel's slot is free again only when sshd has closed the session too; releasing
+        // earlier lets a burst of commands exceed sshd's MaxSessions.
+        let closed = false;
+        channel.once('close', () => (closed = true));
         try {
           return await this.drive(channel, live, cmd.preamble, o);
         } finally {
-          release();
+          if (closed) release();
+          else {
+            const t = setTimeout(release, CHANNEL_CLOSE_WAIT_MS);
+            channel.once('close', () => {
+              clearTimeout(t);
+              release();
+            });
+          }
         }
       }
     } finally {
