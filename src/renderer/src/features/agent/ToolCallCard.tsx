@@ -8,19 +8,12 @@ import type { Approval } from '../../../../shared/contract/approvals.ts';
 import { Icon } from '../../components/Icon.tsx';
 import { Badge, ErrorBox } from '../../components/ui.tsx';
 import { toErrorInfo, type ErrorInfo } from '../../lib/errors.ts';
-import {
-  RISK_TONE,
-  actorLabel,
-  dismissPrompt,
-  refreshApproval,
-  upsertApproval,
-  useApprovals,
-} from '../../stores/approvals.ts';
+import { RISK_TONE, actorLabel, refreshApproval, useApprovals } from '../../stores/approvals.ts';
 import { rpc } from '../../stores/connection.ts';
-import { toast } from '../../stores/toasts.ts';
 import { CARD_STATUS_LABEL, CARD_STATUS_TONE, argSummary } from './format.ts';
 import type { CardStatus, ToolCallView } from './sessionState.ts';
 import { ToolArgs } from './ToolArgs.tsx';
+import { DecisionButtons, useDecision } from '../approvals/Decision.tsx';
 
 const OUTPUT_PAGE = 256 * 1024;
 
@@ -43,8 +36,7 @@ function InlineApproval({
   approval: Approval | undefined;
   tool: string;
 }) {
-  const [busy, setBusy] = useState<'approve' | 'deny' | null>(null);
-  const [error, setError] = useState<ErrorInfo | null>(null);
+  const { busy, error, decide } = useDecision(approvalId);
 
   // The request may not have reached the approvals store yet (or was made before this window opened).
   useEffect(() => {
@@ -55,28 +47,6 @@ function InlineApproval({
       // disconnected: the store's snapshot brings it
     }
   }, [approval, approvalId]);
-
-  async function decide(decision: 'approve' | 'deny') {
-    setBusy(decision);
-    setError(null);
-    try {
-      const out = await rpc().call('approvals.decide', { id: approvalId, decision });
-      upsertApproval(out);
-      // Decided here: the modal must not ask again.
-      dismissPrompt(approvalId);
-      toast({
-        kind: decision === 'approve' ? 'success' : 'info',
-        title: decision === 'approve' ? 'Approved' : 'Denied',
-        message: out.title,
-      });
-    } catch (err) {
-      const info = toErrorInfo(err);
-      setError(info);
-      if (info.code === 'CONFLICT') void refreshApproval(rpc(), approvalId);
-    } finally {
-      setBusy(null);
-    }
-  }
 
   return (
     <div
@@ -93,22 +63,7 @@ function InlineApproval({
         {approval && <Badge tone={RISK_TONE[approval.risk]}>{approval.risk} risk</Badge>}
       </div>
       <div className="tool-approval-actions">
-        <button
-          type="button"
-          className="btn btn-small btn-danger"
-          onClick={() => void decide('deny')}
-          disabled={busy !== null}
-        >
-          <Icon name="x" size={12} /> {busy === 'deny' ? 'Denying…' : 'Deny'}
-        </button>
-        <button
-          type="button"
-          className="btn btn-small btn-primary"
-          onClick={() => void decide('approve')}
-          disabled={busy !== null}
-        >
-          <Icon name="check" size={12} /> {busy === 'approve' ? 'Approving…' : 'Approve'}
-        </button>
+        <DecisionButtons busy={busy} onDecide={(d) => void decide(d)} small />
       </div>
       {error && (
         <ErrorBox

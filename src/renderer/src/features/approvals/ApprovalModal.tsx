@@ -5,9 +5,7 @@
  */
 import { useEffect, useState } from 'react';
 import type { Approval } from '../../../../shared/contract/approvals.ts';
-import { Icon } from '../../components/Icon.tsx';
 import { Badge, Callout, ErrorBox, Field, KV, Modal } from '../../components/ui.tsx';
-import { toErrorInfo, type ErrorInfo } from '../../lib/errors.ts';
 import { formatRelative, formatTime } from '../../lib/format.ts';
 import { useNow } from '../../lib/hooks.ts';
 import { href } from '../../lib/route.ts';
@@ -17,14 +15,13 @@ import {
   actorLabel,
   dismissPrompt,
   refreshApproval,
-  upsertApproval,
   useApprovals,
 } from '../../stores/approvals.ts';
 import { useAgent } from '../../stores/agent.ts';
 import { rpc } from '../../stores/connection.ts';
 import { useSandboxes } from '../../stores/sandboxes.ts';
-import { toast } from '../../stores/toasts.ts';
 import { ToolArgs } from '../agent/ToolArgs.tsx';
+import { DecisionButtons, useDecision } from './Decision.tsx';
 
 /** A tool approval's subject: `{ tool, args }` (the agent's tool call, exactly as it would run). */
 function toolSubject(a: Approval): { tool: string; args: Record<string, unknown> } | null {
@@ -120,8 +117,7 @@ export function ApprovalBody({ approval: a }: { approval: Approval }) {
 
 function DecideApproval({ approval: a, queue }: { approval: Approval; queue: number }) {
   const [note, setNote] = useState('');
-  const [busy, setBusy] = useState<'approve' | 'deny' | null>(null);
-  const [error, setError] = useState<ErrorInfo | null>(null);
+  const { busy, error, decide } = useDecision(a.id);
   const pending = a.status === 'pending';
 
   // While it waits, look again now and then: a decision from another process sends no event here.
@@ -136,31 +132,6 @@ function DecideApproval({ approval: a, queue }: { approval: Approval; queue: num
     }, 2_000);
     return () => clearInterval(t);
   }, [pending, a.id]);
-
-  async function decide(decision: 'approve' | 'deny') {
-    setBusy(decision);
-    setError(null);
-    try {
-      const out = await rpc().call('approvals.decide', {
-        id: a.id,
-        decision,
-        ...(note.trim() ? { note: note.trim() } : {}),
-      });
-      upsertApproval(out);
-      dismissPrompt(a.id);
-      toast({
-        kind: decision === 'approve' ? 'success' : 'info',
-        title: decision === 'approve' ? 'Approved' : 'Denied',
-        message: a.title,
-      });
-    } catch (err) {
-      const info = toErrorInfo(err);
-      setError(info);
-      setBusy(null);
-      // Someone else was first: show the request as it is now.
-      if (info.code === 'CONFLICT') void refreshApproval(rpc(), a.id);
-    }
-  }
 
   return (
     <Modal
@@ -179,22 +150,7 @@ function DecideApproval({ approval: a, queue }: { approval: Approval; queue: num
               Later
             </button>
             <span className="toolbar-spacer" />
-            <button
-              type="button"
-              className="btn btn-danger"
-              onClick={() => void decide('deny')}
-              disabled={busy !== null}
-            >
-              <Icon name="x" size={14} /> {busy === 'deny' ? 'Denying…' : 'Deny'}
-            </button>
-            <button
-              type="button"
-              className="btn btn-primary"
-              onClick={() => void decide('approve')}
-              disabled={busy !== null}
-            >
-              <Icon name="check" size={14} /> {busy === 'approve' ? 'Approving…' : 'Approve'}
-            </button>
+            <DecisionButtons busy={busy} onDecide={(d) => void decide(d, note)} />
           </>
         ) : (
           <button type="button" className="btn btn-primary" onClick={() => dismissPrompt(a.id)}>
