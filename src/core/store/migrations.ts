@@ -287,4 +287,21 @@ export const migrations: Migration[] = [
       );
     `,
   },
+  {
+    version: 6,
+    name: 'presence-credentials',
+    sql: `
+      -- Passkeys and security keys a person enrolled: high-risk decisions need one of them (WebAuthn).
+      CREATE TABLE presence_credentials (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        public_key TEXT NOT NULL,
+        counter INTEGER NOT NULL DEFAULT 0,
+        transports TEXT NOT NULL DEFAULT '[]',
+        created_by TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        last_used_at TEXT
+      );
+    `,
+  },
 ];
