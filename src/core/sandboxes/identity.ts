@@ -2,9 +2,10 @@
  * A clone's fresh identity, applied inside the guest as root through qemu-guest-agent — a channel
  * that does not depend on the guest's network or on trusting its sshd. It gives the clone its own
  * hostname, machine-id and SSH host keys, reseeds its RNG (clones of one memory image share RNG
- * state), makes sshd trust Fluid's CA for one principal, creates Fluid's sudo user, pins the
- * reserved address on the NIC with the sandbox's MAC, points package managers at the egress proxy,
- * and reports the new host key so the first SSH connection can already be verified.
+ * state), makes sshd accept Fluid's certificates for this sandbox only (its own principal, from the
+ * address Fluid connects from), creates Fluid's sudo user, pins the reserved address on the NIC with
+ * the sandbox's MAC, points package managers at the egress proxy, and reports the new host key so
+ * the first SSH connection can already be verified.
  *
  * Guests without the agent: the documented route is a cloud-init NoCloud seed carrying the same
  * steps (see README, "Sandbox identity"); the source needs the agent or cloud-init.
@@ -13,6 +14,29 @@ import { randomBytes } from 'node:crypto';
 import ssh2 from 'ssh2';
 
 export const FLUID_USER = 'fluid';
+
+/**
+ * The certificate principal only this sandbox's sshd accepts. A certificate issued for one sandbox
+ * opens no other: each clone's AuthorizedPrincipalsFile names its own principal alone.
+ */
+export function sandboxPrincipal(sandboxId: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$/.test(sandboxId))
+    throw new Error(`invalid sandbox id for a principal: ${sandboxId}`);
+  return `fluid-${sandboxId}`;
+}
+
+/**
+ * How Fluid logs into a sandbox: as FLUID_USER, with a certificate for the sandbox's own principal
+ * that is valid only from `from` (the address the guest sees Fluid's connections come from: the
+ * sandbox network's gateway, since every connection is opened from the host that runs the sandbox).
+ */
+export function sandboxLogin(
+  sandboxId: string,
+  from: string,
+): { user: string; principal: string; sourceAddress: string } {
+  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(from)) throw new Error(`invalid source address ${from}`);
+  return { user: FLUID_USER, principal: sandboxPrincipal(sandboxId), sourceAddress: `${from}/32` };
+}
 
 export interface IdentityInput {
   hostname: string;
@@ -27,6 +51,8 @@ export interface IdentityInput {
   hostKeys: HostKeySet;
   /** Also create Fluid's user and the CA trust (a warm template already has them). */
   includeTrust: boolean;
+  /** The one certificate principal this clone accepts (sandboxPrincipal). Written per clone. */
+  principal: string;
 }
 
 export interface HostKeySet {
@@ -89,6 +115,7 @@ ${(['ed25519', 'ecdsa', 'rsa'] as const).map((t) => `printf '%s\n' '${i.hostKeys
 for f in /etc/ssh/ssh_host_dsa_key /etc/ssh/ssh_host_dsa_key.pub; do [ -e "$f" ] && rm -f "$f"; done
 
 ${i.includeTrust ? trustSection(i.caPublicKey) + "\n# Egress through Fluid's proxy\n" + (i.proxySetup || ':') : '# (Fluid user, CA trust and proxy settings come with the warm template)'}
+${principalSection(i.principal, i.gateway)}
 ${runtimeScript(i)}
 # Restart sshd with the new keys. A clone may have booted without host keys and hit systemd's start
 # limit: clear that first (cold boots only; a restored template's sshd is healthy).
@@ -147,7 +174,27 @@ fi
 `;
 }
 
-/** Fluid's sudo user and sshd's trust in Fluid's CA for that one principal. Idempotent. */
+/**
+ * This clone's principal, accepted only from Fluid's address (sshd checks `from=` on top of the
+ * certificate's own source-address). Replaces whatever the file held: a template's empty file, or a
+ * clone's earlier principal. sshd reads the file at each login, so no reload is needed.
+ */
+export function principalSection(principal: string, from: string): string {
+  if (!/^fluid-[A-Za-z0-9][A-Za-z0-9._-]{0,200}$/.test(principal))
+    throw new Error(`invalid principal ${principal}`);
+  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(from)) throw new Error(`invalid source address ${from}`);
+  return `# The one principal this sandbox accepts, from Fluid's address only
+umask 022
+[ -d /etc/ssh/fluid ] || mkdir -p /etc/ssh/fluid
+printf '%s\\n' 'from="${from}" ${principal}' > /etc/ssh/fluid/principals_${FLUID_USER}.new
+mv -f /etc/ssh/fluid/principals_${FLUID_USER}.new /etc/ssh/fluid/principals_${FLUID_USER}`;
+}
+
+/**
+ * Fluid's sudo user and sshd's trust in Fluid's CA. The principals file starts empty: no certificate
+ * is accepted until the identity step names this clone's own principal (principalSection), so a
+ * template and its clones never share one. Idempotent.
+ */
 export function trustSection(caPublicKey: string): string {
   if (!/^(ssh-ed25519|ecdsa-sha2-nistp256|ssh-rsa) [A-Za-z0-9+/=]+( .*)?$/.test(caPublicKey.trim()))
     throw new Error('invalid CA public key');
@@ -159,7 +206,7 @@ printf '%s ALL=(ALL) NOPASSWD:ALL\\n' ${FLUID_USER} > /etc/sudoers.d/90-fluid
 chmod 0440 /etc/sudoers.d/90-fluid
 mkdir -p /etc/ssh/fluid
 printf '%s\\n' '${caPublicKey.trim()}' > /etc/ssh/fluid/user_ca.pub
-printf '%s\\n' ${FLUID_USER} > /etc/ssh/fluid/principals_${FLUID_USER}
+: > /etc/ssh/fluid/principals_${FLUID_USER}
 chmod 0644 /etc/ssh/fluid/user_ca.pub /etc/ssh/fluid/principals_${FLUID_USER}
 CONF='TrustedUserCAKeys /etc/ssh/fluid/user_ca.pub
 AuthorizedPrincipalsFile /etc/ssh/fluid/principals_%u'

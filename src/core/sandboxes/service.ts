@@ -28,11 +28,12 @@ import { BaseStore, buildBase, publicBase, type BaseRecord, type TemplateInfo } 
 import { deriveDomain, pinNicAddress } from './domain-xml.ts';
 import { guestExec, syncClock, waitForAgent } from './guest-agent.ts';
 import {
-  FLUID_USER,
   generateHostKeys,
   identityScript,
   parseIdentityOutput,
   runtimeScript,
+  sandboxLogin,
+  sandboxPrincipal,
 } from './identity.ts';
 import { hostLayout, sandboxDomainName } from './layout.ts';
 import {
@@ -652,6 +653,7 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
       gateway: GATEWAY,
       proxySetup: this.d.egress?.guestSetup() ?? '',
       hostKeys: keys,
+      principal: sandboxPrincipal(r.id),
       // A clone of a template made under this CA (and with the proxy set up) only needs what is unique.
       includeTrust: !(
         fromTemplate?.caFingerprint === this.d.ca.fingerprint() &&
@@ -705,7 +707,8 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
       key: r.id,
       host: this.hostGetter(r.host_id),
       address: r.ip,
-      user: FLUID_USER,
+      // This sandbox's own principal, valid only from the gateway (where the host's connections come from).
+      ...sandboxLogin(r.id, GATEWAY),
       hostKey: { fingerprint: r.host_key_fp },
       sandboxId: r.id,
     });

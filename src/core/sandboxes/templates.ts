@@ -97,6 +97,7 @@ ${V(`create ${shq(dir + '/domain.xml')}`)} >/dev/null`,
       },
     );
     // Fluid's user and CA trust go into the template, so each restored clone only needs what is unique.
+    // The template accepts no principal at all: each clone's identity step writes its own.
     const trust = await guestExec(conn, host.libvirtUri, name, '/bin/sh', ['-s'], {
       stdin: templateTrustScript(ca.publicKey(), proxySetup),
       timeoutMs: 120_000,

@@ -95,6 +95,7 @@ test('the identity, runtime and template scripts are valid POSIX sh and carry wh
     proxySetup: 'echo proxy',
     hostKeys: keys,
     includeTrust: true,
+    principal: 'fluid-sbx-a',
   });
   for (const s of [
     script,
@@ -123,6 +124,7 @@ test('the identity, runtime and template scripts are valid POSIX sh and carry wh
       proxySetup: '',
       hostKeys: keys,
       includeTrust: false,
+      principal: 'fluid-sbx-a',
     }).includes('TrustedUserCAKeys'),
   );
   assert.throws(
@@ -137,6 +139,7 @@ test('the identity, runtime and template scripts are valid POSIX sh and carry wh
         proxySetup: '',
         hostKeys: keys,
         includeTrust: true,
+        principal: 'fluid-sbx-a',
       }),
     /hostname/,
   );
