@@ -11,12 +11,14 @@
 #      FLUID_LAB_SSH_PORT (2222)           port of the lab sshd on 127.0.0.1
 #      FLUID_LAB_VIRT_TYPE (auto)          kvm | qemu; auto = kvm if /dev/kvm works with stock kernels
 #      FLUID_LAB_MIRROR (auto)             Debian mirror for the guest image (default: host's apt source)
-#      SKIP_APT=1                          do not check/install Debian packages
+#      SKIP_APT=1                          do not check/install Debian packages (scripts/debian-packages.txt)
 # After `up`, $FLUID_LAB_DIR/lab.json describes the lab (SSH endpoint, key, sources, ...).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=scripts/lab/lib.sh
 . "$HERE/lib.sh"
+# shellcheck source=scripts/deps.sh
+. "$HERE/../deps.sh"
 
 IMG_DIR=$LAB_DIR/img
 VMS_DIR=$LAB_DIR/vms
@@ -25,10 +27,6 @@ SSH_DIR=$LAB_DIR/ssh
 KEY=$SSH_DIR/id_ed25519
 DISK_SIZE=3G
 PROD=fluid-lab-prod
-
-APT_PKGS=(qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-daemon-config-nwfilter libvirt-clients dnsmasq-base iptables
-  nftables openssh-server openssh-client ansible-core mmdebstrap e2fsprogs zstd genisoimage
-  xorriso python3 util-linux procps coreutils)
 
 usage() { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
@@ -41,19 +39,9 @@ need_cmds() {
 }
 
 # ---------------------------------------------------------------- packages
+# the lab's packages are the "lab" lines of scripts/debian-packages.txt (shared with npm test/start)
 do_apt() {
-  local p missing=() installed
-  # one dpkg-query for all (unknown packages make it exit 1: that is fine)
-  installed=" $(dpkg-query -W -f='${db:Status-Abbrev}${Package} ' "${APT_PKGS[@]}" 2>/dev/null || true)"
-  for p in "${APT_PKGS[@]}"; do
-    [[ $installed == *" ii $p "* ]] || missing+=("$p")
-  done
-  if [ ${#missing[@]} = 0 ]; then log "   all ${#APT_PKGS[@]} packages already installed"; return; fi
-  log "   installing: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq || die "apt-get update failed: check /etc/apt/sources.list.d and the mirror"
-  apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 "${missing[@]}" >"$LAB_DIR/apt.log" 2>&1 \
-    || { tail -n 30 "$LAB_DIR/apt.log" >&2; die "apt-get install failed (full log: $LAB_DIR/apt.log)"; }
+  FLUID_DEPS_LOG=$LAB_DIR/apt.log deps_ensure_packages lab || die "the lab's Debian packages are not all installed (see above)"
 }
 
 # ---------------------------------------------------------------- libvirt daemons (no systemd)
