@@ -1,38 +1,113 @@
 #!/usr/bin/env bash
-# `npm test`: static checks, build, then every suite (unit, conformance, lab integration, Chromium e2e)
-# in one node:test run that ends with "N passed, N failed". Tests that need the lab fail if it is missing.
-#   env: FLUID_TEST_ONLY="test/unit" (limit the suites), FLUID_SKIP_LAB_UP=1 (do not bring the lab up)
+# `npm test`: set up what the selected suites need, static checks, build, then one node:test run over
+# every selected test file. The LAST line of output is "N passed, N failed, N skipped" (CI reads it).
+# The run fails (non-zero exit) when a test fails, when a test is skipped or todo (a skipped test proves
+# nothing), when no test runs, and when FLUID_TEST_ONLY names something that holds no test file.
+#
+# Setup: root on Debian 12 installs what is missing: the Debian packages the selected suites need
+# (scripts/debian-packages.txt, through scripts/deps.sh), the pinned Node (npm ci), and the lab
+# (scripts/lab/lab.sh up) for test/integration and e2e. Not root or not Debian: it names what is
+# missing and how to get it, and stops before running any test.
+#
+# env: FLUID_TEST_ONLY="test/unit e2e/app.test.ts"  only these: directories (their *.test.ts files) and
+#                            test files, space-separated, relative to the checkout or absolute
+#      FLUID_SKIP_SETUP=1    no packages, npm ci or lab: use the machine as it is
+#      FLUID_SKIP_LAB_UP=1   do not bring the lab up (tests that need it fail when it is down)
+#      FLUID_SKIP_CHECKS=1   skip lint, format check and type checks
+#      FLUID_SKIP_BUILD=1    skip the build (tests of the built app and CLI use what out/ holds)
+#      FLUID_TEST_TIMEOUT_MS per-test timeout (default 900000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 export ELECTRON_SKIP_BINARY_DOWNLOAD=1
 
-if [ ! -x node_modules/.bin/node ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "== installing dependencies (npm ci)"
-  npm ci --no-audit --no-fund
+step() { printf '\n== %s\n' "$1"; }
+die() { printf 'npm test: %s\n' "$1" >&2; exit 1; }
+on() { [ "${!1:-0}" = 1 ]; }
+
+# ---- the selection: resolved before any setup, so a typo fails at once
+ALL_SUITES="test/unit test/conformance test/integration e2e"
+SELECTION=${FLUID_TEST_ONLY:-$ALL_SUITES}
+declare -A SEEN=() NEED=()
+FILES=()
+is_test_file() { [[ $1 =~ \.test\.(ts|mts|js|mjs)$ ]]; }
+for entry in $SELECTION; do
+  path=$entry
+  [[ $path == /* ]] || path=$ROOT/$path
+  path=${path%/}
+  found=()
+  if [ -d "$path" ]; then
+    mapfile -t found < <(find "$path" -name node_modules -prune -o -type f -regextype posix-extended \
+      -regex '.*\.test\.(ts|mts|js|mjs)' -print | LC_ALL=C sort)
+    [ ${#found[@]} -gt 0 ] || die "FLUID_TEST_ONLY: the directory '$entry' holds no test file (*.test.ts)."
+  elif [ -f "$path" ]; then
+    is_test_file "$path" || die "FLUID_TEST_ONLY: '$entry' is not a test file (test files end in .test.ts)."
+    found=("$path")
+  else
+    die "FLUID_TEST_ONLY: '$entry' matches no test file: there is no such file or directory (from $ROOT). Give directories or test files, space-separated, e.g. FLUID_TEST_ONLY=\"test/unit e2e/app.test.ts\"."
+  fi
+  for f in "${found[@]}"; do
+    rel=${f#"$ROOT"/}
+    [ -z "${SEEN[$rel]:-}" ] || continue
+    SEEN[$rel]=1
+    FILES+=("$rel")
+    # which Debian packages (scripts/debian-packages.txt groups) and whether the lab: by suite
+    case $rel in
+      test/integration/*) NEED[integration]=1 NEED[lab]=1;;
+      e2e/*) NEED[e2e]=1 NEED[lab]=1;;
+      *) NEED[unit]=1;;
+    esac
+  done
+done
+[ ${#FILES[@]} -gt 0 ] || die "FLUID_TEST_ONLY='$SELECTION' selects no test file."
+GROUPS_NEEDED=("${!NEED[@]}")
+
+# ---- setup: Debian packages, the pinned Node, the lab
+if on FLUID_SKIP_SETUP; then
+  step "setup skipped (FLUID_SKIP_SETUP=1): using the machine as it is"
+else
+  step "setup: what the selected suites need (${GROUPS_NEEDED[*]})"
+  # shellcheck source=scripts/deps.sh
+  . scripts/deps.sh
+  ok=1
+  if [ -n "${NEED[lab]:-}" ] && [ "$(id -u)" != 0 ]; then
+    printf 'Not root: test/integration and e2e need root (they run sshd, create a throwaway user and use this machine'"'"'s libvirt as the lab).\n  Run npm test as root, or only the suites that do not: FLUID_TEST_ONLY="test/unit test/conformance" npm test\n' >&2
+    ok=0
+  fi
+  deps_ensure_packages "${GROUPS_NEEDED[@]}" || ok=0
+  [ $ok = 1 ] || die "this machine lacks what the selected tests need (see above); no test was run."
+  deps_node || die "the pinned Node toolchain is not installed (see above); no test was run."
+  if [ -n "${NEED[lab]:-}" ]; then
+    if on FLUID_SKIP_LAB_UP; then
+      echo "   not bringing the lab up (FLUID_SKIP_LAB_UP=1): tests that need it fail if it is down"
+    else
+      step "lab"
+      SKIP_APT=1 bash scripts/lab/lab.sh up
+    fi
+  fi
 fi
 export PATH="$ROOT/node_modules/.bin:$PATH"
-node -e 'if (+process.versions.node.split(".")[0] < 24) { console.error("pinned Node 24 missing: run npm ci"); process.exit(1) }'
+node -e 'if (+process.versions.node.split(".")[0] < 24) { console.error("npm test: the pinned Node 24 is missing: run npm ci"); process.exit(1) }'
 
-step() { printf '\n== %s\n' "$1"; }
-step "lint";        eslint . --max-warnings=0
-step "format";      prettier --check . >/dev/null || { prettier --check . | tail -20; exit 1; }
-step "typecheck";   npm run -s typecheck
-step "build";       electron-vite build >/dev/null
-
-if [ "${FLUID_SKIP_LAB_UP:-0}" != 1 ] && [ "$(id -u)" = 0 ]; then
-  step "lab"
-  bash scripts/lab/lab.sh up
+# ---- static checks and the build
+if on FLUID_SKIP_CHECKS; then
+  step "lint, format and type checks skipped (FLUID_SKIP_CHECKS=1)"
+else
+  step "lint";      eslint . --max-warnings=0
+  step "format";    prettier --check . >/dev/null || { prettier --check . | tail -20; exit 1; }
+  step "typecheck"; npm run -s typecheck
 fi
-command -v chromium >/dev/null || echo "warning: /usr/bin/chromium is missing (apt-get install chromium): e2e tests will fail"
+if on FLUID_SKIP_BUILD; then
+  step "build skipped (FLUID_SKIP_BUILD=1)"
+else
+  step "build";     npm run -s build >/dev/null
+fi
 
-step "tests"
+# ---- the tests: the summary reporter's line is the last line of output
+step "tests: ${#FILES[@]} files"
 mkdir -p test-artifacts
-SUITES=${FLUID_TEST_ONLY:-"test/unit test/conformance test/integration e2e"}
-PATTERNS=()
-for s in $SUITES; do PATTERNS+=("$s/**/*.test.ts"); done
 exec node --test \
   --test-reporter=spec --test-reporter-destination=stdout \
   --test-reporter=./scripts/summary-reporter.mjs --test-reporter-destination=stdout \
   --test-timeout="${FLUID_TEST_TIMEOUT_MS:-900000}" \
-  "${PATTERNS[@]}"
+  "${FILES[@]}"
