@@ -37,6 +37,8 @@ export interface Harness {
   client(actor?: Actor): RpcClient<Contract>;
   /** Calls made to the fake tools, by name. */
   calls: Array<{ name: string; input: unknown; actor: Actor; mode: string }>;
+  /** Called after each fake tool call is recorded; returns an unsubscribe function. */
+  onCall(listener: () => void): () => void;
   /** Resolves the `slow` tool's pending calls. */
   release(): void;
   dispose(): Promise<void>;
@@ -47,9 +49,12 @@ export async function harness(opts: { deps?: Partial<AgentDeps> } = {}): Promise
   const server = await startScriptedModelServer();
   const tools = new ToolRegistry({ approvals: core.approvals, audit: core.audit, settings: core.settings });
   const calls: Harness['calls'] = [];
+  const callListeners = new Set<() => void>();
   let releasers: Array<() => void> = [];
-  const record = (name: string, input: unknown, ctx: { actor: Actor; mode: string }) =>
+  const record = (name: string, input: unknown, ctx: { actor: Actor; mode: string }) => {
     calls.push({ name, input, actor: ctx.actor, mode: ctx.mode });
+    for (const l of callListeners) l();
+  };
 
   tools.register({
     name: 'echo',
@@ -150,6 +155,10 @@ export async function harness(opts: { deps?: Partial<AgentDeps> } = {}): Promise
     agent,
     server,
     calls,
+    onCall(listener) {
+      callListeners.add(listener);
+      return () => callListeners.delete(listener);
+    },
     client(actor: Actor = { door: 'test', id: 'person' }) {
       const [a, b] = memoryPortPair();
       serve(contract, router, core.bus, b, { actor });
@@ -231,10 +240,27 @@ export function modelRequests(h: Harness): Array<{ body: Record<string, unknown>
     .map((r) => ({ body: r.body as Record<string, unknown>, step: r.step }));
 }
 
-export async function waitFor(pred: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+/**
+ * Resolves once the recorded fake tool calls satisfy `pred`: checked at once and on every new call
+ * (no polling). The timeout only turns a hang into a readable failure.
+ */
+export function waitForCalls(
+  h: Harness,
+  pred: (calls: Harness['calls']) => boolean,
+  what: string,
+  hangAfterMs = 30_000,
+): Promise<void> {
+  if (pred(h.calls)) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const off = h.onCall(() => {
+      if (!pred(h.calls)) return;
+      off();
+      clearTimeout(timer);
+      resolve();
+    });
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error(`never happened: ${what} (calls: ${JSON.stringify(h.calls.map((c) => c.name))})`));
+    }, hangAfterMs);
+  });
 }

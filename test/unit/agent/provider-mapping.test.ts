@@ -13,6 +13,7 @@ import {
   classifyError,
   parseRetryAfter,
   retryPolicy,
+  runWithRetries,
   type RetryPolicy,
 } from '../../../src/core/agent/providers/retry.ts';
 import { parseToolInput } from '../../../src/core/agent/providers/json.ts';
@@ -320,5 +321,76 @@ describe('errors inside a stream', () => {
     assert.deepEqual([invalid.retryable, invalid.error.code], [false, 'VALIDATION']);
     const auth = classifyError(streamError({ code: 401, message: 'no auth' }), label);
     assert.deepEqual([auth.retryable, auth.error.code], [false, 'AUTH_FAILED']);
+  });
+});
+
+describe('runWithRetries on a fake clock', () => {
+  const label = { name: 'Test', baseUrl: 'http://127.0.0.1:9', apiKey: 'sk-test-key' };
+  const policy: RetryPolicy = {
+    maxRetries: 3,
+    baseDelayMs: 10,
+    maxDelayMs: 100,
+    maxRetryAfterMs: 60_000,
+    timeoutMs: 5000,
+  };
+  /** Settles promise continuations; no I/O is involved here, so this is deterministic. */
+  const flush = async () => {
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+  };
+
+  test('the next attempt starts exactly when the announced retry-after has passed', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    let attempts = 0;
+    const gen = runWithRetries(
+      async function* ({ attempt }) {
+        attempts++;
+        if (attempt === 0)
+          throw Object.assign(new Error('429 rate limited'), {
+            status: 429,
+            headers: new Headers({ 'retry-after': '2' }),
+          });
+        yield { type: 'text_delta', text: 'second attempt' } satisfies ModelEvent;
+      },
+      { policy, label },
+    );
+    const first = await gen.next();
+    assert.equal(first.value?.type === 'retry' && first.value.delayMs, 2000);
+    const next = gen.next();
+    await flush();
+    assert.equal(attempts, 1);
+    t.mock.timers.tick(1999);
+    await flush();
+    assert.equal(attempts, 1, 'not before 2000 ms of the clock');
+    t.mock.timers.tick(1);
+    assert.deepEqual((await next).value, { type: 'text_delta', text: 'second attempt' });
+    assert.equal(attempts, 2);
+  });
+
+  test('the idle timeout aborts a silent attempt exactly after timeoutMs, then retries', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    const aborted: number[] = [];
+    const gen = runWithRetries(
+      async function* ({ attempt, signal }) {
+        if (attempt === 0) {
+          await new Promise((_, reject) =>
+            signal.addEventListener('abort', () => {
+              aborted.push(attempt);
+              reject(new Error('aborted'));
+            }),
+          );
+        }
+        yield { type: 'text_delta', text: 'ok' } satisfies ModelEvent;
+      },
+      { policy, label },
+    );
+    const first = gen.next();
+    await flush();
+    t.mock.timers.tick(4999);
+    await flush();
+    assert.deepEqual(aborted, [], 'still waiting for data');
+    t.mock.timers.tick(1);
+    const retry = (await first).value;
+    assert.deepEqual(aborted, [0]);
+    assert.equal(retry?.type === 'retry' && retry.reason, 'timed out');
   });
 });

@@ -9,6 +9,13 @@ import {
 } from '../../../src/core/agent/scripted/server.ts';
 import { API_KEY, providerFor, request, run, runError, user } from './helpers.ts';
 
+const iterate = <T>(stream: AsyncIterable<T>): AsyncIterator<T> => stream[Symbol.asyncIterator]();
+
+/** Lets pending I/O callbacks and promise continuations run (the fake clock does not move). */
+async function turns(n = 3): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+}
+
 export function assertFluid(err: unknown, code: string): asserts err is FluidError {
   assert.ok(err instanceof FluidError, `expected a FluidError, got ${String(err)}`);
   assert.equal(err.code, code, err.message);
@@ -155,19 +162,17 @@ export function providerSuite(kind: ProviderKind): void {
       }
     });
 
-    test('429 with retry-after is retried after the announced delay', async () => {
+    test('429 with retry-after is retried once the announced delay has passed (fake clock)', async (t) => {
       server.load({
         steps: [
           { error: { status: 429, headers: { 'retry-after': '1' } } },
           { text: 'after the rate limit' },
         ],
       });
-      const t0 = Date.now();
-      const r = await run(providerFor(server, kind), request([user('hi')]));
-      const elapsed = Date.now() - t0;
-      assert.equal(r.text, 'after the rate limit');
-      assert.equal(r.retries.length, 1);
-      assert.deepEqual(r.retries[0], {
+      t.mock.timers.enable({ apis: ['setTimeout'] });
+      const it = iterate(providerFor(server, kind).stream(request([user('hi')])));
+      const first = await it.next();
+      assert.deepEqual(first.value, {
         type: 'retry',
         attempt: 1,
         maxRetries: 3,
@@ -175,8 +180,22 @@ export function providerSuite(kind: ProviderKind): void {
         reason: 'rate limited (429)',
         status: 429,
       });
-      assert.equal(r.events[0]!.type, 'retry', 'the retry is announced before any output');
-      assert.ok(elapsed >= 950, `waited ${elapsed} ms`);
+      const rest = (async () => {
+        const events: ModelEvent[] = [];
+        for (let r = await it.next(); !r.done; r = await it.next()) events.push(r.value);
+        return events;
+      })();
+      await turns();
+      t.mock.timers.tick(999);
+      await turns();
+      assert.equal(server.requests.length, 1, 'no second request before the delay has passed');
+      t.mock.timers.tick(1);
+      const events = await rest;
+      assert.equal(
+        events.map((e) => (e.type === 'text_delta' ? e.text : '')).join(''),
+        'after the rate limit',
+      );
+      assert.equal(events.filter((e) => e.type === 'retry').length, 0);
       assert.equal(server.requests.length, 2);
     });
 
@@ -238,54 +257,55 @@ export function providerSuite(kind: ProviderKind): void {
       assert.equal((err.data as { contextOverflow?: boolean }).contextOverflow, true);
     });
 
-    test('cancel mid-stream: CANCELLED promptly, and the server sees the connection closed', async () => {
+    test('cancel mid-stream: CANCELLED without waiting for more data, and the connection is closed', async (t) => {
+      // under a fake clock the server sends its next chunk only when the test advances the clock:
+      // the cancel must complete without that
+      t.mock.timers.enable({ apis: ['setTimeout'] });
       server.load({ steps: [{ text: 'word '.repeat(200), chunkSize: 5, chunkDelayMs: 40 }] });
       const ctl = new AbortController();
       const events: ModelEvent[] = [];
-      let abortedAt = 0;
-      const err = await (async () => {
-        try {
-          for await (const ev of providerFor(server, kind).stream(
-            request([user('hi')], { signal: ctl.signal }),
-          )) {
-            events.push(ev);
-            if (events.length === 3) {
-              abortedAt = Date.now();
-              ctl.abort();
-            }
-          }
-        } catch (e) {
-          return e;
+      const it = iterate(providerFor(server, kind).stream(request([user('hi')], { signal: ctl.signal })));
+      while (events.filter((e) => e.type === 'text_delta').length < 3) {
+        const next = it.next();
+        // release server chunks until the provider yields its next event
+        let settled = false;
+        void next.finally(() => (settled = true));
+        while (!settled) {
+          t.mock.timers.tick(40);
+          await turns();
         }
-        return null;
-      })();
-      const took = Date.now() - abortedAt;
+        const r = await next;
+        assert.ok(!r.done, 'the stream ended before the cancel');
+        events.push(r.value);
+      }
+      ctl.abort();
+      const err = await it.next().then(
+        () => null,
+        (e: unknown) => e,
+      );
       assertFluid(err, 'CANCELLED');
-      assert.ok(took < 200, `cancel took ${took} ms`);
-      await server.waitFor((s) => s.requests[0]?.outcome === 'client_closed', 2000);
+      await server.waitFor((s) => s.requests[0]?.outcome === 'client_closed');
       assert.equal(server.requests.length, 1, 'no retry after a cancel');
     });
 
-    test('cancel during a retry wait is CANCELLED at once', async () => {
+    test('cancel during a retry wait is CANCELLED at once (fake clock: the 30 s wait never passes)', async (t) => {
+      t.mock.timers.enable({ apis: ['setTimeout'] });
       server.load({
         steps: [{ error: { status: 429, headers: { 'retry-after': '30' } } }, { text: 'late' }],
       });
       const ctl = new AbortController();
-      const t0 = Date.now();
-      const err = await (async () => {
-        try {
-          for await (const ev of providerFor(server, kind).stream(
-            request([user('hi')], { signal: ctl.signal }),
-          )) {
-            if (ev.type === 'retry') setTimeout(() => ctl.abort(), 20);
-          }
-        } catch (e) {
-          return e;
-        }
-        return null;
-      })();
+      const it = iterate(providerFor(server, kind).stream(request([user('hi')], { signal: ctl.signal })));
+      const first = await it.next();
+      assert.equal(first.value?.type, 'retry');
+      const waiting = it.next(); // the provider sleeps on the fake clock
+      await turns();
+      ctl.abort();
+      const err = await waiting.then(
+        () => null,
+        (e: unknown) => e,
+      );
       assertFluid(err, 'CANCELLED');
-      assert.ok(Date.now() - t0 < 1000);
+      assert.equal(server.requests.length, 1);
     });
 
     test('a retry-after beyond the limit fails at once with UNAVAILABLE', async () => {
@@ -364,15 +384,31 @@ export function providerSuite(kind: ProviderKind): void {
       assert.deepEqual(r.done.message.content, [{ type: 'text', text: 'ok' }]);
     });
 
-    test('no data within timeoutMs: retried, then TIMEOUT', async () => {
+    test('no data within timeoutMs: retried, then TIMEOUT (fake clock: the server never answers)', async (t) => {
+      t.mock.timers.enable({ apis: ['setTimeout'] });
+      // the server would answer after 1.5 s of the fake clock, which the test never lets pass
       server.load({ steps: [{ text: 'slow', delayMs: 1500, times: 'forever' }] });
-      const t0 = Date.now();
-      const err = await runError(
-        providerFor(server, kind, { timeoutMs: 150, maxRetries: 1 }),
-        request([user('hi')]),
+      const it = iterate(
+        providerFor(server, kind, { timeoutMs: 150, maxRetries: 1, retryBaseDelayMs: 10 }).stream(
+          request([user('hi')]),
+        ),
+      );
+      const first = it.next();
+      await server.waitFor((s) => s.requests.length === 1);
+      t.mock.timers.tick(150); // the idle timeout of attempt 1
+      const retry = await first;
+      assert.equal(retry.value?.type, 'retry');
+      assert.equal(retry.value?.type === 'retry' && retry.value.reason, 'timed out');
+      const second = it.next();
+      await turns();
+      t.mock.timers.tick(10); // the backoff
+      await server.waitFor((s) => s.requests.length === 2);
+      t.mock.timers.tick(150); // the idle timeout of attempt 2
+      const err = await second.then(
+        () => null,
+        (e: unknown) => e,
       );
       assertFluid(err, 'TIMEOUT');
-      assert.ok(Date.now() - t0 < 1200, 'the timeout does not wait for the server');
       assert.equal(server.requests.length, 2);
     });
 
