@@ -58,11 +58,13 @@
  */
 import { loadBashParser, type BashParser, type SNode } from './ast.ts';
 import { lookupRule } from './commands/index.ts';
+import { plainName } from './names.ts';
 import type { RuleContext } from './rule.ts';
 import {
   deny,
   Deny,
   literalWord,
+  mayStartWith,
   show,
   type CheckedCommand,
   type PolicyDecision,
@@ -449,8 +451,7 @@ class Analyzer implements WordHost {
       deny(`redirection to ${show(w)} writes a file`);
     }
     if (op === '<') {
-      if (target !== null && /^\/dev\/(tcp|udp)\//.test(target))
-        deny(`redirection from ${target} opens a network connection`);
+      socketTarget(w);
       return target === '/dev/null';
     }
     if (OUTPUT_OPS.has(op)) {
@@ -563,12 +564,11 @@ class Analyzer implements WordHost {
     const words = [resolveWord(this, first!)];
     for (const a of rest) {
       const w = resolveWord(this, a);
-      if (
-        w.value !== null &&
-        /^\{[A-Za-z_][A-Za-z0-9_]*\}$/.test(w.value) &&
-        /[<>]/.test(this.src[a.end] ?? '')
-      )
-        deny(`${w.value} before a redirection opens a named file descriptor`);
+      // `{name}>file` and `{a[sub]}>file`: bash assigns a new descriptor to the name, and
+      // evaluates a subscript in it. Any `{...}` word glued to a redirection is refused.
+      const raw = w.value ?? w.text;
+      if (raw.startsWith('{') && raw.endsWith('}') && /[<>&]/.test(this.src[a.end] ?? ''))
+        deny(`${show(w)} before a redirection opens a named file descriptor`);
       words.push(w);
     }
     this.record(words, this.text(n));
@@ -626,7 +626,16 @@ class Analyzer implements WordHost {
         name = this.text(c);
       } else if (c.field === 'value') {
         if (c.type === 'array') {
-          for (const e of joinAdjacent(c.children.filter((e) => e.named))) resolveWord(this, e);
+          for (const e of joinAdjacent(c.children.filter((e) => e.named))) {
+            // `[subscript]=value`: bash evaluates the subscript as arithmetic (`[x]=1` with
+            // x='a[$(...)]' runs a command); only literal numbers.
+            const t = this.text(e);
+            if (t.startsWith('[') && !/^\[\d+\]\+?=/.test(t))
+              deny(
+                `the array subscript in ${t.slice(0, 30)} is evaluated as arithmetic, which can run commands`,
+              );
+            resolveWord(this, e);
+          }
           value = { ...literalWord(''), value: null, text: this.text(c) };
         } else value = resolveWord(this, c);
       } else if (!c.named) {
@@ -653,7 +662,8 @@ class Analyzer implements WordHost {
         const w = resolveWord(this, c);
         if (w.value === null) deny(`${keyword}: ${w.text} is computed at run time`);
         if (w.value.startsWith('-')) options.push(w.value);
-        else names.push(w.value);
+        else if (keyword === 'export' && w.value.includes('=')) names.push(w.value);
+        else names.push(plainName(w, keyword));
       }
     }
     if (keyword === 'export') {
@@ -679,6 +689,7 @@ class Analyzer implements WordHost {
       if (w.value === null) deny(`unset: ${w.text} is computed at run time`);
       if (w.value === '-v' || w.value === '-n') continue;
       if (w.value.startsWith('-')) deny(`unset ${w.value} is not allowed`);
+      plainName(w, 'unset');
       if (!isSafeShellVar(w.value)) deny(`unset ${w.value} changes the environment of later commands`);
     }
   }
@@ -779,6 +790,32 @@ class Analyzer implements WordHost {
     };
     for (const c of n.children) visit(c);
   }
+}
+
+/**
+ * bash opens a network connection for a redirection to `/dev/tcp/HOST/PORT` or
+ * `/dev/udp/HOST/PORT`, matching the expanded target as text. So a target is refused when it is
+ * such a path, when it is computed and could expand to one (`/dev/tcp/$h/$p`, `$f`, `"$(...)"`,
+ * `/dev/{tcp,x}/...`, globs), and when it starts with a tilde form that expands to a directory
+ * the command chose (`~+` is $PWD, `~-` $OLDPWD, `~1` the directory stack: `cd /dev; < ~+/tcp/...`).
+ * Paths with a `tcp/` or `udp/` component are refused too (`cd /dev; < tcp/h/p`, `//dev/tcp/...`):
+ * bash does not open those as sockets today, but nothing reads there.
+ */
+function socketTarget(w: Word): void {
+  const why = `${show(w)}: a redirection to /dev/tcp or /dev/udp opens a network connection`;
+  if (/(^|\/)(tcp|udp)\//.test(w.value ?? w.text)) deny(`redirection from ${why}`);
+  if (w.value !== null) return;
+  if (w.tilde) {
+    if (!/^~([A-Za-z_][A-Za-z0-9_.-]*)?(\/|$)/.test(w.text))
+      deny(
+        `redirection from ${show(w)}: ~+, ~- and ~N expand to a directory the command chose (it may be /dev)`,
+      );
+    return;
+  }
+  if (mayStartWith(w, '/dev/tcp/') || mayStartWith(w, '/dev/udp/') || /(^|\/)(tcp|udp)\//.test(w.prefix))
+    deny(
+      `the redirection target ${show(w)} is computed and could name /dev/tcp or /dev/udp (a network connection)`,
+    );
 }
 
 /**

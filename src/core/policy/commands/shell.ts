@@ -1,7 +1,8 @@
 /** Shell builtins and wrappers that run another command. */
 import { has, parseOptions, type OptionSpec } from '../options.ts';
 import { allow, refuse, refuseButVersion, requireLiteral, type Rule } from '../rule.ts';
-import { deny, mayStartWith, runtimeWords, show, type Word } from '../types.ts';
+import { deny, literalWord, mayStartWith, runtimeWords, show, type Word } from '../types.ts';
+import { plainName } from '../names.ts';
 import { envAssignmentProblem, isSafeShellVar } from '../vars.ts';
 
 const listingOnly =
@@ -12,11 +13,10 @@ const listingOnly =
     }
   };
 
-/** Names given to read/mapfile/for and the like. */
-function safeVarName(w: Word, who: string): void {
-  const name = requireLiteral(w, who, 'variable name');
-  if (!isSafeShellVar(name)) deny(`${who} would set ${name}; only lowercase shell variables may be set`);
-}
+/** Names given to read/mapfile/wait -p and the like: plain lowercase identifiers. */
+const safeVarName = (w: Word, who: string): void => void plainName(w, who, true);
+
+const TEST_INTEGER_OPS = new Set(['-eq', '-ne', '-lt', '-le', '-gt', '-ge']);
 
 const testRule: Rule = (args, ctx) => {
   const list = ctx.name === '[' ? args.slice(0, -1) : args;
@@ -27,6 +27,14 @@ const testRule: Rule = (args, ctx) => {
     if (a.value === null && a.multi && a.prefix === '')
       deny(`quote ${a.text}: an unquoted expansion in test could inject -v`);
   }
+  // -eq and friends read plain integers (never arithmetic, unlike [[ ]]); a literal operand
+  // that is not one is refused rather than trusted to that.
+  list.forEach((a, i) => {
+    if (!TEST_INTEGER_OPS.has(a.value ?? '')) return;
+    for (const side of [list[i - 1], list[i + 1]])
+      if (side?.value != null && !/^\s*[-+]?\d+\s*$/.test(side.value))
+        deny(`test ${a.value}: ${side.value} is not an integer`);
+  });
 };
 
 const SET_LETTERS = 'abefhmnuvxBCEHPT';
@@ -97,11 +105,51 @@ const shoptRule: Rule = (args) => {
   }
 };
 
+/** Special parameters that always hold a number: `$?`, `$!`, `$#`, `$$`. */
+const NUMERIC_PARAM = /^"?\$([?!#$]|\{[?!#$]\})"?$/;
+
+/**
+ * A number argument of a builtin (`shift 2`, `read -t 5`, `wait 123`). bash reads these as
+ * plain integers, never as arithmetic, but the policy does not rely on it: a literal must be a
+ * number and a computed one one of the special parameters that always are.
+ */
+function numberArg(w: Word, who: string, pattern = /^[-+]?\d+$/): void {
+  if (w.value !== null ? pattern.test(w.value) : NUMERIC_PARAM.test(w.text)) return;
+  deny(`${who}: ${show(w)} is not a number`);
+}
+
+/** Builtins whose arguments are only numbers: break, continue, exit, return, shift, caller. */
+const numbersOnly =
+  (max: number): Rule =>
+  (args, ctx) => {
+    if (args.length > max) deny(`${ctx.name}: too many arguments`);
+    for (const w of args) numberArg(w, ctx.name);
+  };
+
+/** dirs, pushd, popd: `+N`/`-N` pick a stack entry; pushd also takes a directory. */
+const dirStackRule: Rule = (args, ctx) => {
+  for (const w of args) {
+    const v = w.value;
+    if (v === null) {
+      if (ctx.name !== 'pushd' || mayStartWith(w) || mayStartWith(w, '+'))
+        deny(`${ctx.name}: ${show(w)} is computed at run time`);
+      continue;
+    }
+    if (/^[-+]\d+$/.test(v) || /^-[clpvn]+$/.test(v) || v === '--') continue;
+    if (ctx.name === 'pushd' && !/^[-+]/.test(v)) continue;
+    deny(`${ctx.name}: ${v} is not a stack entry (+N or -N)`);
+  }
+};
+
 const READ_SPEC: OptionSpec = { short: 'a:d:i:n:N:p:t:u:ersE' };
 
 const readRule: Rule = (args) => {
   const p = parseOptions(args, READ_SPEC, 'read');
-  for (const o of p.options) if (o.name === '-a') safeVarName(o.value!, 'read');
+  for (const o of p.options) {
+    if (o.name === '-a') safeVarName(o.value!, 'read');
+    else if (o.name === '-t') numberArg(o.value!, 'read -t', /^\d+(\.\d+)?$/);
+    else if (/^-[nNu]$/.test(o.name)) numberArg(o.value!, `read ${o.name}`);
+  }
   for (const w of p.operands) safeVarName(w, 'read');
 };
 
@@ -112,7 +160,27 @@ const MAPFILE_SPEC: OptionSpec = {
 
 const mapfileRule: Rule = (args, ctx) => {
   const p = parseOptions(args, MAPFILE_SPEC, ctx.name);
+  for (const o of p.options) if (/^-[nOscu]$/.test(o.name)) numberArg(o.value!, `${ctx.name} ${o.name}`);
   for (const w of p.operands) safeVarName(w, ctx.name);
+};
+
+/** `wait [-fn] [-p NAME] [id ...]`: ids are read as plain integers or job specs; NAME is a name. */
+const WAIT_SPEC: OptionSpec = { short: 'fnp:' };
+
+/** `$!` (the last background pid) is always a number: it cannot turn into an option. */
+const LAST_PID = /^"?\$(!|\{!\})"?$/;
+
+const waitRule: Rule = (args) => {
+  const words = args.map((w) => (w.value === null && LAST_PID.test(w.text) ? literalWord('1') : w));
+  const p = parseOptions(words, WAIT_SPEC, 'wait');
+  for (const o of p.options) if (o.name === '-p') safeVarName(o.value!, 'wait -p');
+  for (const w of p.operands) numberArg(w, 'wait', /^(\d+|%[%+-]?[\w.-]*)$/);
+};
+
+/** `jobs [-lnprs] [jobspec ...]`; `jobs -x command` runs the command. */
+const jobsRule: Rule = (args) => {
+  const p = parseOptions(args, { short: 'lnprs', deny: { '-x': 'jobs -x runs a command' } }, 'jobs');
+  for (const w of p.operands) numberArg(w, 'jobs', /^(\d+|%[%+-]?[\w.-]*)$/);
 };
 
 const printfRule: Rule = (args) => {
@@ -328,7 +396,8 @@ const declarationRule: Rule = (args, ctx) => {
       if (!ok.includes(v)) deny(`${ctx.name} ${v} changes variables`);
       continue;
     }
-    if (v.includes('=') || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(v)) deny(`${ctx.name} ${v} changes variables`);
+    if (v.includes('=')) deny(`${ctx.name} ${v} changes variables`);
+    plainName(a, ctx.name);
     if (!args.some((x) => x.value === '-p')) deny(`${ctx.name} ${v} changes variables`);
   }
 };
@@ -343,18 +412,18 @@ export const shellRules: Record<string, Rule> = {
   '[': testRule,
   pwd: allow,
   cd: allow,
-  pushd: allow,
-  popd: allow,
-  dirs: allow,
-  exit: allow,
-  return: allow,
-  break: allow,
-  continue: allow,
-  shift: allow,
-  wait: allow,
+  pushd: dirStackRule,
+  popd: dirStackRule,
+  dirs: dirStackRule,
+  exit: numbersOnly(1),
+  return: numbersOnly(1),
+  break: numbersOnly(1),
+  continue: numbersOnly(1),
+  shift: numbersOnly(1),
+  wait: waitRule,
   times: allow,
-  jobs: allow,
-  caller: allow,
+  jobs: jobsRule,
+  caller: numbersOnly(1),
   help: allow,
   type: allow,
   which: allow,
@@ -398,6 +467,7 @@ export const shellRules: Record<string, Rule> = {
       const v = requireLiteral(a, 'unset', 'argument');
       if (v === '-v' || v === '-n') continue;
       if (v.startsWith('-')) deny(`unset ${v} is not allowed`);
+      plainName(a, 'unset');
       if (!isSafeShellVar(v)) deny(`unset ${v} changes the environment of later commands`);
     }
   },
