@@ -75,17 +75,80 @@ export function runDoctor(deps: { paths: Paths; db: Db; audit: AuditLog; secrets
       : 'Run `fluid audit verify` for the rows involved; keep a copy of the database for investigation.',
   );
 
-  if (existsSync(deps.paths.secrets) && process.platform !== 'win32') {
-    const mode = statSync(deps.paths.secrets).mode & 0o777;
+  secretsCheck(deps, add);
+  return { ok: !checks.some((c) => c.status === 'fail'), checks };
+}
+
+type Add = (
+  id: string,
+  title: string,
+  status: Check['status'],
+  detail: string,
+  advice?: string | null,
+) => void;
+
+const HOW_TO_GET_A_KEYCHAIN: Partial<Record<NodeJS.Platform, string>> = {
+  linux:
+    'To seal them with a keychain: install a Secret Service and its command-line tool (Debian/Ubuntu: apt install libsecret-tools gnome-keyring; KWallet and KeePassXC work too) and run Fluid in your desktop session, or with DBUS_SESSION_BUS_ADDRESS pointing at a session bus where the keyring runs unlocked. Fluid seals the stored values the next time it starts there.',
+};
+
+/** Which store holds the secrets, said plainly; a plain-text file is a warning with how to do better. */
+function secretsCheck(deps: { paths: Paths; secrets: SecretStore }, add: Add): void {
+  let info;
+  try {
+    info = deps.secrets.describe();
+  } catch (e) {
+    add('secrets', 'Secret store', 'fail', (e as Error).message);
+    return;
+  }
+  const total = Object.values(info.counts).reduce((a, b) => a + (b ?? 0), 0);
+  const where = info.location ?? 'memory';
+  let mode: number | null = null;
+  if (info.location && existsSync(info.location) && process.platform !== 'win32')
+    mode = statSync(info.location).mode & 0o777;
+  if (mode !== null && mode & 0o077) {
     add(
       'secrets',
       'Secret store',
-      mode & 0o077 ? 'fail' : 'pass',
-      `${deps.secrets.kind}, ${deps.paths.secrets} mode ${mode.toString(8)}`,
-      mode & 0o077 ? `chmod 600 ${deps.paths.secrets}` : null,
+      'fail',
+      `${where} is mode ${mode.toString(8)}: other users can read it.`,
+      `chmod 600 ${where}`,
     );
-  } else {
-    add('secrets', 'Secret store', 'pass', `${deps.secrets.kind} (nothing stored yet)`);
+    return;
   }
-  return { ok: !checks.some((c) => c.status === 'fail'), checks };
+  const stored = total ? `${total} secret${total === 1 ? '' : 's'}` : 'nothing stored yet';
+  if (info.unreadable.length) {
+    add(
+      'secrets',
+      'Secret store',
+      'fail',
+      `${info.unreadable.length} of ${total} secrets cannot be opened here: ${info.unreadable
+        .map((u) => `${u.name} (${u.reason})`)
+        .join('; ')}`,
+      null,
+    );
+    return;
+  }
+  if (info.backend === 'file') {
+    const plain = info.counts.file ?? 0;
+    add(
+      'secrets',
+      'Secret store',
+      'warn',
+      `No keychain is in use: secrets are kept in plain text in ${where}, readable by your user only (mode 600) and by any process running as you (${plain} stored).${info.keychainProblem ? ` Why: ${info.keychainProblem}` : ''}`,
+      HOW_TO_GET_A_KEYCHAIN[process.platform] ??
+        'To seal them with the platform keychain, run Fluid in your desktop session; FLUID_SECRET_BACKEND names a backend explicitly.',
+    );
+    return;
+  }
+  const plainLeft = info.counts.file ?? 0;
+  add(
+    'secrets',
+    'Secret store',
+    plainLeft ? 'warn' : 'pass',
+    info.backend === 'memory'
+      ? 'In memory (tests).'
+      : `Sealed by ${info.label} (${info.backend}): ${stored} in ${where}; the app, the CLI, web mode and MCP read the same store.${plainLeft ? ` ${plainLeft} still in plain text: they are sealed at the next change.` : ''}`,
+    null,
+  );
 }

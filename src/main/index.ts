@@ -1,20 +1,21 @@
 /**
- * The Electron shell: app lifecycle, one hardened window, the port bridge to the core router, and
- * the OS keychain for secrets. Everything else lives in src/core.
+ * The Electron shell: app lifecycle, one hardened window and the port bridge to the core router.
+ * Secrets use the same store and keychain as the CLI (src/core/platform/secrets.ts), so each reads
+ * what the other stored; safeStorage only opens values older versions of the app sealed with it.
+ * Everything else lives in src/core.
  */
 import { app, BrowserWindow, dialog, MessageChannelMain, safeStorage, session, shell } from 'electron';
 import { join } from 'node:path';
 import { userInfo } from 'node:os';
 import { createCore, type Core } from '../core/createCore.ts';
 import { defaultDataDir, resolvePaths } from '../core/platform/paths.ts';
-import { FileSecretStore, type SecretCipher } from '../core/platform/secrets.ts';
+import { FileSecretStore, type LegacyOpener } from '../core/platform/secrets.ts';
 import { portFromMessagePortMain } from './port.ts';
 
 let core: Core | null = null;
 
-const keychain: SecretCipher = {
-  kind: 'os-keychain',
-  encrypt: (plain) => safeStorage.encryptString(plain).toString('base64'),
+/** Values older versions of the app sealed with safeStorage: opened once, then moved to the shared store. */
+const legacySafeStorage: LegacyOpener = {
   decrypt: (sealed) => safeStorage.decryptString(Buffer.from(sealed, 'base64')),
 };
 
@@ -71,8 +72,16 @@ app.whenReady().then(() => {
   session.defaultSession.setPermissionRequestHandler((_wc, _perm, cb) => cb(false));
   try {
     const paths = resolvePaths(defaultDataDir());
-    const secrets = new FileSecretStore(paths.secrets, safeStorage.isEncryptionAvailable() ? keychain : null);
+    const secrets = new FileSecretStore(paths.secrets, {
+      legacy: safeStorage.isEncryptionAvailable() ? legacySafeStorage : undefined,
+    });
     core = createCore({ dataDir: paths.dataDir, secrets });
+    try {
+      const moved = secrets.migrate();
+      if (moved) core.log.info('secrets moved to the shared store', { count: moved, backend: secrets.kind });
+    } catch (err) {
+      core.log.warn('secrets stay in the older format for now', { err });
+    }
   } catch (err) {
     dialog.showErrorBox('Fluid cannot start', (err as Error).message);
     app.exit(1);
