@@ -9,6 +9,10 @@ import { createLogger, type Logger } from './platform/logger.ts';
 import { defaultDataDir, ensureDataDir, resolvePaths, type Paths } from './platform/paths.ts';
 import { FileSecretStore, type SecretStore } from './platform/secrets.ts';
 import { AuditLog } from './store/audit.ts';
+import { AuditSigner } from './audit/signer.ts';
+import { CHECKPOINT_FILE, CheckpointLog } from './audit/checkpoints.ts';
+import { HostWitness } from './audit/witness.ts';
+import { join } from 'node:path';
 import { openDatabase, type Db } from './store/db.ts';
 import { SettingsService } from './store/settings.ts';
 import { TaskManager } from './store/tasks.ts';
@@ -100,6 +104,17 @@ export function createCore(opts: CoreOptions = {}): Core {
   const hosts = new HostService({ db, audit, bus, tasks, settings, clock, log });
   const approvals = new ApprovalService(db, bus, audit, clock);
   const installation = installationId(db);
+  // Signed checkpoints of the audit chain: beside the database, and copied to every host.
+  const checkpoints = new CheckpointLog({
+    db,
+    clock,
+    signer: new AuditSigner(secrets, db),
+    installation,
+    file: join(paths.dataDir, CHECKPOINT_FILE),
+    log,
+  });
+  const witness = new HostWitness({ db, checkpoints, installation, hosts, audit, clock, log });
+  audit.attach(checkpoints, witness);
   const ca = new SshCa({ secrets, db, clock });
   const guests = new GuestSshPool({ ca });
   let sandboxes: SandboxService | null = null;
@@ -215,6 +230,8 @@ export function createCore(opts: CoreOptions = {}): Core {
     },
     startBackground() {
       bus.follow();
+      checkpoints.startTimer();
+      witness.schedule();
       sandboxes.startJanitor();
       sandboxes.backgroundTemplates = true;
       const actor = { door: 'system' as const, id: 'startup' };
@@ -250,6 +267,8 @@ export function createCore(opts: CoreOptions = {}): Core {
       tasks.close();
       guests.closeAll();
       if (egress && 'close' in egress) await (egress as EgressManager).close();
+      // A last checkpoint, and its delivery to the hosts (bounded: an unreachable host stays pending).
+      await audit.close();
       hosts.closeAll();
       db.close();
     },

@@ -3,7 +3,7 @@ import type { Contract } from '../shared/contract/index.ts';
 import { FluidError } from '../shared/errors.ts';
 import type { Core } from './createCore.ts';
 import { runDoctor } from './doctor.ts';
-import { parseJsonl, verifyEntries } from './store/audit.ts';
+import { verifyExport } from './audit/export.ts';
 import { schemaVersion } from './store/db.ts';
 import type { Router } from './rpc/server.ts';
 import { fluidVersion } from './version.ts';
@@ -47,7 +47,7 @@ export function createRouter(core: Core): Router<Contract> {
 
     // audit
     'audit.list': (i) => core.audit.list(i),
-    'audit.verify': () => core.audit.verify(),
+    'audit.verify': (i) => (i.hosts ? core.audit.verifyWithHosts() : core.audit.verify()),
     'audit.export': (_i, ctx) => {
       const e = core.audit.exportJsonl();
       core.audit.append({
@@ -58,12 +58,7 @@ export function createRouter(core: Core): Router<Contract> {
       });
       return { format: 'jsonl' as const, ...e };
     },
-    'audit.verifyExport': (i) => {
-      const { entries, problems } = parseJsonl(i.content);
-      if (!entries.length && !problems.length) throw new FluidError('VALIDATION', 'The export is empty.');
-      const r = verifyEntries(entries);
-      return { ...r, ok: r.ok && problems.length === 0, problems: [...problems, ...r.problems] };
-    },
+    'audit.verifyExport': (i) => verifyExport(i.content),
 
     // settings
     'settings.get': () => core.settings.get(),

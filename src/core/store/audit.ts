@@ -1,17 +1,25 @@
 /**
- * The audit log: append-only and hash-chained. Each row's hash covers its own fields and the previous
- * row's hash, so editing, deleting or reordering any row is detected by verify(). The head (last seq
- * and hash) is also written to a file beside the database, so removing the newest rows is detected too.
+ * The audit log: append-only (triggers refuse UPDATE and DELETE) and hash-chained (../audit/chain.ts),
+ * with signed checkpoints of the chain's head (../audit/checkpoints.ts) kept in the database, in a file
+ * beside it, on every host (../audit/witness.ts) and in every export (../audit/export.ts). verify()
+ * checks all of them against the chain and names what disagrees.
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import type { Statement } from 'better-sqlite3';
 import type { Actor } from '../../shared/rpc.ts';
 import type { AuditEntry, AuditVerify } from '../../shared/contract/audit.ts';
-import { canonicalJson, sha256Hex } from '../util/canonical.ts';
+import { canonicalJson } from '../util/canonical.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { Db } from './db.ts';
 import type { EventBus } from '../events.ts';
+import { entryHash, GENESIS_HASH, verifyEntries } from '../audit/chain.ts';
+import type { Checkpoint } from '../audit/checkpoint.ts';
+import type { CheckpointLog } from '../audit/checkpoints.ts';
+import { exportLines, parseExport } from '../audit/export.ts';
+import { verifyLog } from '../audit/verify.ts';
+import type { HostWitness } from '../audit/witness.ts';
 
-export const GENESIS_HASH = '0'.repeat(64);
+export { entryHash, GENESIS_HASH, verifyEntries };
 
 export interface AuditInput {
   actor: Actor;
@@ -30,21 +38,6 @@ interface Row {
   data: string;
   prev_hash: string;
   hash: string;
-}
-
-export function entryHash(e: Omit<AuditEntry, 'hash'>): string {
-  return sha256Hex(
-    canonicalJson([
-      e.seq,
-      e.ts,
-      e.actor.door,
-      e.actor.id,
-      e.action,
-      e.target,
-      canonicalJson(e.data ?? null),
-      e.prevHash,
-    ]),
-  );
 }
 
 const toEntry = (r: Row): AuditEntry => ({
@@ -70,20 +63,42 @@ export class AuditLog {
   private readonly db: Db;
   private readonly clock: Clock;
   private readonly bus: EventBus | null;
-  private readonly headFile: string | null;
+  /** The head file earlier versions rewrote on every append: now only read, as one more anchor. */
+  private readonly legacyHeadFile: string | null;
+  private checkpoints: CheckpointLog | null = null;
+  private witness: HostWitness | null = null;
+  private readonly stmt: { last: Statement; insert: Statement; all: Statement };
 
-  constructor(db: Db, clock: Clock, bus: EventBus | null, headFile: string | null) {
+  constructor(db: Db, clock: Clock, bus: EventBus | null, legacyHeadFile: string | null) {
     this.db = db;
     this.clock = clock;
     this.bus = bus;
-    this.headFile = headFile;
+    this.legacyHeadFile = legacyHeadFile;
+    this.stmt = {
+      last: db.prepare('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1'),
+      insert: db.prepare(
+        `INSERT INTO audit_log (seq, ts, actor_door, actor_id, action, target, data, prev_hash, hash)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      all: db.prepare('SELECT * FROM audit_log ORDER BY seq ASC'),
+    };
+  }
+
+  /** Sign checkpoints of the chain (and copy them to the hosts). */
+  attach(checkpoints: CheckpointLog, witness: HostWitness | null = null): void {
+    this.checkpoints = checkpoints;
+    this.witness = witness;
+    checkpoints.adoptExisting();
+  }
+
+  get checkpointLog(): CheckpointLog | null {
+    return this.checkpoints;
   }
 
   append(input: AuditInput): AuditEntry {
-    const entry = this.db
-      .transaction((): AuditEntry => {
-        const last = this.db.prepare('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1').get() as
-          { seq: number; hash: string } | undefined;
+    const { entry, cut } = this.db
+      .transaction((): { entry: AuditEntry; cut: Checkpoint | null } => {
+        const last = this.stmt.last.get() as { seq: number; hash: string } | undefined;
         const seq = (last?.seq ?? 0) + 1;
         const base = {
           seq,
@@ -95,27 +110,24 @@ export class AuditLog {
           prevHash: last?.hash ?? GENESIS_HASH,
         };
         const hash = entryHash(base);
-        this.db
-          .prepare(
-            `INSERT INTO audit_log (seq, ts, actor_door, actor_id, action, target, data, prev_hash, hash)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-          )
-          .run(
-            seq,
-            base.ts,
-            base.actor.door,
-            base.actor.id,
-            base.action,
-            base.target,
-            canonicalJson(base.data),
-            base.prevHash,
-            hash,
-          );
-        // Inside the write transaction: appends from other processes are serialised by SQLite's lock.
-        this.writeHead(seq, hash);
-        return { ...base, hash };
+        this.stmt.insert.run(
+          seq,
+          base.ts,
+          base.actor.door,
+          base.actor.id,
+          base.action,
+          base.target,
+          canonicalJson(base.data),
+          base.prevHash,
+          hash,
+        );
+        // Inside the write transaction: appends from other processes are serialised by SQLite's lock,
+        // and a checkpoint that is due is cut atomically with the entry that made it due.
+        const cut = this.checkpoints?.afterAppend(seq, hash, base.action) ?? null;
+        return { entry: { ...base, hash }, cut };
       })
       .immediate();
+    if (cut) this.checkpoints!.committed(cut);
     this.bus?.emit('audit.appended', entry);
     return entry;
   }
@@ -151,54 +163,58 @@ export class AuditLog {
     return { entries: rows.map(toEntry), total };
   }
 
+  private *entries(): Generator<AuditEntry> {
+    for (const r of this.stmt.all.iterate() as IterableIterator<Row>) yield toEntry(r);
+  }
+
+  /** This machine only: the chain, the signed checkpoints and the checkpoint file beside the database. */
   verify(): AuditVerify {
-    const rows = this.db
-      .prepare('SELECT * FROM audit_log ORDER BY seq ASC')
-      .iterate() as IterableIterator<Row>;
-    const result = verifyEntries(mapIter(rows, toEntry));
-    const head = this.readHead();
-    if (head && head.seq > result.lastSeq) {
-      result.problems.push({
-        seq: result.lastSeq + 1,
-        kind: 'gap',
-        message: `Entries ${result.lastSeq + 1}..${head.seq} were removed from the end of the log (the recorded head is entry ${head.seq}).`,
-      });
-      result.ok = false;
-    } else if (head && head.seq === result.lastSeq && head.hash !== result.headHash) {
-      result.problems.push({
-        seq: head.seq,
-        kind: 'content',
-        message: `Entry ${head.seq} does not match the recorded head hash: the newest entry was changed or replaced.`,
-      });
-      result.ok = false;
-    }
-    return result;
+    return verifyLog({
+      entries: () => this.entries(),
+      checkpoints: this.checkpoints,
+      legacyHead: this.readLegacyHead(),
+      copies: null,
+    });
   }
 
+  /** verify(), and every host's copy of the checkpoints compared with the database. */
+  async verifyWithHosts(): Promise<AuditVerify> {
+    const copies = this.witness ? await this.witness.readCopies() : [];
+    return verifyLog({
+      entries: () => this.entries(),
+      checkpoints: this.checkpoints,
+      legacyHead: this.readLegacyHead(),
+      copies,
+    });
+  }
+
+  /** The whole log as JSON lines with its checkpoints; a checkpoint of the current head is cut first. */
   exportJsonl(): { content: string; count: number; headHash: string } {
-    const lines: string[] = [];
-    let headHash = GENESIS_HASH;
-    for (const r of this.db
-      .prepare('SELECT * FROM audit_log ORDER BY seq ASC')
-      .iterate() as IterableIterator<Row>) {
-      const e = toEntry(r);
-      lines.push(JSON.stringify(e));
-      headHash = e.hash;
-    }
-    return { content: lines.join('\n') + (lines.length ? '\n' : ''), count: lines.length, headHash };
+    this.checkpoints?.cutNow();
+    // One read transaction: entries and checkpoints from the same snapshot.
+    return this.db.transaction(() => {
+      let count = 0;
+      let headHash = GENESIS_HASH;
+      const entries = [...this.entries()];
+      for (const e of entries) {
+        count++;
+        headHash = e.hash;
+      }
+      const lines = exportLines(entries, this.checkpoints?.all() ?? []);
+      return { content: lines.join('\n') + (lines.length ? '\n' : ''), count, headHash };
+    })();
   }
 
-  private writeHead(seq: number, hash: string): void {
-    if (!this.headFile) return;
-    const tmp = `${this.headFile}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify({ seq, hash }), { mode: 0o600 });
-    renameSync(tmp, this.headFile);
+  /** Cut a last checkpoint and give its delivery to the hosts up to deadlineMs. */
+  async close(deadlineMs?: number): Promise<void> {
+    this.checkpoints?.close();
+    await this.witness?.close(deadlineMs);
   }
 
-  private readHead(): { seq: number; hash: string } | null {
-    if (!this.headFile || !existsSync(this.headFile)) return null;
+  private readLegacyHead(): { seq: number; hash: string } | null {
+    if (!this.legacyHeadFile || !existsSync(this.legacyHeadFile)) return null;
     try {
-      const h = JSON.parse(readFileSync(this.headFile, 'utf8')) as { seq: number; hash: string };
+      const h = JSON.parse(readFileSync(this.legacyHeadFile, 'utf8')) as { seq: number; hash: string };
       return typeof h.seq === 'number' && typeof h.hash === 'string' ? h : null;
     } catch {
       return null;
@@ -206,72 +222,11 @@ export class AuditLog {
   }
 }
 
-function* mapIter<A, B>(it: Iterable<A>, f: (a: A) => B): Generator<B> {
-  for (const a of it) yield f(a);
-}
-
-/** Verify a sequence of entries (from the database or an exported file). Reports every bad row. */
-export function verifyEntries(entries: Iterable<AuditEntry>): AuditVerify {
-  const problems: AuditVerify['problems'] = [];
-  let expectedSeq = 1;
-  let prevHash = GENESIS_HASH;
-  let count = 0;
-  let lastSeq = 0;
-  for (const e of entries) {
-    count++;
-    if (e.seq !== expectedSeq) {
-      problems.push({
-        seq: e.seq,
-        kind: 'gap',
-        message:
-          e.seq > expectedSeq
-            ? `Entries ${expectedSeq}..${e.seq - 1} are missing before entry ${e.seq}.`
-            : `Entry ${e.seq} is out of order (expected ${expectedSeq}).`,
-      });
-    }
-    if (e.prevHash !== prevHash) {
-      problems.push({
-        seq: e.seq,
-        kind: 'chain',
-        message: `Entry ${e.seq} does not follow the entry before it: its recorded previous hash does not match${
-          e.seq > 1
-            ? ` entry ${e.seq - 1}'s hash (entry ${e.seq - 1} was changed, or entries were removed or reordered)`
-            : ' the start of the log'
-        }.`,
-      });
-    }
-    const recomputed = entryHash(e);
-    if (recomputed !== e.hash) {
-      problems.push({
-        seq: e.seq,
-        kind: 'content',
-        message: `Entry ${e.seq} (${e.action}) was changed after it was written: its content no longer matches its hash.`,
-      });
-    }
-    prevHash = e.hash;
-    expectedSeq = e.seq + 1;
-    lastSeq = e.seq;
-  }
-  return { ok: problems.length === 0, count, lastSeq, headHash: prevHash, problems };
-}
-
-export function parseJsonl(content: string): { entries: AuditEntry[]; problems: AuditVerify['problems'] } {
-  const entries: AuditEntry[] = [];
-  const problems: AuditVerify['problems'] = [];
-  content.split('\n').forEach((line, i) => {
-    if (!line.trim()) return;
-    try {
-      const e = JSON.parse(line) as AuditEntry;
-      if (typeof e.seq !== 'number' || typeof e.hash !== 'string' || !e.actor)
-        throw new Error('missing fields');
-      entries.push(e);
-    } catch (err) {
-      problems.push({
-        seq: -(i + 1),
-        kind: 'malformed',
-        message: `Line ${i + 1} is not an audit entry (${(err as Error).message}).`,
-      });
-    }
-  });
+/** Parse an exported file's entries (checkpoint lines are read by verifyExport). */
+export function parseJsonl(content: string): {
+  entries: AuditEntry[];
+  problems: AuditVerify['problems'];
+} {
+  const { entries, problems } = parseExport(content);
   return { entries, problems };
 }

@@ -304,4 +304,33 @@ export const migrations: Migration[] = [
       );
     `,
   },
+  {
+    version: 7,
+    name: 'audit-checkpoints',
+    sql: `
+      -- Signed checkpoints of the audit chain (ed25519 over log id, number, entry count, head, time).
+      CREATE TABLE audit_checkpoints (
+        n INTEGER PRIMARY KEY,
+        seq INTEGER NOT NULL,
+        head TEXT NOT NULL,
+        ts TEXT NOT NULL,
+        key TEXT NOT NULL,
+        sig TEXT NOT NULL
+      );
+      CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints
+        BEGIN SELECT RAISE(ABORT, 'audit_checkpoints is append-only'); END;
+      CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
+        BEGIN SELECT RAISE(ABORT, 'audit_checkpoints is append-only'); END;
+      -- What each host's copy of the checkpoints has confirmed (the rest is pending).
+      CREATE TABLE audit_witnesses (
+        host_id TEXT PRIMARY KEY,
+        delivered INTEGER NOT NULL DEFAULT 0,
+        delivered_at TEXT,
+        attempted_at TEXT,
+        error TEXT
+      );
+      -- A log written before checkpoints existed is checkpointed once, as it is, at the next start.
+      INSERT INTO meta (key, value) SELECT 'audit.adopt', '1' WHERE EXISTS (SELECT 1 FROM audit_log);
+    `,
+  },
 ];

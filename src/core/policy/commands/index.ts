@@ -2,12 +2,20 @@
 import { refuse, type Rule } from '../rule.ts';
 import { daemonRules } from './daemons.ts';
 import { fileRules } from './files.ts';
+import { httpRules } from './http.ts';
 import { shellRules } from './shell.ts';
 import { systemRules } from './system.ts';
 import { toolRules } from './tools.ts';
 
 const RULES = new Map<string, Rule>(
-  Object.entries({ ...fileRules, ...systemRules, ...toolRules, ...daemonRules, ...shellRules }),
+  Object.entries({
+    ...fileRules,
+    ...systemRules,
+    ...toolRules,
+    ...httpRules,
+    ...daemonRules,
+    ...shellRules,
+  }),
 );
 
 const PATTERNS: Array<[RegExp, string]> = [
