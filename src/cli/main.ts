@@ -73,13 +73,38 @@ const vmRows = (vms: Vm[]) =>
     agent: v.hasGuestAgent,
   }));
 
-const formatVerify = (v: AuditVerify): string =>
-  v.ok
-    ? `Audit log intact: ${v.count} entries, head ${v.headHash}.`
+const ROW_KINDS = new Set(['content', 'chain', 'gap', 'malformed']);
+
+const formatVerify = (v: AuditVerify): string => {
+  const out = v.ok
+    ? [`Audit log intact: ${v.count} entries, head ${v.headHash}.`]
     : [
         `Audit log FAILED verification (${v.problems.length} problem${v.problems.length === 1 ? '' : 's'}):`,
-        ...v.problems.map((p) => `  row ${p.seq} [${p.kind}]: ${p.message}`),
-      ].join('\n');
+        ...v.problems.map((p) =>
+          ROW_KINDS.has(p.kind) ? `  row ${p.seq} [${p.kind}]: ${p.message}` : `  [${p.kind}] ${p.message}`,
+        ),
+      ];
+  const c = v.checkpoint;
+  if (c)
+    out.push(
+      `Signed checkpoint #${c.n}: entries 1..${c.seq}, head ${c.head.slice(0, 16)}…, ${c.ts}; signature ${c.signature}${
+        c.matchesChain ? ', matches the chain' : ', does NOT match the chain'
+      }${v.uncovered ? `; ${v.uncovered} newer entr${v.uncovered === 1 ? 'y' : 'ies'} not signed yet` : ''}.`,
+    );
+  else if (v.count) out.push('No signed checkpoint covers this log.');
+  if (v.signingKey)
+    out.push(
+      `Signing key: ${v.signingKey.fingerprint ?? 'none yet'}${v.signingKey.problem ? ` (${v.signingKey.problem})` : ''}`,
+    );
+  for (const k of v.copies)
+    out.push(
+      `  ${k.kind === 'file' ? 'checkpoint file' : `host ${k.name}`}: ${k.status}${
+        k.latest ? ` at #${k.latest.n} (seq ${k.latest.seq})` : ''
+      } — ${k.detail} [${k.path}]`,
+    );
+  for (const n of v.notes) out.push(`note: ${n}`);
+  return out.join('\n');
+};
 
 export const commands: Record<string, Command> = {
   doctor: {
@@ -308,21 +333,23 @@ export const commands: Record<string, Command> = {
   },
 
   'audit verify': {
-    summary: 'Recompute the audit hash chain (or that of an exported file) and report tampered rows.',
-    usage: 'fluid audit verify [--file export.jsonl] [--json]',
-    options: { file: { type: 'string' } },
+    summary:
+      "Check the audit log: the hash chain, its signed checkpoints, the checkpoint file and every host's copy (or an exported file, offline); names what disagrees.",
+    usage: 'fluid audit verify [--file export.jsonl] [--local] [--json]',
+    options: { file: { type: 'string' }, local: { type: 'boolean' } },
     run: async (ctx) => {
       const file = ctx.values.file as string | undefined;
       const v = file
         ? await ctx.client.call('audit.verifyExport', { content: readFileSync(file, 'utf8') })
-        : await ctx.client.call('audit.verify', {});
+        : await ctx.client.call('audit.verify', { hosts: !ctx.values.local });
       ctx.io.result(v, formatVerify);
       return v.ok ? 0 : 1;
     },
   },
 
   'audit export': {
-    summary: 'Export the audit log as JSON lines.',
+    summary:
+      'Export the audit log as JSON lines with its signed checkpoints (verify it anywhere: fluid audit verify --file).',
     usage: 'fluid audit export [--output FILE]',
     options: { output: { type: 'string', short: 'o' } },
     run: async (ctx) => {

@@ -63,13 +63,22 @@ export function runDoctor(deps: { paths: Paths; db: Db; audit: AuditLog; secrets
   );
 
   const audit = deps.audit.verify();
+  // The signing key's fingerprint, for a person to compare with exports and the hosts' copies.
+  const signed = [
+    audit.checkpoint
+      ? `signed checkpoint #${audit.checkpoint.n} covers entries 1..${audit.checkpoint.seq}`
+      : null,
+    audit.signingKey?.fingerprint ? `audit signing key ${audit.signingKey.fingerprint}` : null,
+  ]
+    .filter(Boolean)
+    .join('; ');
   add(
     'audit',
     'Audit log chain',
     audit.ok ? 'pass' : 'fail',
     audit.ok
-      ? `${audit.count} entries, head ${audit.headHash.slice(0, 16)}…`
-      : audit.problems.map((p) => p.message).join(' '),
+      ? `${audit.count} entries, head ${audit.headHash.slice(0, 16)}…${signed ? `; ${signed}` : ''}`
+      : audit.problems.map((p) => p.message).join(' ') + (signed ? ` (${signed})` : ''),
     audit.ok
       ? null
       : 'Run `fluid audit verify` for the rows involved; keep a copy of the database for investigation.',
