@@ -212,19 +212,25 @@ test('audit: live entries, verify, export a download, review the file offline', 
   const verify = await audit.verify();
   assert.ok(verify.ok, verify.text);
   assert.match(verify.text, /intact, 1 entry/);
+  // The decision-like settings change was signed at once; the key's fingerprint is shown to compare.
+  assert.match(verify.text, /Signed checkpoint #1 covers entries 1–1\s*signature valid/);
+  assert.match(verify.text, /Signing key SHA256:[A-Za-z0-9+/]{43}/);
 
   const download = await audit.export();
   assert.match(download.suggestedFilename(), /^fluid-audit-.*\.jsonl$/);
   const file = await download.path();
   const lines = readFileSync(file, 'utf8').trim().split('\n');
-  assert.equal(lines.length, 1);
+  // The entry, then the signed checkpoint that covers it (the export verifies offline with it).
+  assert.equal(lines.length, 2);
   assert.equal((JSON.parse(lines[0]!) as { action: string }).action, 'settings.update');
+  assert.match(lines[1]!, /^\{"checkpoint":1,"log":"[^"]+","seq":1,/);
   // Exporting is itself audited, and shows up live.
   await audit.waitForAction('audit.export');
 
   const review = await audit.reviewFile(file);
   assert.ok(review.ok, review.text);
   assert.match(review.text, /intact, 1 entry/);
+  assert.match(review.text, /Signed checkpoint #1 covers entries 1–1/);
   await app.shot('audit');
 
   // Filter by action.

@@ -43,6 +43,67 @@ function AuditTabs({ current }: { current: 'log' | 'approvals' }) {
   );
 }
 
+const ROW_KINDS = new Set(['content', 'chain', 'gap', 'malformed']);
+
+const COPY_TONE = {
+  ok: 'ok',
+  behind: 'info',
+  unused: 'neutral',
+  unreachable: 'warn',
+  disagrees: 'fail',
+  missing: 'fail',
+} as const;
+
+/** The signed checkpoint, the key's fingerprint, and each copy of the checkpoints (file, hosts). */
+function CheckpointStatus({ result }: { result: AuditVerify }) {
+  const c = result.checkpoint;
+  const key = result.signingKey;
+  return (
+    <div className="verify-checkpoint" data-testid="verify-checkpoint">
+      {c ? (
+        <p>
+          Signed checkpoint <span className="mono">#{c.n}</span> covers entries 1–{c.seq}
+          {result.uncovered > 0 && (
+            <> ({plural(result.uncovered, 'newer entry', 'newer entries')} not signed yet)</>
+          )}{' '}
+          <Badge tone={c.signature === 'valid' && c.matchesChain ? 'ok' : 'fail'}>
+            {c.signature !== 'valid'
+              ? `signature ${c.signature}`
+              : c.matchesChain
+                ? 'signature valid'
+                : 'does not match the log'}
+          </Badge>
+        </p>
+      ) : (
+        result.count > 0 && <p className="muted">No signed checkpoint covers this log.</p>
+      )}
+      {key?.fingerprint && (
+        <p className="muted">
+          Signing key <code className="hash">{key.fingerprint}</code>
+        </p>
+      )}
+      {key?.problem && <p>{key.problem}</p>}
+      {result.copies.length > 0 && (
+        <ul className="problems" aria-label="Copies of the checkpoints">
+          {result.copies.map((k) => (
+            <li key={`${k.kind}:${k.name}`} data-copy={k.kind === 'file' ? 'file' : `host:${k.name}`}>
+              <Badge tone={COPY_TONE[k.status]}>{k.status}</Badge>{' '}
+              {k.kind === 'file' ? 'Checkpoint file' : `Host ${k.name}`}
+              {k.latest && <span className="mono"> at #{k.latest.n}</span>}{' '}
+              <span className="muted">— {k.detail}</span>
+            </li>
+          ))}
+        </ul>
+      )}
+      {result.notes.map((n) => (
+        <p key={n} className="muted small">
+          {n}
+        </p>
+      ))}
+    </div>
+  );
+}
+
 export function VerifyResult({ result, label }: { result: AuditVerify; label: string }) {
   if (result.ok)
     return (
@@ -55,6 +116,7 @@ export function VerifyResult({ result, label }: { result: AuditVerify; label: st
           <p className="muted">
             Head hash <code className="hash">{result.headHash}</code>
           </p>
+          <CheckpointStatus result={result} />
         </div>
       </div>
     );
@@ -68,10 +130,12 @@ export function VerifyResult({ result, label }: { result: AuditVerify; label: st
         <ul className="problems">
           {result.problems.map((p, i) => (
             <li key={i}>
-              <span className="mono">row {p.seq}</span> <Badge tone="fail">{p.kind}</Badge> {p.message}
+              {ROW_KINDS.has(p.kind) && <span className="mono">row {p.seq}</span>}{' '}
+              <Badge tone="fail">{p.kind}</Badge> {p.message}
             </li>
           ))}
         </ul>
+        <CheckpointStatus result={result} />
       </div>
     </div>
   );
