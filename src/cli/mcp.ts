@@ -9,23 +9,21 @@
  * Claude Code:  claude mcp add fluid -- fluid mcp
  *               claude mcp add --transport http fluid http://127.0.0.1:PORT/mcp \
  *                 --header "Authorization: Bearer TOKEN"
- * Calls that need approval wait for a person; raise the client's tool timeout if it is short
- * (Claude Code: MCP_TOOL_TIMEOUT in ms).
+ * Calls that need approval wait until a person decides in the Fluid app or on their own terminal (the
+ * client is never told how to decide); raise the client's tool timeout if it is short (Claude Code:
+ * MCP_TOOL_TIMEOUT in ms).
  */
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createCore, type Core } from '../core/createCore.ts';
 import { startMcpHttpServer } from '../core/mcp/http.ts';
 import { serveMcpStdio } from '../core/mcp/stdio.ts';
-import { defaultDataDir } from '../core/platform/paths.ts';
 import type { AgentMode } from '../shared/contract/agent.ts';
 import type { Command } from './command.ts';
 import { createIo, printError } from './io.ts';
 
 const USAGE =
   'fluid mcp [--read-only] [--http [--port N] [--host 127.0.0.1] [--token T] [--allow-origin URL]] [--verbose]';
-
-const shellQuote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
 
 /**
  * SIGINT / SIGTERM, listened for from the start: a signal that arrives while the server is still
@@ -104,13 +102,10 @@ export async function mcpCommand(argv: string[], g: { json: boolean; dataDir?: s
     const c = core;
     // A session can last hours: enforce sandbox time limits and clean up after crashes here too.
     c.startBackground();
-    const platformDir = defaultDataDir({ ...process.env, FLUID_DATA_DIR: undefined });
-    const dirFlag = c.paths.dataDir === platformDir ? '' : ` --data-dir ${shellQuote(c.paths.dataDir)}`;
-    const approveCommand = (id: string) => `fluid${dirFlag} approval approve ${id}`;
     const tools = c.tools.list(mode).length;
 
     if (!http) {
-      const stdio = await serveMcpStdio(c, { mode, approveCommand });
+      const stdio = await serveMcpStdio(c, { mode });
       c.log.info('mcp stdio started', { mode, pid: process.pid, tools });
       io.err(`Fluid MCP server on stdio (${mode} mode, ${tools} tools, data ${c.paths.dataDir}).`);
       const why = await Promise.race([signals.signalled, stdio.closed.then(() => 'client closed stdin')]);
@@ -126,7 +121,6 @@ export async function mcpCommand(argv: string[], g: { json: boolean; dataDir?: s
       port,
       token,
       extraOrigins: values['allow-origin'],
-      approveCommand,
     });
     c.log.info('mcp http started', { url: server.url, mode, pid: process.pid, tools });
     if (g.json) {

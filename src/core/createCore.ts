@@ -158,7 +158,7 @@ export function createCore(opts: CoreOptions = {}): Core {
     });
   }
 
-  const tools = new ToolRegistry({ approvals, audit, settings });
+  const tools = new ToolRegistry({ approvals, audit, settings, knownSecrets: () => secrets.values() });
   const agent = new AgentService({
     db,
     bus,

@@ -394,6 +394,8 @@ async function runTool(
       // A switch to read-only applies at once, even to the rest of this turn.
       mode: h.store.row(id).mode,
       signal: run.ac.signal,
+      // The gate redacts the outcome with this session's redactor (stable placeholders).
+      redactor: h.redactor(id),
       onApproval: (approvalId) => {
         waited = true;
         call.status = 'waiting-approval';
@@ -403,7 +405,8 @@ async function runTool(
       },
     });
     if (waited) h.update(id, { status: 'running' });
-    raw = outcome.content;
+    // The tool's own text, kept for people behind a handle; the model gets the redacted copy below.
+    raw = outcome.unredacted ?? outcome.content;
     isError = outcome.isError;
     const refused =
       outcome.decision === 'deny' ||

@@ -8,6 +8,10 @@
  * JWTs, PEM private key blocks, password/secret/token assignments in config-like text (key=value,
  * key: value, JSON, command-line flags, SQL), connection strings with a password, crypt(3) password
  * hashes, and every value held in the secret store.
+ *
+ * Every agent door applies it: the tool registry redacts each outcome (redactToolOutput) with the
+ * door's redactor — the session's for the built-in agent, the connection's for MCP — before the
+ * result leaves the gate, so no door can hand a model a raw secret.
  */
 import { createHash } from 'node:crypto';
 
@@ -351,7 +355,14 @@ export class Redactor {
     return createHash('sha256').update(this.salt).update('\0').update(value).digest('hex').slice(0, 32);
   }
 
+  /** The placeholder of a secret value; the value is also looked for in everything redacted later. */
   placeholder(value: string, kind: SecretKind): string {
+    this.remember(value, kind);
+    // A key block's lines are secret on their own too (a tool may return a file as a list of lines).
+    if (kind === 'private-key' && value.includes('\n'))
+      for (const line of value.split(/\r?\n/))
+        if (line.trim().length >= 16 && !/^-----|^[A-Za-z-]+: /.test(line.trim()))
+          this.remember(line.trim(), kind);
     const h = this.hash(value);
     let label = this.labels.get(h);
     if (!label) {
@@ -362,6 +373,11 @@ export class Redactor {
       this.onNewLabel?.();
     }
     return `[REDACTED:${label}]`;
+  }
+
+  private remember(value: string, kind: SecretKind): void {
+    if (value.length >= MIN_VALUE_CHARS && this.seen.size < 2000 && !this.seen.has(value))
+      this.seen.set(value, kind);
   }
 
   /** The text with every secret replaced; `count` is how many were replaced. */
@@ -378,10 +394,52 @@ export class Redactor {
     for (const s of spans) {
       const value = text.slice(s.start, s.end);
       out += text.slice(at, s.start) + this.placeholder(value, s.kind);
-      if (value.length >= MIN_VALUE_CHARS && this.seen.size < 2000 && !this.seen.has(value))
-        this.seen.set(value, s.kind);
       at = s.end;
     }
     return { text: out + text.slice(at), count: spans.length };
   }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Tool outcomes: what every agent door returns to a model
+
+/** What a door needs from a redactor. */
+export interface TextRedactor {
+  redact(text: string): { text: string; count: number };
+  placeholder(value: string, kind: SecretKind): string;
+}
+
+/**
+ * A tool result's structured data with every secret replaced: strings are redacted like text, and a
+ * string under a secret-looking key (`password`, `apiKey`, `client_secret`…) is replaced whole, since
+ * once it is out of its `key=value` context no pattern would recognise it. The redactor remembers the
+ * values it replaced, so redacting the data before the text also hides them in the text.
+ */
+export function redactData(value: unknown, r: TextRedactor, depth = 0): unknown {
+  if (depth > 32) return '[REDACTED:deep]';
+  if (typeof value === 'string') return r.redact(value).text;
+  if (Array.isArray(value)) return value.map((v) => redactData(v, r, depth + 1));
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+      if (typeof v === 'string' && isSecretKey(k) && !isNotAValue(v)) {
+        out[k] = r.placeholder(v, KIND_OF_KEY(k));
+      } else out[k] = redactData(v, r, depth + 1);
+    }
+    return out;
+  }
+  return value;
+}
+
+/** A tool outcome as a model may see it: content and data redacted with one redactor. */
+export function redactToolOutput<T extends { content: string; data?: unknown }>(
+  o: T,
+  r: TextRedactor,
+): T & { redactions: number } {
+  // Data first (its secret-named fields teach the redactor values the text may hold), then the text,
+  // then the data again with everything the text taught (a key block's lines, say).
+  if (o.data !== undefined) redactData(o.data, r);
+  const { text, count } = r.redact(o.content);
+  const data = o.data === undefined ? undefined : redactData(o.data, r);
+  return { ...o, content: text, ...(data === undefined ? {} : { data }), redactions: count };
 }

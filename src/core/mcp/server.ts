@@ -2,13 +2,15 @@
  * The MCP door: Fluid's one tool registry served to external agents (Claude Code, any MCP client).
  *
  * Every tool call goes through `ToolRegistry.invoke`, the same gate as the built-in agent: mode check,
- * input validation, policy rules, approval wait, audit. This file only translates between MCP and the
- * registry; it holds no policy. The caller is recorded as { door: 'mcp', id: <client name> }.
+ * input validation, policy rules, approval wait, redaction, audit. This file only translates between
+ * MCP and the registry; it holds no policy. The caller is recorded as { door: 'mcp', id: <client name> }.
+ * Each connection has one redactor, so a secret keeps the same placeholder across its calls.
  *
- * A call that needs a person's approval blocks until someone decides from another door (the app, web
- * mode, `fluid approval approve <id>`). The server tells the client which approval to decide: a logging
- * message once, and, when the request carried a progress token, progress notifications every
- * `heartbeatMs` for as long as the call lasts (waiting or running).
+ * A call that needs a person's approval blocks until a person decides in the Fluid app or on their
+ * own terminal. The client is told that a person must decide, never how: it may have a shell as the
+ * same user, and an approval is a person's decision, not a command to run. It gets a logging message
+ * once and, when the request carried a progress token, progress notifications every `heartbeatMs` for
+ * as long as the call lasts (waiting or running).
  *
  * Long calls and client timeouts: the heartbeat is what keeps them alive. Claude Code sends a progress
  * token; it aborts HTTP calls that stay silent for CLAUDE_CODE_MCP_TOOL_IDLE_TIMEOUT (default 5 min;
@@ -58,19 +60,22 @@ export interface McpServerOptions {
   clientName?: string;
   /** How often a call waiting for approval reports progress. Default 10 s. */
   heartbeatMs?: number;
-  /** The command a person runs to approve, shown to the client. Default `fluid approval approve <id>`. */
-  approveCommand?: (approvalId: string) => string;
 }
 
 export const DEFAULT_CLIENT_NAME = 'mcp-client';
 export const PENDING_APPROVALS_URI = 'fluid://approvals/pending';
 
+/** What a client is told about a pending approval: who decides and where, not how. */
+export const WHO_DECIDES = 'A person must decide in the Fluid app or on their own terminal.';
+
 const INSTRUCTIONS = `Fluid runs infrastructure work on disposable clones (sandboxes) of real VMs.
 Inspect and change sandboxes, not the source VMs; commands on source VMs are limited to a read-only policy.
-Some calls need a person's approval: such a call waits until someone decides in the Fluid app or with
-\`fluid approval approve <id>\` / \`fluid approval deny <id>\`. While it waits the server sends progress
-notifications and a log message naming the approval id. A denied call comes back as an error: do not
-retry the same action; choose another way or ask the user. Pending approvals: resource ${PENDING_APPROVALS_URI}.`;
+Some calls need a person's approval: such a call waits until a person decides in the Fluid app or on
+their own terminal. Do not try to decide it yourself; tell the user what is waiting and why. While it
+waits the server sends progress notifications and a log message naming the approval id. A denied call
+comes back as an error: do not retry the same action; choose another way or ask the user. Secrets in
+results are replaced by placeholders such as [REDACTED:password#1]. Pending approvals: resource
+${PENDING_APPROVALS_URI}.`;
 
 /** `list_hosts` → `List hosts`. */
 export function toolTitle(name: string): string {
@@ -155,7 +160,8 @@ export class FluidMcpServer extends Server {
 export function createMcpServer(core: McpCore, opts: McpServerOptions): FluidMcpServer {
   const mode = opts.mode;
   const heartbeatMs = Math.max(100, opts.heartbeatMs ?? 10_000);
-  const approveCommand = opts.approveCommand ?? ((id: string) => `fluid approval approve ${id}`);
+  // One redactor per connection: the registry redacts every outcome with it.
+  const redactor = core.tools.redactor();
   const server = new FluidMcpServer(
     { name: 'fluid', title: 'Fluid', version: fluidVersion() },
     {
@@ -195,7 +201,7 @@ export function createMcpServer(core: McpCore, opts: McpServerOptions): FluidMcp
 
     // Progress for the whole call, not only the approval wait: clients abort calls that stay silent
     // (Claude Code over HTTP: 5 minutes by default), and a command in a sandbox may run for an hour.
-    let approval: { id: string; how: string } | null = null;
+    let approval: { id: string } | null = null;
     let n = 0;
     const tick = () => {
       if (progressToken === undefined) return;
@@ -215,7 +221,7 @@ export function createMcpServer(core: McpCore, opts: McpServerOptions): FluidMcp
           progressToken,
           progress: n,
           message: waiting
-            ? `Waiting for approval ${approval!.id} (${secs}s). ${approval!.how}`
+            ? `Waiting for approval ${approval!.id} (${secs}s). ${WHO_DECIDES}`
             : `${name} is running (${secs}s).`,
         },
       });
@@ -223,8 +229,7 @@ export function createMcpServer(core: McpCore, opts: McpServerOptions): FluidMcp
     const heartbeat = progressToken === undefined ? undefined : setInterval(tick, heartbeatMs);
 
     const onApproval = (approvalId: string) => {
-      const how = `A person must decide: \`${approveCommand(approvalId)}\` (or deny), or in the Fluid app.`;
-      approval = { id: approvalId, how };
+      approval = { id: approvalId };
       core.log?.info('mcp call waits for approval', {
         tool: name,
         approvalId,
@@ -237,7 +242,7 @@ export function createMcpServer(core: McpCore, opts: McpServerOptions): FluidMcp
           params: {
             level: 'warning',
             logger: 'fluid',
-            data: `${name} is waiting for approval ${approvalId}. ${how}`,
+            data: `${name} is waiting for approval ${approvalId}. ${WHO_DECIDES}`,
           },
         });
       }
@@ -252,6 +257,7 @@ export function createMcpServer(core: McpCore, opts: McpServerOptions): FluidMcp
           mode,
           signal: extra.signal,
           onApproval,
+          redactor,
         }),
       );
       return toCallToolResult(outcome);
@@ -260,7 +266,7 @@ export function createMcpServer(core: McpCore, opts: McpServerOptions): FluidMcp
       if (extra.signal.aborted) return errorResult('Cancelled.');
       const p = toErrorPayload(err);
       core.log?.error('mcp tool call failed', { tool: name, err: p });
-      return errorResult(`Error (${p.code}): ${p.message}`);
+      return errorResult(redactor.redact(`Error (${p.code}): ${p.message}`).text);
     } finally {
       if (heartbeat) clearInterval(heartbeat);
     }
@@ -285,14 +291,14 @@ export function createMcpServer(core: McpCore, opts: McpServerOptions): FluidMcp
     const pending = core.approvals.list({ status: 'pending', limit: 100 }).map((a) => ({
       id: a.id,
       kind: a.kind,
-      title: a.title,
-      detail: a.detail,
+      title: redactor.redact(a.title).text,
+      detail: redactor.redact(a.detail).text,
       risk: a.risk,
       requestedBy: a.requestedBy,
       sandboxId: a.sandboxId,
       createdAt: a.createdAt,
       expiresAt: a.expiresAt,
-      approve: approveCommand(a.id),
+      decision: WHO_DECIDES,
     }));
     return {
       contents: [

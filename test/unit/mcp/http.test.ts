@@ -12,6 +12,8 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { ToolRegistry } from '../../../src/core/agent/tools/registry.ts';
 import { startMcpHttpServer, type McpHttpServer } from '../../../src/core/mcp/http.ts';
+import { WHO_DECIDES } from '../../../src/core/mcp/server.ts';
+import type { Approval } from '../../../src/shared/contract/approvals.ts';
 import { testCore } from '../../support/core.ts';
 
 let core: ReturnType<typeof testCore>;
@@ -69,18 +71,20 @@ async function client(name = 'http-client', token = mcp.token): Promise<Client> 
   return c;
 }
 
-async function until<T>(what: string, get: () => T | undefined | null | false, ms = 5000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = get();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+/** The next approval event with this status (or the current one, if it is already there). */
+function approvalEvent(status: Approval['status'], id?: string): Promise<Approval> {
+  const now = core.approvals.list({ status, limit: 10 }).find((a) => !id || a.id === id);
+  if (now) return Promise.resolve(now);
+  return new Promise((resolve) => {
+    const off = core.bus.subscribe('approvals.changed', (a) => {
+      if (a.status === status && (!id || a.id === id)) {
+        off();
+        resolve(a);
+      }
+    });
+  });
 }
-
-const pendingOne = () =>
-  until('an approval request', () => core.approvals.list({ status: 'pending', limit: 5 })[0]);
+const pendingOne = () => approvalEvent('pending');
 
 const INIT = {
   jsonrpc: '2.0',
@@ -191,17 +195,25 @@ describe('sessions', () => {
   test('a call waiting for approval gets progress over its SSE response and completes when approved', async () => {
     const c = await client();
     const progress: string[] = [];
+    let enough!: () => void;
+    const sixBeats = new Promise<void>((resolve) => (enough = resolve));
     const call = c.callTool({ name: 'wipe_disk', arguments: { disk: 'vdb' } }, undefined, {
-      onprogress: (p) => void progress.push(p.message ?? ''),
+      onprogress: (p) => {
+        progress.push(p.message ?? '');
+        if (progress.length === 6) enough();
+      },
       resetTimeoutOnProgress: true,
-      timeout: 1000,
+      timeout: 500,
     });
     const a = await pendingOne();
     assert.deepEqual(a.requestedBy, { door: 'mcp', id: 'http-client' });
-    await new Promise((r) => setTimeout(r, 1300));
-    assert.ok(progress.length >= 3, `progress: ${progress.length}`);
-    assert.match(progress[0]!, new RegExp(`fluid approval approve ${a.id}`));
-    core.approvals.decide(a.id, 'approve', undefined, { door: 'cli', id: 'alice' });
+    // Six heartbeats 200 ms apart outlast the client's 500 ms timeout: progress keeps the call open.
+    await sixBeats;
+    assert.ok(progress[0]!.startsWith(`Waiting for approval ${a.id} (`), progress[0]);
+    assert.ok(progress[0]!.endsWith(WHO_DECIDES), progress[0]);
+    for (const p of progress) assert.doesNotMatch(p, /fluid approval|approve </);
+    // A person decides (in-process: the test door stands for the app's confirmed decision).
+    core.approvals.decide(a.id, 'approve', undefined, { door: 'test', id: 'alice' });
     const r = (await call) as CallToolResult;
     assert.equal(r.isError, false);
     assert.deepEqual(ran, ['vdb']);
@@ -216,7 +228,7 @@ describe('sessions', () => {
     const a = await pendingOne();
     ac.abort();
     await assert.rejects(call);
-    await until('cancelled', () => core.approvals.get(a.id).status === 'cancelled');
+    await approvalEvent('cancelled', a.id);
     assert.deepEqual(ran, []);
   });
 
@@ -246,7 +258,7 @@ describe('sessions', () => {
     assert.equal(res.headers.get('content-type'), 'text/event-stream');
     const a = await pendingOne();
     ac.abort();
-    await until('cancelled', () => core.approvals.get(a.id).status === 'cancelled');
+    await approvalEvent('cancelled', a.id);
     assert.deepEqual(ran, []);
   });
 
@@ -254,7 +266,7 @@ describe('sessions', () => {
     const c = await client();
     assert.equal(mcp.sessions, 1);
     await (c.transport as StreamableHTTPClientTransport).terminateSession();
-    await until('no sessions', () => mcp.sessions === 0);
+    assert.equal(mcp.sessions, 0, 'the session is gone once DELETE has been answered');
   });
 
   test('stopping the server cancels the approval requests of calls in flight', async () => {

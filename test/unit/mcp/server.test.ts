@@ -18,6 +18,7 @@ import {
   PENDING_APPROVALS_URI,
   sanitizeClientName,
   toolTitle,
+  WHO_DECIDES,
   type FluidMcpServer,
   type McpServerOptions,
 } from '../../../src/core/mcp/server.ts';
@@ -98,17 +99,37 @@ async function connect(
   return pair;
 }
 
-async function until<T>(what: string, get: () => T | undefined | null | false, ms = 5000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = get();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+/** The next approval event with this status (or the current one, if it is already there). */
+function approvalEvent(status: Approval['status'], id?: string): Promise<Approval> {
+  const now = core.approvals.list({ status, limit: 10 }).find((a) => !id || a.id === id);
+  if (now) return Promise.resolve(now);
+  return new Promise((resolve) => {
+    const off = core.bus.subscribe('approvals.changed', (a) => {
+      if (a.status === status && (!id || a.id === id)) {
+        off();
+        resolve(a);
+      }
+    });
+  });
 }
+const requested = () => approvalEvent('pending');
 
-const pending = () => core.approvals.list({ status: 'pending', limit: 10 });
+/** Resolves once `count` progress notifications have arrived (an event count, not a clock). */
+function progressCounter() {
+  const seen: Progress[] = [];
+  const waiters: Array<{ n: number; resolve: () => void }> = [];
+  return {
+    seen,
+    onprogress: (p: Progress) => {
+      seen.push(p);
+      for (const w of waiters.splice(0))
+        if (seen.length >= w.n) w.resolve();
+        else waiters.push(w);
+    },
+    atLeast: (n: number) =>
+      seen.length >= n ? Promise.resolve() : new Promise<void>((resolve) => waiters.push({ n, resolve })),
+  };
+}
 const text = (r: { content: unknown }) => (r.content as Array<{ type: string; text: string }>)[0]!.text;
 const toolCalls = () =>
   core.audit
@@ -160,10 +181,12 @@ describe('tools/list', () => {
     assert.deepEqual(ran, []);
   });
 
-  test('the server names itself and explains approvals', async () => {
+  test('the server names itself and says a person decides approvals, never how to decide them', async () => {
     const { client } = await connect();
     assert.equal(client.getServerVersion()?.name, 'fluid');
-    assert.match(client.getInstructions() ?? '', /fluid approval approve/);
+    const instructions = client.getInstructions() ?? '';
+    assert.match(instructions, /a person decides in the Fluid app or on\s+their own terminal/);
+    assert.doesNotMatch(instructions, /fluid approval|approve <|approval (approve|deny)/);
   });
 });
 
@@ -229,7 +252,7 @@ describe('tools/call', () => {
 describe('approvals', () => {
   test('a high-risk call blocks until a person decides from another door; progress names the approval', async () => {
     const { client } = await connect({ heartbeatMs: 100 });
-    const progress: Progress[] = [];
+    const progress = progressCounter();
     const logs: string[] = [];
     client.setNotificationHandler(
       LoggingMessageNotificationSchema,
@@ -238,41 +261,44 @@ describe('approvals', () => {
     let settled = false;
     const call = client
       .callTool({ name: 'wipe_disk', arguments: { disk: 'vdb' } }, undefined, {
-        onprogress: (p) => void progress.push(p),
+        onprogress: progress.onprogress,
         resetTimeoutOnProgress: true,
-        timeout: 2000,
+        timeout: 250,
       })
       .finally(() => (settled = true));
 
-    const [a] = await until('the approval request', () => (pending().length ? pending() : null));
-    assert.equal(a!.kind, 'tool');
-    assert.equal(a!.title, 'wipe_disk vdb');
-    assert.equal(a!.risk, 'high');
-    assert.deepEqual(a!.requestedBy, { door: 'mcp', id: 'unit-client' });
-    assert.deepEqual(a!.subject, { tool: 'wipe_disk', args: { disk: 'vdb' } });
+    const a = await requested();
+    assert.equal(a.kind, 'tool');
+    assert.equal(a.title, 'wipe_disk vdb');
+    assert.equal(a.risk, 'high');
+    assert.deepEqual(a.requestedBy, { door: 'mcp', id: 'unit-client' });
+    assert.deepEqual(a.subject, { tool: 'wipe_disk', args: { disk: 'vdb' } });
 
-    // Longer than the client's timeout: progress notifications keep the request alive.
-    await until('several progress notifications', () => progress.length >= 3);
-    await new Promise((r) => setTimeout(r, 2200));
+    // Six heartbeats 100 ms apart outlast the client's 250 ms timeout: progress keeps the call alive.
+    await progress.atLeast(6);
     assert.equal(settled, false, 'still waiting');
     assert.deepEqual(ran, []);
-    assert.match(progress[0]!.message!, new RegExp(`approval ${a!.id}.*fluid approval approve ${a!.id}`));
+    const first = progress.seen[0]!.message!;
+    assert.ok(first.startsWith(`Waiting for approval ${a.id} (`), first);
+    assert.ok(first.endsWith(WHO_DECIDES), first);
+    for (const p of progress.seen) assert.doesNotMatch(p.message ?? '', /fluid approval|approve </);
     assert.ok(
-      progress.every((p, i) => i === 0 || p.progress > progress[i - 1]!.progress),
+      progress.seen.every((p, i) => i === 0 || p.progress > progress.seen[i - 1]!.progress),
       'progress increases',
     );
-    assert.equal(logs.length, 1);
-    assert.match(logs[0]!, new RegExp(`wipe_disk is waiting for approval ${a!.id}`));
+    assert.deepEqual(logs, [`wipe_disk is waiting for approval ${a.id}. ${WHO_DECIDES}`]);
 
-    // The pending approvals resource shows it, with the command to run.
+    // The pending approvals resource shows it, and who decides; not how.
     const res = await client.readResource({ uri: PENDING_APPROVALS_URI });
-    const listed = JSON.parse((res.contents[0] as { text: string }).text) as Array<
-      Approval & { approve: string }
-    >;
-    assert.equal(listed[0]!.id, a!.id);
-    assert.equal(listed[0]!.approve, `fluid approval approve ${a!.id}`);
+    const resText = (res.contents[0] as { text: string }).text;
+    assert.doesNotMatch(resText, /fluid approval|approve </);
+    const listed = JSON.parse(resText) as Array<Approval & { decision: string }>;
+    assert.equal(listed[0]!.id, a.id);
+    assert.equal(listed[0]!.decision, WHO_DECIDES);
+    assert.ok(!('approve' in listed[0]!));
 
-    core.approvals.decide(a!.id, 'approve', 'ok', { door: 'cli', id: 'alice' });
+    // A person decides (in-process: the test door stands for the app's confirmed decision).
+    core.approvals.decide(a.id, 'approve', 'ok', { door: 'test', id: 'alice' });
     const r = (await call) as CallToolResult;
     assert.equal(r.isError, false, text(r));
     assert.equal(text(r), 'wiped vdb');
@@ -280,16 +306,19 @@ describe('approvals', () => {
 
     const decided = core.audit.list({ limit: 10, action: 'approval.decide' }).entries;
     assert.equal(decided.length, 1);
-    assert.deepEqual(decided[0]!.actor, { door: 'cli', id: 'alice' });
-    assert.equal(decided[0]!.target, a!.id);
-    assert.deepEqual(core.approvals.get(a!.id).decidedBy, { door: 'cli', id: 'alice' });
+    assert.deepEqual(decided[0]!.actor, { door: 'test', id: 'alice' });
+    assert.equal(decided[0]!.target, a.id);
+    assert.deepEqual(core.approvals.get(a.id).decidedBy, { door: 'test', id: 'alice' });
     const calls = toolCalls();
     assert.equal(calls[0]!.decision, 'approved');
-    assert.equal(calls[0]!.approvalId, a!.id);
+    assert.equal(calls[0]!.approvalId, a.id);
     assert.deepEqual(calls[0]!.actor, { door: 'mcp', id: 'unit-client' });
   });
 
   test('a long run reports progress too, so clients that abort silent calls keep waiting', async () => {
+    // The job runs until the test lets it finish: after enough heartbeats to outlast the timeout.
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
     tools.register({
       name: 'slow_job',
       description: 'Takes a while.',
@@ -298,20 +327,23 @@ describe('approvals', () => {
       risk: 'low',
       summarize: () => 'slow_job',
       run: async () => {
-        await new Promise((r) => setTimeout(r, 450));
+        await gate;
         return { content: 'done' };
       },
     });
     const { client } = await connect({ heartbeatMs: 100 });
-    const progress: Progress[] = [];
-    const r = (await client.callTool({ name: 'slow_job', arguments: {} }, undefined, {
-      onprogress: (p) => void progress.push(p),
+    const progress = progressCounter();
+    const call = client.callTool({ name: 'slow_job', arguments: {} }, undefined, {
+      onprogress: progress.onprogress,
       resetTimeoutOnProgress: true,
-      timeout: 300,
-    })) as CallToolResult;
+      timeout: 250,
+    });
+    // Four heartbeats 100 ms apart: longer than the 250 ms timeout, which progress kept resetting.
+    await progress.atLeast(4);
+    release();
+    const r = (await call) as CallToolResult;
     assert.equal(text(r), 'done');
-    assert.ok(progress.length >= 3, `${progress.length} progress notifications`);
-    assert.match(progress[0]!.message!, /^slow_job is running \(\d+s\)\.$/);
+    assert.match(progress.seen[0]!.message!, /^slow_job is running \(\d+s\)\.$/);
     // No progress token, no progress notifications (and nothing breaks).
     const quiet = (await client.callTool({ name: 'slow_job', arguments: {} })) as CallToolResult;
     assert.equal(text(quiet), 'done');
@@ -320,8 +352,8 @@ describe('approvals', () => {
   test('a denied call is an error naming who denied it; the tool does not run', async () => {
     const { client } = await connect();
     const call = client.callTool({ name: 'wipe_disk', arguments: { disk: 'vda' } });
-    const [a] = await until('the approval request', () => (pending().length ? pending() : null));
-    core.approvals.decide(a!.id, 'deny', 'not today', { door: 'app', id: 'bob' });
+    const a = await requested();
+    core.approvals.decide(a.id, 'deny', 'not today', { door: 'app', id: 'bob' });
     const r = (await call) as CallToolResult;
     assert.equal(r.isError, true);
     assert.match(text(r), /wipe_disk was denied by app:bob: not today/);
@@ -336,12 +368,12 @@ describe('approvals', () => {
     const { client } = await connect();
     const free = (await client.callTool({ name: 'poke', arguments: { target: 'dev-1' } })) as CallToolResult;
     assert.equal(free.isError, false);
-    assert.equal(pending().length, 0);
+    assert.equal(core.approvals.list({ status: 'pending', limit: 10 }).length, 0);
     const call = client.callTool({ name: 'poke', arguments: { target: 'prod-db' } });
-    const [a] = await until('the approval request', () => (pending().length ? pending() : null));
-    assert.equal(a!.title, 'poke prod-db');
-    assert.match(a!.detail, /rule 1/);
-    core.approvals.decide(a!.id, 'approve', undefined, { door: 'web', id: 'carol' });
+    const a = await requested();
+    assert.equal(a.title, 'poke prod-db');
+    assert.match(a.detail, /rule 1/);
+    core.approvals.decide(a.id, 'approve', undefined, { door: 'web', id: 'carol' });
     assert.equal(((await call) as CallToolResult).isError, false);
     assert.deepEqual(ran, ['poke dev-1', 'poke prod-db']);
   });
@@ -352,18 +384,15 @@ describe('approvals', () => {
     const call = client.callTool({ name: 'wipe_disk', arguments: { disk: 'vdc' } }, undefined, {
       signal: ac.signal,
     });
-    const [a] = await until('the approval request', () => (pending().length ? pending() : null));
+    const a = await requested();
     ac.abort('changed my mind');
     await assert.rejects(call, /changed my mind|abort/i);
-    const cancelled = await until('the approval to be cancelled', () => {
-      const x = core.approvals.get(a!.id);
-      return x.status === 'cancelled' ? x : null;
-    });
+    const cancelled = await approvalEvent('cancelled', a.id);
     assert.equal(cancelled.note, 'the tool call was cancelled');
     const entry = core.audit.list({ limit: 10, action: 'approval.cancel' }).entries[0]!;
     assert.deepEqual(entry.actor, { door: 'mcp', id: 'unit-client' });
     assert.throws(
-      () => core.approvals.decide(a!.id, 'approve', undefined, { door: 'cli', id: 'late' }),
+      () => core.approvals.decide(a.id, 'approve', undefined, { door: 'app', id: 'late' }),
       /cancelled/,
     );
     assert.deepEqual(ran, []);
@@ -372,11 +401,113 @@ describe('approvals', () => {
   test('a client that disconnects while waiting has its approval request cancelled', async () => {
     const { client, server } = await connect();
     void client.callTool({ name: 'wipe_disk', arguments: { disk: 'vdd' } }).catch(() => {});
-    const [a] = await until('the approval request', () => (pending().length ? pending() : null));
+    const a = await requested();
     await client.close();
     await server.close();
-    assert.equal(core.approvals.get(a!.id).status, 'cancelled', 'cancelled by the time close() returns');
+    assert.equal(core.approvals.get(a.id).status, 'cancelled', 'cancelled by the time close() returns');
     assert.deepEqual(ran, []);
+  });
+});
+
+describe('redaction: what reaches the client has no secret in it', () => {
+  const STORED = 'sk-proj-STOREDkey-0123456789abcdef';
+  const CONFIG = [
+    '# /etc/app/config.ini (read in a sandbox)',
+    'db_host = 10.0.0.5',
+    'db_password = S3cr3t-Pa55w0rd!',
+    'api_token: ghp_0123456789abcdefghijABCDEFGHIJ012345',
+    `upstream_key=${STORED}`,
+    '-----BEGIN OPENSSH PRIVATE KEY-----',
+    'b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW',
+    'QyNTUxOQAAACBcX3Jmb3JnZXRtZW5vdAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==',
+    '-----END OPENSSH PRIVATE KEY-----',
+    'url = postgres://app:DbPa55word-9@db.internal:5432/app',
+  ].join('\n');
+  const RAW = [
+    'S3cr3t-Pa55w0rd!',
+    'ghp_0123456789abcdefghijABCDEFGHIJ012345',
+    STORED,
+    'b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ',
+    'DbPa55word-9',
+    'structured-secret-value',
+  ];
+
+  beforeEach(() => {
+    core.secrets.set('provider/openai', STORED);
+    tools = new ToolRegistry({
+      approvals: core.approvals,
+      audit: core.audit,
+      settings: core.settings,
+      knownSecrets: () => core.secrets.values(),
+    });
+    tools.register({
+      name: 'read_config',
+      description: 'Read a config file.',
+      input: z.object({ path: z.string() }),
+      readOnly: true,
+      risk: 'low',
+      summarize: (i) => `read_config ${i.path}`,
+      run: async (i) => ({
+        content: CONFIG,
+        data: { path: i.path, password: 'structured-secret-value', nested: { lines: CONFIG.split('\n') } },
+      }),
+    });
+    tools.register({
+      name: 'failing_read',
+      description: 'Fails, quoting what it read.',
+      input: z.object({}),
+      readOnly: true,
+      risk: 'low',
+      summarize: () => 'failing_read',
+      run: async () => {
+        throw new Error(`parse error near "db_password = S3cr3t-Pa55w0rd!" and ${STORED}`);
+      },
+    });
+  });
+
+  test('a file with a private key, passwords, tokens and a stored secret comes back redacted, text and structure', async () => {
+    const { client } = await connect();
+    const r = (await client.callTool({
+      name: 'read_config',
+      arguments: { path: '/etc/app/config.ini' },
+    })) as CallToolResult;
+    assert.equal(r.isError, false);
+    const wire = JSON.stringify(r);
+    for (const v of RAW) assert.ok(!wire.includes(v), `${v} reached the client`);
+    const t = text(r);
+    assert.match(t, /db_password = \[REDACTED:password#\d+\]/);
+    assert.match(t, /\n\[REDACTED:private-key#\d+\]\nurl = /, 'the whole key block is one placeholder');
+    assert.match(t, /db_host = 10\.0\.0\.5/, 'what is not secret stays readable');
+    const data = r.structuredContent as { path: string; password: string };
+    assert.equal(data.path, '/etc/app/config.ini');
+    assert.match(data.password, /^\[REDACTED:password#\d+\]$/);
+
+    // The same connection sees the same placeholder for the same secret.
+    const again = (await client.callTool({
+      name: 'read_config',
+      arguments: { path: '/x' },
+    })) as CallToolResult;
+    assert.equal(text(again), t);
+    const e = (await client.callTool({ name: 'failing_read', arguments: {} })) as CallToolResult;
+    assert.equal(e.isError, true);
+    assert.ok(!JSON.stringify(e).includes('S3cr3t-Pa55w0rd!') && !JSON.stringify(e).includes(STORED));
+    assert.match(text(e), /db_password = \[REDACTED:password#\d+\]/);
+  });
+
+  test('the gate redacts for every door: an invoke without a door redactor is redacted too', async () => {
+    const out = await tools.invoke(
+      'read_config',
+      { path: '/p' },
+      {
+        actor: { door: 'mcp', id: 'x' },
+        sessionId: null,
+        mode: 'edit',
+        signal: new AbortController().signal,
+      },
+    );
+    for (const v of RAW) assert.ok(!JSON.stringify({ c: out.content, d: out.data }).includes(v), v);
+    assert.ok(out.redactions >= 5, `${out.redactions} redactions`);
+    assert.equal(out.unredacted, CONFIG, 'the raw text is kept for people, apart from content and data');
   });
 });
 

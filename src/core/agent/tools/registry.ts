@@ -4,6 +4,7 @@
  * mode check → input validation → policy (allow / ask / deny) → approval wait → run → audit.
  * Policy lives here, never in a door, so the doors cannot disagree.
  */
+import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { AgentMode, ToolInfo } from '../../../shared/contract/agent.ts';
 import { FluidError, isAbortError, toErrorPayload } from '../../../shared/errors.ts';
@@ -12,6 +13,7 @@ import type { ApprovalService } from '../../approvals/service.ts';
 import type { AuditLog } from '../../store/audit.ts';
 import type { SettingsService } from '../../store/settings.ts';
 import { decideRule, type RuleDecision } from './rules.ts';
+import { Redactor, redactToolOutput, type TextRedactor } from '../redact.ts';
 
 export type Risk = 'low' | 'medium' | 'high';
 
@@ -23,6 +25,11 @@ export interface ToolContext {
   signal: AbortSignal;
   /** Called when the call waits for a person's decision. */
   onApproval?: (approvalId: string) => void;
+  /**
+   * Redacts the outcome before it leaves the gate: the door's redactor, so placeholders stay stable
+   * across its calls (a session, an MCP connection). Without one, the call gets a redactor of its own.
+   */
+  redactor?: TextRedactor;
 }
 
 export interface ToolOutput {
@@ -48,6 +55,13 @@ export interface ToolDef<I extends z.ZodType = z.ZodType> {
 
 export interface ToolOutcome extends ToolOutput {
   isError: boolean;
+  /** How many secrets were replaced in `content` (content and data are always redacted). */
+  redactions: number;
+  /**
+   * The tool's own text before redaction, when it differed: for people (the app's raw output view),
+   * never for a model. Doors that answer a model send `content` and `data` only.
+   */
+  unredacted?: string;
   /** How the call was decided. */
   decision: RuleDecision['decision'] | 'invalid' | 'unavailable';
   reason: string;
@@ -59,6 +73,8 @@ export interface RegistryDeps {
   approvals: ApprovalService;
   audit: AuditLog;
   settings: SettingsService;
+  /** The stored secret values (redacted wherever they appear). In memory: cheap per call. */
+  knownSecrets?: () => readonly string[];
 }
 
 /** Tool inputs are validated by zod; their JSON Schema is what models and MCP clients see. */
@@ -80,6 +96,11 @@ export class ToolRegistry {
     if (this.tools.has(def.name)) throw new Error(`tool ${def.name} is registered twice`);
     if (!/^[a-z][a-z0-9_]{1,63}$/.test(def.name)) throw new Error(`bad tool name ${def.name}`);
     this.tools.set(def.name, def as unknown as ToolDef);
+  }
+
+  /** A redactor for one door's conversation (an MCP connection): stable placeholders within it. */
+  redactor(salt: string = randomUUID()): Redactor {
+    return new Redactor({ salt, known: this.d.knownSecrets ?? (() => []) });
   }
 
   get(name: string): ToolDef | undefined {
@@ -104,10 +125,16 @@ export class ToolRegistry {
   /** The gate every call goes through. Tool failures come back as error outcomes; a cancel throws. */
   async invoke(name: string, raw: unknown, ctx: ToolContext): Promise<ToolOutcome> {
     const started = Date.now();
-    const done = (o: Omit<ToolOutcome, 'durationMs'>): ToolOutcome => ({
-      ...o,
-      durationMs: Date.now() - started,
-    });
+    const redactor = ctx.redactor ?? this.redactor();
+    // Every outcome leaves redacted, errors included (a message may quote a file or a command).
+    const done = (o: Omit<ToolOutcome, 'durationMs' | 'redactions' | 'unredacted'>): ToolOutcome => {
+      const safe = redactToolOutput(o, redactor);
+      return {
+        ...safe,
+        ...(safe.content !== o.content ? { unredacted: o.content } : {}),
+        durationMs: Date.now() - started,
+      };
+    };
     const tool = this.tools.get(name);
     if (!tool)
       return done({
