@@ -85,10 +85,12 @@ async function promptApproval(
     const answer = (await rl.question('Approve? [y/N] ', { signal })).trim().toLowerCase();
     const approve = answer === 'y' || answer === 'yes';
     const note = (await rl.question('Note (optional): ', { signal })).trim();
+    // Typed on this terminal by the person who started the run: a terminal confirmation.
     await ctx.client.call('approvals.decide', {
       id: approvalId,
       decision: approve ? 'approve' : 'deny',
       ...(note ? { note } : {}),
+      presence: { kind: 'terminal' },
     });
     ctx.io.err(approve ? '  approved' : '  denied');
   } catch (err) {
@@ -226,7 +228,7 @@ export async function followSession(ctx: Ctx, sessionId: string, opts: FollowOpt
           } else if (!opts.prompt && !io.json) {
             newline();
             io.err(
-              `  waiting for approval ${id}\n    approve: fluid approval approve ${id}\n    deny:    fluid approval deny ${id} --note "why"`,
+              `  waiting for a person to decide approval ${id} (in the Fluid app or web UI, or with \`fluid approval list\` on their terminal)`,
             );
           }
         } else {

@@ -17,6 +17,7 @@ import { serveCommand } from './serve.ts';
 import type { Command, Ctx } from './command.ts';
 import { follow, sandboxCommands, taskOutcome } from './sandboxes.ts';
 import { agentCommands } from './agent.ts';
+import { isInteractive, withPresence } from './presence.ts';
 
 const GLOBAL_OPTIONS = {
   json: { type: 'boolean' },
@@ -426,7 +427,9 @@ export const commands: Record<string, Command> = {
               : raw;
         (patch[m[1]!] ??= {})[m[2]!] = value;
       }
-      const s = await ctx.client.call('settings.update', patch as never);
+      const s = await withPresence(ctx, (presence) =>
+        ctx.client.call('settings.update', { ...(patch as object), presence } as never),
+      );
       ctx.io.result(s, () => JSON.stringify(s, null, 2));
     },
   },
@@ -581,7 +584,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     const dataDir = parsed.values['data-dir'] as string | undefined;
     core = createCore({ dataDir: dataDir ? resolve(dataDir) : undefined });
-    const client = connectInProcess(core, { door: 'cli', id: actorId() });
+    const client = connectInProcess(core, { door: 'cli', id: actorId(), interactive: isInteractive() });
     const code = await cmd.run!({
       io,
       core,

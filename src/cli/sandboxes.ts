@@ -6,6 +6,8 @@ import type { Task } from '../shared/contract/tasks.ts';
 import { FluidError } from '../shared/errors.ts';
 import type { Command, Ctx } from './command.ts';
 import { table, UsageError } from './io.ts';
+import { confirmOnTerminal, isInteractive, withPresence } from './presence.ts';
+import type { PresenceProof } from '../shared/contract/presence.ts';
 
 /** Follow a task to its end, showing progress on stderr unless --json; Ctrl+C cancels it. */
 export async function follow(ctx: Ctx, task: Task): Promise<Task> {
@@ -317,10 +319,11 @@ export const sandboxCommands: Record<string, Command> = {
     summary: 'Let a sandbox reach a destination through the egress proxy (host, host:port, *.domain).',
     usage: 'fluid sandbox allow <sandbox> <destination>',
     run: async (ctx) => {
-      const s = await ctx.client.call('sandboxes.egressAllow', {
-        sandbox: need(ctx.args[0], 'fluid sandbox allow <sandbox> <destination>'),
-        destination: need(ctx.args[1], 'fluid sandbox allow <sandbox> <destination>'),
-      });
+      const sandbox = need(ctx.args[0], 'fluid sandbox allow <sandbox> <destination>');
+      const destination = need(ctx.args[1], 'fluid sandbox allow <sandbox> <destination>');
+      const s = await withPresence(ctx, (presence) =>
+        ctx.client.call('sandboxes.egressAllow', { sandbox, destination, presence }),
+      );
       ctx.io.result(s, () => `${s.name} may reach: ${s.egressAllow.join(', ')}`);
     },
   },
@@ -531,19 +534,48 @@ export const sandboxCommands: Record<string, Command> = {
   ...decideCommand('deny'),
 };
 
+/** The request as a person should see it before deciding. */
+export function describeApproval(a: Approval): string {
+  const subject = JSON.stringify(a.subject, null, 2).split('\n');
+  return [
+    `── ${a.kind} request (${a.risk} risk) ${'─'.repeat(Math.max(0, 40 - a.kind.length))}`,
+    `  ${a.title}`,
+    `  ${a.detail}`,
+    ...subject.map((l) => `  ${l}`),
+    `  requested by ${a.requestedBy.door}:${a.requestedBy.id} at ${a.createdAt} (id ${a.id})`,
+  ].join('\n');
+}
+
 function decideCommand(decision: 'approve' | 'deny'): Record<string, Command> {
+  const verb = decision === 'approve' ? 'Approve' : 'Deny';
   return {
     [`approval ${decision}`]: {
-      summary: decision === 'approve' ? 'Approve a pending request.' : 'Deny a pending request.',
-      usage: `fluid approval ${decision} <id> [--note TEXT]`,
-      options: { note: { type: 'string' } },
+      summary: `${verb} a pending request (a person on a terminal: it shows the request and asks you to confirm).`,
+      usage: `fluid approval ${decision} <id> [--note TEXT] [--yes]`,
+      options: { note: { type: 'string' }, yes: { type: 'boolean' } },
       run: async (ctx) => {
-        const a = await ctx.client.call('approvals.decide', {
-          id: need(ctx.args[0], `fluid approval ${decision} <id>`),
-          decision,
-          note: ctx.values.note as string | undefined,
-        });
-        ctx.io.result(a, () => `${decision === 'approve' ? 'Approved' : 'Denied'}: ${a.title}`);
+        const id = need(ctx.args[0], `fluid approval ${decision} <id>`);
+        const note = ctx.values.note as string | undefined;
+        const yes = !!ctx.values.yes;
+        const a = await ctx.client.call('approvals.get', { id });
+        if (a.status !== 'pending')
+          throw new FluidError(
+            'CONFLICT',
+            `This request is already ${a.status}${a.decidedBy ? ` (by ${a.decidedBy.door}:${a.decidedBy.id})` : ''}.`,
+          );
+        let presence: PresenceProof | undefined;
+        if (isInteractive()) {
+          ctx.io.err(describeApproval(a));
+          const strong = decision === 'approve' && (a.risk === 'high' || ['egress', 'apply', 'settings'].includes(a.kind));
+          const ok =
+            yes && !strong
+              ? true
+              : await confirmOnTerminal(`${verb} this request?`, strong ? decision : 'y');
+          if (!ok) throw new FluidError('DENIED', 'Not confirmed; the request is still pending.');
+          presence = { kind: 'terminal' };
+        } else if (yes) presence = { kind: 'unattended' };
+        const out = await ctx.client.call('approvals.decide', { id, decision, note, presence });
+        ctx.io.result(out, () => `${decision === 'approve' ? 'Approved' : 'Denied'}: ${out.title}`);
       },
     },
   };

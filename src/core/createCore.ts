@@ -19,6 +19,7 @@ import { TaskManager } from './store/tasks.ts';
 import { EventBus } from './events.ts';
 import { HostService } from './hosts/service.ts';
 import { ApprovalService } from './approvals/service.ts';
+import { PresenceService } from './presence/service.ts';
 import { SandboxService, type EgressHooks } from './sandboxes/service.ts';
 import { EgressManager } from './sandboxes/egress.ts';
 import { ToolRegistry } from './agent/tools/registry.ts';
@@ -53,6 +54,8 @@ export interface Core {
   readonly tasks: TaskManager;
   readonly hosts: HostService;
   readonly approvals: ApprovalService;
+  /** Who may decide, and how a person proves presence (passkeys, confirmations). */
+  readonly presence: PresenceService;
   readonly sandboxes: SandboxService;
   readonly ca: SshCa;
   readonly guests: GuestSshPool;
@@ -99,10 +102,11 @@ export function createCore(opts: CoreOptions = {}): Core {
   const bus = new EventBus();
   bus.attachFeed(db, randomUUID(), false);
   const audit = new AuditLog(db, clock, bus, paths.auditHead);
-  const settings = new SettingsService(db, audit, bus, clock);
+  const settings: SettingsService = new SettingsService(db, audit, bus, clock, () => presence);
+  const presence = new PresenceService({ db, audit, bus, settings, clock });
   const tasks = new TaskManager(db, bus, clock, log);
   const hosts = new HostService({ db, audit, bus, tasks, settings, clock, log });
-  const approvals = new ApprovalService(db, bus, audit, clock);
+  const approvals = new ApprovalService(db, bus, audit, clock, presence);
   const installation = installationId(db);
   // Signed checkpoints of the audit chain: beside the database, and copied to every host.
   const checkpoints = new CheckpointLog({
@@ -183,6 +187,7 @@ export function createCore(opts: CoreOptions = {}): Core {
     tasks,
     hosts,
     approvals,
+    presence,
     sandboxes,
     ca,
     guests,

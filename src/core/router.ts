@@ -12,6 +12,7 @@ import { AsyncQueue } from './util/queue.ts';
 import { randomUUID } from 'node:crypto';
 import { StringDecoder } from 'node:string_decoder';
 import type { GuestShell } from './ssh/guest.ts';
+import { egressPurpose, purposeFor } from './presence/purposes.ts';
 
 const shells = new Map<string, GuestShell>();
 
@@ -62,7 +63,11 @@ export function createRouter(core: Core): Router<Contract> {
 
     // settings
     'settings.get': () => core.settings.get(),
-    'settings.update': (i, ctx) => core.settings.update(i, ctx.actor),
+    'settings.update': async (i, ctx) => {
+      const { presence: proof, ...patch } = i;
+      const presence = await core.presence.verify(ctx.actor, purposeFor(core, 'settings.update', i), proof);
+      return core.settings.update(patch, ctx.actor, presence);
+    },
 
     // hosts
     'hosts.list': () => core.hosts.list(),
@@ -88,7 +93,30 @@ export function createRouter(core: Core): Router<Contract> {
     // approvals
     'approvals.list': (i) => core.approvals.list(i),
     'approvals.get': (i) => core.approvals.get(i.id),
-    'approvals.decide': (i, ctx) => core.approvals.decide(i.id, i.decision, i.note, ctx.actor),
+    'approvals.decide': async (i, ctx) => {
+      const purpose = purposeFor(core, 'approvals.decide', i);
+      const presence = await core.presence.verify(ctx.actor, purpose, i.presence);
+      return core.approvals.decide(i.id, i.decision, i.note, ctx.actor, presence);
+    },
+
+    // human presence
+    'presence.status': (_i, ctx) => core.presence.status(ctx.actor),
+    'presence.challenge': (i, ctx) =>
+      core.presence.challenge(ctx.actor, purposeFor(core, i.member, i.input)),
+    'presence.registerBegin': async (i, ctx) => {
+      const purpose = purposeFor(core, 'presence.registerBegin', i);
+      return core.presence.registerBegin(
+        ctx.actor,
+        i.name,
+        await core.presence.verify(ctx.actor, purpose, i.presence),
+      );
+    },
+    'presence.registerFinish': (i, ctx) => core.presence.registerFinish(ctx.actor, i.challengeId, i.response),
+    'presence.remove': async (i, ctx) => {
+      const purpose = purposeFor(core, 'presence.remove', i);
+      core.presence.remove(ctx.actor, i.id, await core.presence.verify(ctx.actor, purpose, i.presence));
+      return { ok: true as const };
+    },
 
     // sandboxes
     'sandboxes.create': (i, ctx) => core.sandboxes.create(i, ctx.actor),
@@ -181,7 +209,17 @@ export function createRouter(core: Core): Router<Contract> {
       if (i.data) sh.write(i.data);
       return { ok: true as const };
     },
-    'sandboxes.egressAllow': (i, ctx) => core.sandboxes.setEgress(i.sandbox, i.destination, true, ctx.actor),
+    'sandboxes.egressAllow': async (i, ctx) => {
+      // New reach for a root sandbox: a person decides it, with presence (like approving egress).
+      const sandbox = core.sandboxes.get(i.sandbox);
+      const purpose = egressPurpose(sandbox.id, i.destination);
+      core.presence.demand(
+        ctx.actor,
+        { purpose, required: true, what: `let ${sandbox.name} reach ${i.destination}` },
+        await core.presence.verify(ctx.actor, purpose, i.presence),
+      );
+      return core.sandboxes.setEgress(sandbox.id, i.destination, true, ctx.actor);
+    },
     'sandboxes.egressRevoke': (i, ctx) =>
       core.sandboxes.setEgress(i.sandbox, i.destination, false, ctx.actor),
     'sandboxes.reconcile': (i, ctx) => core.reconcile(i.host, ctx.actor),

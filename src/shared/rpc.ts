@@ -82,6 +82,19 @@ export interface Actor {
   door: 'app' | 'web' | 'cli' | 'mcp' | 'http' | 'agent' | 'test' | 'system';
   /** A human-readable identity (OS user, token label, agent session id). */
   id: string;
+  /** CLI only: the process runs on an interactive terminal (stdin and stderr are TTYs). */
+  interactive?: boolean;
+}
+
+/**
+ * Doors a person sits behind: the app window, the web UI (its token is held only by the person who
+ * opened the printed URL), an interactive terminal, and in-process tests. Everything else — the
+ * built-in agent, MCP clients, API tokens, a CLI process without a terminal (a script, or an agent's
+ * shell) — may ask, but never decides an approval, loosens a rule or widens a sandbox's reach.
+ */
+export function isPersonDoor(actor: Actor): boolean {
+  if (actor.door === 'app' || actor.door === 'web' || actor.door === 'test') return true;
+  return actor.door === 'cli' && actor.interactive === true;
 }
 
 export interface HandlerContext {

@@ -1,17 +1,20 @@
 /**
- * Approvals are data: a persisted request, an event, and a decision from any door (the app's modal,
- * the CLI, MCP, HTTP, a test). Waiting code resumes when a decision lands, even one made by another
- * process sharing the database. An agent never decides a request.
+ * Approvals are data: a persisted request, an event, and a decision by a person (the app's modal, the
+ * web UI, an interactive terminal). Waiting code resumes when a decision lands, even one made by another
+ * process sharing the database. An agent's door (the built-in agent, MCP, a process without a terminal)
+ * can ask but never decide, and approving a high-risk request needs proof of presence (see
+ * src/core/presence).
  */
 import { randomUUID } from 'node:crypto';
 import type { Approval } from '../../shared/contract/approvals.ts';
 import { FluidError } from '../../shared/errors.ts';
-import type { Actor } from '../../shared/rpc.ts';
+import { isPersonDoor, type Actor } from '../../shared/rpc.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { AuditLog } from '../store/audit.ts';
 import type { Db } from '../store/db.ts';
 import type { EventBus } from '../events.ts';
 import { canonicalJson, sha256Hex } from '../util/canonical.ts';
+import { purposeOf, type Presence, type PresenceService } from '../presence/service.ts';
 
 interface Row {
   id: string;
@@ -28,6 +31,7 @@ interface Row {
   status: Approval['status'];
   decided_by_door: Actor['door'] | null;
   decided_by_id: string | null;
+  decided_via: string | null;
   decided_at: string | null;
   note: string | null;
   created_at: string;
@@ -47,6 +51,7 @@ const toApproval = (r: Row): Approval => ({
   sessionId: r.session_id,
   status: r.status,
   decidedBy: r.decided_by_door ? { door: r.decided_by_door, id: r.decided_by_id ?? '' } : null,
+  decidedVia: r.decided_via,
   decidedAt: r.decided_at,
   note: r.note,
   createdAt: r.created_at,
@@ -66,17 +71,35 @@ export interface ApprovalRequest {
   expiresInMs?: number | null;
 }
 
+const decisionPurpose = (a: Approval, decision: 'approve' | 'deny') =>
+  purposeOf('approvals.decide', { id: a.id, decision, subjectHash: a.subjectHash });
+
+/** Kinds whose approval always needs presence, whatever the risk they were filed with. */
+const PRESENCE_KINDS = new Set(['egress', 'apply', 'settings']);
+
+/** Approving this needs proof that a person is there (denying never does). */
+export function needsPresence(a: Pick<Approval, 'risk' | 'kind'>): boolean {
+  return a.risk === 'high' || PRESENCE_KINDS.has(a.kind);
+}
+
 export class ApprovalService {
   private readonly db: Db;
   private readonly bus: EventBus;
   private readonly audit: AuditLog;
   private readonly clock: Clock;
+  private readonly presence: PresenceService;
 
-  constructor(db: Db, bus: EventBus, audit: AuditLog, clock: Clock) {
+  constructor(db: Db, bus: EventBus, audit: AuditLog, clock: Clock, presence: PresenceService) {
     this.db = db;
     this.bus = bus;
     this.audit = audit;
     this.clock = clock;
+    this.presence = presence;
+  }
+
+  /** What a presence proof for deciding this request must have been made for. */
+  purpose(id: string, decision: 'approve' | 'deny'): string {
+    return decisionPurpose(this.get(id), decision);
   }
 
   request(req: ApprovalRequest): Approval {
@@ -155,22 +178,44 @@ export class ApprovalService {
     return rows.map(toApproval);
   }
 
-  decide(id: string, decision: 'approve' | 'deny', note: string | undefined, actor: Actor): Approval {
-    if (actor.door === 'agent')
-      throw new FluidError('DENIED', 'An agent cannot decide approval requests; a person must.');
+  /**
+   * Decide a pending request. Only a person's door decides; approving a high-risk request needs a
+   * presence made for exactly this decision (PresenceService.verify, at the door's edge).
+   */
+  decide(
+    id: string,
+    decision: 'approve' | 'deny',
+    note: string | undefined,
+    actor: Actor,
+    presence: Presence | null = null,
+  ): Approval {
     const a = this.get(id);
-    if (a.status !== 'pending')
-      throw new FluidError(
+    const conflict = () =>
+      new FluidError(
         'CONFLICT',
         `This request is already ${a.status}${a.decidedBy ? ` (by ${a.decidedBy.door}:${a.decidedBy.id})` : ''}.`,
       );
+    // A person learns at once that someone else was first; anyone else learns only that they may not decide.
+    if (a.status !== 'pending' && isPersonDoor(actor)) throw conflict();
+    const verb = decision === 'approve' ? 'approve' : 'deny';
+    const proved = this.presence.demand(
+      actor,
+      {
+        purpose: decisionPurpose(a, decision),
+        required: decision === 'approve' && needsPresence(a),
+        what: `${verb} "${a.title}"`,
+      },
+      presence,
+    );
+    if (a.status !== 'pending') throw conflict();
     const status = decision === 'approve' ? 'approved' : 'denied';
+    const via = proved?.method ?? 'door';
     const now = this.clock.now().toISOString();
     const changed = this.db
       .prepare(
-        "UPDATE approvals SET status = ?, decided_by_door = ?, decided_by_id = ?, decided_at = ?, note = ? WHERE id = ? AND status = 'pending'",
+        "UPDATE approvals SET status = ?, decided_by_door = ?, decided_by_id = ?, decided_via = ?, decided_at = ?, note = ? WHERE id = ? AND status = 'pending'",
       )
-      .run(status, actor.door, actor.id, now, note ?? null, id).changes;
+      .run(status, actor.door, actor.id, via, now, note ?? null, id).changes;
     if (!changed) throw new FluidError('CONFLICT', 'This request was decided by someone else a moment ago.');
     const out = this.get(id);
     this.audit.append({
@@ -179,6 +224,8 @@ export class ApprovalService {
       target: id,
       data: {
         decision: status,
+        via,
+        credential: proved?.credentialId ?? null,
         note: note ?? null,
         kind: out.kind,
         title: out.title,

@@ -5,7 +5,7 @@
  * server logs) and a same-origin Origin header; the Host header must name the loopback address, which
  * defeats DNS rebinding. The page is served with a strict Content-Security-Policy.
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, statSync, writeFileSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -26,7 +26,7 @@ export interface WebServerOptions {
   token?: string;
   /** Extra allowed origins (e.g. a Vite dev server). */
   extraOrigins?: string[];
-  /** Write server.json (url, token, pid; mode 0600) into the data dir so local tools can find us. */
+  /** Write server.json (origin, port, pid and the token's sha256 — never the token) into the data dir. */
   writeDiscoveryFile?: boolean;
 }
 
@@ -205,11 +205,19 @@ export async function startWebServer(opts: WebServerOptions): Promise<WebServer>
     `http://127.0.0.1:${port}`,
     ...(opts.extraOrigins ?? []),
   ]);
-  const url = `${origin}/#token=${token}`;
+  // The URL a person opens names `localhost`: browsers refuse WebAuthn (security keys) on IP addresses.
+  const uiOrigin = `http://localhost:${port}`;
+  const url = `${uiOrigin}/#token=${token}`;
+  if (staticDir) opts.core.presence.addOrigin(uiOrigin);
 
+  // The discovery file tells local tools where the server is, never how to get in: the token lives only
+  // in the URL the person was shown (a same-user process reading the data dir cannot connect as them).
   const discovery = join(opts.core.paths.dataDir, 'server.json');
   if (opts.writeDiscoveryFile) {
-    writeFileSync(discovery, JSON.stringify({ url, origin, port, token, pid: process.pid }), { mode: 0o600 });
+    const tokenSha256 = createHash('sha256').update(token).digest('hex');
+    writeFileSync(discovery, JSON.stringify({ origin: uiOrigin, port, tokenSha256, pid: process.pid }), {
+      mode: 0o600,
+    });
     if (process.platform !== 'win32') chmodSync(discovery, 0o600);
   }
 
@@ -222,6 +230,7 @@ export async function startWebServer(opts: WebServerOptions): Promise<WebServer>
       return wss.clients.size;
     },
     close: async () => {
+      opts.core.presence.removeOrigin(uiOrigin);
       for (const ws of wss.clients) ws.terminate();
       wss.close();
       await new Promise<void>((ok) => {

@@ -302,6 +302,8 @@ export const migrations: Migration[] = [
         created_at TEXT NOT NULL,
         last_used_at TEXT
       );
+      -- How the decider proved presence (webauthn, confirm, terminal, unattended; door when none was needed).
+      ALTER TABLE approvals ADD COLUMN decided_via TEXT;
     `,
   },
   {

@@ -11,6 +11,30 @@ import type { Clock } from '../platform/clock.ts';
 import type { AuditLog } from './audit.ts';
 import type { Db } from './db.ts';
 import type { EventBus } from '../events.ts';
+import { purposeOf, type Presence, type PresenceService } from '../presence/service.ts';
+
+/**
+ * The changes in `after` that loosen policy: more reach, fewer questions, higher limits. Only a person
+ * makes them, with presence; tightening needs only a person's door.
+ */
+export function loosenings(before: Settings, after: Settings): string[] {
+  const out: string[] = [];
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  // Order matters for rules (first match wins), so any change to them may loosen.
+  if (!same(before.agent.rules, after.agent.rules)) out.push('agent.rules');
+  if (after.sandboxes.egressAllow.some((d) => !before.sandboxes.egressAllow.includes(d)))
+    out.push('sandboxes.egressAllow');
+  if (after.approvals.allowUnattendedCli && !before.approvals.allowUnattendedCli)
+    out.push('approvals.allowUnattendedCli');
+  const raised = (a: number | null, b: number | null) => (b === null ? a !== null : a !== null && b > a);
+  for (const k of ['maxCommittedVcpus', 'maxCommittedMemoryMiB', 'maxSandboxesPerHost'] as const)
+    if (raised(before.sandboxes[k], after.sandboxes[k])) out.push(`sandboxes.${k}`);
+  if (after.sandboxes.reserveMemoryMiB < before.sandboxes.reserveMemoryMiB)
+    out.push('sandboxes.reserveMemoryMiB');
+  for (const k of ['maxSteps', 'maxCostUsd'] as const)
+    if (after.agent[k] > before.agent[k]) out.push(`agent.${k}`);
+  return out;
+}
 
 /** Validated settings: one schema, one validator for every door. */
 export class SettingsService {
@@ -18,12 +42,14 @@ export class SettingsService {
   private readonly audit: AuditLog;
   private readonly bus: EventBus;
   private readonly clock: Clock;
+  private readonly presence: () => PresenceService;
 
-  constructor(db: Db, audit: AuditLog, bus: EventBus, clock: Clock) {
+  constructor(db: Db, audit: AuditLog, bus: EventBus, clock: Clock, presence: () => PresenceService) {
     this.db = db;
     this.audit = audit;
     this.bus = bus;
     this.clock = clock;
+    this.presence = presence;
   }
 
   get(): Settings {
@@ -35,24 +61,47 @@ export class SettingsService {
     return parsed.success ? parsed.data : SettingsSchema.parse({});
   }
 
-  update(patch: SettingsPatch, actor: Actor): Settings {
+  /**
+   * Validate and apply a patch. A person's door only; a patch that loosens policy needs a presence made
+   * for exactly this patch (see `purpose`).
+   */
+  update(patch: SettingsPatch, actor: Actor, presence: Presence | null = null): Settings {
     const checked = SettingsPatchSchema.safeParse(patch);
     if (!checked.success) throw validationError(checked.error);
     const current = this.get();
     const merged = deepMerge(current, patch);
     const parsed = SettingsSchema.safeParse(merged);
     if (!parsed.success) throw validationError(parsed.error);
+    const loosened = loosenings(current, parsed.data);
+    const proved = this.presence().demand(
+      actor,
+      {
+        purpose: settingsPurpose(checked.data),
+        required: loosened.length > 0,
+        what: loosened.length ? `loosen ${loosened.join(', ')}` : 'change settings',
+        scripts: true,
+      },
+      presence,
+    );
     if (JSON.stringify(parsed.data) === JSON.stringify(current)) return current;
     this.db
       .prepare(
         "INSERT INTO settings (key, value, updated_at) VALUES ('main', ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
       )
       .run(JSON.stringify(parsed.data), this.clock.now().toISOString());
-    this.audit.append({ actor, action: 'settings.update', target: 'settings', data: { patch } });
+    this.audit.append({
+      actor,
+      action: 'settings.update',
+      target: 'settings',
+      data: { patch: checked.data, loosened, via: proved?.method ?? 'door' },
+    });
     this.bus.emit('settings.changed', parsed.data);
     return parsed.data;
   }
 }
+
+/** What a presence proof for this patch must have been made for. */
+export const settingsPurpose = (patch: SettingsPatch): string => purposeOf('settings.update', { patch });
 
 function deepMerge<T>(base: T, patch: unknown): T {
   if (!patch || typeof patch !== 'object' || Array.isArray(patch)) {

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { call, event } from '../rpc.ts';
 import { ActorSchema, Id, IsoDate } from './common.ts';
+import { PresenceProofSchema } from './presence.ts';
 
 export const ApprovalStatus = z.enum(['pending', 'approved', 'denied', 'expired', 'cancelled']);
 export const Risk = z.enum(['low', 'medium', 'high']);
@@ -21,6 +22,8 @@ export const ApprovalSchema = z.object({
   sessionId: z.string().nullable(),
   status: ApprovalStatus,
   decidedBy: ActorSchema.nullable(),
+  /** How the decider proved presence: webauthn, confirm, terminal, unattended, or door (none needed). */
+  decidedVia: z.string().nullable(),
   decidedAt: IsoDate.nullable(),
   note: z.string().nullable(),
   createdAt: IsoDate,
@@ -41,9 +44,14 @@ export const approvalsContract = {
   ),
   'approvals.get': call(z.object({ id: Id }), ApprovalSchema, 'One approval request.'),
   'approvals.decide': call(
-    z.object({ id: Id, decision: z.enum(['approve', 'deny']), note: z.string().max(2000).optional() }),
+    z.object({
+      id: Id,
+      decision: z.enum(['approve', 'deny']),
+      note: z.string().max(2000).optional(),
+      presence: PresenceProofSchema.optional(),
+    }),
     ApprovalSchema,
-    'Approve or deny a pending request. The requester (an agent) can never decide its own request.',
+    "Approve or deny a pending request. Only a person decides (never an agent's door or a process without a terminal); approving a high-risk request needs presence.",
   ),
   'approvals.changed': event(ApprovalSchema, 'An approval was requested or decided.'),
 };

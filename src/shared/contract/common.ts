@@ -14,6 +14,7 @@ export const ErrorPayloadSchema = z.object({
 export const ActorSchema = z.object({
   door: z.enum(['app', 'web', 'cli', 'mcp', 'http', 'agent', 'test', 'system']),
   id: z.string(),
+  interactive: z.boolean().optional(),
 });
 
 export const Empty = z.object({}).strict();

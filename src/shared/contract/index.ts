@@ -1,5 +1,6 @@
 /** The whole contract: every member any door can reach. */
 import { auditContract } from './audit.ts';
+import { diffContract } from './diff.ts';
 import { hostsContract } from './hosts.ts';
 import { settingsContract } from './settings.ts';
 import { systemContract } from './system.ts';
@@ -7,9 +8,11 @@ import { approvalsContract } from './approvals.ts';
 import { sandboxesContract } from './sandboxes.ts';
 import { agentContract } from './agent.ts';
 import { tasksContract } from './tasks.ts';
+import { presenceContract } from './presence.ts';
 
 export const contract = {
   ...systemContract,
+  ...diffContract,
   ...tasksContract,
   ...auditContract,
   ...settingsContract,
@@ -17,10 +20,12 @@ export const contract = {
   ...approvalsContract,
   ...sandboxesContract,
   ...agentContract,
+  ...presenceContract,
 };
 export type Contract = typeof contract;
 
 export * from './common.ts';
+export * from './diff.ts';
 export * from './tasks.ts';
 export * from './audit.ts';
 export * from './settings.ts';
@@ -29,3 +34,4 @@ export * from './system.ts';
 export * from './approvals.ts';
 export * from './sandboxes.ts';
 export * from './agent.ts';
+export * from './presence.ts';

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { call, event, stream } from '../rpc.ts';
 import { ActorSchema, ErrorPayloadSchema, HostRef, Id, IsoDate } from './common.ts';
+import { PresenceProofSchema } from './presence.ts';
 import { TaskSchema } from './tasks.ts';
 
 export const SandboxState = z.enum([
@@ -16,6 +17,20 @@ export const SandboxState = z.enum([
 export type SandboxState = z.infer<typeof SandboxState>;
 
 export const StartPath = z.enum(['restore', 'cold']);
+
+/**
+ * Whether the sandbox's egress works as far as this process can tell: `problem` when the host's proxy
+ * cannot serve it (it cannot start, another Fluid holds its address), `unknown` when this process runs
+ * no proxy for the host (`fluid doctor` probes the host).
+ */
+export const EgressHealthSchema = z.object({
+  status: z.enum(['ok', 'problem', 'unknown']),
+  message: z.string().nullable(),
+});
+export type EgressHealth = z.infer<typeof EgressHealthSchema>;
+
+/** An allowlist entry that opens more than its name suggests (an exact IP), with what to tell a person. */
+export const EgressWarningSchema = z.object({ destination: z.string(), warning: z.string() });
 
 export const SandboxSchema = z.object({
   id: Id,
@@ -44,6 +59,10 @@ export const SandboxSchema = z.object({
   timings: z.record(z.string(), z.number()),
   hostKeyFingerprint: z.string().nullable(),
   egressAllow: z.array(z.string()),
+  /** Entries of egressAllow that need a warning (exact IP addresses); doors show it when one is added. Always set by the core. */
+  egressWarnings: z.array(EgressWarningSchema).optional(),
+  /** Always set by the core. */
+  egressHealth: EgressHealthSchema.optional(),
   error: ErrorPayloadSchema.nullable(),
   taskId: z.string().nullable(),
 });
@@ -284,7 +303,7 @@ export const sandboxesContract = {
     'Keys for a shell session, and/or a new terminal size.',
   ),
   'sandboxes.egressAllow': call(
-    z.object({ sandbox: SandboxRef, destination: Destination }),
+    z.object({ sandbox: SandboxRef, destination: Destination, presence: PresenceProofSchema.optional() }),
     SandboxSchema,
     'Let the sandbox reach a destination through the egress proxy.',
   ),

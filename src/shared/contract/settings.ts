@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { call, event } from '../rpc.ts';
+import { PresenceProofSchema } from './presence.ts';
 
 export const SettingsSchema = z.object({
   ui: z
@@ -76,6 +77,15 @@ export const SettingsSchema = z.object({
         .default([]),
     })
     .prefault({}),
+  approvals: z
+    .object({
+      /**
+       * Let `fluid approval approve|deny --yes` decide without a terminal (scripts, CI). Off: only a
+       * person on a terminal, in the app or in the web UI decides. Turning it on needs presence.
+       */
+      allowUnattendedCli: z.boolean().default(false),
+    })
+    .prefault({}),
 });
 export type Settings = z.infer<typeof SettingsSchema>;
 
@@ -96,12 +106,17 @@ export const SettingsPatchSchema = z
     hosts: patchOf(SettingsSchema.shape.hosts.unwrap()).optional(),
     sandboxes: patchOf(SettingsSchema.shape.sandboxes.unwrap()).optional(),
     agent: patchOf(SettingsSchema.shape.agent.unwrap()).optional(),
+    approvals: patchOf(SettingsSchema.shape.approvals.unwrap()).optional(),
   })
   .strict();
 export type SettingsPatch = z.infer<typeof SettingsPatchSchema>;
 
 export const settingsContract = {
   'settings.get': call(z.object({}), SettingsSchema, 'Current settings with defaults filled in.'),
-  'settings.update': call(SettingsPatchSchema, SettingsSchema, 'Validate and apply a partial update.'),
+  'settings.update': call(
+    SettingsPatchSchema.extend({ presence: PresenceProofSchema.optional() }),
+    SettingsSchema,
+    'Validate and apply a partial update. A person only; changes that loosen policy (rules, egress, limits, unattended decisions) need presence.',
+  ),
   'settings.changed': event(SettingsSchema, 'Settings changed.'),
 };

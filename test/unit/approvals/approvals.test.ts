@@ -5,6 +5,7 @@ import { testCore } from '../../support/core.ts';
 import { ToolRegistry } from '../../../src/core/agent/tools/registry.ts';
 import { decideRule } from '../../../src/core/agent/tools/rules.ts';
 import { PlaybookStore } from '../../../src/core/playbooks/store.ts';
+import type { FluidError } from '../../../src/shared/errors.ts';
 
 const human = { door: 'web' as const, id: 'alice' };
 const agent = { door: 'agent' as const, id: 'session-1' };
@@ -24,8 +25,18 @@ test('an approval is a row: requested, decided once by a person, audited with wh
   assert.match(a.subjectHash, /^[0-9a-f]{64}$/);
   assert.throws(() => core.approvals.decide(a.id, 'approve', undefined, agent), { code: 'DENIED' });
   const waiting = core.approvals.wait(a.id);
-  const d = core.approvals.decide(a.id, 'approve', 'looks fine', human);
+  // High risk: the person confirms in the window (no key enrolled).
+  assert.throws(() => core.approvals.decide(a.id, 'approve', 'looks fine', human), (e: FluidError) => {
+    assert.equal(e.code, 'DENIED');
+    assert.deepEqual((e.data as { presence: { methods: string[] } }).presence.methods, ['confirm']);
+    return true;
+  });
+  const confirmed = await core.presence.verify(human, core.approvals.purpose(a.id, 'approve'), {
+    kind: 'confirm',
+  });
+  const d = core.approvals.decide(a.id, 'approve', 'looks fine', human, confirmed);
   assert.equal(d.status, 'approved');
+  assert.equal(d.decidedVia, 'confirm');
   assert.equal((await waiting).decidedBy!.id, 'alice');
   assert.throws(() => core.approvals.decide(a.id, 'deny', undefined, human), { code: 'CONFLICT' });
   const log = core.audit
@@ -126,14 +137,14 @@ test('the registry gate: read-only mode, validation, policy deny, ask → approv
   assert.match(bad.content, /path/);
   core.settings.update(
     { agent: { rules: [{ tool: 'peek', args: { path: '^/etc/shadow$' }, decision: 'deny' }] } },
-    human,
+    { door: 'test', id: 'setup' },
   );
   assert.equal((await reg.invoke('peek', { path: '/etc/shadow' }, ctx('edit'))).decision, 'deny');
   assert.equal((await reg.invoke('peek', { path: '/etc/hosts' }, ctx('edit'))).content, 'saw /etc/hosts');
 
-  let approvalId = '';
-  const call = reg.invoke('nuke', { target: 'x' }, { ...ctx('edit'), onApproval: (id) => (approvalId = id) });
-  while (!approvalId) await new Promise((r) => setTimeout(r, 10));
+  const { promise: asked, resolve: onApproval } = Promise.withResolvers<string>();
+  const call = reg.invoke('nuke', { target: 'x' }, { ...ctx('edit'), onApproval });
+  const approvalId = await asked;
   assert.equal(ran, 0, 'nothing runs before the decision');
   core.approvals.decide(approvalId, 'deny', 'not today', human);
   const denied = await call;
@@ -142,13 +153,13 @@ test('the registry gate: read-only mode, validation, policy deny, ask → approv
   assert.equal(ran, 0);
 
   const ac = new AbortController();
-  let second = '';
+  const secondAsked = Promise.withResolvers<string>();
   const cancelled = reg.invoke(
     'nuke',
     { target: 'y' },
-    { ...ctx('edit', ac.signal), onApproval: (id) => (second = id) },
+    { ...ctx('edit', ac.signal), onApproval: secondAsked.resolve },
   );
-  while (!second) await new Promise((r) => setTimeout(r, 10));
+  const second = await secondAsked.promise;
   ac.abort();
   await assert.rejects(cancelled, { code: 'CANCELLED' });
   assert.equal(core.approvals.get(second).status, 'cancelled');

@@ -1,0 +1,45 @@
+/**
+ * The purpose of each guarded call, computed the same way when a WebAuthn challenge is made
+ * (`presence.challenge`) and when the call arrives with its proof: a proof binds exactly one call.
+ */
+import type { GuardedMember } from '../../shared/contract/presence.ts';
+import { SettingsPatchSchema } from '../../shared/contract/settings.ts';
+import { FluidError } from '../../shared/errors.ts';
+import { validationError } from '../../shared/rpc.ts';
+import type { Core } from '../createCore.ts';
+import { settingsPurpose } from '../store/settings.ts';
+import { purposeOf } from './service.ts';
+
+const text = (v: unknown, what: string): string => {
+  if (typeof v !== 'string' || !v) throw new FluidError('VALIDATION', `${what} is missing.`);
+  return v;
+};
+
+export function purposeFor(core: Core, member: GuardedMember, input: Record<string, unknown>): string {
+  switch (member) {
+    case 'approvals.decide': {
+      const decision = input.decision;
+      if (decision !== 'approve' && decision !== 'deny')
+        throw new FluidError('VALIDATION', 'decision must be approve or deny.');
+      return core.approvals.purpose(text(input.id, 'The approval id'), decision);
+    }
+    case 'settings.update': {
+      const { presence: _presence, ...patch } = input;
+      const parsed = SettingsPatchSchema.safeParse(patch);
+      if (!parsed.success) throw validationError(parsed.error);
+      return settingsPurpose(parsed.data);
+    }
+    case 'sandboxes.egressAllow':
+      return egressPurpose(
+        core.sandboxes.get(text(input.sandbox, 'The sandbox')).id,
+        text(input.destination, 'The destination'),
+      );
+    case 'presence.registerBegin':
+      return purposeOf('presence.registerBegin', { name: text(input.name, 'The key name').trim() });
+    case 'presence.remove':
+      return purposeOf('presence.remove', { id: text(input.id, 'The key id') });
+  }
+}
+
+export const egressPurpose = (sandboxId: string, destination: string): string =>
+  purposeOf('sandboxes.egressAllow', { sandbox: sandboxId, destination });
