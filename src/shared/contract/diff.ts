@@ -457,17 +457,20 @@ export function compareDiffs(
   return { equal: !onlyInA.length && !onlyInB.length && !differing.length, onlyInA, onlyInB, differing };
 }
 
+/** Compare strings by Unicode code points, which is the order of their UTF-8 bytes. */
+export function compareCodePoints(a: string, b: string): number {
+  const x = [...a];
+  const y = [...b];
+  const n = Math.min(x.length, y.length);
+  for (let i = 0; i < n; i++) {
+    const d = x[i]!.codePointAt(0)! - y[i]!.codePointAt(0)!;
+    if (d) return d;
+  }
+  return x.length - y.length;
+}
+
 /** Items in the contract's order: by KIND_ORDER, then by key compared as UTF-8 bytes. */
 export function sortItems<T extends { kind: DiffKind; key: string }>(items: T[]): T[] {
   const rank = new Map(KIND_ORDER.map((k, i) => [k, i]));
-  const enc = new TextEncoder();
-  const bytes = (s: string) => enc.encode(s);
-  const cmpBytes = (x: Uint8Array, y: Uint8Array) => {
-    const n = Math.min(x.length, y.length);
-    for (let i = 0; i < n; i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
-    return x.length - y.length;
-  };
-  return [...items].sort(
-    (p, q) => rank.get(p.kind)! - rank.get(q.kind)! || cmpBytes(bytes(p.key), bytes(q.key)),
-  );
+  return [...items].sort((p, q) => rank.get(p.kind)! - rank.get(q.kind)! || compareCodePoints(p.key, q.key));
 }
