@@ -101,14 +101,22 @@ export function verbTool(cfg: {
 }
 
 /**
- * A configuration file given on the command line must be a file already on disk, named by an
- * absolute path: stdin, pipes, /dev/fd and /proc paths (however spelled: //dev, /./dev, /x/../dev)
- * and relative paths (after a `cd /dev`) would let the command supply a configuration that runs
- * programs.
+ * A configuration file given on the command line. A file that configures a program is code (nginx
+ * load_module, haproxy lua-load, Apache LoadModule, BIND plugins, unbound python modules,
+ * logrotate scripts, mysql pager, kubectl exec plugins...), so only the program's own
+ * configuration, the files it would load when the service restarts, may be named: an absolute
+ * path that stays inside one of `dirs` (after `..` is resolved). stdin, pipes, /dev/fd and /proc
+ * paths, relative paths and files anywhere else are refused.
  */
-export function configFile(w: Word | undefined, who: string, opt: string): void {
+export function configFile(w: Word | undefined, who: string, opt: string, dirs: readonly string[]): string {
   const v = w ? requireLiteral(w, who, `the file of ${opt}`) : '';
   const path = v.startsWith('/') ? posix.normalize(v) : '';
-  if (!path || /^\/(dev|proc)(\/|$)/.test(path) || path.includes('/fd/'))
-    deny(`${who} ${opt} ${v || '(missing)'}: only a configuration file on disk, by its absolute path`);
+  if (
+    !path ||
+    !dirs.some((d) => path === d.replace(/\/$/, '') || path.startsWith(d.endsWith('/') ? d : `${d}/`))
+  )
+    deny(
+      `${who} ${opt} ${v || '(missing)'}: a configuration file can load code or run commands; only ${who}'s own (${dirs.join(', ')})`,
+    );
+  return path;
 }

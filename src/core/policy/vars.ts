@@ -7,7 +7,10 @@
  * and package-manager settings (npm_config_*) are the exceptions that prove the rule and are refused.
  *
  * Environment variables for one command (`LC_ALL=C sort`, `env TZ=UTC date`): a short list of
- * names that only change formatting, and pagers only when set to `cat` or nothing.
+ * names that only change formatting, and pagers only when set to `cat` or nothing. Variables that
+ * name configuration files count as code (TERMINFO, WGETRC, KUBECONFIG, PSQLRC, MYSQL_HOME,
+ * GIT_CONFIG*, OPENSSL_CONF...): none of them is allowed, and locale and terminal names may not
+ * be paths.
  */
 import { show, type Word } from './types.ts';
 
@@ -47,7 +50,6 @@ const FORMAT_ENV = new Set([
   'GREP_COLOR',
   'GREP_COLORS',
   'LS_COLORS',
-  'TERMINFO',
 ]);
 
 const PAGERS = new Set(['PAGER', 'SYSTEMD_PAGER', 'GIT_PAGER', 'MANPAGER', 'BAT_PAGER']);
@@ -60,7 +62,16 @@ export function envAssignmentProblem(name: string, value: Word | null): string |
   if (LOWERCASE_CONFIG.test(name))
     return `setting ${name} configures a package manager, which can make it run programs`;
   if (isSafeShellVar(name)) return null;
-  if (FORMAT_ENV.has(name) || /^LC_[A-Z]+$/.test(name)) return null;
+  if (FORMAT_ENV.has(name) || /^LC_[A-Z]+$/.test(name)) {
+    // A locale or terminal given as a path names files to load (LC_ALL=/some/dir, TERM=../x).
+    if (
+      /^(LANG|LANGUAGE|LC_[A-Z]+|TERM)$/.test(name) &&
+      value &&
+      (value.value === null || value.value.includes('/'))
+    )
+      return `${name}=${show(value)}: only a locale or terminal name, not a path`;
+    return null;
+  }
   // IFS only changes how unquoted expansions split, and those are treated as arbitrary anyway;
   // programs started by bash ignore an inherited IFS.
   if (name === 'IFS') return null;

@@ -2,7 +2,7 @@
  * Clients of running services (Redis, MySQL, fail2ban, mail and cache servers) limited to the
  * requests that only read: status, statistics, queues and values.
  */
-import { has, parseOptions, type ParsedArgs } from '../options.ts';
+import { has, parseOptions } from '../options.ts';
 import { allow, configFile, literalVerb, opts, type Rule } from '../rule.ts';
 import { checkReadOnlySql } from '../sql.ts';
 import { deny, show, type Word } from '../types.ts';
@@ -190,12 +190,24 @@ const MYSQLADMIN_WRITE = [
   'purge',
 ];
 
-/** Option files can set init-command, pager and the like: only files already on disk. */
-function mysqlOptionFiles(p: ParsedArgs, who: string): void {
-  for (const o of p.options)
-    if (o.name === '--defaults-file' || o.name === '--defaults-extra-file')
-      configFile(o.value ?? undefined, who, o.name);
-}
+/**
+ * Option files and the options that pick groups in them: an option file can set pager,
+ * init-command, plugin-dir and default-auth (a shared library to load), so it is code. The
+ * client still reads the system's default files, as it does for everyone.
+ */
+const MYSQL_OPTION_FILES: Record<string, string> = {
+  '--defaults-file': 'reads an option file, which can run a pager or load plugins',
+  '--defaults-extra-file': 'reads an option file, which can run a pager or load plugins',
+  '--defaults-group-suffix': 'reads other groups of the option files, which can run a pager or load plugins',
+  '--login-path': 'reads other groups of the option files, which can run a pager or load plugins',
+  '--character-sets-dir': 'loads character sets from another directory',
+  '--init-command': 'runs SQL of its own',
+  '--plugin-dir': 'loads plugins from another directory',
+  '--default-auth': 'loads an authentication plugin',
+};
+
+const mysqlDeny = (who: string): Record<string, string> =>
+  Object.fromEntries(Object.entries(MYSQL_OPTION_FILES).map(([k, why]) => [k, `${who} ${k} ${why}`]));
 
 const mysqladmin = opts(
   {
@@ -217,9 +229,6 @@ const mysqladmin = opts(
       'protocol=',
       'connect-timeout=',
       'shutdown-timeout=',
-      'defaults-file=',
-      'defaults-extra-file=',
-      'defaults-group-suffix=',
       'no-defaults',
       'print-defaults',
       'ssl',
@@ -233,13 +242,12 @@ const mysqladmin = opts(
       'no-beep',
       'character-sets-dir=',
       'default-character-set=',
-      'login-path=',
       'bind-address=',
       'skip-ssl',
     ],
+    deny: mysqlDeny('mysqladmin'),
   },
-  (p, ctx) => {
-    mysqlOptionFiles(p, ctx.name);
+  (p) => {
     if (!p.operands.length && !has(p, '--version', '-V', '--help', '-?', '--print-defaults'))
       deny('mysqladmin without a command');
     for (const w of p.operands) {
@@ -268,6 +276,9 @@ const fail2banClient = opts(
     stopAtOperand: true,
   },
   (p, _ctx, args) => {
+    // fail2ban's configuration names the socket and the actions (commands) of every jail.
+    for (const o of p.options)
+      if (o.name === '-c') configFile(o.value ?? undefined, 'fail2ban-client', '-c', ['/etc/fail2ban']);
     const verb = literalVerb(args[p.rest], 'fail2ban-client');
     if (verb === null) {
       if (p.options.length) return;
@@ -308,11 +319,7 @@ const MYSQL_CONNECT = [
   'database=',
   'protocol=',
   'connect-timeout=',
-  'defaults-file=',
-  'defaults-extra-file=',
-  'defaults-group-suffix=',
   'no-defaults',
-  'login-path=',
   'ssl',
   'skip-ssl',
   'ssl-ca=',
@@ -322,7 +329,6 @@ const MYSQL_CONNECT = [
   'bind-address=',
   'compress',
   'default-character-set=',
-  'character-sets-dir=',
 ];
 const mysql = opts(
   {
@@ -358,18 +364,15 @@ const mysql = opts(
       'wait',
     ],
     deny: {
-      '--init-command': 'mysql --init-command runs SQL of its own',
+      ...mysqlDeny('mysql'),
       '--pager': 'mysql --pager runs a command',
       '--tee': 'mysql --tee writes a file',
-      '--plugin-dir': 'mysql --plugin-dir loads code',
-      '--default-auth': 'mysql --default-auth loads a plugin',
       '--load-data-local-dir': 'mysql --load-data-local-dir lets the server read files',
       '--local-infile': 'mysql --local-infile lets the server read files',
       '--system-command': 'mysql --system-command allows shell commands',
     },
   },
   (p, ctx) => {
-    mysqlOptionFiles(p, ctx.name);
     if (has(p, '--version', '-V', '--help')) return;
     const sql = p.options.filter((o) => o.name === '-e' || o.name === '--execute');
     if (!sql.length) deny(`${ctx.name} without -e reads SQL from stdin (give one read-only query with -e)`);
@@ -380,6 +383,51 @@ const mysql = opts(
     if (p.operands.length > 1) deny(`${ctx.name} takes one database name`);
   },
 );
+
+/**
+ * A psql database argument may be a connection string (`host=x dbname=y`, `postgresql://...`).
+ * Its keywords can load code or read other configuration: `sslkey=engine:...` loads an OpenSSL
+ * engine, `service=` reads pg_service.conf (which can set those), `passfile`, `options` sets
+ * server parameters. Only the keywords that say where to connect and as whom.
+ */
+const PG_SAFE_KEYS = new Set([
+  'host',
+  'hostaddr',
+  'port',
+  'dbname',
+  'user',
+  'password',
+  'connect_timeout',
+  'application_name',
+  'sslmode',
+  'gssencmode',
+  'channel_binding',
+  'target_session_attrs',
+  'client_encoding',
+]);
+
+function pgConnection(w: Word, what: string): void {
+  const v = w.value;
+  if (v === null) deny(`psql: the ${what} ${show(w)} is computed at run time`);
+  let keys: string[];
+  if (/^postgres(ql)?:\/\//i.test(v)) {
+    let query = '';
+    try {
+      query = new URL(v).search;
+    } catch {
+      deny(`psql: the connection URI ${v} does not parse`);
+    }
+    keys = [...new URLSearchParams(query).keys()];
+  } else if (v.includes('=')) {
+    keys = [...v.matchAll(/([A-Za-z_]+)\s*=/g)].map((m) => m[1]!);
+    if (!keys.length) deny(`psql: the connection string ${v} does not parse`);
+  } else return; // a database or user name
+  for (const k of keys)
+    if (!PG_SAFE_KEYS.has(k.toLowerCase()))
+      deny(
+        `psql: the connection keyword ${k} can load code or other configuration (only ${[...PG_SAFE_KEYS].join(', ')})`,
+      );
+}
 
 /** psql backslash commands that only describe (\l, \d..., \dt+, \z, \conninfo), with plain patterns. */
 const PSQL_META = /^\\(l\+?|d[a-zA-Z]*\+?S?|z|dp|conninfo|encoding)(\s+[^\\;|`$]*)?\s*$/;
@@ -453,6 +501,9 @@ const psql = opts(
       } else checkReadOnlySql(v, 'postgres');
     }
     if (p.operands.length > 2) deny('psql takes a database and a user name');
+    for (const o of p.options)
+      if ((o.name === '-d' || o.name === '--dbname') && o.value) pgConnection(o.value, 'database');
+    for (const w of p.operands) pgConnection(w, 'database');
   },
 );
 

@@ -2,6 +2,7 @@
 import { has, parseOptions, type OptionSpec, type ParsedArgs } from '../options.ts';
 import {
   allow,
+  configFile,
   literalVerb,
   maxOperands,
   noOperands,
@@ -97,12 +98,8 @@ const PLAIN = [
   'atq',
   'ntpstat',
   'debconf-show',
-  'named-checkconf',
-  'unbound-checkconf',
-  'doveconf',
   'aureport',
   'clear',
-  'tput',
   'uptime',
   'dpkg-query',
 ];
@@ -225,6 +222,8 @@ const JOURNALCTL_OPTIONS: OptionSpec = {
     '--cursor-file': 'journalctl --cursor-file writes a file',
     '--image': 'journalctl --image mounts a disk image',
     '--force': 'journalctl --force is only used when writing',
+    '-H': 'journalctl -H connects to another host over ssh',
+    '--host': 'journalctl --host connects to another host over ssh',
   },
 };
 
@@ -1152,10 +1151,14 @@ const blkidRule: Rule = (args, ctx) => {
   }
 };
 
-const lvmReport = reader({
-  '--config': 'LVM --config can change settings',
+const LVM_DENY = {
+  '--config': 'LVM --config can change settings (and name programs to run)',
+  '--commandprofile': 'LVM --commandprofile loads another configuration profile',
+  '--profile': 'LVM --profile loads another configuration profile',
+  '--metadataprofile': 'LVM --metadataprofile loads another configuration profile',
   '--driverloaded': 'not needed for reading',
-});
+};
+const lvmReport = reader(LVM_DENY);
 
 const blockdev: Rule = (args) => {
   for (const a of args) {
@@ -1207,6 +1210,10 @@ const mdadm = opts(
       )
     )
       deny('mdadm is only allowed to inspect arrays (--detail, --examine, --query)');
+    // mdadm.conf names a PROGRAM to run on events.
+    for (const o of p.options)
+      if (o.name === '-c' || o.name === '--config')
+        configFile(o.value ?? undefined, 'mdadm', o.name, ['/etc/mdadm', '/etc/mdadm.conf']);
   },
 );
 
@@ -1284,9 +1291,41 @@ const tune2fs: Rule = (args) => {
   if (args.length - opts.length > 1) deny('tune2fs -l takes one device');
 };
 
+/** Image formats qemu-img may open (never a protocol driver such as nbd, ssh, http or vvfat). */
+const QEMU_FORMATS = /^(raw|qcow2|qcow|qed|vmdk|vdi|vhdx|vpc|parallels|dmg|cloop|bochs)$/;
+
+/**
+ * qemu-img opens what a file name names: `nbd://`, `ssh://`, `http://`, `json:{...}` (any driver
+ * and its options), `--image-opts` and `--object` reach other hosts, read other files or create
+ * objects. Only plain paths and image formats.
+ */
+function qemuImgArgs(args: Word[]): void {
+  for (let i = 1; i < args.length; i++) {
+    const w = args[i]!;
+    const v = requireLiteral(w, 'qemu-img', 'argument');
+    if (/^--(image-opts|object|target-image-opts)/.test(v))
+      deny(`qemu-img ${v} opens drivers or creates objects the file name does not show`);
+    if (/^-[fFO]$/.test(v) || /^--(format|backing-format)$/.test(v)) {
+      const fmt = requireLiteral(args[++i] ?? w, 'qemu-img', 'format');
+      if (!QEMU_FORMATS.test(fmt)) deny(`qemu-img ${v} ${fmt}: only image formats (raw, qcow2, vmdk...)`);
+      continue;
+    }
+    if (v === '-o' || v.startsWith('-o')) {
+      const o = v === '-o' ? requireLiteral(args[++i] ?? w, 'qemu-img', 'options') : v.slice(2);
+      if (/file|:/.test(o)) deny(`qemu-img -o ${o}: options that name files or protocols`);
+      continue;
+    }
+    if (/^-[fFO]./.test(v) && !QEMU_FORMATS.test(v.slice(2)))
+      deny(`qemu-img ${v}: only image formats (raw, qcow2, vmdk...)`);
+    if (!v.startsWith('-') && /^[^/]*:/.test(v))
+      deny(`qemu-img: ${v} names a protocol (nbd:, ssh:, http:, json:...), not a file; give a path`);
+  }
+}
+
 const qemuImg: Rule = (args) => {
   const verb = literalVerb(args[0], 'qemu-img');
   if (verb === '--version' || verb === '--help' || verb === '-V' || verb === '-h') return;
+  qemuImgArgs(args);
   if (verb === 'info' || verb === 'measure' || verb === 'map' || verb === 'compare') return;
   if (verb === 'check') {
     if (args.some((a) => (a.value === null ? mayStartWith(a) : /^(-r|--repair)/.test(a.value))))
@@ -1548,7 +1587,7 @@ const hdparm: Rule = (args) => {
 
 const modprobe = opts(
   {
-    short: 'nDcRvqaC:d:S:V',
+    short: 'nDcRvqaS:V',
     long: [
       'dry-run',
       'show',
@@ -1559,8 +1598,6 @@ const modprobe = opts(
       'verbose',
       'quiet',
       'all',
-      'config=',
-      'dirname=',
       'set-version=',
       'version',
       'help',
@@ -1641,6 +1678,9 @@ const logrotate = opts(
     if (!has(p, '-d', '--debug', '--usage', '--help', '--version'))
       deny('logrotate rotates logs (use logrotate -d to test)');
     if (has(p, '-s', '--state', '-l', '--log')) deny('logrotate -s/-l writes files');
+    // A logrotate configuration holds scripts (postrotate, firstaction...): only the system's own.
+    for (const w of p.operands)
+      configFile(w, 'logrotate', 'configuration', ['/etc/logrotate.conf', '/etc/logrotate.d']);
   },
 );
 
@@ -1649,8 +1689,39 @@ const visudo = opts(
   (p) => {
     if (!has(p, '-c', '--check', '--help', '--version', '-h'))
       deny('visudo edits the sudoers file (use visudo -c)');
+    for (const o of p.options)
+      if (o.name === '-f' || o.name === '--file')
+        configFile(o.value ?? undefined, 'visudo', o.name, ['/etc/sudoers', '/etc/sudoers.d']);
   },
 );
+
+/** `tput CAPNAME...`: init and reset run the terminal's init program (iprog) and send its files. */
+const tput = opts({ short: 'T:xV', long: [] }, (p) => {
+  for (const w of p.operands) {
+    const v = requireLiteral(w, 'tput', 'capability');
+    if (/^(init|reset|-S)$/.test(v)) deny(`tput ${v} runs the terminal's initialization program`);
+  }
+});
+
+/** named-checkconf [-chjlvz] [-p [-x]] [file]: BIND loads plugins (shared libraries) named in the file. */
+const namedCheckconf = opts(
+  { short: 'chjlvzpx', deny: { '-t': 'named-checkconf -t chroots to a directory' } },
+  (p) => {
+    for (const w of p.operands)
+      configFile(w, 'named-checkconf', 'configuration', ['/etc/bind', '/etc/named', '/etc/named.conf']);
+  },
+);
+
+/** unbound-checkconf [-fhq] [-o option] [file]: modules (python, dynlib) named in the file are loaded. */
+const unboundCheckconf = opts({ short: 'fhqo:' }, (p) => {
+  for (const w of p.operands) configFile(w, 'unbound-checkconf', 'configuration', ['/etc/unbound']);
+});
+
+/** doveconf: the configuration may import the environment and include other files: Dovecot's own only. */
+const doveconf = opts({ short: 'aCdhinNPsSUxc:f:m:' }, (p) => {
+  for (const o of p.options)
+    if (o.name === '-c') configFile(o.value ?? undefined, 'doveconf', '-c', ['/etc/dovecot']);
+});
 
 const domainname = opts(
   { permissive: true, deny: { '-F': 'sets the name', '--file': 'sets the name', '-b': 'sets the name' } },
@@ -2104,11 +2175,14 @@ export const systemRules: Record<string, Rule> = {
   sfdisk,
   parted,
   blkid: blkidRule,
-  lvm: auditSimple(
-    'lvm',
-    ['pvs', 'vgs', 'lvs', 'pvdisplay', 'vgdisplay', 'lvdisplay', 'version', 'fullreport', 'help'],
-    'changes logical volumes',
-  ),
+  lvm: (args, ctx) => {
+    parseOptions(args, { permissive: true, deny: LVM_DENY }, 'lvm');
+    auditSimple(
+      'lvm',
+      ['pvs', 'vgs', 'lvs', 'pvdisplay', 'vgdisplay', 'lvdisplay', 'version', 'fullreport', 'help'],
+      'changes logical volumes',
+    )(args, ctx);
+  },
   pvs: lvmReport,
   vgs: lvmReport,
   lvs: lvmReport,
@@ -2199,6 +2273,10 @@ export const systemRules: Record<string, Rule> = {
   alternatives,
   logrotate,
   visudo,
+  tput,
+  'named-checkconf': namedCheckconf,
+  'unbound-checkconf': unboundCheckconf,
+  doveconf,
   exportfs,
   mount: mountRule,
   stty: (args) => {

@@ -360,22 +360,40 @@ interface CliTool {
   refused: string;
   /** Computed words after the command words that could be options are refused. */
   strictRest?: boolean;
-  /** Options naming a configuration file (which can make the tool run programs): see `configFile`. */
-  configFiles?: Set<string>;
+  /** How the tool spells option names (kubectl reads `--log_file` as `--log-file`). */
+  normalize?: (name: string) => string;
+  /** Checks for the values of some options. */
+  values?: Record<string, (w: Word, who: string) => void>;
 }
+
+/** A file given to `kubectl -f`: a local path, never a URL (a second host) or stdin. */
+const localFile = (w: Word, who: string): void => {
+  const v = requireLiteral(w, who, 'file');
+  if (v === '-' || /^[a-z][a-z0-9+.-]*:/i.test(v)) deny(`${who} -f ${v}: only a local file`);
+};
 
 function cliTool(cfg: CliTool): Rule {
   return (args, ctx) => {
+    const norm = cfg.normalize ?? ((n: string) => n);
     const deniedFor = (v: string) => {
-      const name = v.split('=')[0]!;
+      const name = norm(v.split('=')[0]!);
       const reason = cfg.denied?.[name];
-      if (reason) deny(reason);
+      if (reason) deny(`${ctx.name} ${reason}`);
+      // A cluster of short flags (`-Ak./dir`) or a value glued to a short option (`-kdir`).
+      if (/^-[^-]/.test(v))
+        for (const ch of v.slice(1)) {
+          const r = cfg.denied?.[`-${ch}`];
+          if (r) deny(`${ctx.name} ${r}`);
+        }
     };
-    const checkFile = (v: string, next: Word | undefined) => {
+    const checkValue = (v: string, next: Word | undefined) => {
       const eq = v.indexOf('=');
-      const name = eq < 0 ? v : v.slice(0, eq);
-      if (!cfg.configFiles?.has(name)) return;
-      configFile(eq < 0 ? next : literalWord(v.slice(eq + 1)), ctx.name, name);
+      const name = norm(eq < 0 ? v : v.slice(0, eq));
+      const check = cfg.values?.[name];
+      if (!check) return;
+      const value = eq < 0 ? next : literalWord(v.slice(eq + 1));
+      if (!value) deny(`${ctx.name} ${name} is missing its value`);
+      check(value, ctx.name);
     };
     let i = 0;
     const nextWord = (): string | null => {
@@ -385,7 +403,7 @@ function cliTool(cfg: CliTool): Rule {
         if (v === '--') return null;
         if (!v.startsWith('-')) return v;
         deniedFor(v);
-        checkFile(v, args[i + 1]);
+        checkValue(v, args[i + 1]);
         if (cfg.valued.has(v)) i++;
         if (v === '--version' || v === '-v' || v === '--help' || v === '-h') return '--version';
       }
@@ -412,7 +430,7 @@ function cliTool(cfg: CliTool): Rule {
     for (const [j, w] of rest.entries()) {
       if (w.value !== null) {
         deniedFor(w.value);
-        if (w.value.startsWith('-')) checkFile(w.value, rest[j + 1]);
+        if (w.value.startsWith('-')) checkValue(w.value, rest[j + 1]);
       } else if (cfg.strictRest && mayStartWith(w)) deny(`${label}: ${show(w)} could become an option`);
     }
     if (rule !== true) rule(rest, { ...ctx, name: label });
@@ -504,6 +522,14 @@ const docker = cliTool({
   denied: {
     '-H': 'connects to another docker host',
     '--host': 'connects to another docker host',
+    // config.json names credential helpers and CLI plugin directories: programs to run.
+    '--config': '--config loads a configuration that names programs (credential helpers, plugins)',
+    '-c': '-c picks a context or connection, which can reach another host over ssh',
+    '--context': '--context picks a context, which can reach another host over ssh',
+    '--url': '--url connects to another host',
+    '--connection': '--connection connects to another host',
+    '-r': '-r connects to a remote host',
+    '--identity': '--identity is for connecting to another host',
     '--remote': 'connects to another host',
     '--dry-run': 'not needed',
     '--root': 'podman --root creates container storage there',
@@ -604,15 +630,20 @@ const KUBE_DENY = {
   '--log-dir': 'writes log files',
   '--profile': 'writes a profile file',
   '--profile-output': 'writes a profile file',
+  // A kubeconfig can name exec credential plugins and auth providers: programs to run.
+  '--kubeconfig': '--kubeconfig loads a configuration that can run programs (exec credential plugins)',
+  '--cache-dir': 'writes a cache',
+  // Kustomize fetches remote bases with git and can run plugin functions.
+  '-k': '-k runs kustomize, which can fetch with git and run plugins',
+  '--kustomize': '--kustomize can fetch with git and run plugins',
 };
-
-const KUBE_CONFIG_FILES = new Set(['--kubeconfig']);
 
 const kubectl = cliTool({
   valued: KUBE_VALUED,
-  configFiles: KUBE_CONFIG_FILES,
   denied: KUBE_DENY,
   strictRest: true,
+  normalize: (v) => v.replace(/_/g, '-'),
+  values: { '-f': localFile, '--filename': localFile },
   commands: {
     get: true,
     describe: true,
@@ -641,9 +672,17 @@ const kubectl = cliTool({
 
 const helm = cliTool({
   valued: KUBE_VALUED,
-  configFiles: KUBE_CONFIG_FILES,
   strictRest: true,
-  denied: { ...KUBE_DENY, '--output-dir': 'writes files', '--post-renderer': 'runs a program' },
+  normalize: (v) => v.replace(/_/g, '-'),
+  denied: {
+    ...KUBE_DENY,
+    '--output-dir': 'writes files',
+    '--post-renderer': 'runs a program',
+    '--registry-config': 'loads registry credentials, whose helpers are programs',
+    '--repository-config': 'loads another repository configuration',
+    '--repository-cache': 'writes a cache',
+    '--plugins': 'loads plugins (programs) from another directory',
+  },
   commands: {
     list: true,
     ls: true,
@@ -742,11 +781,17 @@ const VIRSH_READ = new Set([
   'help',
 ]);
 
-/** A connection URI without parameters (`?command=`, `?netcat=`... run programs) or the ext transport. */
+/**
+ * A local connection URI (`qemu:///system`): no host, no remote transport (+ssh and +libssh run
+ * ssh with the user's configuration, +tcp/+tls reach another host, +ext runs a program) and no
+ * parameters (`?command=`, `?netcat=`, `?socket=`...).
+ */
 function virshUri(w: Word | undefined): void {
   const uri = w ? requireLiteral(w, 'virsh', 'connection URI') : '';
-  if (!/^[a-z0-9]+(\+(unix|tls|tcp|ssh|libssh|libssh2))?:\/\/[^?]*$/i.test(uri))
-    deny(`virsh: the connection URI ${uri || '(missing)'} may run a program (no ?parameters, no +ext)`);
+  if (!/^[a-z0-9]+(\+unix)?:\/\/\/[^?#]*$/i.test(uri))
+    deny(
+      `virsh: the connection URI ${uri || '(missing)'} reaches another host or runs a program (only local URIs such as qemu:///system)`,
+    );
 }
 
 const virsh: Rule = (args) => {
@@ -1106,8 +1151,27 @@ const rpm = opts(
   (p) => {
     if (!p.options.some((o) => RPM_MODES.includes(o.name)))
       deny('rpm without -q or -V installs or removes packages');
+    for (const o of p.options) if (o.name === '--qf' || o.name === '--queryformat') rpmQueryFormat(o.value);
   },
 );
+
+/**
+ * rpm expands macros in a query format before reading its tags, and macros run code: `%(cmd)` runs
+ * a shell, `%{lua:...}` Lua, `%{expand:...}`, `%{uncompress:...}` and friends more. So every `%`
+ * must start a tag (`%{NAME}`, `%-20{NAME:date}`, `%{=NAME}`, `%{#NAME}`), a conditional
+ * (`%|NAME?{`) or be doubled; tag names hold no `_` (macro names usually do).
+ */
+const RPM_TAG = /^%(%|-?\d*\{[=#]?[A-Za-z][A-Za-z0-9]*(:[a-z]+)?\}|\|[A-Za-z][A-Za-z0-9]*\?\{)/;
+
+function rpmQueryFormat(w: Word | null): void {
+  const v = w ? requireLiteral(w, 'rpm', 'query format') : '';
+  for (let i = v.indexOf('%'); i >= 0; i = v.indexOf('%', i + 1)) {
+    const m = RPM_TAG.exec(v.slice(i));
+    if (!m)
+      deny(`rpm --queryformat ${v}: only %{TAG} fields (macros such as %(...) and %{lua:...} run code)`);
+    i += m[0].length - 1;
+  }
+}
 
 const DNF_VALUED = [
   'enablerepo=',
@@ -1137,6 +1201,9 @@ const dnf = verbTool({
       '-c': 'dnf -c loads another configuration',
       '--config': 'dnf --config loads another configuration',
       '--installroot': 'dnf --installroot is not needed for reading',
+      '--enableplugin': 'dnf --enableplugin loads plugin code',
+      '--repofrompath': 'dnf --repofrompath adds a repository from a path or URL',
+      '--setopt=': 'dnf --setopt can change configuration',
       '--downloadonly': 'dnf --downloadonly downloads packages',
       '--destdir': 'writes files',
       '--downloaddir': 'writes files',
@@ -1180,8 +1247,21 @@ const dnf = verbTool({
 const zypper = verbTool({
   options: {
     permissive: true,
-    long: ['root=', 'reposd-dir=', 'cache-dir='],
-    deny: { '--root': 'not needed', '-R': 'not needed' },
+    deny: {
+      '--root': 'zypper --root reads repositories (and their URL plugins) from another tree',
+      '-R': 'zypper -R reads repositories (and their URL plugins) from another tree',
+      '--reposd-dir': 'zypper --reposd-dir reads repositories (and their URL plugins) from elsewhere',
+      '-D': 'zypper -D reads repositories (and their URL plugins) from elsewhere',
+      '--cache-dir': 'zypper --cache-dir writes a cache',
+      '-C': 'zypper -C writes a cache',
+      '--raw-cache-dir': 'zypper --raw-cache-dir writes a cache',
+      '--solv-cache-dir': 'zypper --solv-cache-dir writes a cache',
+      '--pkg-cache-dir': 'zypper --pkg-cache-dir writes a cache',
+      '--config': 'zypper --config loads another configuration',
+      '-c': 'zypper -c loads another configuration',
+      '--plus-repo': 'zypper --plus-repo adds a repository from a URL',
+      '-p': 'zypper -p adds a repository from a URL',
+    },
   },
   verbs: Object.fromEntries(
     [
@@ -1384,6 +1464,9 @@ const OPENSSL_ALWAYS_DENY = new Set([
   '-trace',
   '-ssl_config',
   '-nameopt_file',
+  '-proxy',
+  '-proxy_user',
+  '-proxy_pass',
 ]);
 
 const OPENSSL_SUBCOMMANDS = new Set([
@@ -1437,6 +1520,10 @@ const openssl: Rule = (args, ctx) => {
     }
     const name = v.startsWith('--') ? v.slice(1) : v;
     if (OPENSSL_ALWAYS_DENY.has(name)) deny(`openssl ${sub} ${v} writes files, signs, or loads code`);
+    // A file argument may be a store URI: `org.openssl.engine:/path/lib.so:key` loads a shared
+    // library; `-keyform engine` and the like need an engine.
+    if (/engine:/i.test(v)) deny(`openssl ${sub}: ${v} loads an engine (a shared library)`);
+    if (/^engine$/i.test(v)) deny(`openssl ${sub}: the engine key format loads an engine`);
   }
 };
 
@@ -1450,30 +1537,40 @@ const sshKeygen = opts({ short: 'lLyvqF:f:E:', long: [] }, (p) => {
 
 const nginx = opts(
   {
-    short: 'tTvVqc:p:',
+    short: 'tTvVqc:',
     long: [],
     deny: {
       '-s': 'nginx -s signals the running server',
       '-g': 'nginx -g sets directives, which can load modules',
+      '-p': 'nginx -p moves the prefix that modules and includes are loaded from',
+      '-e': 'nginx -e writes an error log',
     },
   },
   (p) => {
     if (!has(p, '-t', '-T', '-v', '-V', '-h', '-?')) deny('nginx without -t or -T starts the server');
-    // A configuration from stdin could name log files to create or modules to load.
-    for (const o of p.options) if (o.name === '-c') configFile(o.value ?? undefined, 'nginx', '-c');
+    // A configuration can load modules (load_module) and name log files to create.
+    for (const o of p.options)
+      if (o.name === '-c') configFile(o.value ?? undefined, 'nginx', '-c', ['/etc/nginx']);
   },
 );
 
+const APACHE_CONFIG = ['/etc/apache2', '/etc/httpd'];
 const APACHE_READ = ['-S', '-t', '-M', '-V', '-v', '-l', '-L', '-h', '-T', 'configtest'];
 
 const apachectl: Rule = (args, ctx) => {
   for (let i = 0; i < args.length; i++) {
     const v = requireLiteral(args[i]!, ctx.name, 'argument');
     if (APACHE_READ.includes(v) || /^-D[A-Za-z_]+$/.test(v)) continue;
-    if (v === '-D' || v === '-f' || v === '-d') {
+    if (v === '-D') {
       i++;
       continue;
     }
+    // The configuration loads modules (LoadModule) and starts piped loggers: only Apache's own.
+    if (v === '-f' || v.startsWith('-f')) {
+      configFile(v === '-f' ? args[++i] : literalWord(v.slice(2)), ctx.name, '-f', APACHE_CONFIG);
+      continue;
+    }
+    if (v.startsWith('-d')) deny(`${ctx.name} -d moves the server root that modules are loaded from`);
     deny(`${ctx.name} ${v} starts, stops or reconfigures the server (only -t, -S, -M, -V are allowed)`);
   }
   if (!args.some((a) => APACHE_READ.includes(a.value ?? '')))
@@ -1482,6 +1579,8 @@ const apachectl: Rule = (args, ctx) => {
 
 const sshd = opts({ short: 'tTGVf:C:46', long: [] }, (p) => {
   if (!has(p, '-t', '-T', '-G', '-V')) deny('sshd without -t or -T starts a server');
+  for (const o of p.options)
+    if (o.name === '-f') configFile(o.value ?? undefined, 'sshd', '-f', ['/etc/ssh']);
 });
 
 const namedCheckzone = opts({
@@ -1490,11 +1589,15 @@ const namedCheckzone = opts({
   deny: { '-o': 'named-checkzone -o writes a zone file' },
 });
 
-const haproxy = opts({ short: 'cvVqf:C:L:', long: [] }, (p) => {
-  if (!has(p, '-c', '-v', '-V', '-vv')) deny('haproxy without -c starts the proxy');
-  // lua-load runs Lua while the configuration is parsed, even under -c: only configurations on disk.
-  for (const o of p.options) if (o.name === '-f') configFile(o.value ?? undefined, 'haproxy', '-f');
-});
+const haproxy = opts(
+  { short: 'cvVqf:L:', long: [], deny: { '-C': 'haproxy -C changes the directory files are loaded from' } },
+  (p) => {
+    if (!has(p, '-c', '-v', '-V', '-vv')) deny('haproxy without -c starts the proxy');
+    // lua-load runs Lua while the configuration is parsed, even under -c: only HAProxy's own.
+    for (const o of p.options)
+      if (o.name === '-f') configFile(o.value ?? undefined, 'haproxy', '-f', ['/etc/haproxy']);
+  },
+);
 
 const postconf = opts(
   {
@@ -1508,6 +1611,8 @@ const postconf = opts(
     },
   },
   (p) => {
+    for (const o of p.options)
+      if (o.name === '-c') configFile(o.value ?? undefined, 'postconf', '-c', ['/etc/postfix']);
     for (const w of p.operands)
       if (w.value === null || w.value.includes('=')) deny('postconf with name=value edits the configuration');
   },
