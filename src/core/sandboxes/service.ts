@@ -46,6 +46,13 @@ import {
   slotIp,
   slotMac,
 } from './network.ts';
+import {
+  collectGarbage,
+  parseDetail,
+  restoreSnapshot,
+  takeSnapshot,
+  type SnapshotDetail,
+} from './snapshots.ts';
 import { LIVE_STATES, SandboxStore, toSandbox, type SandboxRow } from './store.ts';
 import { buildTemplate, BOOT_TIMEOUT_MS, restoreFromTemplate } from './templates.ts';
 
@@ -112,6 +119,8 @@ export class SandboxService {
   /** One stable connection getter per host: the SSH pool keeps a session only while its target is unchanged. */
   private readonly hostGetters = new Map<string, () => Promise<HostConnection>>();
   private janitor: NodeJS.Timeout | null = null;
+  /** Snapshot work per sandbox, in order (see serialize). */
+  private readonly snapshotQueues = new Map<string, Promise<void>>();
   /** Long-running doors (the app, web mode) build warm templates in the background after a cold boot. */
   backgroundTemplates = false;
 
@@ -977,20 +986,8 @@ ${V('destroy "$d"')} >/dev/null 2>&1 || true`,
         const host = this.d.hosts.get(r.host_id);
         try {
           const conn = await this.d.hosts.connection(host.id);
-          await ensureNetwork(conn, host.libvirtUri, ctx.signal);
-          await run(conn, virsh(host.libvirtUri, `start ${shq(r.domain_name)}`), {
-            what: 'Starting the sandbox',
-            signal: ctx.signal,
-          });
-          ctx.progress(0.3, 'Booting');
-          await waitForAgent(conn, host.libvirtUri, r.domain_name, BOOT_TIMEOUT_MS, ctx.signal);
-          p.mark('boot');
-          // The reserved address and the proxy settings are runtime state: apply them again.
-          await this.applyRuntime(conn, host, r, ctx.signal);
-          p.mark('identity');
-          await this.d.egress?.sync(host.id).catch(() => {});
-          await this.waitSsh(this.store.row(r.id), ctx.signal);
-          p.mark('ssh');
+          ctx.progress(0.1, 'Booting');
+          await this.bootExisting(conn, host, r, ctx.signal, p);
           p.total();
           this.store.update(r.id, {
             state: 'running',
@@ -1008,6 +1005,29 @@ ${V('destroy "$d"')} >/dev/null 2>&1 || true`,
         }
       },
     });
+  }
+
+  /** Boot a sandbox's defined domain and make it usable again (address, proxy settings, SSH). */
+  private async bootExisting(
+    conn: HostConnection,
+    host: Host,
+    r: SandboxRow,
+    signal: AbortSignal,
+    p: Phases,
+  ): Promise<void> {
+    await ensureNetwork(conn, host.libvirtUri, signal);
+    await run(conn, virsh(host.libvirtUri, `start ${shq(r.domain_name)}`), {
+      what: 'Starting the sandbox',
+      signal,
+    });
+    await waitForAgent(conn, host.libvirtUri, r.domain_name, BOOT_TIMEOUT_MS, signal);
+    p.mark('boot');
+    // The reserved address and the proxy settings are runtime state: apply them again.
+    await this.applyRuntime(conn, host, r, signal);
+    p.mark('identity');
+    await this.d.egress?.sync(host.id).catch(() => {});
+    await this.waitSsh(this.store.row(r.id), signal);
+    p.mark('ssh');
   }
 
   extend(ref: string, ttlMinutes: number, actor: Actor): Sandbox {
@@ -1141,89 +1161,174 @@ ${V('destroy "$d"')} >/dev/null 2>&1 || true`,
     return this.get(r.id);
   }
 
-  // ---- snapshots ----------------------------------------------------------------------------------
+  // ---- snapshots (how they are layered: snapshots.ts) ---------------------------------------------
+
+  /** Snapshot work on one sandbox runs one at a time in this process (the host lock covers others). */
+  private serialize<T>(sandboxId: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.snapshotQueues.get(sandboxId) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const tail = next.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.snapshotQueues.set(sandboxId, tail);
+    void tail.then(() => {
+      if (this.snapshotQueues.get(sandboxId) === tail) this.snapshotQueues.delete(sandboxId);
+    });
+    return next;
+  }
 
   async snapshotCreate(ref: string, name: string, memory: boolean, actor: Actor): Promise<Snapshot> {
-    const r = this.store.row(ref);
-    if (r.state !== 'running' && r.state !== 'stopped')
-      throw new FluidError('CONFLICT', `Sandbox ${r.name} is ${r.state}.`);
-    const host = this.d.hosts.get(r.host_id);
-    const conn = await this.d.hosts.connection(host.id);
-    const withMemory = memory && r.state === 'running';
-    const snap: Snapshot = {
-      id: randomUUID(),
-      sandboxId: r.id,
-      name,
-      kind: withMemory ? 'disk+memory' : 'disk',
-      createdAt: this.d.clock.now().toISOString(),
-      createdBy: actor,
-    };
-    this.store.addSnapshot(snap);
-    try {
-      // Internal qcow2 snapshots live in the sandbox's own overlay: the shared base is never written.
-      await run(
-        conn,
-        virsh(
-          host.libvirtUri,
-          `snapshot-create-as ${shq(r.domain_name)} ${shq(name)} --atomic${withMemory ? '' : ' --disk-only'}`,
-        ).replace(' --disk-only', r.state === 'running' && !withMemory ? ' --disk-only' : ''),
-        {
-          what: 'Creating the snapshot',
-          timeoutMs: 300_000,
-        },
-      );
-    } catch (err) {
-      this.store.deleteSnapshot(snap.id);
-      throw err;
-    }
-    this.d.audit.append({ actor, action: 'snapshot.create', target: r.id, data: { name, kind: snap.kind } });
-    this.changed(r.id);
-    return snap;
+    const id0 = this.store.row(ref).id;
+    return this.serialize(id0, async () => {
+      const r = this.store.row(id0);
+      if (r.state !== 'running' && r.state !== 'stopped')
+        throw new FluidError(
+          'CONFLICT',
+          `Sandbox ${r.name} is ${r.state}; snapshots are taken of a running or a stopped sandbox.`,
+        );
+      const host = this.d.hosts.get(r.host_id);
+      const conn = await this.d.hosts.connection(host.id);
+      const snap: Snapshot = {
+        id: randomUUID(),
+        sandboxId: r.id,
+        name,
+        kind: memory && r.state === 'running' ? 'disk+memory' : 'disk',
+        createdAt: this.d.clock.now().toISOString(),
+        createdBy: actor,
+      };
+      this.store.addSnapshot(snap); // takes the name; removed again if the host step fails
+      let taken;
+      try {
+        taken = await takeSnapshot(conn, host.libvirtUri, r.domain_name, r.dir, snap.id, memory);
+      } catch (err) {
+        this.store.deleteSnapshot(snap.id);
+        throw err;
+      }
+      snap.kind = taken.withMemory ? 'disk+memory' : 'disk';
+      this.store.setSnapshot(snap.id, snap.kind, JSON.stringify(taken.detail));
+      this.d.audit.append({
+        actor,
+        action: 'snapshot.create',
+        target: r.id,
+        data: { name, kind: snap.kind, quiesced: taken.quiesced },
+      });
+      this.changed(r.id);
+      return snap;
+    });
   }
 
   snapshotList(ref: string): Snapshot[] {
     return this.store.snapshots(this.store.row(ref).id);
   }
 
+  /**
+   * Roll a sandbox back to a snapshot. A memory snapshot comes back running, as it was; a disk
+   * snapshot boots when the sandbox was running and stays shut off when it was stopped.
+   */
   async snapshotRestore(ref: string, snapshot: string, actor: Actor): Promise<Sandbox> {
-    const r = this.store.row(ref);
-    const s = this.store.snapshot(r.id, snapshot);
-    const host = this.d.hosts.get(r.host_id);
-    const conn = await this.d.hosts.connection(host.id);
-    this.d.guests.close(r.id);
-    await run(conn, virsh(host.libvirtUri, `snapshot-revert ${shq(r.domain_name)} ${shq(s.name)} --force`), {
-      what: 'Restoring the snapshot',
-      timeoutMs: 300_000,
+    const id0 = this.store.row(ref).id;
+    return this.serialize(id0, async () => {
+      const r = this.store.row(id0);
+      const s = this.store.snapshot(r.id, snapshot);
+      if (r.state !== 'running' && r.state !== 'stopped')
+        throw new FluidError(
+          'CONFLICT',
+          `Sandbox ${r.name} is ${r.state}; a snapshot is restored into a running or a stopped sandbox.`,
+        );
+      const detail = parseDetail(this.store.snapshotDetails(r.id).get(s.id) ?? '{}');
+      if (!detail)
+        throw new FluidError(
+          'CONFLICT',
+          `Snapshot ${s.name} was taken by an earlier build of Fluid (inside libvirt, which cannot restore every kind); take a new snapshot instead.`,
+        );
+      const host = this.d.hosts.get(r.host_id);
+      const conn = await this.d.hosts.connection(host.id);
+      const signal = new AbortController().signal;
+      const p = new Phases();
+      this.store.update(r.id, {
+        state: 'starting',
+        owner_pid: process.pid,
+        owner_instance: this.d.tasks.instance,
+      });
+      this.changed(r.id);
+      this.d.guests.close(r.id);
+      let booted = false;
+      try {
+        const plan = await restoreSnapshot(conn, host.libvirtUri, r.domain_name, r.dir, detail);
+        p.mark('restore');
+        if (detail.memory) {
+          // A memory snapshot wakes up with the clock it was taken at.
+          await syncClock(conn, host.libvirtUri, r.domain_name).catch(() => {});
+          await this.waitSsh(r, signal);
+          p.mark('ssh');
+        } else if (plan.wasRunning) {
+          await this.bootExisting(conn, host, r, signal, p);
+          booted = true;
+        }
+      } catch (err) {
+        const st = await conn
+          .exec(virsh(host.libvirtUri, `domstate ${shq(r.domain_name)}`))
+          .then((x) => x.stdout.toString().trim())
+          .catch(() => '');
+        this.store.update(r.id, {
+          state: st === 'running' ? 'running' : 'stopped',
+          error: JSON.stringify(toErrorPayload(err)),
+          owner_pid: null,
+          owner_instance: null,
+        });
+        this.changed(r.id);
+        throw err;
+      }
+      p.total();
+      const running = !!detail.memory || booted;
+      this.store.update(r.id, {
+        state: running ? 'running' : 'stopped',
+        error: null,
+        owner_pid: null,
+        owner_instance: null,
+      });
+      await this.snapshotGarbage(conn, host, r);
+      this.d.audit.append({
+        actor,
+        action: 'snapshot.restore',
+        target: r.id,
+        data: { name: s.name, kind: s.kind, booted, timings: p.timings },
+      });
+      this.changed(r.id);
+      return this.get(r.id);
     });
-    const state = (await run(conn, virsh(host.libvirtUri, `domstate ${shq(r.domain_name)}`))).trim();
-    if (state === 'running') {
-      // A memory snapshot wakes up with the clock it was taken at.
-      await syncClock(conn, host.libvirtUri, r.domain_name).catch(() => {});
-      await this.waitSsh(r, new AbortController().signal);
-    }
-    this.store.update(r.id, { state: state === 'running' ? 'running' : 'stopped' });
-    this.d.audit.append({
-      actor,
-      action: 'snapshot.restore',
-      target: r.id,
-      data: { name: s.name, kind: s.kind },
-    });
-    this.changed(r.id);
-    return this.get(r.id);
   }
 
   async snapshotDelete(ref: string, snapshot: string, actor: Actor): Promise<{ deleted: true }> {
-    const r = this.store.row(ref);
-    const s = this.store.snapshot(r.id, snapshot);
-    const host = this.d.hosts.get(r.host_id);
-    const conn = await this.d.hosts.connection(host.id);
-    await run(conn, virsh(host.libvirtUri, `snapshot-delete ${shq(r.domain_name)} ${shq(s.name)}`), {
-      what: 'Deleting the snapshot',
-      timeoutMs: 300_000,
+    const id0 = this.store.row(ref).id;
+    return this.serialize(id0, async () => {
+      const r = this.store.row(id0);
+      const s = this.store.snapshot(r.id, snapshot);
+      const detail = parseDetail(this.store.snapshotDetails(r.id).get(s.id) ?? '{}');
+      this.store.deleteSnapshot(s.id);
+      if (LIVE_STATES.includes(r.state)) {
+        const host = this.d.hosts.get(r.host_id);
+        const conn = await this.d.hosts.connection(host.id);
+        if (detail) await this.snapshotGarbage(conn, host, r);
+        else
+          // Taken by an earlier build, inside libvirt.
+          await conn.exec(virsh(host.libvirtUri, `snapshot-delete ${shq(r.domain_name)} ${shq(s.name)}`));
+      }
+      this.d.audit.append({ actor, action: 'snapshot.delete', target: r.id, data: { name: s.name } });
+      this.changed(r.id);
+      return { deleted: true as const };
     });
-    this.store.deleteSnapshot(s.id);
-    this.d.audit.append({ actor, action: 'snapshot.delete', target: r.id, data: { name: s.name } });
-    return { deleted: true };
+  }
+
+  /** Remove snapshot layers and memory images no snapshot and no current disk needs (never fails the caller). */
+  private async snapshotGarbage(conn: HostConnection, host: Host, r: SandboxRow): Promise<void> {
+    const remaining = [...this.store.snapshotDetails(r.id).values()]
+      .map(parseDetail)
+      .filter((x): x is SnapshotDetail => !!x);
+    await collectGarbage(conn, host.libvirtUri, r.domain_name, r.dir, remaining).catch((err: unknown) =>
+      this.d.log.warn('could not remove unused snapshot files', { sandbox: r.id, err }),
+    );
   }
 
   // ---- bases --------------------------------------------------------------------------------------

@@ -131,18 +131,34 @@ export class SandboxStore {
     return s;
   }
 
-  addSnapshot(s: Snapshot): void {
+  /** Insert a snapshot row (the name is taken from here on); `detail` is what snapshots.ts records. */
+  addSnapshot(s: Snapshot, detail = '{}'): void {
     try {
       this.db
         .prepare(
-          'INSERT INTO snapshots (id, sandbox_id, name, kind, created_at, created_by_door, created_by_id) VALUES (?, ?, ?, ?, ?, ?, ?)',
+          'INSERT INTO snapshots (id, sandbox_id, name, kind, detail, created_at, created_by_door, created_by_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
         )
-        .run(s.id, s.sandboxId, s.name, s.kind, s.createdAt, s.createdBy.door, s.createdBy.id);
+        .run(s.id, s.sandboxId, s.name, s.kind, detail, s.createdAt, s.createdBy.door, s.createdBy.id);
     } catch (e) {
       if (/UNIQUE/.test((e as Error).message))
         throw new FluidError('CONFLICT', `This sandbox already has a snapshot named "${s.name}".`);
       throw e;
     }
+  }
+
+  setSnapshot(id: string, kind: Snapshot['kind'], detail: string): void {
+    this.db.prepare('UPDATE snapshots SET kind = ?, detail = ? WHERE id = ?').run(kind, detail, id);
+  }
+
+  /** The `detail` of each of a sandbox's snapshots, by snapshot id. */
+  snapshotDetails(sandboxId: string): Map<string, string> {
+    const rows = this.db
+      .prepare('SELECT id, detail FROM snapshots WHERE sandbox_id = ?')
+      .all(sandboxId) as Array<{
+      id: string;
+      detail: string;
+    }>;
+    return new Map(rows.map((r) => [r.id, r.detail]));
   }
 
   deleteSnapshot(id: string): void {
