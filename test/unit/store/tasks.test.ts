@@ -22,16 +22,20 @@ test('a task reports progress, succeeds and persists its result', async () => {
   const { tm, bus } = manager();
   const events: Task[] = [];
   bus.subscribe('tasks.changed', (t) => events.push(t));
+  let finish!: () => void;
+  const finished = new Promise<void>((r) => (finish = r));
   const t = tm.start({
     kind: 'demo',
     title: 'Demo',
     run: async (ctx) => {
       ctx.progress(0.5, 'halfway');
-      await new Promise((r) => setTimeout(r, 200));
+      await finished;
       return { answer: 42 };
     },
   });
   assert.equal(t.status, 'running');
+  assert.equal(tm.get(t.id).status, 'running', 'still running until the work finishes');
+  finish();
   const final = await tm.wait(t.id);
   assert.equal(final.status, 'succeeded');
   assert.deepEqual(final.result, { answer: 42 });
@@ -135,21 +139,33 @@ test('tasks of a dead process are marked interrupted at the next start', () => {
   cleanup();
 });
 
-test('watch yields the snapshot first and ends at the terminal state', async () => {
+test('watch yields the snapshot first, every step, and ends at the terminal state', async (t) => {
+  // progress is throttled to ~8 writes a second: on a fake clock, the steps are 125 ms apart
+  t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 1_000_000 });
   const { tm } = manager();
-  const t = tm.start({
+  // each step waits for the test to release it, once the watcher has seen the one before
+  const gates: Array<() => void> = [];
+  const task = tm.start({
     kind: 'demo',
     title: 'Steps',
     run: async (ctx) => {
       for (let i = 1; i <= 3; i++) {
-        await new Promise((r) => setTimeout(r, 150));
+        await new Promise<void>((r) => gates.push(r));
         ctx.progress(i / 3, `step ${i}`);
       }
     },
   });
   const seen: string[] = [];
-  for await (const u of tm.watch(t.id)) seen.push(`${u.status}:${u.message}`);
-  assert.equal(seen[0], 'running:Starting');
-  assert.ok(seen.includes('running:step 2'), seen.join(' | '));
-  assert.equal(seen.at(-1), 'succeeded:Done');
+  for await (const u of tm.watch(task.id)) {
+    seen.push(`${u.status}:${u.message}`);
+    t.mock.timers.tick(125);
+    gates.shift()?.();
+  }
+  assert.deepEqual(seen, [
+    'running:Starting',
+    'running:step 1',
+    'running:step 2',
+    'running:step 3',
+    'succeeded:Done',
+  ]);
 });
