@@ -1,7 +1,8 @@
 /**
  * `fluid mcp` as a real subprocess, driven by the official MCP SDK client: over stdio and over
- * streamable HTTP. Approvals are decided from another door (the real `fluid approval approve`), and
- * one call reaches the lab's libvirt host over SSH.
+ * streamable HTTP. Approvals are decided by a person through another door (a core in this process,
+ * serving the app's door on the same data dir); the client is only told that a person decides. One
+ * call reaches the lab's libvirt host over SSH, and a read on the production VM comes back redacted.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -216,10 +217,12 @@ describe('fluid mcp over stdio', () => {
     assert.match(text(r), /Invalid arguments for list_vms: host:/);
   });
 
-  test('a call that needs approval waits for `fluid approval approve` (the command it names) in another process', async () => {
+  test('a call that needs approval waits for a person in another door; the client is never told how to decide', async () => {
     await setRules([{ tool: 'create_playbook', decision: 'ask' }]);
     try {
       const { client } = shared;
+      const instructions = client.getInstructions() ?? '';
+      assert.match(instructions, /a person decides in the Fluid app or on\s+their own terminal/);
       const logs: string[] = [];
       client.setNotificationHandler(
         LoggingMessageNotificationSchema,
@@ -242,15 +245,23 @@ describe('fluid mcp over stdio', () => {
       assert.deepEqual(a!.requestedBy, { door: 'mcp', id: 'it-stdio' });
       await until('the log message', async () => logs.length > 0 && progress.length > 0);
       assert.equal(settled, false);
+      const told = [instructions, ...logs, ...progress].join('\n');
+      assert.doesNotMatch(told, /fluid approval|approval approve|approve </);
+      assert.match(logs[0]!, /A person must decide in the Fluid app or on their own terminal\./);
+      const res = await client.readResource({ uri: 'fluid://approvals/pending' });
+      assert.doesNotMatch((res.contents[0] as { text: string }).text, /fluid approval|approve </);
 
-      // The message names the exact command, with this data dir: run it as written.
-      const m = /`(fluid [^`]*approval approve [^`]+)`/.exec(logs[0]!);
-      assert.ok(m, logs[0]);
-      assert.match(m[1]!, new RegExp(`--data-dir ${data.dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
-      assert.ok(progress[0]!.includes(m[1]!), progress[0]);
-      const words = m[1]!.split(' ').slice(1);
-      const decided = await fluid([...words, '--note', 'looks fine'], { dataDir: '/nonexistent-on-purpose' });
-      assert.equal(decided.code, 0, decided.stderr);
+      // A person decides in the app: another process's core, the app's door, on the same data dir.
+      const app = createCore({ dataDir: data.dir, egress: null });
+      try {
+        await connectInProcess(app, { door: 'app', id: 'person' }).call('approvals.decide', {
+          id: a!.id,
+          decision: 'approve',
+          note: 'looks fine',
+        });
+      } finally {
+        await app.close();
+      }
 
       const r = (await call) as CallToolResult;
       assert.equal(r.isError, false, text(r));
@@ -262,7 +273,7 @@ describe('fluid mcp over stdio', () => {
         entries: AuditEntry[];
       }>();
       const decide = audit.entries.find((e) => e.action === 'approval.decide' && e.target === a!.id)!;
-      assert.equal(decide.actor.door, 'cli');
+      assert.deepEqual(decide.actor, { door: 'app', id: 'person' });
       const toolCall = audit.entries.find(
         (e) => e.action === 'tool.call' && (e.data as { approvalId?: string }).approvalId === a!.id,
       )!;
@@ -422,5 +433,34 @@ describe('through the lab', () => {
       assert.equal(vm.host, 'lab');
       assert.ok(['running', 'shut off'].includes(vm.state), vm.state);
     }
+  });
+
+  test('output read on the production VM reaches the MCP client with its secrets redacted', async () => {
+    // A key stored through the CLI: its value is redacted wherever it shows up.
+    const stored = 'sk-proj-STOREDviaCLI-0a1b2c3d4e5f6a7b';
+    const add = await run(
+      ['provider', 'add', 'mcp-redaction', '--kind', 'openai', '--model', 'm', '--key-stdin'],
+      stored,
+    );
+    assert.equal(add.code, 0, add.stdout + add.stderr);
+    const secrets = [
+      'Pr0d-DB-Passw0rd-77',
+      'ghp_9f8e7d6c5b4a39281706f5e4d3c2b1a0ZZZZ',
+      'b3BlbnNzaC1rZXktdjEAAAAACmFlczI1Ni1jdHI',
+      stored,
+    ];
+    // What a config file on production could hold, printed on the VM itself (read-only policy: printf).
+    const command = `printf '%s\\n' 'db_host = 10.0.0.9' 'db_password = ${secrets[0]}' 'token: ${secrets[1]}' '-----BEGIN OPENSSH PRIVATE KEY-----' '${secrets[2]}' '-----END OPENSSH PRIVATE KEY-----' 'upstream=${stored}'`;
+    const { client } = await stdioClient([], 'redaction-client');
+    const r = (await client.callTool({
+      name: 'run_source_command',
+      arguments: { source_vm: 'fluid-lab-prod', host: 'lab', command },
+    })) as CallToolResult;
+    assert.equal(r.isError, false, text(r));
+    const wire = JSON.stringify(r);
+    for (const v of secrets) assert.ok(!wire.includes(v), `${v.slice(0, 12)}… reached the MCP client`);
+    assert.match(text(r), /db_host = 10\.0\.0\.9/, 'the rest of the output is there');
+    assert.match(text(r), /db_password = \[REDACTED:password#\d+\]/);
+    assert.match(text(r), /\[REDACTED:private-key#\d+\]/);
   });
 });
