@@ -418,13 +418,14 @@ export const commands: Record<string, Command> = {
         const m = /^([a-zA-Z]+)\.([a-zA-Z]+)=(.*)$/.exec(a);
         if (!m) throw new UsageError(`Expected section.key=value, got "${a}".`);
         const raw = m[3]!;
-        const value: unknown = /^-?\d+(\.\d+)?$/.test(raw)
-          ? Number(raw)
-          : raw === 'true'
-            ? true
-            : raw === 'false'
-              ? false
-              : raw;
+        let value: unknown = raw;
+        if (/^-?\d+(\.\d+)?$|^(true|false|null)$|^[[{"]/.test(raw)) {
+          try {
+            value = JSON.parse(raw);
+          } catch (e) {
+            throw new UsageError(`${m[1]}.${m[2]}: not valid JSON (${(e as Error).message}).`);
+          }
+        }
         (patch[m[1]!] ??= {})[m[2]!] = value;
       }
       const s = await withPresence(ctx, (presence) =>

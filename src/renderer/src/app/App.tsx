@@ -2,6 +2,7 @@
 import { useEffect, useRef } from 'react';
 import { AgentView } from '../features/agent/AgentView.tsx';
 import { ApprovalModal } from '../features/approvals/ApprovalModal.tsx';
+import { PresenceDialog } from '../features/presence/PresenceDialog.tsx';
 import { AuditView } from '../features/audit/AuditView.tsx';
 import { HostsView } from '../features/hosts/HostsView.tsx';
 import { OnboardingView } from '../features/onboarding/OnboardingView.tsx';
@@ -98,6 +99,7 @@ export function App() {
       </div>
       <Toasts />
       <ApprovalModal />
+      <PresenceDialog />
     </div>
   );
 }

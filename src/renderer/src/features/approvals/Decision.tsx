@@ -5,6 +5,7 @@
 import { useState } from 'react';
 import { Icon } from '../../components/Icon.tsx';
 import { toErrorInfo, type ErrorInfo } from '../../lib/errors.ts';
+import { withPresence } from '../../lib/presence.ts';
 import { dismissPrompt, refreshApproval, upsertApproval } from '../../stores/approvals.ts';
 import { rpc } from '../../stores/connection.ts';
 import { toast } from '../../stores/toasts.ts';
@@ -19,11 +20,14 @@ export function useDecision(id: string) {
     setBusy(decision);
     setError(null);
     try {
-      const out = await rpc().call('approvals.decide', {
-        id,
-        decision,
-        ...(note?.trim() ? { note: note.trim() } : {}),
-      });
+      const out = await withPresence('approvals.decide', { id, decision }, (presence) =>
+        rpc().call('approvals.decide', {
+          id,
+          decision,
+          ...(note?.trim() ? { note: note.trim() } : {}),
+          presence,
+        }),
+      );
       upsertApproval(out);
       // Decided here: the modal must not ask again.
       dismissPrompt(id);
@@ -34,7 +38,8 @@ export function useDecision(id: string) {
       });
     } catch (err) {
       const info = toErrorInfo(err);
-      setError(info);
+      // Cancelling the confirmation changes nothing and is not an error.
+      if (info.code !== 'CANCELLED') setError(info);
       // Someone else was first: show the request as it is now.
       if (info.code === 'CONFLICT') void refreshApproval(rpc(), id);
     } finally {

@@ -5,6 +5,7 @@ import { Icon } from '../../components/Icon.tsx';
 import { ErrorBox, Field } from '../../components/ui.tsx';
 import { humanizeIssue, toErrorInfo, validationIssues, type ErrorInfo } from '../../lib/errors.ts';
 import { rpc } from '../../stores/connection.ts';
+import { withPresence } from '../../lib/presence.ts';
 import { upsertSandbox } from '../../stores/sandboxes.ts';
 
 export function EgressPanel({ sandbox }: { sandbox: Sandbox }) {
@@ -34,13 +35,17 @@ export function EgressPanel({ sandbox }: { sandbox: Sandbox }) {
     setFieldError(null);
     setBusy('+');
     try {
-      upsertSandbox(await rpc().call('sandboxes.egressAllow', { sandbox: sandbox.id, destination }));
+      upsertSandbox(
+        await withPresence('sandboxes.egressAllow', { sandbox: sandbox.id, destination }, (presence) =>
+          rpc().call('sandboxes.egressAllow', { sandbox: sandbox.id, destination, presence }),
+        ),
+      );
       setValue('');
     } catch (err) {
       const info = toErrorInfo(err);
       const issue = validationIssues(info)[0];
       if (issue) setFieldError(humanizeIssue(issue.message));
-      else setError(info);
+      else if (info.code !== 'CANCELLED') setError(info);
     } finally {
       setBusy(null);
     }

@@ -4,6 +4,7 @@ import { SettingsSchema } from '../../../../shared/contract/settings.ts';
 import { ErrorBox, Section, Spinner } from '../../components/ui.tsx';
 import { issuesByField, toErrorInfo, validationIssues, type ErrorInfo } from '../../lib/errors.ts';
 import { rpc } from '../../stores/connection.ts';
+import { withPresence } from '../../lib/presence.ts';
 import { useSettings } from '../../stores/settings.ts';
 import { toast } from '../../stores/toasts.ts';
 import { FieldInput } from './FieldInput.tsx';
@@ -64,12 +65,15 @@ export function SettingsForm({
       const changed = Object.fromEntries(dirty.map((f) => [f.path, draft[f.path]!]));
       const patch = buildPatch(fields, settings, changed);
       for (const [k, v] of Object.entries(extra)) patch[k] = { ...patch[k], ...v };
-      await rpc().call('settings.update', patch);
+      await withPresence('settings.update', patch, (presence) =>
+        rpc().call('settings.update', { ...patch, presence }),
+      );
       setDraft({});
       extension?.reset();
       toast({ kind: 'success', title: 'Settings saved', message: `${changes} changed.` });
     } catch (err) {
-      setError(toErrorInfo(err));
+      const info = toErrorInfo(err);
+      if (info.code !== 'CANCELLED') setError(info);
     } finally {
       setBusy(false);
     }

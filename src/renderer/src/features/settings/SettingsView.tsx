@@ -10,10 +10,11 @@ import { useConnection } from '../../stores/connection.ts';
 import { useSystem } from '../../stores/system.ts';
 import { AgentSettings } from './AgentSettings.tsx';
 import { ProvidersPanel } from './ProvidersPanel.tsx';
+import { SecurityPanel } from './SecurityPanel.tsx';
 import { SETTINGS_SECTIONS, SettingsForm } from './SettingsForm.tsx';
 
 /** Settings → General: everything but the agent's (Settings → Agent). */
-const GENERAL = SETTINGS_SECTIONS.filter((s) => s.key !== 'agent');
+const GENERAL = SETTINGS_SECTIONS.filter((s) => s.key !== 'agent' && s.key !== 'approvals');
 
 function SystemPanel() {
   const info = useSystem((s) => s.info);
@@ -79,12 +80,13 @@ function SystemPanel() {
   );
 }
 
-type SettingsTab = 'general' | 'providers' | 'agent';
+type SettingsTab = 'general' | 'providers' | 'agent' | 'security';
 
 const TABS: { id: SettingsTab; label: string; icon: string }[] = [
   { id: 'general', label: 'General', icon: 'gear' },
   { id: 'providers', label: 'Providers', icon: 'plug' },
   { id: 'agent', label: 'Agent', icon: 'agent' },
+  { id: 'security', label: 'Security', icon: 'key' },
 ];
 
 function SettingsTabs({ current }: { current: SettingsTab }) {
@@ -104,9 +106,10 @@ function SettingsTabs({ current }: { current: SettingsTab }) {
   );
 }
 
-/** Routes: #/settings (general), #/settings/providers, #/settings/agent. */
+/** Routes: #/settings (general), #/settings/providers, #/settings/agent, #/settings/security. */
 export function SettingsView({ sub = [] }: { sub?: string[] }) {
-  const tab: SettingsTab = sub[0] === 'providers' ? 'providers' : sub[0] === 'agent' ? 'agent' : 'general';
+  const tab: SettingsTab =
+    (['providers', 'agent', 'security'] as const).find((t) => t === sub[0]) ?? 'general';
   return (
     <div className="page-pad settings-wrap">
       <SettingsTabs current={tab} />
@@ -122,6 +125,7 @@ export function SettingsView({ sub = [] }: { sub?: string[] }) {
       )}
       {tab === 'providers' && <ProvidersPanel />}
       {tab === 'agent' && <AgentSettings />}
+      {tab === 'security' && <SecurityPanel />}
     </div>
   );
 }
