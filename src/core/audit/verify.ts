@@ -50,6 +50,9 @@ export interface CheckResult {
   hashAt: Map<number, string>;
 }
 
+/** `entries 5..9 were` / `entry 5 was` */
+const entryRange = (a: number, b: number) => (a === b ? `entry ${a} was` : `entries ${a}..${b} were`);
+
 const cap = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
 
 function holdersText(names: string[]): string {
@@ -150,8 +153,8 @@ export function checkAgainstChain(
       const consequence =
         d.chain === 'beyond'
           ? chain.count === 0
-            ? `the log is empty, so entries 1..${cp.seq} were removed`
-            : `the log ends at entry ${chain.lastSeq}, so entries ${chain.lastSeq + 1}..${cp.seq} were removed`
+            ? `the log is empty, so ${entryRange(1, cp.seq)} removed`
+            : `the log ends at entry ${chain.lastSeq}, so ${entryRange(chain.lastSeq + 1, cp.seq)} removed`
           : d.chain === 'absent'
             ? `entry ${cp.seq} is missing from the log, so rows were removed`
             : `the log's entry ${cp.seq} has hash ${hashAt.get(cp.seq)?.slice(0, 12) ?? '?'}…, so entries up to ${cp.seq} were rewritten (with their hashes recomputed)`;
@@ -339,7 +342,9 @@ export function verifyLog(input: LocalVerifyInput): AuditVerify {
         pending: 0,
         detail:
           details.join('; ') ||
-          (bad ? 'see problems' : `${file.checkpoints.length} checkpoint${file.checkpoints.length === 1 ? "" : "s"}, same as ${DB}`),
+          (bad
+            ? 'see problems'
+            : `${file.checkpoints.length} checkpoint${file.checkpoints.length === 1 ? '' : 's'}, same as ${DB}`),
       });
     }
   }
