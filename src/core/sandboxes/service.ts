@@ -6,11 +6,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Host, Vm } from '../../shared/contract/hosts.ts';
-import type { Sandbox, Snapshot } from '../../shared/contract/sandboxes.ts';
+import type { EgressHealth, Sandbox, Snapshot } from '../../shared/contract/sandboxes.ts';
 import type { Task } from '../../shared/contract/tasks.ts';
 import { FluidError, toErrorPayload } from '../../shared/errors.ts';
-import type { Actor } from '../../shared/rpc.ts';
+import { isPersonDoor, type Actor } from '../../shared/rpc.ts';
 import type { ApprovalService } from '../approvals/service.ts';
+import { canonicalDestinations, destinationWarning } from '../egress/reach.ts';
+import { requestEgressApproval } from './egress.ts';
 import { run, shq, type HostConnection } from '../hosts/connection.ts';
 import type { HostService } from '../hosts/service.ts';
 import { fingerprintOf } from '../hosts/ssh.ts';
@@ -63,6 +65,8 @@ export interface EgressHooks {
   ensure(hostId: string): Promise<void>;
   /** The script that points a guest's package managers and shells at the proxy. */
   guestSetup(): string;
+  /** Whether the host's proxy serves this sandbox, as far as this process knows. */
+  health?(row: SandboxRow): EgressHealth;
 }
 
 export interface SandboxDeps {
@@ -147,7 +151,19 @@ export class SandboxService {
         /* base row gone */
       }
     }
-    return toSandbox(r, hostName, fp);
+    const allowed = JSON.parse(r.egress_allow) as string[];
+    return {
+      ...toSandbox(r, hostName, fp),
+      egressWarnings: allowed.flatMap((destination) => {
+        try {
+          const warning = destinationWarning(destination);
+          return warning ? [{ destination, warning }] : [];
+        } catch {
+          return [];
+        }
+      }),
+      egressHealth: this.d.egress?.health?.(r) ?? { status: 'unknown', message: null },
+    };
   }
 
   get(ref: string): Sandbox {
@@ -174,7 +190,11 @@ export class SandboxService {
     const ttl = input.ttlMinutes ?? settings.defaultTtlMinutes;
     const now = this.d.clock.now();
     const layout = hostLayout(host.storageDir, this.d.installation);
-    const allow = [...new Set([...settings.egressAllow, ...input.allow])];
+    // Destinations a person passes (or the settings give) are allowed at once; an agent's door widens
+    // nothing by itself: each of its destinations becomes an approval request once the row exists.
+    const asked = canonicalDestinations(input.allow);
+    const person = isPersonDoor(actor);
+    const allow = [...new Set([...settings.egressAllow, ...(person ? asked : [])])];
     this.store.insert({
       id,
       name,
@@ -225,8 +245,18 @@ export class SandboxService {
         memoryMiB: input.memoryMiB ?? null,
         ttlMinutes: ttl,
         allow,
+        ...(person ? {} : { asked }),
       },
     });
+    if (!person)
+      for (const destination of asked.filter((x) => !allow.includes(x)))
+        requestEgressApproval(this.d.approvals, {
+          sandboxId: id,
+          sandboxName: name,
+          destination,
+          requestedBy: actor,
+          why: `Asked for by ${actor.door}:${actor.id} when it created the sandbox.`,
+        });
     this.changed(id);
     return task;
   }

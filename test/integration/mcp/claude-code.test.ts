@@ -2,7 +2,8 @@
  * Claude Code, the real product, as an MCP client of `fluid mcp` (stdio). Its model is the scripted
  * model server (the real Anthropic wire format), which makes it call mcp__fluid__list_hosts, then
  * mcp__fluid__create_playbook, which a settings rule makes wait for a person: the test approves it
- * with `fluid approval approve`, as a person would, and Claude Code gets the result and answers.
+ * through the app's door (a core in this process on the same data dir), as a person would in the
+ * app, and Claude Code gets the result and answers. Nothing Claude Code receives says how to decide.
  *
  * Claude Code is not a dependency of Fluid. The test installs a pinned version from npm into a cache
  * dir outside the repository (FLUID_CLAUDE_CODE_DIR, default /var/tmp/fluid-claude-code) and reuses
@@ -236,20 +237,23 @@ test(
     assert.ok(claude, 'Claude Code is not available (see the first test)');
     model.load(SCENARIO);
 
-    // A person approves the playbook from another door while Claude Code waits.
+    // A person approves the playbook in the app (another door, same data dir) while Claude Code waits.
     let approved = null as Approval | null;
     let stop = false;
+    const app = createCore({ dataDir: data.dir, egress: null });
+    const door = connectInProcess(app, { door: 'app', id: 'person' });
     const approver = (async () => {
-      while (!stop && !approved) {
-        const pending = (
-          await fluid(['approval', 'list', '--status', 'pending', '--json'], { dataDir: data.dir })
-        ).json<Approval[]>();
-        const a = pending.find((p) => p.title === 'create_playbook from-claude-code');
-        if (a) {
-          const r = await fluid(['approval', 'approve', a.id, '--note', 'fine'], { dataDir: data.dir });
-          assert.equal(r.code, 0, r.stderr);
-          approved = a;
-        } else await new Promise((r) => setTimeout(r, 250));
+      try {
+        while (!stop && !approved) {
+          const pending = await door.call('approvals.list', { status: 'pending', limit: 20 });
+          const a = pending.find((p) => p.title === 'create_playbook from-claude-code');
+          if (a) {
+            await door.call('approvals.decide', { id: a.id, decision: 'approve', note: 'fine' });
+            approved = a;
+          } else await new Promise((r) => setTimeout(r, 250));
+        }
+      } finally {
+        await app.close();
       }
     })();
     const run = await runClaude(
@@ -278,7 +282,10 @@ test(
     assert.equal(result.subtype, 'success');
     assert.match(result.result, /the playbook from-claude-code exists/);
 
-    // Same gate as every door: approved by the CLI, audited with Claude Code as the MCP caller.
+    // Nothing that reached Claude Code's model told it how to decide an approval.
+    assert.doesNotMatch(JSON.stringify(model.answered), /fluid approval|approval approve/);
+
+    // Same gate as every door: approved in the app, audited with Claude Code as the MCP caller.
     assert.ok(approved, 'the approval request was seen and approved');
     const approvalId = approved.id;
     const audit = (await fluid(['audit', 'list', '--json', '--limit', '100'], { dataDir: data.dir })).json<{
@@ -293,7 +300,7 @@ test(
     const pb = calls.find((c) => (c.data as { tool: string }).tool === 'create_playbook')!;
     assert.equal((pb.data as { decision: string }).decision, 'approved');
     const decide = audit.entries.find((e) => e.action === 'approval.decide' && e.target === approvalId)!;
-    assert.equal(decide.actor.door, 'cli');
+    assert.deepEqual(decide.actor, { door: 'app', id: 'person' });
   },
 );
 
