@@ -1,9 +1,12 @@
 import { resolve } from 'node:path';
 import { defineConfig } from 'electron-vite';
 import react from '@vitejs/plugin-react';
+import { pythonAssets } from './scripts/build/python-assets.ts';
 
 export default defineConfig({
   main: {
+    // Python programs the core runs on hosts (the egress proxy) ship beside the chunk that reads them.
+    plugins: [pythonAssets()],
     build: {
       outDir: 'out/main',
       rollupOptions: { input: { index: resolve(__dirname, 'src/main/index.ts') } },

@@ -24,3 +24,4 @@ export {
   type TestOutcome,
 } from './pages/ProvidersPage.ts';
 export { offeredTools, startModelServer, type ScenarioInput, type ScriptedModelServer } from './model.ts';
+export { PresenceDialog, SecurityPage, addVirtualAuthenticator } from './pages/SecurityPage.ts';

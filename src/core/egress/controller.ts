@@ -22,12 +22,22 @@ import {
   type ControlMessage,
   type EgressDecision,
   type EgressReason,
+  type EventDecision,
   type EventMessage,
   type ProxyMessage,
+  type RoutesMessage,
+  type StatusMessage,
 } from './protocol.ts';
 import { proxyScript } from './proxy-script.ts';
 
-export type { EgressDecision, EgressReason } from './protocol.ts';
+export type { EgressDecision, EgressReason, EventDecision, StatusMessage } from './protocol.ts';
+
+/** `decide`'s full answer: the decision, and the approval request the refused client is told about. */
+export interface EgressVerdict {
+  decision: EgressDecision;
+  approvalId?: string;
+  note?: string;
+}
 
 /** A destination the proxy does not know: someone (a human, a policy) must decide. */
 export interface EgressRequest {
@@ -47,7 +57,7 @@ export interface EgressEvent {
   host: string;
   port: number;
   method: string;
-  decision: EgressDecision;
+  decision: EventDecision;
   reason: EgressReason;
   bytesUp: number;
   bytesDown: number;
@@ -56,8 +66,18 @@ export interface EgressEvent {
   path?: string;
   askId?: string;
   error?: string;
+  /** What failed upstream: dns, dns-timeout, refused, timeout, unreachable, connect. */
+  failure?: string;
+  /** The approval request the client was told about. */
+  approvalId?: string;
   /** Proxy request id (unique within one proxy process). */
   requestId?: string;
+}
+
+/** What the running proxy serves for this controller (see RoutesMessage). */
+export interface EgressRoutes {
+  served: ReadonlySet<string>;
+  conflicts: RoutesMessage['conflicts'];
 }
 
 export type EgressLog = Pick<Logger, 'debug' | 'info' | 'warn' | 'error'>;
@@ -74,10 +94,13 @@ export interface EgressControllerOptions {
    * Called for each `ask`. `signal` aborts when the proxy stops waiting for this answer (it timed
    * out and denied, the allowlist now covers it, the sandbox went away, the proxy restarted or stopped).
    * An approval may outlive the signal: approving it later should add the destination to the allowlist.
-   * A throw or rejection counts as deny.
+   * Answer `pending` (with the approval's id) to refuse the request now and tell the client that a
+   * person must approve. A throw or rejection counts as deny.
    */
-  decide: (req: EgressRequest, signal: AbortSignal) => Promise<EgressDecision>;
+  decide: (req: EgressRequest, signal: AbortSignal) => Promise<EgressDecision | EgressVerdict>;
   onEvent: (e: EgressEvent) => void;
+  /** Called when the set of addresses the proxy serves for this controller changes. */
+  onRoutes?: (r: EgressRoutes) => void;
   log: EgressLog;
   /** Called once when the controller gives up because the host connection is gone. */
   onClose?: (reason: string) => void;
@@ -93,6 +116,11 @@ export interface EgressControllerOptions {
   python?: string;
   /** TESTS ONLY: let names and IPs on loopback through (a sandbox must never reach the host's loopback). */
   allowLoopback?: boolean;
+  /**
+   * Let allowlisted names resolve to private networks (RFC 1918, 100.64/10, fc00::/7). Off by default:
+   * then only an exact IP entry opens a private address.
+   */
+  allowPrivate?: boolean;
 }
 
 export const PYTHON_MISSING_MESSAGE =
@@ -110,6 +138,9 @@ export interface ProxyCommandOptions {
   heartbeatTimeoutMs: number;
   python?: string;
   allowLoopback?: boolean;
+  allowPrivate?: boolean;
+  /** Print the status of the proxy serving this address and exit (see probeEgressProxy). */
+  probe?: boolean;
 }
 
 /** The shell command that starts the proxy; feed `proxyStdinPreamble()` to its stdin first. */
@@ -128,6 +159,8 @@ export function proxyCommand(o: ProxyCommandOptions): string {
     String(o.heartbeatTimeoutMs / 1000),
   ];
   if (o.allowLoopback) args.push('--allow-loopback');
+  if (o.allowPrivate) args.push('--allow-private');
+  if (o.probe) args.push('--probe');
   return (
     `command -v ${py} >/dev/null 2>&1 || { echo 'fluid-egress: ${py} not found' >&2; exit 127; }; ` +
     `exec ${py} -u -c ${shq(BOOTSTRAP)} ${args.map(shq).join(' ')}`
@@ -178,6 +211,8 @@ export class EgressController {
   private generation = 0;
   private port: number;
   private listen_: string | null = null;
+  private shared_ = false;
+  private routes_: EgressRoutes | null = null;
   private allow: Record<string, string[]> = {};
   private sandboxes: Record<string, string> = {};
   private readonly asks = new Map<string, AbortController>();
@@ -209,6 +244,19 @@ export class EgressController {
   /** ip:port the proxy listens on (null until it is ready). */
   get listen(): string | null {
     return this.listen_;
+  }
+
+  /** True when this controller joined a proxy that another Fluid process runs for the same bridge. */
+  get shared(): boolean {
+    return this.shared_;
+  }
+
+  /**
+   * Which sandbox addresses the running proxy serves for this controller, and which it cannot (another
+   * controller claims them for another sandbox). Null until the proxy reported it.
+   */
+  get routes(): EgressRoutes | null {
+    return this.routes_;
   }
 
   /** Start the proxy and wait until it listens. Idempotent while running. */
@@ -261,6 +309,7 @@ export class EgressController {
     const p = this.proc;
     this.proc = null;
     this.listen_ = null;
+    this.routes_ = null;
     if (!p) return;
     try {
       p.stdin.write(encodeControl({ type: 'shutdown' }));
@@ -357,12 +406,17 @@ export class EgressController {
           settled = true;
           clearTimeout(timer);
           this.listen_ = msg.listen;
+          this.shared_ = msg.shared === true;
           const port = Number(msg.listen.slice(msg.listen.lastIndexOf(':') + 1));
           if (port > 0) this.port = port;
           this.state_ = 'running';
           this.upSince = Date.now();
           this.startPing(gen);
-          this.o.log.info('egress proxy ready', { listen: msg.listen, pid: msg.pid, python: msg.python });
+          this.o.log.info(msg.shared ? 'egress proxy joined' : 'egress proxy ready', {
+            listen: msg.listen,
+            pid: msg.pid,
+            python: msg.python,
+          });
           resolve(msg.listen);
           return;
         }
@@ -419,6 +473,11 @@ export class EgressController {
       );
     if (lastError.startsWith('cannot listen'))
       return new FluidError('UNAVAILABLE', `The egress proxy ${lastError}.`, { exitCode: code });
+    if (lastError.startsWith('the egress proxy on'))
+      // a proxy for this bridge runs, but this process may not join it (another user or version)
+      return new FluidError('UNAVAILABLE', `${lastError[0]!.toUpperCase()}${lastError.slice(1)}.`, {
+        exitCode: code,
+      });
     const detail = (lastError || stderr.trim().split('\n').slice(-3).join(' ')).slice(0, 1000);
     return new FluidError(
       'INTERNAL',
@@ -441,8 +500,23 @@ export class EgressController {
       case 'configured':
         this.settleConfig(msg.seq ?? Infinity);
         break;
+      case 'routes':
+        this.routes_ = { served: new Set(msg.served), conflicts: msg.conflicts };
+        if (msg.conflicts.length)
+          this.o.log.warn('egress: the proxy serves some sandbox addresses for another Fluid', {
+            conflicts: msg.conflicts,
+          });
+        try {
+          this.o.onRoutes?.(this.routes_);
+        } catch (err) {
+          this.o.log.warn('egress: onRoutes threw', {
+            error: err instanceof Error ? err.message : String(err),
+          });
+        }
+        break;
       case 'pong':
       case 'ready':
+      case 'status':
         break;
     }
   }
@@ -452,13 +526,16 @@ export class EgressController {
     const key = `${gen}:${msg.id}`;
     this.asks.set(key, ac);
     const sandboxId = msg.sandbox ?? this.sandboxes[msg.client];
-    const answer = (decision: EgressDecision) => {
+    const answer = (v: EgressVerdict) => {
       this.asks.delete(key);
       if (gen !== this.generation || ac.signal.aborted) return;
-      this.send({ type: 'decision', id: msg.id, decision });
+      const out: ControlMessage = { type: 'decision', id: msg.id, decision: v.decision };
+      if (v.approvalId) out.approval = v.approvalId;
+      if (v.note) out.note = v.note;
+      this.send(out);
     };
-    if (!sandboxId) return answer('deny');
-    let p: Promise<EgressDecision>;
+    if (!sandboxId) return answer({ decision: 'deny' });
+    let p: Promise<EgressDecision | EgressVerdict>;
     try {
       p = Promise.resolve(
         this.o.decide(
@@ -470,7 +547,7 @@ export class EgressController {
       p = Promise.reject(e);
     }
     p.then(
-      (d) => answer(d === 'allow' ? 'allow' : 'deny'),
+      (d) => answer(toVerdict(d)),
       (err: unknown) => {
         if (!ac.signal.aborted)
           this.o.log.warn('egress: decide failed; denying', {
@@ -478,7 +555,7 @@ export class EgressController {
             port: msg.port,
             error: err instanceof Error ? err.message : String(err),
           });
-        answer('deny');
+        answer({ decision: 'deny' });
       },
     );
   }
@@ -507,6 +584,8 @@ export class EgressController {
     if (e.path !== undefined) out.path = e.path;
     if (e.askId !== undefined) out.askId = e.askId;
     if (e.error !== undefined) out.error = e.error;
+    if (e.failure !== undefined) out.failure = e.failure;
+    if (e.approvalId !== undefined) out.approvalId = e.approvalId;
     if (e.id !== undefined) out.requestId = e.id;
     try {
       this.o.onEvent(out);
@@ -519,6 +598,7 @@ export class EgressController {
     if (gen !== this.generation) return;
     if (this.proc === proc) this.proc = null;
     this.listen_ = null;
+    this.routes_ = null;
     this.clearPing();
     this.abortAsks();
     this.settleConfig(Infinity);
@@ -595,6 +675,75 @@ export class EgressController {
     for (const ac of this.asks.values()) ac.abort(new FluidError('CANCELLED', 'The egress proxy stopped.'));
     this.asks.clear();
   }
+}
+
+/** Anything but a well-formed allow/pending answer is a deny. */
+function toVerdict(d: unknown): EgressVerdict {
+  const v: Partial<EgressVerdict> = typeof d === 'string' ? { decision: d as EgressDecision } : (d ?? {});
+  const decision = v.decision === 'allow' || v.decision === 'pending' ? v.decision : 'deny';
+  const out: EgressVerdict = { decision };
+  if (typeof v.approvalId === 'string' && /^[A-Za-z0-9._:-]{1,100}$/.test(v.approvalId))
+    out.approvalId = v.approvalId;
+  if (typeof v.note === 'string' && v.note) out.note = v.note.slice(0, 500);
+  return out;
+}
+
+/**
+ * Ask the host which Fluid egress proxy serves `listenAddress:port` and for which sandbox addresses.
+ * Starts nothing: `running: false` when none answers (`portInUse` when something else listens there).
+ */
+export async function probeEgressProxy(
+  conn: HostConnection,
+  o: { listenAddress: string; port: number; python?: string; timeoutMs?: number },
+): Promise<StatusMessage> {
+  const proc = conn.spawn(
+    proxyCommand({
+      listenAddress: o.listenAddress,
+      port: o.port,
+      askTimeoutMs: 1000,
+      heartbeatTimeoutMs: 0,
+      python: o.python,
+      probe: true,
+    }),
+  );
+  let out = '';
+  let err = '';
+  proc.stdout.on('data', (c: Buffer | string) => (out += c.toString()));
+  proc.stderr.on('data', (c: Buffer | string) => (err += c.toString()));
+  proc.stdout.on('error', () => {});
+  proc.stderr.on('error', () => {});
+  try {
+    proc.stdin.write(proxyStdinPreamble());
+    proc.stdin.end();
+  } catch {
+    /* the exit code says what happened */
+  }
+  const timeoutMs = o.timeoutMs ?? 20_000;
+  let timer: NodeJS.Timeout | undefined;
+  const code = await Promise.race([
+    proc.exited,
+    new Promise<'timeout'>((r) => {
+      timer = setTimeout(() => r('timeout'), timeoutMs);
+      timer.unref?.();
+    }),
+  ]);
+  clearTimeout(timer);
+  if (code === 'timeout') {
+    proc.kill();
+    throw new FluidError('TIMEOUT', `The egress proxy probe did not answer within ${timeoutMs} ms.`);
+  }
+  if (code === 127 || /fluid-egress: \S+ not found/.test(err))
+    throw new FluidError('UNAVAILABLE', PYTHON_MISSING_MESSAGE);
+  for (const line of out.split('\n')) {
+    const m = parseProxyMessage(line);
+    if (m?.type === 'status') return m;
+    if (m?.type === 'error')
+      throw new FluidError('UNAVAILABLE', `${m.message[0]!.toUpperCase()}${m.message.slice(1)}.`);
+  }
+  throw new FluidError(
+    'INTERNAL',
+    `The egress proxy probe exited (code ${code ?? 'none'}) without an answer: ${(err || out).trim().slice(-500)}`,
+  );
 }
 
 /** Call onLine for each newline-terminated line of a stream (and a final partial one at the end). */

@@ -3,16 +3,25 @@
  * process's stdin (Fluid → proxy) and stdout (proxy → Fluid).
  */
 
-export type EgressDecision = 'allow' | 'deny';
+/** Fluid's answer to an ask: let it through, refuse it, or refuse it for now (an approval waits for a person). */
+export type EgressDecision = 'allow' | 'deny' | 'pending';
+
+/** What the proxy did with one request. */
+export type EventDecision = 'allow' | 'deny';
 
 export type EgressReason =
   | 'allowlist'
   | 'approved'
   | 'denied'
+  /** Refused for now: an approval request waits for a person (the response names it). */
+  | 'pending'
   | 'timeout'
   | 'unknown-client'
   | 'bad-request'
-  /** Loopback, link-local, metadata or the host's own addresses, not allowlisted by IP. */
+  /**
+   * Loopback, link-local, metadata, the host's own addresses or (by default) private networks, reached
+   * by name or by an IP that is not allowlisted exactly.
+   */
   | 'blocked';
 
 // ---------------------------------------------------------------- Fluid → proxy
@@ -30,6 +39,10 @@ export interface DecisionMessage {
   type: 'decision';
   id: string;
   decision: EgressDecision;
+  /** The approval request behind this answer (the refused client is told its id). */
+  approval?: string;
+  /** A short note for the refused client (a denial's reason). */
+  note?: string;
 }
 export interface PingMessage {
   type: 'ping';
@@ -38,7 +51,13 @@ export interface PingMessage {
 export interface ShutdownMessage {
   type: 'shutdown';
 }
-export type ControlMessage = ConfigMessage | DecisionMessage | PingMessage | ShutdownMessage;
+/** Ask for the proxy's status (answered with a `status` message). */
+export interface StatusRequestMessage {
+  type: 'status';
+  id?: string;
+}
+export type ControlMessage =
+  ConfigMessage | DecisionMessage | PingMessage | ShutdownMessage | StatusRequestMessage;
 
 // ---------------------------------------------------------------- proxy → Fluid
 
@@ -49,6 +68,8 @@ export interface ReadyMessage {
   pid?: number;
   version?: number;
   python?: string;
+  /** True when this process joined a proxy another Fluid process runs for the same bridge. */
+  shared?: boolean;
 }
 export interface AskMessage {
   type: 'ask';
@@ -69,7 +90,7 @@ export interface EventMessage {
   host: string;
   port: number;
   method: string;
-  decision: EgressDecision;
+  decision: EventDecision;
   reason: EgressReason;
   bytesUp: number;
   bytesDown: number;
@@ -82,6 +103,11 @@ export interface EventMessage {
   askId?: string;
   /** Why a request failed or was blocked (upstream unreachable, blocked address, malformed request). */
   error?: string;
+  /** What failed upstream: dns, dns-timeout, refused, timeout, unreachable, connect. */
+  failure?: string;
+  /** The approval request the client was told about. */
+  approvalId?: string;
+  note?: string;
 }
 /** The proxy applied a config message (sent for every one, including the first). */
 export interface ConfiguredMessage {
@@ -89,6 +115,30 @@ export interface ConfiguredMessage {
   seq: number | null;
   /** How many client IPs are mapped to sandboxes now. */
   clients?: number;
+}
+/**
+ * Which of this controller's sandbox addresses the proxy serves for it, and which it cannot serve
+ * because another controller (another Fluid installation sharing the bridge) claims the address for
+ * another sandbox. Sent whenever that changes, before the `configured` acknowledgement.
+ */
+export interface RoutesMessage {
+  type: 'routes';
+  served: string[];
+  conflicts: Array<{ client: string; sandbox: string; servedAs: string }>;
+}
+/** The proxy serving a bridge address: who it serves (or, from a probe, that none runs). */
+export interface StatusMessage {
+  type: 'status';
+  id: string | null;
+  running: boolean;
+  listen: string;
+  pid?: number;
+  version?: number;
+  controllers?: number;
+  /** Client IP → sandbox id, for every sandbox address it serves. */
+  clients?: Record<string, string>;
+  /** From a probe when no Fluid proxy answers: something else listens on the address. */
+  portInUse?: boolean;
 }
 export interface PongMessage {
   type: 'pong';
@@ -99,12 +149,20 @@ export interface ErrorMessage {
   message: string;
 }
 export type ProxyMessage =
-  ReadyMessage | AskMessage | EventMessage | ConfiguredMessage | PongMessage | ErrorMessage;
+  | ReadyMessage
+  | AskMessage
+  | EventMessage
+  | ConfiguredMessage
+  | RoutesMessage
+  | StatusMessage
+  | PongMessage
+  | ErrorMessage;
 
 const REASONS: ReadonlySet<string> = new Set([
   'allowlist',
   'approved',
   'denied',
+  'pending',
   'timeout',
   'unknown-client',
   'bad-request',
@@ -135,6 +193,7 @@ export function parseProxyMessage(line: string): ProxyMessage | null {
         pid: optNum(v.pid),
         version: optNum(v.version),
         python: optStr(v.python),
+        shared: v.shared === true,
       };
     case 'ask':
       if (!str(v.id) || !str(v.client) || !str(v.host) || !num(v.port) || !str(v.method)) return null;
@@ -169,10 +228,46 @@ export function parseProxyMessage(line: string): ProxyMessage | null {
       if (str(v.path)) e.path = v.path;
       if (str(v.askId)) e.askId = v.askId;
       if (str(v.error)) e.error = v.error;
+      if (str(v.failure)) e.failure = v.failure;
+      if (str(v.approvalId)) e.approvalId = v.approvalId;
+      if (str(v.note)) e.note = v.note;
       return e;
     }
     case 'configured':
       return { type: 'configured', seq: num(v.seq) ? v.seq : null, clients: optNum(v.clients) };
+    case 'routes': {
+      if (!Array.isArray(v.served) || !Array.isArray(v.conflicts)) return null;
+      return {
+        type: 'routes',
+        served: v.served.filter(str),
+        conflicts: v.conflicts
+          .filter(isObj)
+          .filter((c) => str(c.client) && str(c.sandbox))
+          .map((c) => ({
+            client: c.client as string,
+            sandbox: c.sandbox as string,
+            servedAs: str(c.servedAs) ? c.servedAs : '',
+          })),
+      };
+    }
+    case 'status': {
+      if (typeof v.running !== 'boolean' || !str(v.listen)) return null;
+      const st: StatusMessage = {
+        type: 'status',
+        id: str(v.id) ? v.id : null,
+        running: v.running,
+        listen: v.listen,
+      };
+      if (num(v.pid)) st.pid = v.pid;
+      if (num(v.version)) st.version = v.version;
+      if (num(v.controllers)) st.controllers = v.controllers;
+      if (isObj(v.clients))
+        st.clients = Object.fromEntries(
+          Object.entries(v.clients).filter((e): e is [string, string] => str(e[1])),
+        );
+      if (typeof v.portInUse === 'boolean') st.portInUse = v.portInUse;
+      return st;
+    }
     case 'pong':
       return { type: 'pong', id: str(v.id) ? v.id : null };
     case 'error':

@@ -7,7 +7,7 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import { Agent } from 'node:http';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,7 +20,8 @@ import {
   proxyStdinPreamble,
 } from '../../../src/core/egress/controller.ts';
 import { encodeControl } from '../../../src/core/egress/protocol.ts';
-import { proxyScript } from '../../../src/core/egress/proxy-script.ts';
+import { PROXY_SOURCE_URL, proxyScript } from '../../../src/core/egress/proxy-script.ts';
+import { probeEgressProxy } from '../../../src/core/egress/controller.ts';
 import { FluidError } from '../../../src/shared/errors.ts';
 import { MATCH_CASES } from '../../unit/egress/match-cases.ts';
 import {
@@ -48,18 +49,6 @@ before(() => {
 });
 
 describe('the proxy source', () => {
-  test('compiles with python3 and parses with the Python 3.9 grammar', () => {
-    const out = execFileSync(
-      'python3',
-      [
-        '-c',
-        'import ast,sys; src=sys.stdin.read(); compile(src,"fluid-egress.py","exec"); ast.parse(src, feature_version=(3,9)); print("ok")',
-      ],
-      { input: proxyScript() },
-    );
-    assert.equal(out.toString().trim(), 'ok');
-  });
-
   test('python and TypeScript understand every allowlist case the same way', () => {
     const input = MATCH_CASES.map((c) =>
       JSON.stringify({ entries: c.entries, host: c.host, port: c.port }),
@@ -67,6 +56,7 @@ describe('the proxy source', () => {
     const dir = mkdtempSync(join(tmpdir(), 'fluid-egress-'));
     const file = join(dir, 'fluid-egress.py');
     writeFileSync(file, proxyScript());
+    assert.equal(proxyScript(), readFileSync(PROXY_SOURCE_URL, 'utf8'));
     const py = execFileSync('python3', [file, '--match-selftest'], { input })
       .toString()
       .trim()
@@ -247,18 +237,43 @@ describe('allowed traffic', () => {
     await eg.update([`127.0.0.1:${up.port}`, `localhost:${up.port}`, `127.0.0.1:${echo.port}`]);
   });
 
-  test('an allowed but unreachable destination is a 502 with the reason', async () => {
+  test('an allowed but refusing destination is a 502 whose status line says so', async () => {
     const closed = await startRaw('');
     const port = closed.port;
     await closed.close();
-    await eg.update([`127.0.0.1:${port}`]);
-    const r = await viaProxy(eg.port, `http://127.0.0.1:${port}/`);
-    assert.equal(r.status, 502);
-    assert.match(r.body.toString(), /cannot connect to 127\.0\.0\.1:\d+/);
+    await eg.update([
+      `127.0.0.1:${port}`,
+      `127.0.0.1:${up.port}`,
+      `localhost:${up.port}`,
+      `127.0.0.1:${echo.port}`,
+    ]);
+    const out = await rawExchange(eg.port, `GET http://127.0.0.1:${port}/ HTTP/1.1\r\nHost: x\r\n\r\n`);
+    assert.match(
+      out,
+      new RegExp(`^HTTP/1\\.1 502 Fluid: 127\\.0\\.0\\.1:${port} refused the connection\r\n`),
+    );
+    assert.match(out, /X-Fluid-Egress: upstream-error/);
     const ev = await eg.waitEvent((e) => e.port === port);
     assert.equal(ev.decision, 'allow');
     assert.equal(ev.status, 502);
-    assert.match(ev.error ?? '', /cannot connect/);
+    assert.equal(ev.failure, 'refused');
+    assert.match(ev.error ?? '', /refused the connection/);
+    const t = await connectVia(eg.port, `127.0.0.1:${port}`);
+    assert.equal(t.status, 502);
+    assert.match(t.body, /refused the connection/);
+  });
+
+  test('a name that does not resolve is a 502 that names the DNS failure', async () => {
+    await eg.update([
+      `no-such-host.invalid:80`,
+      `127.0.0.1:${up.port}`,
+      `localhost:${up.port}`,
+      `127.0.0.1:${echo.port}`,
+    ]);
+    const out = await rawExchange(eg.port, 'GET http://no-such-host.invalid/ HTTP/1.1\r\nHost: x\r\n\r\n');
+    assert.match(out, /^HTTP\/1\.1 50[24] Fluid: DNS lookup of no-such-host\.invalid (failed|timed out)/);
+    const ev = await eg.waitEvent((e) => e.host === 'no-such-host.invalid');
+    assert.match(ev.failure ?? '', /^dns/);
     await eg.update([`127.0.0.1:${up.port}`, `localhost:${up.port}`, `127.0.0.1:${echo.port}`]);
   });
 
@@ -316,7 +331,7 @@ describe('destinations that are not allowlisted', () => {
     assert.equal(r.status, 403);
     assert.match(
       r.body.toString(),
-      /127\.0\.0\.1:\d+ is not allowed from this sandbox\. An approval request was raised and denied\./,
+      /127\.0\.0\.1:\d+ is not on this sandbox's egress allowlist, and the request was denied\./,
     );
     assert.equal(r.headers['x-fluid-egress'], 'denied');
     assert.deepEqual(eg.asks.at(-1), {
@@ -355,11 +370,9 @@ describe('destinations that are not allowlisted', () => {
 
   test('an unanswered ask times out as deny, and says so', async () => {
     eg.answer(null);
-    const t0 = Date.now();
     const t = await connectVia(eg.port, `127.0.0.1:${up.port}`);
     assert.equal(t.status, 403);
-    assert.ok(Date.now() - t0 >= 350, 'waited for the decision');
-    assert.match(t.body, /not answered in time; retry once it is approved/);
+    assert.match(t.body, /not answered in time\.\nRetry once a person has approved it in Fluid\./);
     const ev = await eg.waitEvent((e) => e.reason === 'timeout' && e.method === 'CONNECT');
     assert.equal(ev.decision, 'deny');
   });
@@ -403,7 +416,7 @@ describe('destinations that are not allowlisted', () => {
       '\n%{http_code}',
       `http://127.0.0.1:${up.port}/hello`,
     ]);
-    assert.match(r.stdout, /is not allowed from this sandbox/);
+    assert.match(r.stdout, /is not on this sandbox's egress allowlist, and the request was denied/);
     assert.match(r.stdout, /\n403$/);
     const p = await run('curl', [
       '-sS',
@@ -433,7 +446,8 @@ describe('clients and requests the proxy refuses', () => {
     await eg.update([`127.0.0.1:${up.port}`], { '10.239.0.77': 'someone-else' });
     const r = await viaProxy(eg.port, `http://127.0.0.1:${up.port}/hello`);
     assert.equal(r.status, 403);
-    assert.match(r.body.toString(), /127\.0\.0\.1 is not a Fluid sandbox/);
+    assert.match(r.body.toString(), /has no sandbox at 127\.0\.0\.1/);
+    assert.match(r.body.toString(), /problem of the sandbox .*fluid doctor/s);
     const ev = await eg.waitEvent((e) => e.reason === 'unknown-client');
     assert.equal(ev.sandboxId, null);
     assert.equal(eg.asks.length, 0);
@@ -516,7 +530,7 @@ describe('addresses that are blocked unless allowlisted by IP', () => {
     ]) {
       const t = await connectVia(eg.port, target);
       assert.equal(t.status, 403, target);
-      assert.match(t.body, /is not allowed: it is/, target);
+      assert.match(t.body, /is blocked: it is /, target);
     }
     assert.equal(eg.asks.length, 0);
   });
@@ -649,13 +663,13 @@ describe('lifecycle of the real process', () => {
     );
   });
 
-  test('a port already in use is UNAVAILABLE and says why', async () => {
-    const eg = await startEgress();
+  test('a port held by another program (not a Fluid proxy) is UNAVAILABLE and says why', async () => {
+    const other = await startRaw('HTTP/1.1 200 OK\r\n\r\nnot a proxy');
     try {
       const ctl = new EgressController({
         conn: new LocalConnection('local-test'),
         listenAddress: '127.0.0.1',
-        port: eg.port,
+        port: other.port,
         decide: async () => 'deny',
         onEvent: () => {},
         log: { debug() {}, info() {}, warn() {}, error() {} },
@@ -665,10 +679,189 @@ describe('lifecycle of the real process', () => {
         (e: unknown) =>
           e instanceof FluidError &&
           e.code === 'UNAVAILABLE' &&
-          /cannot listen on 127\.0\.0\.1:\d+/.test(e.message),
+          /cannot listen on 127\.0\.0\.1:\d+: .*no Fluid egress proxy answers there \(another program holds the port\)/.test(
+            e.message,
+          ),
+      );
+      assert.deepEqual(
+        await probeEgressProxy(new LocalConnection('local-test'), {
+          listenAddress: '127.0.0.1',
+          port: other.port,
+        }),
+        { type: 'status', id: 'probe', running: false, listen: `127.0.0.1:${other.port}`, portInUse: true },
       );
     } finally {
-      await eg.stop();
+      await other.close();
+    }
+  });
+});
+
+describe('what a refused client is told', () => {
+  let eg: TestEgress;
+  let up: Upstream;
+  const APPROVAL = '1a2b3c4d-5e6f-4a0b-8c9d-0e1f2a3b4c5d';
+  before(async () => {
+    up = await startUpstream();
+    eg = await startEgress({ allow: [] });
+  });
+  after(async () => {
+    await eg.stop();
+    await up.close();
+  });
+
+  test('a pending approval: the status line and body name the destination and the request; once approved, a retry works', async () => {
+    eg.answer({ decision: 'pending', approvalId: APPROVAL });
+    const dest = `127.0.0.1:${up.port}`;
+    const phrase = `Fluid: approval ${APPROVAL} pending for ${dest} - a person must approve`;
+    const plain = await rawExchange(eg.port, `GET http://${dest}/hello HTTP/1.1\r\nHost: x\r\n\r\n`);
+    assert.ok(plain.startsWith(`HTTP/1.1 403 ${phrase}\r\n`), plain);
+    assert.match(plain, new RegExp(`\r\nX-Fluid-Approval: ${APPROVAL}\r\n`));
+    assert.match(plain, /\r\nX-Fluid-Egress: pending\r\n/);
+    assert.ok(
+      plain.includes(`Fluid raised approval request ${APPROVAL} for it; a person must approve it in Fluid.`),
+      plain,
+    );
+    assert.match(plain, /Retry once it is approved\./);
+    const tunnel = await connectVia(eg.port, dest);
+    assert.equal(tunnel.head.split('\r\n')[0], `HTTP/1.1 403 ${phrase}`);
+    const ev = await eg.waitEvent((e) => e.reason === 'pending' && e.method === 'CONNECT');
+    assert.equal(ev.approvalId, APPROVAL);
+    assert.equal(ev.decision, 'deny');
+    assert.equal(up.seen.length, 0);
+
+    // what the guest's tools print
+    requireCurl();
+    const body = await run('curl', ['-sS', '-x', `http://127.0.0.1:${eg.port}`, `http://${dest}/hello`]);
+    assert.match(body.stdout, new RegExp(`approval request ${APPROVAL}`));
+    const verbose = await run('curl', [
+      '-sS',
+      '-v',
+      '-p',
+      '-x',
+      `http://127.0.0.1:${eg.port}`,
+      `http://${dest}/hello`,
+    ]).catch((e: { code: number; stderr: string }) => e);
+    assert.equal((verbose as { code: number }).code, 56);
+    assert.ok(
+      (verbose as { stderr: string }).stderr.includes(`< HTTP/1.1 403 ${phrase}`),
+      (verbose as { stderr: string }).stderr,
+    );
+    assert.match((verbose as { stderr: string }).stderr, /CONNECT tunnel failed, response 403/);
+
+    // a person approves: Fluid puts it on the allowlist, and the retry goes through
+    eg.answer(null);
+    await eg.update([dest]);
+    const again = await viaProxy(eg.port, `http://${dest}/hello`);
+    assert.equal(again.status, 200);
+    assert.equal(again.body.toString(), 'hello from upstream');
+  });
+});
+
+describe('revoking a destination', () => {
+  let eg: TestEgress;
+  let echo: Awaited<ReturnType<typeof startEcho>>;
+  before(async () => {
+    echo = await startEcho();
+    eg = await startEgress({ allow: [] });
+  });
+  after(async () => {
+    await eg.stop();
+    await echo.close();
+  });
+
+  test('cuts the open tunnels it allowed, and the next request asks again', async () => {
+    const dest = `127.0.0.1:${echo.port}`;
+    await eg.update([dest]);
+    const t = await connectVia(eg.port, dest);
+    assert.equal(t.status, 200);
+    t.socket!.write('ping');
+    assert.equal((await readN(t.socket!, 4)).toString(), 'ping');
+    const closed = new Promise<void>((r) => t.socket!.once('close', () => r()));
+    t.socket!.on('error', () => {});
+    await eg.update([]);
+    await closed;
+    const ev = await eg.waitEvent(
+      (e) => e.method === 'CONNECT' && e.port === echo.port && e.reason === 'allowlist',
+    );
+    assert.equal(ev.error, `closed: ${dest} was taken off the allowlist`);
+    eg.answer('deny');
+    const again = await connectVia(eg.port, dest);
+    assert.equal(again.status, 403);
+    assert.equal(eg.asks.at(-1)?.port, echo.port, 'asked anew: nothing remembered the old allowance');
+  });
+
+  test('a one-off approval is not cut by an unrelated allowlist change', async () => {
+    eg.answer('allow');
+    const t = await connectVia(eg.port, `127.0.0.1:${echo.port}`);
+    assert.equal(t.status, 200);
+    await eg.update(['deb.debian.org']);
+    t.socket!.write('still');
+    assert.equal((await readN(t.socket!, 5)).toString(), 'still');
+    t.socket!.destroy();
+  });
+});
+
+describe('one proxy per bridge, shared by every Fluid that uses it', () => {
+  test('a second controller joins, serves its own sandboxes, and takes over when the first stops', async () => {
+    const up = await startUpstream();
+    const one = await startEgress({ allow: [], sandboxes: { '127.0.0.1': 'sb-one' } });
+    const asks: string[] = [];
+    const two = await startEgress({
+      port: one.port,
+      allow: [],
+      sandboxes: { '127.0.0.2': 'sb-two' },
+      decide: async (req) => {
+        asks.push(`${req.sandboxId}>${req.host}:${req.port}`);
+        return { decision: 'pending', approvalId: 'ap-two' };
+      },
+    });
+    try {
+      assert.equal(two.ctl.shared, true);
+      assert.equal(one.ctl.shared, false);
+      await one.update([], { '127.0.0.1': 'sb-one' });
+      await two.update([`127.0.0.1:${up.port}`], { '127.0.0.2': 'sb-two' });
+      assert.deepEqual([...one.ctl.routes!.served], ['127.0.0.1']);
+      assert.deepEqual([...two.ctl.routes!.served], ['127.0.0.2']);
+      // the second's sandbox reaches what the second allows
+      const r = await viaProxy(two.port, `http://127.0.0.1:${up.port}/hello`, { from: '127.0.0.2' });
+      assert.equal(r.status, 200);
+      assert.equal((await two.waitEvent((e) => e.sandboxId === 'sb-two')).reason, 'allowlist');
+      // its other requests are asked of the second, which names its approval
+      const denied = await connectVia(two.port, 'example.com:443', '127.0.0.2');
+      assert.equal(
+        denied.head.split('\r\n')[0],
+        'HTTP/1.1 403 Fluid: approval ap-two pending for example.com:443 - a person must approve',
+      );
+      assert.deepEqual(asks, ['sb-two>example.com:443']);
+      assert.equal(one.asks.length, 0);
+      // the first's sandbox is not covered by the second's allowlist
+      one.answer('deny');
+      assert.equal((await viaProxy(one.port, `http://127.0.0.1:${up.port}/hello`)).status, 403);
+      // the host can say who is served
+      const st = await probeEgressProxy(new LocalConnection('local-test'), {
+        listenAddress: '127.0.0.1',
+        port: one.port,
+      });
+      assert.equal(st.running, true);
+      assert.equal(st.controllers, 2);
+      assert.deepEqual(st.clients, { '127.0.0.1': 'sb-one', '127.0.0.2': 'sb-two' });
+      // an address another controller already serves for another sandbox is a conflict, not a takeover
+      await two.update([], { '127.0.0.2': 'sb-two', '127.0.0.1': 'sb-imposter' });
+      assert.deepEqual(two.ctl.routes!.conflicts, [
+        { client: '127.0.0.1', sandbox: 'sb-imposter', servedAs: 'sb-one' },
+      ]);
+      await two.update([`127.0.0.1:${up.port}`], { '127.0.0.2': 'sb-two' });
+      // the first stops: the second starts a proxy of its own on the same address and serves again
+      await one.stop();
+      await two.waitLog('egress proxy ready', 1);
+      assert.equal(two.ctl.shared, false);
+      assert.equal(two.ctl.listen, `127.0.0.1:${one.port}`);
+      const after = await viaProxy(two.port, `http://127.0.0.1:${up.port}/hello`, { from: '127.0.0.2' });
+      assert.equal(after.status, 200);
+    } finally {
+      await two.stop();
+      await one.stop();
+      await up.close();
     }
   });
 });

@@ -19,8 +19,11 @@ import {
   type EgressControllerOptions,
   type EgressEvent,
   type EgressRequest,
+  type EgressVerdict,
 } from '../../../src/core/egress/controller.ts';
 import type { EgressDecision } from '../../../src/core/egress/protocol.ts';
+
+type Answer = EgressDecision | EgressVerdict;
 
 /** Fail (never skip) when python3 is missing: the proxy cannot be tested without it. */
 export function requirePython(): string {
@@ -41,8 +44,10 @@ export interface TestEgress {
   asks: EgressRequest[];
   logs: Array<{ msg: string; fields?: Record<string, unknown> }>;
   /** Answer the next ask(s) with this (default: the decide option, else never answer). */
-  answer: (d: EgressDecision | null) => void;
+  answer: (d: Answer | null) => void;
   waitEvent: (pred: (e: EgressEvent) => boolean, ms?: number) => Promise<EgressEvent>;
+  /** Resolves once `count` log records with this message exist. */
+  waitLog: (msg: string, count: number) => Promise<void>;
   /** Same allowlist for every mapped client; resolves once the proxy applied it. */
   update: (allow: string[], sandboxes?: Record<string, string>) => Promise<void>;
   stop: () => Promise<void>;
@@ -56,23 +61,27 @@ export async function startEgress(
     allowLoopback?: boolean;
     decide?: EgressControllerOptions['decide'];
     heartbeatMs?: number;
+    /** Listen on this port (another proxy may already hold it: then this one joins it). */
+    port?: number;
   } = {},
 ): Promise<TestEgress> {
   requirePython();
   const events: EgressEvent[] = [];
   const asks: EgressRequest[] = [];
   const logs: TestEgress['logs'] = [];
-  let answer: EgressDecision | null = null;
+  let answer: Answer | null = null;
   const eventWaiters: Array<() => void> = [];
+  const logWaiters: Array<() => void> = [];
   const rec = (msg: string, fields?: Record<string, unknown>) => {
     logs.push({ msg, fields });
+    for (const w of logWaiters.splice(0)) w();
     if (process.env.FLUID_TEST_LOG) console.error(msg, fields ?? '');
   };
   const conn = new LocalConnection('local-test');
   const ctl = new EgressController({
     conn,
     listenAddress: '127.0.0.1',
-    port: 0,
+    port: o.port ?? 0,
     allowLoopback: o.allowLoopback ?? true,
     askTimeoutMs: o.askTimeoutMs ?? 10_000,
     heartbeatMs: o.heartbeatMs ?? 1000,
@@ -115,12 +124,17 @@ export async function startEgress(
       });
     }
   };
+  const waitLog = async (msg: string, count: number) => {
+    while (logs.filter((l) => l.msg === msg).length < count)
+      await new Promise<void>((r) => logWaiters.push(r));
+  };
   return {
     ctl,
     port,
     events,
     asks,
     logs,
+    waitLog,
     answer: (d) => (answer = d),
     waitEvent,
     update,
@@ -304,12 +318,15 @@ export function viaProxy(
     headers?: Record<string, string>;
     body?: Buffer | Iterable<Buffer>;
     agent?: Agent;
+    /** The client's own address (another loopback address: another "sandbox"). */
+    from?: string;
   } = {},
 ): Promise<ProxyResponse> {
   return new Promise((resolve, reject) => {
     const req = request({
       host: '127.0.0.1',
       port: proxyPort,
+      localAddress: o.from,
       method: o.method ?? 'GET',
       path: url,
       headers: o.headers,
@@ -344,9 +361,10 @@ export function viaProxy(
 export function connectVia(
   proxyPort: number,
   target: string,
-): Promise<{ status: number; socket: Socket | null; body: string }> {
+  from?: string,
+): Promise<{ status: number; socket: Socket | null; body: string; head: string }> {
   return new Promise((resolve, reject) => {
-    const s = connect(proxyPort, '127.0.0.1');
+    const s = connect({ port: proxyPort, host: '127.0.0.1', localAddress: from });
     s.setNoDelay(true);
     let buf = Buffer.alloc(0);
     s.on('error', reject);
@@ -362,12 +380,12 @@ export function connectVia(
         s.off('error', reject);
         const rest = buf.subarray(end + 4);
         if (rest.length) s.unshift(rest);
-        resolve({ status, socket: s, body: '' });
+        resolve({ status, socket: s, body: '', head });
       } else {
         s.off('data', onData);
         const chunks: Buffer[] = [buf.subarray(end + 4)];
         s.on('data', (d: Buffer) => chunks.push(d));
-        s.on('end', () => resolve({ status, socket: null, body: Buffer.concat(chunks).toString() }));
+        s.on('end', () => resolve({ status, socket: null, body: Buffer.concat(chunks).toString(), head }));
       }
     };
     s.on('data', onData);
@@ -375,9 +393,14 @@ export function connectVia(
 }
 
 /** Send raw bytes to the proxy and collect everything until it closes the connection. */
-export function rawExchange(proxyPort: number, data: string | Buffer, timeoutMs = 5000): Promise<string> {
+export function rawExchange(
+  proxyPort: number,
+  data: string | Buffer,
+  timeoutMs = 5000,
+  from?: string,
+): Promise<string> {
   return new Promise((resolve, reject) => {
-    const s = connect(proxyPort, '127.0.0.1');
+    const s = connect({ port: proxyPort, host: '127.0.0.1', localAddress: from });
     const chunks: Buffer[] = [];
     const timer = setTimeout(() => {
       s.destroy();

@@ -1,8 +1,9 @@
 /**
  * EgressController against a fake host: the fake "proxy" is scripted by the test through the
  * process's stdin/stdout, so this checks the controller's side of the protocol and its lifecycle.
+ * Time is a fake clock (node:test mock timers) wherever it matters; waits are on events.
  */
-import { describe, test } from 'node:test';
+import { afterEach, describe, mock, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { PassThrough } from 'node:stream';
@@ -18,6 +19,24 @@ import {
 import type { ControlMessage } from '../../../src/core/egress/protocol.ts';
 import { proxyScript } from '../../../src/core/egress/proxy-script.ts';
 import { FluidError } from '../../../src/shared/errors.ts';
+
+/** Let every queued stream event, microtask and immediate run (no clock involved). */
+async function flush(turns = 5): Promise<void> {
+  for (let i = 0; i < turns; i++) await new Promise<void>((r) => setImmediate(r));
+}
+
+/** A fake clock for setTimeout/setInterval/Date; `tick` advances it and lets the effects run. */
+function fakeClock() {
+  mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'] });
+  return {
+    async tick(ms: number): Promise<void> {
+      mock.timers.tick(ms);
+      await flush();
+    },
+  };
+}
+
+afterEach(() => mock.timers.reset());
 
 /** One spawned fake proxy: what Fluid wrote to it, and controls to answer like the real one. */
 class FakeProc {
@@ -44,7 +63,7 @@ class FakeProc {
       this.stdinEnded = true;
       for (const w of this.waiters.splice(0)) w();
       // like the real proxy: stdin closed means exit now
-      setTimeout(() => this.exit(0), 5);
+      setImmediate(() => this.exit(0));
     });
   }
 
@@ -65,19 +84,9 @@ class FakeProc {
     return this.raw ? this.parsed().messages : [];
   }
 
-  async waitFor(
-    pred: (m: ControlMessage[]) => boolean,
-    what = 'a control message',
-  ): Promise<ControlMessage[]> {
-    const deadline = Date.now() + 3000;
-    while (!pred(this.messages())) {
-      if (Date.now() > deadline)
-        throw new Error(`timed out waiting for ${what}; got ${JSON.stringify(this.messages())}`);
-      await new Promise<void>((r) => {
-        this.waiters.push(r);
-        setTimeout(r, 50);
-      });
-    }
+  /** Resolves once the control messages Fluid wrote satisfy pred (checked on every write). */
+  async waitFor(pred: (m: ControlMessage[]) => boolean): Promise<ControlMessage[]> {
+    while (!pred(this.messages())) await new Promise<void>((r) => this.waiters.push(r));
     return this.messages();
   }
 
@@ -127,15 +136,9 @@ class FakeConn implements HostConnection {
     for (const w of this.spawnWaiters.splice(0)) w();
     return p.asProcess();
   }
+  /** Resolves at the n-th spawn. */
   async nthSpawn(n: number): Promise<FakeProc> {
-    const deadline = Date.now() + 5000;
-    while (this.procs.length < n) {
-      if (Date.now() > deadline) throw new Error(`no spawn #${n}`);
-      await new Promise<void>((r) => {
-        this.spawnWaiters.push(r);
-        setTimeout(r, 50);
-      });
-    }
+    while (this.procs.length < n) await new Promise<void>((r) => this.spawnWaiters.push(r));
     return this.procs[n - 1]!;
   }
   forwardOut(): never {
@@ -187,7 +190,7 @@ describe('EgressController', () => {
     ctl.update({ '10.239.0.5': ['deb.debian.org'] }, { '10.239.0.5': 'sb1' });
     const starting = ctl.start();
     const p = await conn.nthSpawn(1);
-    await p.waitFor((m) => m.length >= 1, 'the config');
+    await p.waitFor((m) => m.length >= 1);
     const { script, declared, messages } = p.parsed();
     assert.equal(script, proxyScript());
     assert.equal(declared, Buffer.byteLength(proxyScript()));
@@ -251,10 +254,19 @@ describe('EgressController', () => {
   });
 
   test('a proxy that never gets ready times out and is killed', async () => {
+    const clock = fakeClock();
     const { ctl, conn } = setup({ startTimeoutMs: 100 });
-    await assert.rejects(ctl.start(), (e: unknown) => e instanceof FluidError && e.code === 'TIMEOUT');
+    const starting = assert.rejects(
+      ctl.start(),
+      (e: unknown) => e instanceof FluidError && e.code === 'TIMEOUT',
+    );
+    await conn.nthSpawn(1);
+    await clock.tick(99);
+    assert.equal(conn.procs[0]!.killed, false, 'not before the start timeout');
+    await clock.tick(1);
+    await starting;
     assert.equal(conn.procs[0]!.killed, true);
-    await new Promise((r) => setTimeout(r, 60));
+    await clock.tick(60_000);
     assert.equal(conn.procs.length, 1, 'a failed start is not restarted behind the caller');
     assert.equal(ctl.state, 'stopped');
   });
@@ -280,8 +292,8 @@ describe('EgressController', () => {
     const pending = ctl.update({}, { '10.239.0.5': 'sb1' }).then(() => (done = true));
     const later = ctl.update({}, { '10.239.0.5': 'sb2' });
     await p.waitFor((m) => m.length >= 3);
-    await new Promise((r) => setTimeout(r, 20));
-    assert.equal(done, false);
+    await flush();
+    assert.equal(done, false, 'not before the acknowledgement');
     p.emit({ type: 'configured', seq: 3, clients: 1 });
     await pending;
     await later;
@@ -340,9 +352,12 @@ describe('EgressController', () => {
 
   test('events reach onEvent with the sandbox id; a timed-out ask aborts its decide signal', async () => {
     let release!: () => void;
+    let asked!: () => void;
+    const decideCalled = new Promise<void>((r) => (asked = r));
     const { ctl, p, events, signals } = await started({
       decide: (_req, signal) => {
         signals.push(signal);
+        asked();
         return new Promise((r) => (release = () => r('allow')));
       },
     });
@@ -356,7 +371,7 @@ describe('EgressController', () => {
       port: 80,
       method: 'GET',
     });
-    await new Promise((r) => setTimeout(r, 20));
+    await decideCalled;
     assert.equal(signals.length, 1);
     p.emit({
       type: 'event',
@@ -387,7 +402,7 @@ describe('EgressController', () => {
       bytesUp: 0,
       bytesDown: 0,
     });
-    await new Promise((r) => setTimeout(r, 30));
+    await flush();
     assert.equal(signals[0]!.aborted, true);
     assert.deepEqual(events[0], {
       sandboxId: 'sb1',
@@ -407,7 +422,7 @@ describe('EgressController', () => {
     });
     assert.equal(events[1]!.sandboxId, null);
     release();
-    await new Promise((r) => setTimeout(r, 20));
+    await flush();
     assert.equal(
       p.messages().some((m) => m.type === 'decision'),
       false,
@@ -417,16 +432,25 @@ describe('EgressController', () => {
   });
 
   test('a proxy that dies is restarted with backoff and gets the current config again', async () => {
+    const clock = fakeClock();
+    let asked!: () => void;
+    const decideCalled = new Promise<void>((r) => (asked = r));
     const { ctl, conn, p, signals } = await started({
       decide: (_r, signal) => {
         signals.push(signal);
+        asked();
         return new Promise(() => {});
       },
     });
     ctl.update({ '10.239.0.5': ['deb.debian.org'] }, { '10.239.0.5': 'sb1' });
     p.emit({ type: 'ask', id: 'a1', client: '10.239.0.5', host: 'x.org', port: 443, method: 'CONNECT' });
-    await new Promise((r) => setTimeout(r, 20));
+    await decideCalled;
     p.exit(1);
+    await flush();
+    assert.equal(ctl.state, 'restarting');
+    await clock.tick(9);
+    assert.equal(conn.procs.length, 1, 'not before the first backoff (10 ms)');
+    await clock.tick(1);
     const p2 = await conn.nthSpawn(2);
     assert.equal(signals[0]!.aborted, true, 'pending asks of the dead proxy are abandoned');
     const msgs = await p2.waitFor((m) => m.length >= 1);
@@ -436,28 +460,34 @@ describe('EgressController', () => {
       allow: { '10.239.0.5': ['deb.debian.org'] },
       sandboxes: { '10.239.0.5': 'sb1' },
     });
-    await new Promise((r) => setTimeout(r, 10));
+    await flush();
     assert.equal(ctl.running, true);
-    // a restart that fails (python gone) is retried, not fatal
+    // a restart that fails (python gone) is retried with a longer backoff, not fatal
     conn.onSpawn = (q) => queueMicrotask(() => q.exit(127));
     p2.exit(1);
+    await flush();
+    await clock.tick(20); // second attempt: 20 ms
+    await conn.nthSpawn(3);
+    await clock.tick(40); // third: 40 ms (the cap)
     await conn.nthSpawn(4);
     assert.equal(ctl.state, 'restarting');
     conn.onSpawn = (q) => queueMicrotask(() => q.ready());
-    const deadline = Date.now() + 3000;
-    while (!ctl.running && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await clock.tick(40);
+    await conn.nthSpawn(5);
+    await flush();
     assert.equal(ctl.running, true);
     await ctl.stop();
     const count = conn.procs.length;
-    await new Promise((r) => setTimeout(r, 100));
+    await clock.tick(60_000);
     assert.equal(conn.procs.length, count, 'no restart after stop');
   });
 
   test('the connection going away closes the controller instead of restarting', async () => {
+    const clock = fakeClock();
     const { ctl, conn, p, closes } = await started();
     conn.close();
     p.exit(null);
-    await new Promise((r) => setTimeout(r, 60));
+    await clock.tick(60_000);
     assert.equal(ctl.state, 'closed');
     assert.equal(conn.procs.length, 1);
     assert.equal(closes.length, 1);
@@ -468,10 +498,10 @@ describe('EgressController', () => {
   });
 
   test('stop sends shutdown, closes stdin and waits for the exit', async () => {
+    // the clock never moves: stop can only return because the proxy exited, not by its 3 s fallback
+    fakeClock();
     const { ctl, p } = await started();
-    const t0 = Date.now();
     await ctl.stop();
-    assert.ok(Date.now() - t0 < 1000, 'stop returns as soon as the proxy exits');
     assert.ok(p.messages().some((m) => m.type === 'shutdown'));
     assert.equal(p.stdinEnded, true);
     assert.equal(ctl.running, false);
@@ -479,10 +509,88 @@ describe('EgressController', () => {
   });
 
   test('heartbeat pings are sent while running', async () => {
+    const clock = fakeClock();
     const { ctl, p } = await started({ heartbeatMs: 20 });
-    await p.waitFor((m) => m.filter((x) => x.type === 'ping').length >= 2, 'pings');
+    const pings = () => p.messages().filter((x) => x.type === 'ping').length;
+    await clock.tick(19);
+    assert.equal(pings(), 0);
+    await clock.tick(1);
+    assert.equal(pings(), 1);
+    await clock.tick(20);
+    assert.equal(pings(), 2);
     assert.match(p.command, /'--heartbeat-timeout' '0\.09'/);
     await ctl.stop();
+  });
+
+  test('a pending verdict goes back with the approval id; nonsense ids and notes are dropped or capped', async () => {
+    const verdicts = [
+      { decision: 'pending' as const, approvalId: '1a2b3c4d-0000-4000-8000-000000000001' },
+      { decision: 'deny' as const, approvalId: 'x\r\nInjected: 1', note: 'n'.repeat(900) },
+    ];
+    const { ctl, p } = await started({ decide: async () => verdicts.shift()! });
+    ctl.update({}, { '10.239.0.5': 'sb1' });
+    p.emit({ type: 'ask', id: 'a1', client: '10.239.0.5', host: 'x.org', port: 443, method: 'CONNECT' });
+    p.emit({ type: 'ask', id: 'a2', client: '10.239.0.5', host: 'y.org', port: 443, method: 'CONNECT' });
+    const msgs = await p.waitFor((m) => m.filter((x) => x.type === 'decision').length === 2);
+    const [d1, d2] = msgs.filter((x) => x.type === 'decision');
+    assert.deepEqual(d1, {
+      type: 'decision',
+      id: 'a1',
+      decision: 'pending',
+      approval: '1a2b3c4d-0000-4000-8000-000000000001',
+    });
+    assert.deepEqual(d2, { type: 'decision', id: 'a2', decision: 'deny', note: 'n'.repeat(500) });
+    await ctl.stop();
+  });
+
+  test('routes: what the proxy serves for this controller, and a joined (shared) proxy', async () => {
+    const seen: unknown[] = [];
+    const s = setup({ onRoutes: (r) => seen.push({ served: [...r.served], conflicts: r.conflicts }) });
+    s.conn.onSpawn = (p) =>
+      queueMicrotask(() =>
+        p.emit({
+          type: 'ready',
+          listen: '10.239.0.1:3128',
+          pid: 7,
+          version: 2,
+          python: '3.11.2',
+          shared: true,
+        }),
+      );
+    await s.ctl.start();
+    assert.equal(s.ctl.shared, true);
+    assert.equal(s.ctl.routes, null);
+    const p = s.conn.procs[0]!;
+    const conflicts = [{ client: '10.239.1.3', sandbox: 'sb3', servedAs: 'theirs' }];
+    p.emit({ type: 'routes', served: ['10.239.1.2'], conflicts });
+    await flush();
+    assert.deepEqual([...s.ctl.routes!.served], ['10.239.1.2']);
+    assert.deepEqual(s.ctl.routes!.conflicts, conflicts);
+    assert.deepEqual(seen, [{ served: ['10.239.1.2'], conflicts }]);
+    p.exit(1);
+    await flush();
+    assert.equal(s.ctl.routes, null, 'forgotten with the process');
+    await s.ctl.stop();
+  });
+
+  test('a proxy for this bridge that this process may not join is UNAVAILABLE with its reason', async () => {
+    const { ctl, conn } = setup();
+    conn.onSpawn = (p) =>
+      queueMicrotask(() => {
+        p.emit({
+          type: 'error',
+          message:
+            'the egress proxy on 10.239.0.1:3128 runs as uid 0 and refuses a Fluid running as uid 1000; connect to this host as the same user',
+        });
+        p.exit(5);
+      });
+    await assert.rejects(
+      ctl.start(),
+      (e: unknown) =>
+        e instanceof FluidError &&
+        e.code === 'UNAVAILABLE' &&
+        e.message.startsWith('The egress proxy on 10.239.0.1:3128 runs as uid 0'),
+    );
   });
 
   test('a random port (0) is pinned to the one obtained, so restarts keep the same address', async () => {
@@ -515,13 +623,10 @@ describe('proxyCommand', () => {
     );
   });
 
-  test('the embedded proxy source is ASCII with no template-literal hazards', () => {
-    const src = proxyScript();
-    assert.ok(
-      [...src].every((ch) => ch === '\t' || ch === '\n' || (ch >= ' ' && ch <= '~')),
-      'printable ASCII only',
-    );
-    assert.ok(src.includes('def main(argv)'));
-    assert.ok(src.includes(`"type": "ready"`));
+  test('private networks for names and the probe are flags of their own', () => {
+    const base = { listenAddress: '10.239.0.1', port: 3128, askTimeoutMs: 1000, heartbeatTimeoutMs: 0 };
+    assert.doesNotMatch(proxyCommand(base), /allow-private|probe/);
+    assert.match(proxyCommand({ ...base, allowPrivate: true }), /'--allow-private'/);
+    assert.match(proxyCommand({ ...base, probe: true }), /'--probe'/);
   });
 });

@@ -10,6 +10,7 @@ describe('egress control protocol', () => {
       pid: 42,
       version: 1,
       python: undefined,
+      shared: false,
     });
     assert.equal(parseProxyMessage('{"type":"ready"}'), null);
   });
@@ -75,6 +76,81 @@ describe('egress control protocol', () => {
     assert.equal(m.sandbox, null);
     assert.equal(m.bytesUp, 0);
     assert.equal(m.bytesDown, 0);
+  });
+
+  test('event: pending with the approval the client was told about, and what failed upstream', () => {
+    const base = { type: 'event', client: 'c', host: 'h', port: 1, method: 'GET', sandbox: 's' };
+    const m = parseProxyMessage(
+      JSON.stringify({
+        ...base,
+        decision: 'deny',
+        reason: 'pending',
+        approvalId: 'ap1',
+        note: 'n',
+        failure: 9,
+      }),
+    );
+    assert.ok(m && m.type === 'event');
+    assert.equal(m.reason, 'pending');
+    assert.equal(m.approvalId, 'ap1');
+    assert.equal(m.note, 'n');
+    assert.equal('failure' in m, false, 'ill-typed optional fields are dropped');
+    const f = parseProxyMessage(
+      JSON.stringify({ ...base, decision: 'allow', reason: 'allowlist', failure: 'dns' }),
+    );
+    assert.ok(f && f.type === 'event');
+    assert.equal(f.failure, 'dns');
+  });
+
+  test('routes, status, shared ready', () => {
+    assert.deepEqual(
+      parseProxyMessage(
+        JSON.stringify({
+          type: 'routes',
+          served: ['10.239.1.2', 7],
+          conflicts: [{ client: '10.239.1.3', sandbox: 'x', servedAs: 'y' }, { client: 1 }, 'bad'],
+        }),
+      ),
+      {
+        type: 'routes',
+        served: ['10.239.1.2'],
+        conflicts: [{ client: '10.239.1.3', sandbox: 'x', servedAs: 'y' }],
+      },
+    );
+    assert.equal(parseProxyMessage('{"type":"routes","served":"x","conflicts":[]}'), null);
+    assert.deepEqual(
+      parseProxyMessage(
+        JSON.stringify({
+          type: 'status',
+          id: 'probe',
+          running: true,
+          listen: '10.239.0.1:3128',
+          pid: 9,
+          version: 2,
+          controllers: 2,
+          clients: { '10.239.1.2': 'sb', '10.239.1.3': 5 },
+        }),
+      ),
+      {
+        type: 'status',
+        id: 'probe',
+        running: true,
+        listen: '10.239.0.1:3128',
+        pid: 9,
+        version: 2,
+        controllers: 2,
+        clients: { '10.239.1.2': 'sb' },
+      },
+    );
+    assert.deepEqual(
+      parseProxyMessage(
+        '{"type":"status","id":"probe","running":false,"listen":"10.239.0.1:3128","portInUse":true}',
+      ),
+      { type: 'status', id: 'probe', running: false, listen: '10.239.0.1:3128', portInUse: true },
+    );
+    assert.equal(parseProxyMessage('{"type":"status","listen":"x"}'), null);
+    const r = parseProxyMessage('{"type":"ready","listen":"10.239.0.1:3128","shared":true}');
+    assert.ok(r && r.type === 'ready' && r.shared === true);
   });
 
   test('error, pong, garbage', () => {

@@ -11,6 +11,7 @@ import type { ShellPolicy } from '../../policy/shell.ts';
 import { PlaybookStore } from '../../playbooks/store.ts';
 import { SourceAccess } from '../source.ts';
 import type { ToolContext, ToolRegistry } from './registry.ts';
+import { canonicalDestinations } from '../../egress/reach.ts';
 
 const SandboxId = z
   .string()
@@ -171,7 +172,9 @@ export function registerBuiltinTools(reg: ToolRegistry, deps: BuiltinDeps): void
         .array(z.string().max(300))
         .max(50)
         .optional()
-        .describe('Destinations the sandbox may reach, e.g. ["deb.debian.org"]'),
+        .describe(
+          'Destinations the sandbox should reach, e.g. ["deb.debian.org"]. Those not already allowed become approval requests that a person decides; until then the proxy refuses them.',
+        ),
     }),
     readOnly: false,
     risk: 'medium',
@@ -194,10 +197,16 @@ export function registerBuiltinTools(reg: ToolRegistry, deps: BuiltinDeps): void
       try {
         const t = await waitTask(task.id, ctx);
         const s = t.result as Sandbox;
+        const waiting = canonicalDestinations(i.allow ?? []).filter((d) => !s.egressAllow.includes(d));
         return {
           content: json({
             ...brief(s),
-            note: `Created in ${((s.timings.total ?? 0) / 1000).toFixed(1)} s (${s.startPath}).`,
+            ...(waiting.length ? { egress_awaiting_approval: waiting } : {}),
+            note:
+              `Created in ${((s.timings.total ?? 0) / 1000).toFixed(1)} s (${s.startPath}).` +
+              (waiting.length
+                ? ' The destinations in egress_awaiting_approval are not reachable yet: each is an approval request a person decides; requests to them are refused (the response names the request) until then.'
+                : ''),
           }),
           data: s,
         };

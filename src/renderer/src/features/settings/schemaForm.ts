@@ -42,9 +42,14 @@ const SECTION_TEXT: Record<string, Text> = {
     label: 'Session limits',
     help: 'Defaults for new agent sessions (a session can set its own steps and cost when it starts).',
   },
+  approvals: { label: 'Approvals' },
 };
 
 const FIELD_TEXT: Record<string, Text> = {
+  'approvals.allowUnattendedCli': {
+    label: 'Let scripts decide with `fluid approval approve --yes`',
+    help: 'Off: only a person decides — here, in the app, or on a terminal. On: any process that can run the CLI as you (an agent with a shell too) may decide. Turning it on needs your confirmation.',
+  },
   'ui.theme': { label: 'Theme', help: '"System" follows your operating system’s light or dark preference.' },
   'hosts.storageDir': {
     label: 'Storage directory',
