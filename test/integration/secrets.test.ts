@@ -5,7 +5,7 @@
  * read what the other stored, the file holds no secret in the clear, and the shared log file holds no
  * secret value although both processes logged lines containing them.
  *
- * Needs (Debian): dbus-daemon (dbus-bin), gnome-keyring, libsecret-tools. Fails with the apt command
+ * Needs (Debian): dbus-daemon, dbus-bin (dbus-send), gnome-keyring, libsecret-tools. Fails with the apt command
  * when one is missing.
  */
 import { after, before, describe, test } from 'node:test';
@@ -22,8 +22,8 @@ import { FileSecretStore } from '../../src/core/platform/secrets.ts';
 import { fluid } from '../support/cli.ts';
 import { tempDir } from '../support/core.ts';
 
-const NEED = ['dbus-daemon', 'gnome-keyring-daemon', 'secret-tool'];
-const APT = 'apt-get install -y dbus-daemon gnome-keyring libsecret-tools';
+const NEED = ['dbus-daemon', 'dbus-send', 'gnome-keyring-daemon', 'secret-tool'];
+const APT = 'apt-get install -y dbus-daemon dbus-bin gnome-keyring libsecret-tools';
 
 const home = tempDir('fluid-keyring-');
 const data = tempDir('fluid-secrets-it-');
