@@ -33,6 +33,7 @@ import {
   generateHostKeys,
   identityScript,
   parseIdentityOutput,
+  principalSection,
   runtimeScript,
   sandboxLogin,
   sandboxPrincipal,
@@ -726,7 +727,8 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
     r: SandboxRow,
     signal: AbortSignal,
   ): Promise<void> {
-    const script = `#!/bin/sh\nset -eu\nexport PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n${runtimeScript({ ip: r.ip!, prefix: PREFIX, mac: r.mac! })}`;
+    // The principal line too: a sandbox made before principals were per sandbox gets its own at restart.
+    const script = `#!/bin/sh\nset -eu\nexport PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n${runtimeScript({ ip: r.ip!, prefix: PREFIX, mac: r.mac! })}\n${principalSection(sandboxPrincipal(r.id), GATEWAY)}\n`;
     const res = await guestExec(conn, host.libvirtUri, r.domain_name, '/bin/sh', ['-s'], {
       stdin: script,
       timeoutMs: 120_000,
