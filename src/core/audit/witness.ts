@@ -9,7 +9,11 @@
  * to append unless the copy's last line is the checkpoint Fluid last delivered there (under flock), so
  * a copy that was cut short or rewritten is never papered over: the disagreement is audited and shown
  * by verify. The local host gets a copy only once Fluid keeps files there (its directory exists); an SSH
- * host gets its directory created.
+ * host gets its directory created. The file is owner-only (0600); the directory keeps the mode the rest
+ * of Fluid's files need (qemu traverses it to reach base copies).
+ *
+ * The copy outlives everything else of the installation on the host (pruning bases and templates leaves
+ * it): removing it would remove the evidence it exists for.
  */
 import type { Host } from '../../shared/contract/hosts.ts';
 import { toErrorPayload } from '../../shared/errors.ts';
@@ -77,7 +81,7 @@ export function appendScript(root: string, create: boolean): string {
   return `set -u
 root=${shq(root)}; f=${shq(f)}
 if [ ! -d "$root" ]; then
-  ${create ? 'mkdir -p "$root" && chmod 700 "$root" || exit 1' : `echo '${MARK} unused'; exit 0`}
+  ${create ? 'mkdir -p "$root" || exit 1' : `echo '${MARK} unused'; exit 0`}
 fi
 if [ ! -e "$f" ]; then (umask 077 && : >> "$f") || exit 1; fi
 exec 9>>"$f" || exit 1

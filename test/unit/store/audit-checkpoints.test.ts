@@ -206,9 +206,11 @@ test('an append that cuts no checkpoint writes no file: nothing beside the datab
 
 test('a log written before checkpoints existed is checkpointed once, as it is, at the next start', () => {
   const s = setup({ host: false });
+  // A database from the build before checkpoints: the migrations up to theirs.
+  const since = migrations.find((m) => m.name === 'audit-checkpoints')!.version;
   const old = openDatabase(
     s.dbPath,
-    migrations.filter((m) => m.name !== 'audit-checkpoints'),
+    migrations.filter((m) => m.version < since),
   );
   appendN(new AuditLog(old, s.clock, null, null), 10);
   old.close();
@@ -281,7 +283,6 @@ test('rows deleted with the checkpoint file and the database checkpoints: the ho
     'the host holds every checkpoint',
   );
   assert.equal(statSync(s.hostFile).mode & 0o777, 0o600);
-  assert.equal(statSync(join(s.storage, INSTALLATION)).mode & 0o777, 0o700);
   assert.equal((await log.verifyWithHosts()).ok, true);
   db.close();
 
