@@ -19,12 +19,15 @@ export interface LoggerOptions {
   level?: LogLevel;
   /** Also write to stderr (for `serve` and debugging). */
   stderr?: boolean;
-  /** Secret values that must never appear in a log line. */
-  secrets?: () => string[];
+  /**
+   * Secret values that must never appear in a log line. Called for every line written, so it must
+   * answer from memory (SecretStore.values() does: it never reads the keychain per call).
+   */
+  secrets?: () => readonly string[];
 }
 
 /** Replace values of secret-looking keys and any known secret value in a string. */
-export function redact(value: unknown, secrets: string[] = [], depth = 0): unknown {
+export function redact(value: unknown, secrets: readonly string[] = [], depth = 0): unknown {
   if (depth > 8) return '[deep]';
   if (typeof value === 'string') {
     let s = value;
