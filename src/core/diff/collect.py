@@ -17,7 +17,7 @@ How a diff is read
      - "fast" (ext2/3/4 whose chain holds the baseline): `qemu-img map` of each view lists the clusters
        written above the baseline layer; the ones inside inode tables name candidate inodes; an inode
        whose on-disk record differs between the two views changed. An index of the baseline's inode
-       numbers → paths (built once per sandbox, kept beside its layers) gives their paths, and a walk
+       numbers -> paths (built once per sandbox, kept beside its layers) gives their paths, and a walk
        that descends only towards those paths and into directories that changed compares them.
        Cost follows the size of the change, not of the disk.
      - "walk": both trees walked completely and compared entry by entry (the fallback).
@@ -1270,7 +1270,7 @@ class Context:
             return False
         for user, home in self.new_users:
             if path == home:
-                return False
+                return b["type"] == "dir" and self.names_b.user(b["uid"]) == user
             if path.startswith(home + "/"):
                 rel = path[len(home):]
                 if b["type"] == "dir":

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type { Baseline, Diff, DiffSide, DiffSummary } from '../../shared/contract/diff.ts';
 import type { Task } from '../../shared/contract/tasks.ts';
 import { FluidError } from '../../shared/errors.ts';
-import type { Actor } from '../../shared/rpc.ts';
+import { isPersonDoor, type Actor } from '../../shared/rpc.ts';
 import type { EventBus } from '../events.ts';
 import type { HostConnection } from '../hosts/connection.ts';
 import type { HostService } from '../hosts/service.ts';
@@ -220,11 +220,17 @@ export class DiffService {
     return { ...d, excluded: this.store.excluded(d.sandboxId), noise: showNoise ? d.noise : null };
   }
 
-  /** Include or exclude items (person doors only; the agent's diff tool is read-only). */
+  /**
+   * Include or exclude items: what the change carries is a person's decision (the app, the web UI,
+   * an interactive terminal). Agents, MCP clients and scripts — an agent's shell — are refused.
+   */
   select(ref: string, items: string[], included: boolean, actor: Actor): { excluded: string[] } {
     const r = this.d.sandboxes().store.row(ref);
-    if (actor.door === 'agent' || actor.door === 'mcp')
-      throw new FluidError('DENIED', 'Only a person decides what a change carries; the agent cannot.');
+    if (!isPersonDoor(actor))
+      throw new FluidError(
+        'DENIED',
+        'Only a person decides what a change carries (in the app, or `fluid diff --exclude` on an interactive terminal); agents and scripts cannot.',
+      );
     this.store.setIncluded(r.id, [...new Set(items)], included, actor, this.d.clock.now().toISOString());
     const excluded = this.store.excluded(r.id);
     this.d.audit.append({
