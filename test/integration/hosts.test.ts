@@ -4,6 +4,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { requireLab, type Lab } from '../support/lab.ts';
@@ -19,7 +20,18 @@ const run = (args: string[], stdin?: string) => fluid(args, { dataDir: data.dir,
 before(async () => {
   lab = await requireLab();
 });
-after(() => data.cleanup());
+after(() => {
+  // The copy of the audit checkpoints this installation left on the lab host (this same machine).
+  const dbFile = join(data.dir, 'fluid.db');
+  if (existsSync(dbFile)) {
+    const db = new Database(dbFile, { readonly: true });
+    const row = db.prepare("SELECT value FROM meta WHERE key = 'installation'").get() as
+      { value: string } | undefined;
+    db.close();
+    if (row) rmSync(`/var/lib/fluid/${row.value}`, { recursive: true, force: true });
+  }
+  data.cleanup();
+});
 
 describe('adding the lab host over SSH', () => {
   const target = () => `${lab.sshUser}@${lab.sshHost}:${lab.sshPort}`;
