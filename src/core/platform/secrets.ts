@@ -311,7 +311,12 @@ export class FileSecretStore implements SecretStore {
           throw this.unreadable(
             `entry ${name} says ${e.by}, but the store's key is ${doc.key?.by ?? 'missing'}`,
           );
-        const k = this.key(doc, false)!;
+        const k = this.key(doc, false);
+        if (!k)
+          throw new FluidError(
+            'UNAVAILABLE',
+            `The secret "${name}" is sealed by ${e.by}, which this process does not use (${this.target().problem ?? 'no keychain'}).`,
+          );
         try {
           return unseal(k, doc.store, name, e.data);
         } catch {

@@ -111,6 +111,11 @@ test('with a keychain: values are sealed (AES-GCM, key in the keychain) and anot
   // Another store's keychain (or a missing key) is a clear error, never an empty value.
   const other = new FileSecretStore(file, { backend: fakeKeychain().backend });
   assert.throws(() => other.get('provider/openai'), /holds no key for the secrets/);
+  // Told to keep secrets in the plain file, a process says it cannot open the sealed ones.
+  assert.throws(
+    () => new FileSecretStore(file, { backend: 'file' }).get('provider/openai'),
+    /sealed by secret-service, which this process does not use/,
+  );
   cleanup();
 });
 
