@@ -29,7 +29,14 @@ export function createRouter(core: Core): Router<Contract> {
       actor: ctx.actor,
       schemaVersion: schemaVersion(core.db),
     }),
-    'system.doctor': () => runDoctor(core),
+    'system.doctor': async () => {
+      const local = runDoctor(core);
+      const egress = await core.sandboxes.egressDoctor();
+      return {
+        ok: local.ok && !egress.some((c) => c.status === 'fail'),
+        checks: [...local.checks, ...egress],
+      };
+    },
 
     // tasks
     'tasks.list': (i) => core.tasks.list(i),

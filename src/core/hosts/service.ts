@@ -24,6 +24,7 @@ import type { SettingsService } from '../store/settings.ts';
 import type { TaskManager } from '../store/tasks.ts';
 import type { EventBus } from '../events.ts';
 import { LocalConnection, type HostConnection } from './connection.ts';
+import { readIdentity, sameLibvirt } from './identity.ts';
 import { runPreflight } from './preflight.ts';
 import { probeHostKey, SshConnection, type HostKeyInfo } from './ssh.ts';
 import { listDomains } from './virsh.ts';
@@ -106,7 +107,20 @@ export class HostService {
       storageDir: r.storage_dir ?? this.d.settings.get().hosts.storageDir,
       createdAt: r.created_at,
       lastCheck: r.last_check ? (JSON.parse(r.last_check) as Preflight) : null,
+      sameMachineAs: this.sameMachineAs(r.id, r.last_check),
     };
+  }
+
+  /** Names of other host records that reach the same libvirt (by their last checks). */
+  private sameMachineAs(id: string, lastCheck: string | null): string[] {
+    const mine = lastCheck ? (JSON.parse(lastCheck) as Preflight).identity : null;
+    if (!mine) return [];
+    const others = this.d.db
+      .prepare('SELECT name, last_check FROM hosts WHERE id != ? AND last_check IS NOT NULL')
+      .all(id) as Array<{ name: string; last_check: string }>;
+    return others
+      .filter((o) => sameLibvirt(mine, (JSON.parse(o.last_check) as Preflight).identity))
+      .map((o) => o.name);
   }
 
   private timeoutMs(): number {
@@ -396,6 +410,21 @@ export class HostService {
           },
           { signal: ctx.signal, progress: (f, m) => ctx.progress(f, m) },
         );
+        const identity = await readIdentity(conn, host.libvirtUri).catch(() => null);
+        const twins = this.list().filter(
+          (h) => h.id !== host.id && sameLibvirt(identity, h.lastCheck?.identity),
+        );
+        const sameMachine = twins.length
+          ? [
+              {
+                id: 'same-machine',
+                title: 'Registered twice',
+                status: 'warn' as const,
+                detail: `This is the same libvirt as ${twins.map((h) => `"${h.name}"`).join(', ')} (machine ${identity!.machineId}, libvirt ${identity!.libvirtUuid}). Both work: they share one sandbox network and one egress proxy, which serves the sandboxes of every record.`,
+                advice: `Remove one of them unless you mean to reach this machine both ways (fluid host remove ${twins[0]!.name}).`,
+              },
+            ]
+          : [];
         const connectCheck = {
           id: 'connect',
           title: host.kind === 'local' ? 'Local machine' : `SSH to ${host.user}@${host.address}:${host.port}`,
@@ -410,8 +439,9 @@ export class HostService {
           hostId: host.id,
           checkedAt: this.d.clock.now().toISOString(),
           ok: ![connectCheck, ...checks].some((c) => c.status === 'fail'),
-          checks: [connectCheck, ...checks],
+          checks: [connectCheck, ...checks, ...sameMachine],
           facts,
+          identity,
         };
         this.d.db
           .prepare('UPDATE hosts SET last_check = ? WHERE id = ?')

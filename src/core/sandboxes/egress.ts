@@ -16,6 +16,8 @@
  */
 import type { Approval } from '../../shared/contract/approvals.ts';
 import type { EgressHealth } from '../../shared/contract/sandboxes.ts';
+import type { z } from 'zod';
+import type { DoctorCheckSchema } from '../../shared/contract/system.ts';
 import type { Actor } from '../../shared/rpc.ts';
 import type { ApprovalService } from '../approvals/service.ts';
 import {
@@ -39,6 +41,8 @@ import type { EgressHooks } from './service.ts';
 import type { SandboxRow, SandboxStore } from './store.ts';
 
 export const PROXY_URL = `http://${GATEWAY}:${PROXY_PORT}`;
+
+export type DoctorCheck = z.infer<typeof DoctorCheckSchema>;
 
 /** host:port as the allowlist writes it (IPv6 in brackets). */
 const dest = (host: string, port: number) => `${host.includes(':') ? `[${host}]` : host}:${port}`;
@@ -212,6 +216,105 @@ export class EgressManager implements EgressHooks {
   async probe(hostId: string): Promise<StatusMessage> {
     const conn = await this.d.hosts.connection(hostId);
     return probeEgressProxy(conn, { listenAddress: GATEWAY, port: PROXY_PORT });
+  }
+
+  /**
+   * `fluid doctor`: for each host with live sandboxes, ask its proxy whom it serves and say which
+   * sandboxes have no egress, and why.
+   */
+  async doctor(): Promise<DoctorCheck[]> {
+    const live = this.d
+      .sandboxes()
+      .list()
+      .filter((r) => r.ip && SERVED_STATES.has(r.state));
+    if (!live.length)
+      return [
+        {
+          id: 'egress',
+          title: 'Sandbox egress',
+          status: 'pass',
+          detail: 'No running sandboxes: nothing to check.',
+          advice: null,
+        },
+      ];
+    const byHost = new Map<string, SandboxRow[]>();
+    for (const r of live) byHost.set(r.host_id, [...(byHost.get(r.host_id) ?? []), r]);
+    const out: DoctorCheck[] = [];
+    for (const [hostId, rows] of byHost) {
+      let hostName = hostId;
+      try {
+        hostName = this.d.hosts.get(hostId).name;
+      } catch {
+        /* host removed */
+      }
+      const id = `egress:${hostName}`;
+      const title = `Sandbox egress on ${hostName}`;
+      const names = (rs: SandboxRow[]) => rs.map((r) => `${r.name} (${r.ip})`).join(', ');
+      let st: StatusMessage;
+      try {
+        st = await this.probe(hostId);
+      } catch (e) {
+        out.push({
+          id,
+          title,
+          status: 'warn',
+          detail: `Could not ask the host: ${(e as Error).message}`,
+          advice: null,
+        });
+        continue;
+      }
+      if (!st.running) {
+        out.push(
+          st.portInUse
+            ? {
+                id,
+                title,
+                status: 'fail',
+                detail: `Another program listens on ${st.listen}, where the egress proxy belongs: ${names(rows)} cannot reach anything.`,
+                advice: `Find and stop it on ${hostName}: ss -ltnp 'sport = :${PROXY_PORT}'.`,
+              }
+            : {
+                id,
+                title,
+                status: 'warn',
+                detail: `No egress proxy runs on ${hostName}: ${names(rows)} reach nothing until a Fluid process serves them (a CLI command serves them only while it runs).`,
+                advice: 'Keep the app or `fluid serve` running while sandboxes need the network.',
+              },
+        );
+        continue;
+      }
+      const unserved = rows.filter((r) => !st.clients?.[r.ip!]);
+      const taken = rows.filter((r) => st.clients?.[r.ip!] && st.clients[r.ip!] !== r.id);
+      if (!unserved.length && !taken.length) {
+        out.push({
+          id,
+          title,
+          status: 'pass',
+          detail: `The proxy on ${st.listen} (pid ${st.pid ?? '?'}, ${st.controllers ?? 1} Fluid process${st.controllers === 1 ? '' : 'es'}) serves all ${rows.length} sandbox${rows.length === 1 ? '' : 'es'}.`,
+          advice: null,
+        });
+        continue;
+      }
+      const parts: string[] = [];
+      if (unserved.length)
+        parts.push(
+          `${names(unserved)}: not served (its requests get a 403 naming the problem, and no approval)`,
+        );
+      if (taken.length)
+        parts.push(
+          `${taken.map((r) => `${r.name} (${r.ip}) is held for another Fluid's sandbox ${st.clients![r.ip!]}`).join('; ')}`,
+        );
+      out.push({
+        id,
+        title,
+        status: 'fail',
+        detail: `The proxy on ${st.listen} does not serve every sandbox: ${parts.join('; ')}.`,
+        advice: unserved.length
+          ? 'Start the app or `fluid serve`: a running Fluid gives the proxy its sandboxes.'
+          : 'Destroy one of the sandboxes that share the address (two installations claimed the same slot).',
+      });
+    }
+    return out;
   }
 
   /**

@@ -12,7 +12,7 @@ import { FluidError, toErrorPayload } from '../../shared/errors.ts';
 import { isPersonDoor, type Actor } from '../../shared/rpc.ts';
 import type { ApprovalService } from '../approvals/service.ts';
 import { canonicalDestinations, destinationWarning } from '../egress/reach.ts';
-import { requestEgressApproval } from './egress.ts';
+import { requestEgressApproval, type DoctorCheck } from './egress.ts';
 import { run, shq, type HostConnection } from '../hosts/connection.ts';
 import type { HostService } from '../hosts/service.ts';
 import { fingerprintOf } from '../hosts/ssh.ts';
@@ -68,6 +68,8 @@ export interface EgressHooks {
   guestSetup(): string;
   /** Whether the host's proxy serves this sandbox, as far as this process knows. */
   health?(row: SandboxRow): EgressHealth;
+  /** `fluid doctor`: ask each host's proxy whether it serves every live sandbox. */
+  doctor?(): Promise<DoctorCheck[]>;
 }
 
 export interface SandboxDeps {
@@ -1168,6 +1170,11 @@ ${V('destroy "$d"')} >/dev/null 2>&1 || true`,
   }
 
   // ---- egress allowlist ---------------------------------------------------------------------------
+
+  /** Doctor checks of sandbox egress (none when egress is off). */
+  async egressDoctor(): Promise<DoctorCheck[]> {
+    return (await this.d.egress?.doctor?.()) ?? [];
+  }
 
   /** Commands may download: make sure this host's proxy is up while this process runs them. */
   private async egressUp(hostId: string): Promise<void> {

@@ -70,12 +70,27 @@ export const HostFactsSchema = z.object({
 });
 export type HostFacts = z.infer<typeof HostFactsSchema>;
 
+/**
+ * Which libvirt this is: the machine (/etc/machine-id), its network namespace (the sandbox bridge
+ * lives there) and libvirt's host UUID. Two host records with equal identities are one machine
+ * registered twice (say, locally and over SSH): they share the sandbox network and its egress proxy.
+ */
+export const HostIdentitySchema = z.object({
+  machineId: z.string().nullable(),
+  netns: z.string().nullable(),
+  libvirtUuid: z.string().nullable(),
+  libvirtUri: z.string(),
+});
+export type HostIdentity = z.infer<typeof HostIdentitySchema>;
+
 export const PreflightSchema = z.object({
   hostId: Id,
   checkedAt: IsoDate,
   ok: z.boolean(),
   checks: z.array(PreflightCheckSchema),
   facts: HostFactsSchema,
+  /** Set by checks since identities were recorded. */
+  identity: HostIdentitySchema.nullable().optional(),
 });
 export type Preflight = z.infer<typeof PreflightSchema>;
 
@@ -92,6 +107,11 @@ export const HostSchema = z.object({
   storageDir: z.string(),
   createdAt: IsoDate,
   lastCheck: PreflightSchema.nullable(),
+  /**
+   * Other host records that are the same libvirt on the same machine (from their last checks): the
+   * doors warn about it. They work side by side, sharing one sandbox network and one egress proxy.
+   */
+  sameMachineAs: z.array(z.string()).optional(),
 });
 export type Host = z.infer<typeof HostSchema>;
 
