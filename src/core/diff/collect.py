@@ -439,15 +439,21 @@ def open_view(ws, side, v):
             writable = True
         mnt = ws.path(side)
         os.makedirs(mnt, exist_ok=True)
-        opts = ["ro", "loop", "offset=%d" % fs["offset"]]
+        # A read-only view is mounted read-only without touching its journal. A throwaway overlay is
+        # mounted read-write first (the kernel replays the journal into it; a read-only loop device
+        # cannot be recovered), then remounted read-only before anything is read.
+        opts = ["loop", "offset=%d" % fs["offset"]]
         if fs.get("size"):
             opts.append("sizelimit=%d" % fs["size"])
-        if not writable and fs["mount"] == "ext4":
-            opts.append("noload")
-        if not writable and fs["mount"] == "xfs":
-            opts.append("norecovery")
+        if writable:
+            opts.append("noatime")
+        else:
+            opts.append("ro")
+            opts.append({"ext4": "noload", "xfs": "norecovery"}.get(fs["mount"], "ro"))
         run(["mount", "-t", fs["mount"], "-o", ",".join(opts), raw, mnt])
         undo.append(Mounted(mnt))
+        if writable:
+            run(["mount", "-o", "remount,ro", mnt])
         view.root = mnt
         if needs_replay:
             view.replayed = True
