@@ -6,7 +6,15 @@
  * Only run commands the policy allowed (and that a person has read): redirections still work.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -97,4 +105,39 @@ export function runInBash(commands: string[], opts: { asUser?: string } = {}): O
   }));
   rmSync(dir, { recursive: true, force: true });
   return { runs, created };
+}
+
+/**
+ * Run each command in real bash, in a directory of its own, and say which of them created the
+ * file `m` there. The payloads of the class tests write that marker (`$(: >m)`), so a marker
+ * means bash ran code hidden in the command. Stdin is /dev/null; each run is capped at 10 s.
+ */
+export function runForMarkers(commands: string[], opts: { asUser?: string } = {}): boolean[] {
+  const dir = mkdtempSync(join(tmpdir(), 'fluid-policy-markers-'));
+  chmodSync(dir, 0o777);
+  const input = join(dir, '.commands');
+  const script = join(dir, '.harness.sh');
+  writeFileSync(input, commands.map((c) => c + '\0').join(''));
+  writeFileSync(
+    script,
+    [
+      `__i=0`,
+      `while IFS= read -r -d '' __c; do`,
+      `  __i=$((__i + 1)); mkdir -m 777 ${JSON.stringify(dir)}/$__i`,
+      `  ( cd ${JSON.stringify(dir)}/$__i && timeout -s KILL 10 ${BASH} -c "$__c" ) </dev/null >/dev/null 2>&1`,
+      `done < ${JSON.stringify(input)}`,
+    ].join('\n'),
+  );
+  const argv = opts.asUser
+    ? ['/usr/bin/setpriv', '--reuid', opts.asUser, '--regid', 'nogroup', '--clear-groups', BASH, script]
+    : [BASH, script];
+  const r = spawnSync(argv[0]!, argv.slice(1), {
+    env: { PATH: '/usr/bin:/bin', HOME: dir, LANG: 'C' },
+    timeout: 600_000,
+    stdio: 'ignore',
+  });
+  if (r.error) throw r.error;
+  const made = commands.map((_, i) => existsSync(join(dir, String(i + 1), 'm')));
+  rmSync(dir, { recursive: true, force: true });
+  return made;
 }
