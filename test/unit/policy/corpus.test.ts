@@ -45,21 +45,6 @@ describe('corpus', () => {
       );
     }
   });
-
-  test('throughput: thousands of checks per second', () => {
-    const all = [...loadCorpus('allow'), ...loadCorpus('deny')];
-    const t0 = performance.now();
-    let n = 0;
-    while (performance.now() - t0 < 1000) {
-      for (const c of all) {
-        policy.check(c);
-        n++;
-      }
-    }
-    const perSecond = n / ((performance.now() - t0) / 1000);
-    console.log(`# policy checks per second: ${Math.round(perSecond)}`);
-    assert.ok(perSecond > 500, `only ${Math.round(perSecond)} checks per second`);
-  });
 });
 
 /**
