@@ -158,6 +158,26 @@ describe('a principal per sandbox, valid from one place', () => {
     assert.match(fromElsewhere.out, /Permission denied/);
   });
 
+  test('a sandbox whose principals file still says the shared principal gets its own back at the next start', async () => {
+    // What a sandbox made by an earlier version has: the shared principal, from anywhere.
+    const set = await client.call('sandboxes.exec', {
+      sandbox: b.id,
+      command: "printf 'fluid\\n' > /etc/ssh/fluid/principals_fluid && sync",
+    });
+    assert.equal(set.exitCode, 0, set.stderr);
+    assert.equal((await login(b.ip!, certFor(b.id))).ok, false, 'its own principal is refused now');
+    await client.call('sandboxes.stop', { sandbox: b.id, force: true });
+    const started = await finish(await client.call('sandboxes.start', { sandbox: b.id }));
+    assert.equal(started.status, 'succeeded', JSON.stringify(started.error));
+    const r = await client.call('sandboxes.exec', {
+      sandbox: b.id,
+      command: 'cat /etc/ssh/fluid/principals_fluid',
+    });
+    assert.equal(r.stdout, `from="${GATEWAY}" ${sandboxPrincipal(b.id)}\n`);
+    const shared = await login(b.ip!, certFor(b.id, { principal: FLUID_USER }));
+    assert.equal(shared.ok, false, shared.out);
+  });
+
   test("the old shared principal 'fluid' opens neither sandbox", async () => {
     for (const s of [a, b]) {
       const shared = certFor(s.id, { principal: FLUID_USER });
