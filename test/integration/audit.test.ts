@@ -151,6 +151,10 @@ describe('audit checkpoints on the lab host', () => {
     } finally {
       setPort(lab.sshPort);
     }
+    // A minute later (the failed attempt is dated back): the next checkpoint goes out with the pending ones.
+    const db = new Database(dbPath);
+    db.prepare("UPDATE audit_witnesses SET attempted_at = '2000-01-01T00:00:00.000Z'").run();
+    db.close();
     assert.equal((await run(['audit', 'export', '--output', join(data.dir, 'export-up.jsonl')])).code, 0);
     assert.equal(onHost(`cat -- '${hostFile}'`), readFileSync(localFile, 'utf8'), 'caught up');
     assert.equal((await run(['audit', 'verify'])).code, 0);

@@ -36,6 +36,8 @@ import { CHECKPOINT_FILE, type CheckpointLog } from './checkpoints.ts';
 
 const ACTOR: Actor = { door: 'system', id: 'audit' };
 const MARK = 'fluid-audit';
+/** How long an unreachable host is left alone before the next delivery attempt. */
+const RETRY_MS = 60_000;
 
 export interface WitnessDeps {
   db: Db;
@@ -178,24 +180,40 @@ export class HostWitness {
       });
   }
 
-  /** Deliver now and wait (tests, close). */
+  /** Resolves when the background delivery under way (if any) has finished. */
+  async settled(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  /** Deliver now and wait, trying every host whatever its recent failures. */
   async flush(): Promise<void> {
     if (this.running) await this.running;
     this.unusedUntil.clear();
-    await this.flushAll();
+    await this.flushAll(true);
   }
 
-  private async flushAll(): Promise<void> {
+  /**
+   * A host that could not be reached is tried again only after RETRY_MS (the time of the last attempt
+   * is in the database, so this holds across processes): CLI commands do not each wait for it at exit.
+   */
+  private async flushAll(force = false): Promise<void> {
     const latest = this.d.checkpoints.latest();
     if (!latest) return;
+    const now = this.d.clock.now().getTime();
+    const due = (h: Host) => {
+      const st = this.state(h.id);
+      if (st.delivered >= latest.n) return false;
+      if (force) return true;
+      if ((this.unusedUntil.get(h.id) ?? 0) > Date.now()) return false;
+      const failedRecently =
+        st.error?.startsWith('unreachable') && st.attemptedAt && now - Date.parse(st.attemptedAt) < RETRY_MS;
+      return !failedRecently;
+    };
     await Promise.allSettled(
       this.d.hosts
         .list()
-        .map((h) =>
-          this.state(h.id).delivered < latest.n && (this.unusedUntil.get(h.id) ?? 0) < Date.now()
-            ? this.flushHost(h)
-            : null,
-        ),
+        .filter(due)
+        .map((h) => this.flushHost(h)),
     );
   }
 
@@ -340,7 +358,7 @@ export class HostWitness {
   /** Stop scheduling; wait for a delivery under way (or one started for the last checkpoint) up to deadlineMs. */
   async close(deadlineMs = 3000): Promise<void> {
     if (this.closed) return;
-    const pending = this.running ?? (this.needsDelivery() ? this.flush() : null);
+    const pending = this.running ?? (this.needsDelivery() ? this.flushAll() : null);
     this.closed = true;
     this.unsubscribe();
     if (!pending) return;

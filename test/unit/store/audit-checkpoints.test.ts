@@ -442,9 +442,15 @@ test('an unreachable host never blocks appends: its checkpoints wait, and arrive
   assert.deepEqual([copy.status, copy.pending], ['unreachable', 3]);
   assert.ok(v.notes.some((n) => /Not compared \(unreachable\): kvm1/.test(n)));
   s.setReachable(true);
-  await witness.flush();
-  assert.equal(lines(s.hostFile).length, 3);
-  assert.equal(witness.state('h-kvm1').delivered, 3);
+  // For a minute after a failed attempt, background delivery (and a CLI's exit) leaves the host alone.
+  appendN(log, 4);
+  await witness.settled();
+  assert.equal(existsSync(s.hostFile), false);
+  s.clock.t += 60_000;
+  appendN(log, 4);
+  await witness.settled();
+  assert.equal(lines(s.hostFile).length, 5);
+  assert.equal(witness.state('h-kvm1').delivered, 5);
   v = await log.verifyWithHosts();
   assert.equal(v.ok, true, JSON.stringify(v.problems));
   assert.equal(v.copies.find((c) => c.kind === 'host')!.status, 'ok');
