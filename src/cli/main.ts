@@ -13,7 +13,6 @@ import { FluidError } from '../shared/errors.ts';
 import { createCore, type Core } from '../core/createCore.ts';
 import { connectInProcess } from '../core/doors/inprocess.ts';
 import { bytes, createIo, printError, STATUS_MARK, table, UsageError } from './io.ts';
-import { serveCommand } from './serve.ts';
 import type { Command, Ctx } from './command.ts';
 import { follow, sandboxCommands, taskOutcome } from './sandboxes.ts';
 import { agentCommands } from './agent.ts';
@@ -138,7 +137,8 @@ export const commands: Record<string, Command> = {
   serve: {
     summary: 'Web mode: serve the app and its API on loopback and print the URL.',
     usage: 'fluid serve [--port N] [--host 127.0.0.1] [--no-ui] [--ui-dir DIR]',
-    raw: (argv, g) => serveCommand(argv, g),
+    // loaded when used: the web door pulls in node:http, whose exports load undici (~60 ms)
+    raw: async (argv, g) => (await import('./serve.ts')).serveCommand(argv, g),
   },
 
   'host add': {
