@@ -366,10 +366,14 @@ interface CliTool {
   values?: Record<string, (w: Word, who: string) => void>;
 }
 
-/** A file given to `kubectl -f`: a local path, never a URL (a second host) or stdin. */
+/**
+ * A file given to `kubectl -f` or `docker compose -f`: a local path, never a URL (another host,
+ * or a git repository to clone) or stdin.
+ */
 const localFile = (w: Word, who: string): void => {
   const v = requireLiteral(w, who, 'file');
-  if (v === '-' || /^[a-z][a-z0-9+.-]*:/i.test(v)) deny(`${who} -f ${v}: only a local file`);
+  if (v === '-' || /^[a-z][a-z0-9+.-]*:/i.test(v) || /^[^/]*@[^/]*:/.test(v))
+    deny(`${who}: ${v} is not a local file`);
 };
 
 function cliTool(cfg: CliTool): Rule {
@@ -535,6 +539,7 @@ const docker = cliTool({
     '--root': 'podman --root creates container storage there',
     '--runroot': 'podman --runroot creates container state there',
   },
+  values: { '-f': localFile, '--file': localFile, '--env-file': localFile, '--project-directory': localFile },
   commands: DOCKER_READ,
   refused: 'changes containers or images (only ps, images, inspect, logs, stats, top, ... are allowed)',
 });
@@ -782,13 +787,14 @@ const VIRSH_READ = new Set([
 ]);
 
 /**
- * A local connection URI (`qemu:///system`): no host, no remote transport (+ssh and +libssh run
- * ssh with the user's configuration, +tcp/+tls reach another host, +ext runs a program) and no
- * parameters (`?command=`, `?netcat=`, `?socket=`...).
+ * A local system connection URI (`qemu:///system`, `lxc:///`): no host, no remote transport (+ssh
+ * and +libssh run ssh with the user's configuration, +tcp/+tls reach another host, +ext runs a
+ * program), no parameters (`?command=`, `?netcat=`, `?socket=`...) and no session URIs (they
+ * start a per-user daemon).
  */
 function virshUri(w: Word | undefined): void {
   const uri = w ? requireLiteral(w, 'virsh', 'connection URI') : '';
-  if (!/^[a-z0-9]+(\+unix)?:\/\/\/[^?#]*$/i.test(uri))
+  if (!/^[a-z0-9]+(\+unix)?:\/\/\/(system)?$/i.test(uri) && uri !== 'test:///default')
     deny(
       `virsh: the connection URI ${uri || '(missing)'} reaches another host or runs a program (only local URIs such as qemu:///system)`,
     );
