@@ -483,6 +483,9 @@ test('a stream that fails mid-reply is retried from the start, and older turns a
     model: 'scripted-model',
     apiKey: 'k',
     contextTokens: 1000,
+    // A model Fluid has no price for: a session starts only with one (free, like a local model).
+    inputPerMTok: 0,
+    outputPerMTok: 0,
   });
   const settings = new AgentSettingsPage(page);
   await settings.open();

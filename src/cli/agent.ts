@@ -281,7 +281,10 @@ function providerRows(ps: Provider[]) {
     url: p.baseUrl ?? '(default)',
     key: p.hasKey,
     ctx: `${Math.round(p.contextTokens / 1000)}k`,
-    price: `${p.inputPerMTok}/${p.outputPerMTok}`,
+    price:
+      p.inputPerMTok === null || p.outputPerMTok === null
+        ? 'unknown (set one)'
+        : `${p.inputPerMTok}/${p.outputPerMTok}${p.priceSource === 'person' ? ' (set)' : ''}`,
   }));
 }
 
@@ -300,6 +303,91 @@ function renderTranscript(messages: TranscriptMessage[]): string {
     }
   }
   return lines.join('\n');
+}
+
+/** `provider add` (new or changed) and `provider update` (an existing one only): one save. */
+function providerSaveCommand(verb: 'add' | 'update'): Command {
+  return {
+    summary:
+      verb === 'add'
+        ? 'Add or change a model provider (the key goes to the secret store).'
+        : 'Change a model provider: its model, endpoint, key or prices (what is not given stays).',
+    usage:
+      verb === 'add'
+        ? 'fluid provider add <id> --kind anthropic|openai --model M [--label L] [--base-url URL] [--key KEY | --key-stdin] [--default] [--context-tokens N] [--price-in USD_PER_MTOK --price-out USD_PER_MTOK]'
+        : 'fluid provider update <id> [--model M] [--label L] [--base-url URL] [--key KEY | --key-stdin] [--default] [--context-tokens N] [--price-in USD_PER_MTOK --price-out USD_PER_MTOK | --table-price]',
+    options: {
+      kind: { type: 'string' },
+      model: { type: 'string' },
+      label: { type: 'string' },
+      'base-url': { type: 'string' },
+      key: { type: 'string' },
+      'key-stdin': { type: 'boolean' },
+      default: { type: 'boolean' },
+      'context-tokens': { type: 'string' },
+      'price-in': { type: 'string' },
+      'price-out': { type: 'string' },
+      // Earlier spellings of --price-in/--price-out.
+      'input-price': { type: 'string' },
+      'output-price': { type: 'string' },
+      'table-price': { type: 'boolean' },
+    },
+    run: async (ctx) => {
+      const v = ctx.values;
+      const id = ctx.args[0];
+      if (!id)
+        throw new UsageError(
+          verb === 'add'
+            ? 'Name the provider: fluid provider add anthropic --kind anthropic --model claude-sonnet-4-6 --key-stdin'
+            : 'Which provider? fluid provider update <id> --price-in 3 --price-out 15 (see fluid provider list)',
+        );
+      const existing = (await ctx.client.call('providers.list', {})).find((p) => p.id === id);
+      if (verb === 'update' && !existing)
+        throw new UsageError(
+          `No provider "${id}" to update. Add it with: fluid provider add ${id} --kind … --model …`,
+        );
+      const kind = (v.kind as string | undefined) ?? existing?.kind;
+      if (kind !== 'anthropic' && kind !== 'openai') throw new UsageError('--kind is anthropic or openai.');
+      const model = (v.model as string | undefined) ?? existing?.model;
+      if (!model) throw new UsageError('--model is required (e.g. claude-sonnet-4-6, gpt-5.5, qwen3).');
+      if (v.key !== undefined && v['key-stdin']) throw new UsageError('Use --key or --key-stdin, not both.');
+      const priceIn = (v['price-in'] ?? v['input-price']) as string | undefined;
+      const priceOut = (v['price-out'] ?? v['output-price']) as string | undefined;
+      if (v['table-price'] && (priceIn !== undefined || priceOut !== undefined))
+        throw new UsageError('--table-price drops your price; do not give --price-in/--price-out with it.');
+      let apiKey = v.key as string | undefined;
+      if (v['key-stdin']) {
+        const chunks: Buffer[] = [];
+        for await (const c of process.stdin) chunks.push(c as Buffer);
+        apiKey = Buffer.concat(chunks).toString('utf8').trim();
+        if (!apiKey) throw new UsageError('--key-stdin read no key from stdin.');
+      }
+      const p = await ctx.client.call('providers.save', {
+        id,
+        kind,
+        model,
+        label: (v.label as string | undefined) ?? existing?.label ?? id,
+        ...(v['base-url'] !== undefined ? { baseUrl: (v['base-url'] as string) || null } : {}),
+        ...(apiKey !== undefined ? { apiKey } : {}),
+        ...(v.default ? { isDefault: true } : {}),
+        ...(v['context-tokens'] !== undefined
+          ? { contextTokens: num(v['context-tokens'], 'context-tokens') }
+          : {}),
+        ...(priceIn !== undefined ? { inputPerMTok: num(priceIn, 'price-in', false) } : {}),
+        ...(priceOut !== undefined ? { outputPerMTok: num(priceOut, 'price-out', false) } : {}),
+        ...(v['table-price'] ? { inputPerMTok: null, outputPerMTok: null } : {}),
+      });
+      const price =
+        p.inputPerMTok === null || p.outputPerMTok === null
+          ? `no price known for ${p.model}: sessions will not start until you set one (--price-in USD --price-out USD per million tokens; 0 and 0 for a free, self-hosted model)`
+          : `$${p.inputPerMTok} in / $${p.outputPerMTok} out per million tokens (${p.priceSource === 'person' ? 'your price' : "Fluid's table"})`;
+      ctx.io.result(
+        p,
+        () =>
+          `Provider ${p.id}${p.isDefault ? ' (default)' : ''}: ${p.kind} ${p.model} at ${p.baseUrl ?? 'the default endpoint'}, ${p.hasKey ? 'key stored' : 'no key'}; ${price}. Check it with: fluid provider test ${p.id}`,
+      );
+    },
+  };
 }
 
 export const agentCommands: Record<string, Command> = {
@@ -367,67 +455,8 @@ export const agentCommands: Record<string, Command> = {
     },
   },
 
-  'provider add': {
-    summary: 'Add or change a model provider (the key goes to the secret store).',
-    usage:
-      'fluid provider add <id> --kind anthropic|openai --model M [--label L] [--base-url URL] [--key KEY | --key-stdin] [--default] [--context-tokens N] [--input-price USD_PER_MTOK] [--output-price USD_PER_MTOK]',
-    options: {
-      kind: { type: 'string' },
-      model: { type: 'string' },
-      label: { type: 'string' },
-      'base-url': { type: 'string' },
-      key: { type: 'string' },
-      'key-stdin': { type: 'boolean' },
-      default: { type: 'boolean' },
-      'context-tokens': { type: 'string' },
-      'input-price': { type: 'string' },
-      'output-price': { type: 'string' },
-    },
-    run: async (ctx) => {
-      const v = ctx.values;
-      const id = ctx.args[0];
-      if (!id)
-        throw new UsageError(
-          'Name the provider: fluid provider add anthropic --kind anthropic --model claude-sonnet-4-6 --key-stdin',
-        );
-      const existing = (await ctx.client.call('providers.list', {})).find((p) => p.id === id);
-      const kind = (v.kind as string | undefined) ?? existing?.kind;
-      if (kind !== 'anthropic' && kind !== 'openai') throw new UsageError('--kind is anthropic or openai.');
-      const model = (v.model as string | undefined) ?? existing?.model;
-      if (!model) throw new UsageError('--model is required (e.g. claude-sonnet-4-6, gpt-5.5, qwen3).');
-      if (v.key !== undefined && v['key-stdin']) throw new UsageError('Use --key or --key-stdin, not both.');
-      let apiKey = v.key as string | undefined;
-      if (v['key-stdin']) {
-        const chunks: Buffer[] = [];
-        for await (const c of process.stdin) chunks.push(c as Buffer);
-        apiKey = Buffer.concat(chunks).toString('utf8').trim();
-        if (!apiKey) throw new UsageError('--key-stdin read no key from stdin.');
-      }
-      const p = await ctx.client.call('providers.save', {
-        id,
-        kind,
-        model,
-        label: (v.label as string | undefined) ?? existing?.label ?? id,
-        ...(v['base-url'] !== undefined ? { baseUrl: (v['base-url'] as string) || null } : {}),
-        ...(apiKey !== undefined ? { apiKey } : {}),
-        ...(v.default ? { isDefault: true } : {}),
-        ...(v['context-tokens'] !== undefined
-          ? { contextTokens: num(v['context-tokens'], 'context-tokens') }
-          : {}),
-        ...(v['input-price'] !== undefined
-          ? { inputPerMTok: num(v['input-price'], 'input-price', false) }
-          : {}),
-        ...(v['output-price'] !== undefined
-          ? { outputPerMTok: num(v['output-price'], 'output-price', false) }
-          : {}),
-      });
-      ctx.io.result(
-        p,
-        () =>
-          `Provider ${p.id}${p.isDefault ? ' (default)' : ''}: ${p.kind} ${p.model} at ${p.baseUrl ?? 'the default endpoint'}, ${p.hasKey ? 'key stored' : 'no key'}. Check it with: fluid provider test ${p.id}`,
-      );
-    },
-  },
+  'provider add': providerSaveCommand('add'),
+  'provider update': providerSaveCommand('update'),
 
   'provider list': {
     summary: 'Configured model providers (keys are never shown).',

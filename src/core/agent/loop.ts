@@ -30,6 +30,7 @@ import type {
   Usage,
 } from './providers/types.ts';
 import type { Provider } from '../../shared/contract/agent.ts';
+import { unpricedMessage, type Price } from './providers-store.ts';
 import type { Redactor } from './redact.ts';
 import type { SessionRow, SessionStore } from './sessions.ts';
 import {
@@ -109,6 +110,8 @@ export interface LoopHost {
   clock: Clock;
   log: Logger;
   provider(id: string): Provider;
+  /** The price of the session's model (null: nothing prices it; the session must not run). */
+  price(row: SessionRow): Price | null;
   model(row: SessionRow): ModelProvider;
   redactor(sessionId: string): Redactor;
   emit(sessionId: string, ev: AgentEvent): void;
@@ -118,7 +121,7 @@ export interface LoopHost {
   end(sessionId: string, patch: Parameters<SessionStore['update']>[1]): SessionRow;
 }
 
-export function costOf(p: Pick<Provider, 'inputPerMTok' | 'outputPerMTok'>, u: Usage): number {
+export function costOf(p: Price, u: Usage): number {
   const read = u.cacheReadTokens ?? 0;
   const write = u.cacheWriteTokens ?? 0;
   const plain = Math.max(0, u.inputTokens - read - write);
@@ -170,6 +173,19 @@ export async function runSession(h: LoopHost, run: LiveRun): Promise<void> {
       }
       const settings = h.settings.get().agent;
       const provider = h.provider(row.provider_id);
+      // Without a price the cost cap caps nothing: no turn runs (the price may have been removed).
+      const price = h.price(row);
+      if (!price) {
+        h.end(id, {
+          status: 'stopped',
+          last_error: {
+            code: 'VALIDATION',
+            message: unpricedMessage(provider, row.model, row.max_cost_usd),
+            data: { limit: 'cost', priceKnown: false },
+          },
+        });
+        return;
+      }
       const model = h.model(row);
       const tools = toolDefinitions(h.tools, row.mode, settings.toolOutputChars);
       const system = systemPrompt(row, h.clock.now());
@@ -180,7 +196,7 @@ export async function runSession(h: LoopHost, run: LiveRun): Promise<void> {
         chars: row.context_chars,
       });
       if (estimate >= settings.compactAt * provider.contextTokens) {
-        if (await compact(h, run, row, model, provider)) {
+        if (await compact(h, run, row, model, price)) {
           row = h.store.row(id);
           messages = modelMessages(h.store.messages(id), row.summary, row.compacted_through);
         }
@@ -203,7 +219,7 @@ export async function runSession(h: LoopHost, run: LiveRun): Promise<void> {
         steps: row.steps + 1,
         input_tokens: row.input_tokens + usage.inputTokens,
         output_tokens: row.output_tokens + usage.outputTokens,
-        cost_usd: row.cost_usd + costOf(provider, usage),
+        cost_usd: row.cost_usd + costOf(price, usage),
         context_tokens: usage.inputTokens,
         context_chars: totalChars,
       });
@@ -470,7 +486,7 @@ async function compact(
   run: LiveRun,
   row: SessionRow,
   model: ModelProvider,
-  provider: Provider,
+  price: Price,
 ): Promise<boolean> {
   const id = run.id;
   const all = h.store.messages(id);
@@ -509,7 +525,7 @@ async function compact(
     compacted_through: cut,
     input_tokens: fresh.input_tokens + u.inputTokens,
     output_tokens: fresh.output_tokens + u.outputTokens,
-    cost_usd: fresh.cost_usd + costOf(provider, u),
+    cost_usd: fresh.cost_usd + costOf(price, u),
     // The next request is estimated from characters until the provider reports its size again.
     context_tokens: 0,
     context_chars: 0,

@@ -33,7 +33,12 @@ import { AsyncQueue } from '../util/queue.ts';
 import { runSession, type LiveRun, type LoopHost } from './loop.ts';
 import type { ModelProvider, ProviderConfig } from './providers/types.ts';
 import { createProviderLazy as defaultCreateProvider } from './providers/lazy.ts';
-import { ProviderStore, type ProviderInput, type ProviderTuning } from './providers-store.ts';
+import {
+  ProviderStore,
+  unpricedMessage,
+  type ProviderInput,
+  type ProviderTuning,
+} from './providers-store.ts';
 import { Redactor } from './redact.ts';
 import { SessionStore, toSession, type SessionPatch, type SessionRow } from './sessions.ts';
 import type { ToolRegistry } from './tools/registry.ts';
@@ -125,6 +130,7 @@ export class AgentService {
       clock: deps.clock,
       log: deps.log,
       provider: (id) => this.providers.get(id),
+      price: (row) => this.providers.price(row.provider_id, row.model),
       model: (row) => create(this.providers.config(row.provider_id, row.model, deps.providerTuning)),
       redactor: (id) => this.redactor(id),
       emit: (id, ev) => this.emit(id, ev),
@@ -194,15 +200,23 @@ export class AgentService {
     if (actor.door === 'agent') throw new FluidError('DENIED', 'An agent cannot start agent sessions.');
     const provider = this.providers.resolve(input.providerId);
     const defaults = this.d.settings.get().agent;
+    const model = input.model || provider.model;
+    const maxCostUsd = input.maxCostUsd ?? defaults.maxCostUsd;
+    // Every session has a cost cap; a model nothing prices would run uncapped.
+    if (!this.providers.price(provider.id, model))
+      throw new FluidError('VALIDATION', unpricedMessage(provider, model, maxCostUsd), {
+        providerId: provider.id,
+        model,
+      });
     const row = this.store.insert({
       title: input.title?.trim() || '(untitled)',
       mode: input.mode,
       providerId: provider.id,
-      model: input.model || provider.model,
+      model,
       host: input.host || null,
       source: input.source || null,
       maxSteps: input.maxSteps ?? defaults.maxSteps,
-      maxCostUsd: input.maxCostUsd ?? defaults.maxCostUsd,
+      maxCostUsd,
       createdBy: actor,
       owner: { pid: process.pid, instance: this.instance },
     });
@@ -236,6 +250,12 @@ export class AgentService {
       throw new FluidError('DENIED', 'An agent cannot send messages to agent sessions.');
     this.recoverInterrupted(id);
     const row = this.store.row(id);
+    if (!this.providers.price(row.provider_id, row.model))
+      throw new FluidError(
+        'VALIDATION',
+        unpricedMessage(this.providers.get(row.provider_id), row.model, row.max_cost_usd),
+        { providerId: row.provider_id, model: row.model },
+      );
     const safe = this.redactor(id).redact(text).text;
     const live = this.runs.get(id);
     if (live) {

@@ -335,4 +335,15 @@ export const migrations: Migration[] = [
       INSERT INTO meta (key, value) SELECT 'audit.adopt', '1' WHERE EXISTS (SELECT 1 FROM audit_log);
     `,
   },
+  {
+    version: 8,
+    name: 'provider-prices',
+    sql: `
+      -- Whether a person set the provider's prices; otherwise Fluid's model table prices the model, or
+      -- nothing does and sessions refuse to start (a cost cap without a price caps nothing). Prices
+      -- stored before this were a person's or the table's; zero was "unknown" and stays so.
+      ALTER TABLE providers ADD COLUMN price_set INTEGER NOT NULL DEFAULT 0;
+      UPDATE providers SET price_set = 1 WHERE input_per_mtok > 0 OR output_per_mtok > 0;
+    `,
+  },
 ];

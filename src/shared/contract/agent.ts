@@ -18,9 +18,14 @@ export const ProviderSchema = z.object({
   /** The API key is write-only: kept in the secret store, never returned. */
   hasKey: z.boolean(),
   contextTokens: z.number().int(),
-  /** USD per million tokens, for the cost meter and the cost cap. */
-  inputPerMTok: z.number().min(0),
-  outputPerMTok: z.number().min(0),
+  /** USD per million tokens, for the cost meter and the cost cap; null: no price is known. */
+  inputPerMTok: z.number().min(0).nullable(),
+  outputPerMTok: z.number().min(0).nullable(),
+  /**
+   * Where the price comes from: a person set it on the provider, Fluid's model table knows the
+   * model, or nothing prices it (sessions then refuse to start: their cost cap could not be kept).
+   */
+  priceSource: z.enum(['person', 'table', 'unknown']),
   isDefault: z.boolean(),
 });
 export type Provider = z.infer<typeof ProviderSchema>;
@@ -34,8 +39,9 @@ const ProviderInput = z.object({
   /** Set or replace the key; omit to keep the stored one; empty string to remove it. */
   apiKey: z.string().max(4096).optional(),
   contextTokens: z.number().int().min(1000).max(10_000_000).optional(),
-  inputPerMTok: z.number().min(0).max(10_000).optional(),
-  outputPerMTok: z.number().min(0).max(10_000).optional(),
+  /** A person's price for the model (USD per million tokens); set both, or null both to use the model table. */
+  inputPerMTok: z.number().min(0).max(10_000).nullable().optional(),
+  outputPerMTok: z.number().min(0).max(10_000).nullable().optional(),
   isDefault: z.boolean().optional(),
 });
 

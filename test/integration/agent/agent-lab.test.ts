@@ -60,6 +60,9 @@ before(async () => {
     model: 'scripted-model',
     apiKey: 'sk-ant-scripted-lab-key-000000000000',
     isDefault: true,
+    // No price list knows the scripted model: a session starts only with a price.
+    inputPerMTok: 0,
+    outputPerMTok: 0,
   });
 });
 

@@ -183,7 +183,12 @@ export async function harness(opts: { deps?: Partial<AgentDeps> } = {}): Promise
 export async function addScriptedProvider(
   h: Harness,
   kind: 'anthropic' | 'openai' = 'anthropic',
-  extra: { contextTokens?: number; inputPerMTok?: number; outputPerMTok?: number; id?: string } = {},
+  extra: {
+    contextTokens?: number;
+    inputPerMTok?: number | null;
+    outputPerMTok?: number | null;
+    id?: string;
+  } = {},
 ) {
   return h.client().call('providers.save', {
     id: extra.id ?? `scripted-${kind}`,
@@ -193,6 +198,9 @@ export async function addScriptedProvider(
     model: 'scripted-model',
     apiKey: MODEL_KEY,
     isDefault: true,
+    // The scripted model is in no price table: free, as a self-hosted model would be set up.
+    inputPerMTok: 0,
+    outputPerMTok: 0,
     ...extra,
   });
 }

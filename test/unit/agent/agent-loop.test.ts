@@ -185,6 +185,68 @@ describe('limits', () => {
     assert.match(end.lastError!.message, /cost limit/);
     assert.equal((end.lastError!.data as { limit: string }).limit, 'cost');
   });
+
+  test('a model nothing prices: the session refuses to start and says how to set a price; with one, the cap holds', async () => {
+    await addScriptedProvider(h, 'openai', { inputPerMTok: null, outputPerMTok: null });
+    h.server.load({
+      steps: [],
+      fallbacks: [
+        {
+          toolCalls: [{ name: 'echo', input: { text: 'spend' } }],
+          usage: { inputTokens: 1000, outputTokens: 10 },
+        },
+      ],
+    });
+    const c = h.client();
+    await assert.rejects(
+      c.call('agent.sessions.create', { task: 'Spend money', maxCostUsd: 2.5 }),
+      (e: FluidError) =>
+        e.code === 'VALIDATION' &&
+        /no price for model "scripted-model"/.test(e.message) &&
+        /Settings → Providers/.test(e.message) &&
+        /fluid provider update scripted-openai --price-in/.test(e.message) &&
+        /\$2\.50/.test(e.message),
+    );
+    assert.deepEqual(await c.call('agent.sessions.list', {}), [], 'no session was created');
+    assert.equal(h.server.requests.length, 0, 'the model was never called');
+
+    // A model the provider is not set up for is priced by the table or refused the same way.
+    await c.call('providers.save', {
+      id: 'scripted-openai',
+      kind: 'openai',
+      label: 'Scripted (openai)',
+      model: 'scripted-model',
+      inputPerMTok: 1000,
+      outputPerMTok: 0,
+    });
+    await assert.rejects(
+      c.call('agent.sessions.create', { task: 'x', model: 'another-unknown-model' }),
+      (e: FluidError) => e.code === 'VALIDATION' && /another-unknown-model/.test(e.message),
+    );
+
+    // With the person's price the same session runs, and the cap stops it.
+    const s = await c.call('agent.sessions.create', { task: 'Spend money', maxCostUsd: 2.5 });
+    const end = await h.agent.settled(s.id);
+    assert.equal(end.status, 'stopped');
+    assert.equal(end.steps, 3);
+    assert.match(end.lastError!.message, /cost limit/);
+
+    // The price taken away: continuing is refused rather than run uncapped.
+    await c.call('providers.save', {
+      id: 'scripted-openai',
+      kind: 'openai',
+      label: 'Scripted (openai)',
+      model: 'scripted-model',
+      inputPerMTok: null,
+      outputPerMTok: null,
+    });
+    const before = h.server.requests.length;
+    await assert.rejects(
+      c.call('agent.send', { sessionId: s.id, text: 'go on' }),
+      (e: FluidError) => e.code === 'VALIDATION' && /no price/.test(e.message),
+    );
+    assert.equal(h.server.requests.length, before);
+  });
 });
 
 describe('cancel', () => {

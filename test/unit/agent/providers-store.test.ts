@@ -1,7 +1,10 @@
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { type FluidError } from '../../../src/shared/errors.ts';
-import { modelDefaults } from '../../../src/core/agent/providers-store.ts';
+import Database from 'better-sqlite3';
+import { isLocalEndpoint, lookupModel, normaliseModel } from '../../../src/core/agent/providers-store.ts';
+import { migrate } from '../../../src/core/store/db.ts';
+import { migrations } from '../../../src/core/store/migrations.ts';
 import { MODEL_KEY, addScriptedProvider, harness, type Harness } from './agent-harness.ts';
 
 let h: Harness;
@@ -38,7 +41,10 @@ describe('model providers', () => {
       model: 'some-new-model',
       isDefault: true,
     });
-    assert.deepEqual([o.isDefault, o.hasKey, o.contextTokens, o.inputPerMTok], [true, false, 128_000, 0]);
+    assert.deepEqual(
+      [o.isDefault, o.hasKey, o.contextTokens, o.inputPerMTok, o.priceSource],
+      [true, false, 128_000, null, 'unknown'],
+    );
     const list = await c.call('providers.list', {});
     assert.deepEqual(
       list.map((p) => [p.id, p.isDefault]),
@@ -58,7 +64,7 @@ describe('model providers', () => {
       inputPerMTok: 2,
     });
     assert.equal(a2.hasKey, true);
-    assert.equal(a2.inputPerMTok, 2);
+    assert.deepEqual([a2.inputPerMTok, a2.outputPerMTok, a2.priceSource], [2, 15, 'person']);
     const a3 = await c.call('providers.save', {
       id: 'anthropic',
       kind: 'anthropic',
@@ -121,27 +127,131 @@ describe('model providers', () => {
     );
   });
 
-  test('defaults per model family', () => {
-    assert.deepEqual(modelDefaults('anthropic/claude-opus-4.6'), {
+  test('context windows and prices by model, OpenRouter and Bedrock spellings included', () => {
+    const price = (model: string, baseUrl: string | null = null) => lookupModel(model, baseUrl).price;
+    assert.deepEqual(lookupModel('anthropic/claude-opus-4.6'), {
       contextTokens: 200_000,
-      inputPerMTok: 5,
-      outputPerMTok: 25,
+      price: { inputPerMTok: 5, outputPerMTok: 25 },
     });
-    assert.deepEqual(modelDefaults('claude-haiku-4-5'), {
-      contextTokens: 200_000,
-      inputPerMTok: 1,
-      outputPerMTok: 5,
-    });
-    assert.deepEqual(modelDefaults('gpt-5.4-mini'), {
-      contextTokens: 400_000,
-      inputPerMTok: 0.25,
-      outputPerMTok: 2,
-    });
-    assert.deepEqual(modelDefaults('qwen3'), { contextTokens: 40_000, inputPerMTok: 0, outputPerMTok: 0 });
-    assert.deepEqual(modelDefaults('mystery-model'), {
-      contextTokens: 128_000,
+    const sonnet = { inputPerMTok: 3, outputPerMTok: 15 };
+    for (const m of [
+      'claude-sonnet-4-5',
+      'claude-sonnet-4-5-20250929',
+      'anthropic/claude-sonnet-4.5',
+      'anthropic/claude-sonnet-4',
+      'anthropic/claude-3.7-sonnet',
+      'anthropic/claude-3.7-sonnet:beta',
+      'us.anthropic.claude-sonnet-4-20250514-v1:0',
+    ])
+      assert.deepEqual(price(m, 'https://openrouter.ai/api/v1'), sonnet, m);
+    assert.deepEqual(price('anthropic/claude-opus-4.1'), { inputPerMTok: 15, outputPerMTok: 75 });
+    assert.deepEqual(price('claude-opus-4-20250514'), { inputPerMTok: 15, outputPerMTok: 75 });
+    assert.deepEqual(price('anthropic/claude-3.5-haiku'), { inputPerMTok: 0.8, outputPerMTok: 4 });
+    assert.deepEqual(price('claude-haiku-4-5'), { inputPerMTok: 1, outputPerMTok: 5 });
+    assert.deepEqual(price('openai/gpt-4o-mini'), { inputPerMTok: 0.15, outputPerMTok: 0.6 });
+    assert.deepEqual(price('openai/gpt-4.1'), { inputPerMTok: 2, outputPerMTok: 8 });
+    assert.deepEqual(price('gpt-5-mini'), { inputPerMTok: 0.25, outputPerMTok: 2 });
+    assert.deepEqual(price('openai/gpt-5.1'), { inputPerMTok: 1.25, outputPerMTok: 10 });
+    // Versions whose list price Fluid does not know stay unpriced rather than guessed.
+    assert.equal(price('gpt-5.4-mini'), null);
+    assert.equal(price('anthropic/claude-opus-5'), null);
+    assert.equal(price('mystery-model'), null);
+    assert.equal(lookupModel('mystery-model').contextTokens, 128_000);
+    // Self-hosted families cost nothing on a local endpoint only; a router charges for them.
+    assert.deepEqual(price('qwen3:8b', 'http://localhost:11434/v1'), { inputPerMTok: 0, outputPerMTok: 0 });
+    assert.deepEqual(price('llama3.3', 'http://192.168.1.20:8000/v1'), { inputPerMTok: 0, outputPerMTok: 0 });
+    assert.equal(price('qwen/qwen3-235b-a22b', 'https://openrouter.ai/api/v1'), null);
+    assert.equal(price('qwen3'), null, 'the default endpoint is not local');
+    // OpenRouter's free variants.
+    assert.deepEqual(price('meta-llama/llama-3.3-70b-instruct:free', 'https://openrouter.ai/api/v1'), {
       inputPerMTok: 0,
       outputPerMTok: 0,
     });
+    assert.equal(normaliseModel('Anthropic/Claude-Sonnet-4.5:thinking'), 'claude-sonnet-4-5');
+    for (const [url, local] of [
+      ['http://127.0.0.1:11434', true],
+      ['http://[::1]:8000/v1', true],
+      ['http://10.1.2.3/v1', true],
+      ['http://172.20.0.5/v1', true],
+      ['http://172.40.0.5/v1', false],
+      ['http://gpu-box.local:8000/v1', true],
+      ['https://openrouter.ai/api/v1', false],
+      ['not a url', false],
+    ] as const)
+      assert.equal(isLocalEndpoint(url), local, url);
+  });
+
+  test("a person's price: both or neither, kept until the model changes, cleared with null", async () => {
+    const c = h.client();
+    const base = {
+      id: 'router',
+      kind: 'openai' as const,
+      label: 'Router',
+      baseUrl: 'https://openrouter.ai/api/v1',
+    };
+    const known = await c.call('providers.save', { ...base, model: 'anthropic/claude-sonnet-4.5' });
+    assert.deepEqual([known.inputPerMTok, known.outputPerMTok, known.priceSource], [3, 15, 'table']);
+    const unknown = await c.call('providers.save', { ...base, model: 'z-ai/unknown-9' });
+    assert.deepEqual(
+      [unknown.inputPerMTok, unknown.outputPerMTok, unknown.priceSource],
+      [null, null, 'unknown'],
+    );
+    // Half a price for an unpriced model is refused, and changes nothing.
+    await assert.rejects(
+      c.call('providers.save', { ...base, model: 'z-ai/unknown-9', inputPerMTok: 1 }),
+      (e: FluidError) => e.code === 'VALIDATION' && /give both/.test(e.message),
+    );
+    assert.equal((await c.call('providers.list', {}))[0]!.priceSource, 'unknown');
+    const set = await c.call('providers.save', {
+      ...base,
+      model: 'z-ai/unknown-9',
+      inputPerMTok: 0.5,
+      outputPerMTok: 2,
+    });
+    assert.deepEqual([set.inputPerMTok, set.outputPerMTok, set.priceSource], [0.5, 2, 'person']);
+    // Kept on saves that do not touch it; one side changes alone once both are known.
+    const kept = await c.call('providers.save', { ...base, model: 'z-ai/unknown-9', label: 'Renamed' });
+    assert.deepEqual([kept.inputPerMTok, kept.outputPerMTok], [0.5, 2]);
+    const out = await c.call('providers.save', { ...base, model: 'z-ai/unknown-9', outputPerMTok: 3 });
+    assert.deepEqual([out.inputPerMTok, out.outputPerMTok], [0.5, 3]);
+    // Another model does not inherit the old model's price.
+    const moved = await c.call('providers.save', { ...base, model: 'z-ai/unknown-10' });
+    assert.equal(moved.priceSource, 'unknown');
+    await c.call('providers.save', {
+      ...base,
+      model: 'anthropic/claude-sonnet-4.5',
+      inputPerMTok: 2,
+      outputPerMTok: 10,
+    });
+    const cleared = await c.call('providers.save', {
+      ...base,
+      model: 'anthropic/claude-sonnet-4.5',
+      inputPerMTok: null,
+      outputPerMTok: null,
+    });
+    assert.deepEqual([cleared.inputPerMTok, cleared.outputPerMTok, cleared.priceSource], [3, 15, 'table']);
+    const audit = h.core.audit.list({ limit: 50, target: 'router' }).entries;
+    assert.ok(audit.some((e) => (e.data as { priceSource?: string }).priceSource === 'person'));
+  });
+
+  test('prices stored before a person could say so: non-zero ones are kept as theirs, zero means unknown', () => {
+    const db = new Database(':memory:');
+    migrate(
+      db,
+      migrations.filter((m) => m.version < 8),
+    );
+    const ins = db.prepare(
+      `INSERT INTO providers (id, kind, label, base_url, model, context_tokens, input_per_mtok, output_per_mtok, is_default, created_at, updated_at)
+       VALUES (?, 'openai', ?, NULL, ?, 128000, ?, ?, 0, 'x', 'x')`,
+    );
+    ins.run('paid', 'paid', 'custom-model', 2, 6);
+    ins.run('zero', 'zero', 'custom-model', 0, 0);
+    migrate(db, migrations);
+    const rows = db.prepare('SELECT id, price_set FROM providers ORDER BY id').all();
+    assert.deepEqual(rows, [
+      { id: 'paid', price_set: 1 },
+      { id: 'zero', price_set: 0 },
+    ]);
+    db.close();
   });
 });

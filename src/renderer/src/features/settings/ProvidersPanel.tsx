@@ -88,6 +88,9 @@ const BASE_URL_HELP: Record<Kind, string> = {
 };
 
 const perM = (n: number) => (n === 0 ? 'free' : `$${n}`);
+/** Only a person's own price fills the form; empty means Fluid's table price (or none). */
+const ownPrice = (p: Provider, n: number | null) =>
+  p.priceSource === 'person' && n !== null ? String(n) : '';
 
 interface Draft {
   kind: Kind;
@@ -112,8 +115,8 @@ function draftOf(p: Provider | null): Draft {
         apiKey: '',
         removeKey: false,
         contextTokens: String(p.contextTokens),
-        inputPerMTok: String(p.inputPerMTok),
-        outputPerMTok: String(p.outputPerMTok),
+        inputPerMTok: ownPrice(p, p.inputPerMTok),
+        outputPerMTok: ownPrice(p, p.outputPerMTok),
         isDefault: p.isDefault,
       }
     : {
@@ -168,8 +171,19 @@ function ProviderDialog({ provider, onClose }: { provider: Provider | null; onCl
     const changed = (k: 'contextTokens' | 'inputPerMTok' | 'outputPerMTok') =>
       !provider || d[k] !== original[k];
     const contextTokens = changed('contextTokens') ? num('contextTokens', d.contextTokens, true) : undefined;
-    const inputPerMTok = changed('inputPerMTok') ? num('inputPerMTok', d.inputPerMTok, false) : undefined;
-    const outputPerMTok = changed('outputPerMTok') ? num('outputPerMTok', d.outputPerMTok, false) : undefined;
+    // Prices: both emptied → back to Fluid's table (null); a filled one is the person's price.
+    const pricesCleared =
+      !!provider && provider.priceSource === 'person' && !d.inputPerMTok.trim() && !d.outputPerMTok.trim();
+    const inputPerMTok = pricesCleared
+      ? null
+      : changed('inputPerMTok')
+        ? num('inputPerMTok', d.inputPerMTok, false)
+        : undefined;
+    const outputPerMTok = pricesCleared
+      ? null
+      : changed('outputPerMTok')
+        ? num('outputPerMTok', d.outputPerMTok, false)
+        : undefined;
     setFieldErrors(errs);
     setError(null);
     if (Object.keys(errs).length) return;
@@ -353,7 +367,15 @@ function ProviderDialog({ provider, onClose }: { provider: Provider | null; onCl
               </div>
             )}
           </Field>
-          <Field label="Input price" error={fieldErrors.inputPerMTok} help="USD per million tokens.">
+          <Field
+            label="Input price"
+            error={fieldErrors.inputPerMTok}
+            help={
+              provider?.priceSource === 'table'
+                ? `Empty: Fluid’s price, $${provider.inputPerMTok}. USD per million tokens.`
+                : 'USD per million tokens; 0 for a free, self-hosted model.'
+            }
+          >
             {(p) => (
               <div className="input-unit">
                 <input
@@ -367,7 +389,15 @@ function ProviderDialog({ provider, onClose }: { provider: Provider | null; onCl
               </div>
             )}
           </Field>
-          <Field label="Output price" error={fieldErrors.outputPerMTok} help="For the cost meter and cap.">
+          <Field
+            label="Output price"
+            error={fieldErrors.outputPerMTok}
+            help={
+              provider?.priceSource === 'table'
+                ? `Empty: Fluid’s price, $${provider.outputPerMTok}. For the cost meter and cap.`
+                : 'For the cost meter and cap. Sessions need a price.'
+            }
+          >
             {(p) => (
               <div className="input-unit">
                 <input
@@ -569,8 +599,19 @@ function ProviderRow({ p, onEdit, onDelete }: { p: Provider; onEdit: () => void;
         </div>
         <div>
           <dt>Price per M tokens</dt>
-          <dd>
-            {perM(p.inputPerMTok)} in · {perM(p.outputPerMTok)} out
+          <dd data-testid="provider-price">
+            {p.inputPerMTok === null || p.outputPerMTok === null ? (
+              <span className="text-warn">
+                Unknown: sessions will not start until you set a price (Edit → Input and Output price).
+              </span>
+            ) : (
+              <>
+                {perM(p.inputPerMTok)} in · {perM(p.outputPerMTok)} out{' '}
+                <span className="muted">
+                  ({p.priceSource === 'person' ? 'your price' : 'Fluid’s price list'})
+                </span>
+              </>
+            )}
           </dd>
         </div>
       </dl>
