@@ -25,7 +25,8 @@ const RULES: Array<{ why: string; re: RegExp }> = [
   },
   {
     why: 'measures an elapsed time (Date.now() minus a start)',
-    re: /\bDate\.now\(\)\s*-\s*[\w.]+|\w+\s*-\s*Date\.now\(\)|new Date\(\)\.getTime\(\)\s*-/,
+    // a start kept in a variable; `Date.now() - 60_000` or `- ONE_HOUR` is a point in time, not a measurement
+    re: /\bDate\.now\(\)\s*-\s*[a-z_$][\w.$]*(?!\w*\()|new Date\(\)\.getTime\(\)\s*-\s*[a-z_$]/,
   },
   {
     why: 'compares a duration or a rate with a number',
@@ -93,6 +94,7 @@ test('the wall-clock check catches the forms it is meant to', () => {
     'assert.ok(perSecond > 500, `only ${perSecond}`);',
     'assert.ok(Date.now() - t0 < 1500);',
     'const elapsed = Date.now() - t0;',
+    'const took = Date.now() - started.at;',
     'assert.ok(elapsed >= 950, `waited ${elapsed} ms`);',
     'assert.ok(r.ms >= 500 && r.ms < 4000, `took ${r.ms} ms`);',
     'assert.ok(seconds < 2.5);',
@@ -112,6 +114,9 @@ test('the wall-clock check catches the forms it is meant to', () => {
     't.mock.timers.tick(999);',
     'const timer = setTimeout(() => reject(new Error("never happened")), 30_000);',
     'const deadline = Date.now() + 5000;',
+    'expires_at: new Date(Date.now() - 60_000).toISOString(),',
+    'const past = Date.now() - ONE_DAY_MS;',
+    'const left = deadline - Date.now();',
     "test('x', { timeout: 60_000 }, async () => {});",
     'assert.equal(r.retries[0].delayMs, 1000);',
     'assert.ok(e.delayMs >= 2 && e.delayMs <= 20); // an announced delay, not a measured one',
