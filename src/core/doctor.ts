@@ -7,6 +7,7 @@ import type { AuditLog } from './store/audit.ts';
 import type { Db } from './store/db.ts';
 import { schemaVersion } from './store/db.ts';
 import { migrations } from './store/migrations.ts';
+import { ansibleChecks } from './playbooks/doctor.ts';
 
 type Check = z.infer<typeof DoctorCheckSchema>;
 
@@ -85,6 +86,7 @@ export function runDoctor(deps: { paths: Paths; db: Db; audit: AuditLog; secrets
   );
 
   secretsCheck(deps, add);
+  for (const c of ansibleChecks()) add(c.id, c.title, c.status, c.detail, c.advice);
   return { ok: !checks.some((c) => c.status === 'fail'), checks };
 }
 

@@ -9,6 +9,7 @@ import { sandboxesContract } from './sandboxes.ts';
 import { agentContract } from './agent.ts';
 import { tasksContract } from './tasks.ts';
 import { presenceContract } from './presence.ts';
+import { playbooksContract } from './playbooks.ts';
 
 export const contract = {
   ...systemContract,
@@ -21,6 +22,7 @@ export const contract = {
   ...sandboxesContract,
   ...agentContract,
   ...presenceContract,
+  ...playbooksContract,
 };
 export type Contract = typeof contract;
 
@@ -35,3 +37,4 @@ export * from './approvals.ts';
 export * from './sandboxes.ts';
 export * from './agent.ts';
 export * from './presence.ts';
+export * from './playbooks.ts';
