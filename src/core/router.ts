@@ -3,6 +3,7 @@ import type { Contract } from '../shared/contract/index.ts';
 import { FluidError } from '../shared/errors.ts';
 import type { Core } from './createCore.ts';
 import { runDoctor } from './doctor.ts';
+import { destinationWarning } from './egress/reach.ts';
 import { verifyExport } from './audit/export.ts';
 import { schemaVersion } from './store/db.ts';
 import type { Router } from './rpc/server.ts';
@@ -220,9 +221,15 @@ export function createRouter(core: Core): Router<Contract> {
       // New reach for a root sandbox: a person decides it, with presence (like approving egress).
       const sandbox = core.sandboxes.get(i.sandbox);
       const purpose = egressPurpose(sandbox.id, i.destination);
+      // an exact IP entry opens what no name reaches: the person reads why before confirming
+      const warning = destinationWarning(i.destination);
       core.presence.demand(
         ctx.actor,
-        { purpose, required: true, what: `let ${sandbox.name} reach ${i.destination}` },
+        {
+          purpose,
+          required: true,
+          what: `let ${sandbox.name} reach ${i.destination}${warning ? ` (WARNING: ${warning})` : ''}`,
+        },
         await core.presence.verify(ctx.actor, purpose, i.presence),
       );
       return core.sandboxes.setEgress(sandbox.id, i.destination, true, ctx.actor);

@@ -25,6 +25,7 @@ import {
   EgressController,
   guestProxySetupScript,
   hostFirewallScript,
+  isAllowed,
   NFT_MISSING_EXIT,
   probeEgressProxy,
   type EgressEvent,
@@ -398,6 +399,9 @@ export class EgressManager implements EgressHooks {
     const destination = dest(req.host, req.port);
     const row = this.d.sandboxes().maybe(req.sandboxId);
     if (!row || !SERVED_STATES.has(row.state)) return { decision: 'deny', note: 'the sandbox is gone' };
+    // On the allowlist now (a person just approved it; the proxy's copy is being updated): let it
+    // through. This reads the current allowlist, never a past approval.
+    if (isAllowed(JSON.parse(row.egress_allow) as string[], req.host, req.port)) return { decision: 'allow' };
     const a = requestEgressApproval(this.d.approvals, {
       sandboxId: req.sandboxId,
       sandboxName: row.name,

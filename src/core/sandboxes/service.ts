@@ -12,6 +12,7 @@ import { FluidError, toErrorPayload } from '../../shared/errors.ts';
 import { isPersonDoor, type Actor } from '../../shared/rpc.ts';
 import type { ApprovalService } from '../approvals/service.ts';
 import { canonicalDestinations, destinationWarning } from '../egress/reach.ts';
+import { formatDestination, tryParseDestination } from '../egress/destinations.ts';
 import { requestEgressApproval, type DoctorCheck } from './egress.ts';
 import { run, shq, type HostConnection } from '../hosts/connection.ts';
 import type { HostService } from '../hosts/service.ts';
@@ -1186,8 +1187,14 @@ ${V('destroy "$d"')} >/dev/null 2>&1 || true`,
   async setEgress(ref: string, destination: string, allow: boolean, actor: Actor): Promise<Sandbox> {
     const r = this.store.row(ref);
     const list = new Set(JSON.parse(r.egress_allow) as string[]);
-    if (allow) list.add(destination.toLowerCase());
-    else list.delete(destination.toLowerCase());
+    // canonical entries only ("Deb.Debian.org." and "deb.debian.org" are one); a bad one is refused
+    const [canonical] = allow ? canonicalDestinations([destination]) : [];
+    if (canonical) list.add(canonical);
+    else {
+      list.delete(destination.toLowerCase());
+      const parsed = tryParseDestination(destination);
+      if (parsed) list.delete(formatDestination(parsed));
+    }
     this.store.update(r.id, { egress_allow: JSON.stringify([...list]) });
     this.d.audit.append({
       actor,

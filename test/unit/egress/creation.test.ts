@@ -98,4 +98,21 @@ describe('destinations passed at creation', () => {
     assert.equal(core.sandboxes.store.list({ includeDestroyed: true }).length, before);
     assert.equal(core.approvals.list({ status: 'pending', limit: 500 }).length, pendingBefore);
   });
+
+  test('a person adding a destination later: canonical entries, bad ones refused, revoked in any spelling', async () => {
+    const { task, row } = create({ door: 'test', id: 'person' }, []);
+    await core.tasks.wait(task.id).catch(() => {});
+    const person: Actor = { door: 'test', id: 'person' };
+    const s1 = await core.sandboxes.setEgress(row.id, 'Deb.Debian.org.', true, person);
+    assert.deepEqual(s1.egressAllow, ['deb.debian.org']);
+    await assert.rejects(
+      core.sandboxes.setEgress(row.id, '127.1:22', true, person),
+      (e: unknown) => e instanceof FluidError && e.code === 'VALIDATION',
+    );
+    const s2 = await core.sandboxes.setEgress(row.id, '[::ffff:127.0.0.1]:22', true, person);
+    assert.deepEqual(s2.egressAllow, ['deb.debian.org', '127.0.0.1:22']);
+    assert.match(s2.egressWarnings![0]!.warning, /^127\.0\.0\.1:22 is a loopback address/);
+    const s3 = await core.sandboxes.setEgress(row.id, 'DEB.debian.org', false, person);
+    assert.deepEqual(s3.egressAllow, ['127.0.0.1:22']);
+  });
 });
