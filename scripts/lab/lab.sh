@@ -351,6 +351,52 @@ stop_sshd() {
   rm -f "$(sshd_pidfile)"
 }
 
+# ---------------------------------------------------------------- fluid-lab-prod as an apply target
+# Fluid applies approved changes to production over SSH with a credential of its own. The lab makes
+# fluid-lab-prod such a target: a user fluid-ops (no password, sudo without one) that accepts only the
+# lab's dedicated target key, reached through the lab host as a jump. Added through the guest agent
+# (the VM is not rebuilt or redefined); redone only when prod's disk, the key or this step changes.
+PROD_TARGET_USER=fluid-ops
+PROD_TARGET_KEY=$SSH_DIR/prod_target_ed25519
+
+prod_target_script() {
+  cat <<'SCRIPT'
+set -e
+u=$1 pub=$2
+id "$u" >/dev/null 2>&1 || useradd -m -s /bin/bash -c 'Fluid lab apply target' "$u"
+usermod -p '*' "$u"
+install -d -m 0700 -o "$u" -g "$u" "/home/$u/.ssh"
+printf '%s\n' "$pub" > "/home/$u/.ssh/authorized_keys.new"
+chown "$u:$u" "/home/$u/.ssh/authorized_keys.new"
+chmod 0600 "/home/$u/.ssh/authorized_keys.new"
+mv "/home/$u/.ssh/authorized_keys.new" "/home/$u/.ssh/authorized_keys"
+printf '%s ALL=(ALL) NOPASSWD: ALL\n' "$u" > /etc/sudoers.d/fluid-ops.new
+chmod 0440 /etc/sudoers.d/fluid-ops.new
+visudo -cqf /etc/sudoers.d/fluid-ops.new
+mv /etc/sudoers.d/fluid-ops.new /etc/sudoers.d/fluid-ops
+cat /etc/ssh/ssh_host_ed25519_key.pub
+SCRIPT
+}
+
+setup_prod_target() {
+  local stamp hostkey i
+  [ -s "$PROD_TARGET_KEY" ] || ssh-keygen -q -t ed25519 -N '' -C fluid-lab-prod-target -f "$PROD_TARGET_KEY"
+  stamp=$( { cat "$VMS_DIR/$PROD.stamp" 2>/dev/null; cut -d' ' -f1,2 "$PROD_TARGET_KEY.pub"; prod_target_script; } \
+    | sha256sum | cut -c1-16)
+  if [ "$(cat "$VMS_DIR/$PROD.target-stamp" 2>/dev/null)" = "$stamp" ] && [ -s "$VMS_DIR/$PROD.hostkey.pub" ]; then
+    log "   $PROD target user $PROD_TARGET_USER ready"
+    return
+  fi
+  for i in $(seq 1 300); do agent_ping "$PROD" && break; sleep 1; done
+  agent_ping "$PROD" || die "$PROD's guest agent did not answer within 300 s: cannot set up its apply target (serial log: $(serial_of "$PROD"))"
+  hostkey=$("$PY" "$HERE/labctl.py" ga-exec "$PROD" /bin/sh -c "$(prod_target_script)" sh \
+    "$PROD_TARGET_USER" "$(cut -d' ' -f1,2 "$PROD_TARGET_KEY.pub")") \
+    || die "could not set up the apply target user on $PROD through its guest agent"
+  printf '%s\n' "$hostkey" | cut -d' ' -f1,2 > "$VMS_DIR/$PROD.hostkey.pub"
+  echo "$stamp" > "$VMS_DIR/$PROD.target-stamp"
+  log "   $PROD: apply target user $PROD_TARGET_USER with key $(ssh-keygen -l -E sha256 -f "$PROD_TARGET_KEY.pub" | cut -d' ' -f2)"
+}
+
 # ---------------------------------------------------------------- lab.json / status env
 export_lj() {
   local vm k
@@ -372,6 +418,8 @@ write_lab_json() {
   LJ_HOSTKEY_PUB=$(cut -d' ' -f1,2 "$SSHD_DIR/ssh_host_ed25519_key.pub")
   LJ_KVER=$(cat "$IMG_DIR/kernel-version" 2>/dev/null || true)
   for vm in "${LAB_VMS[@]}"; do export "LJ_${vm//-/_}_STATE=$(dom_state "$vm")"; done
+  export LJ_TARGET_USER=$PROD_TARGET_USER LJ_TARGET_KEY=$PROD_TARGET_KEY LJ_TARGET_FP=''
+  [ -s "$VMS_DIR/$PROD.hostkey.pub" ] && LJ_TARGET_FP=$(ssh-keygen -l -E sha256 -f "$VMS_DIR/$PROD.hostkey.pub" | cut -d' ' -f2)
   "$PY" "$HERE/labctl.py" lab-json "$LAB_DIR/lab.json"
 }
 
@@ -398,6 +446,7 @@ cmd_up() {
   setup_disks; phase "source disks"
   setup_domains; phase "domains"
   setup_sshd; phase "lab sshd"
+  setup_prod_target; phase "prod apply target"
   write_lab_json; phase "lab.json"
   log "== total: $(elapsed "$t_all")s"
   log "lab is up: ssh -i $KEY -p $LAB_SSH_PORT root@127.0.0.1 virsh -c $LAB_URI list --all   (details: $LAB_DIR/lab.json)"

@@ -117,6 +117,18 @@ def cmd_lab_json(args):
         "initrd": e["LJ_INITRD"],
         "kernelVersion": e.get("LJ_KVER", ""),
     }
+    prod = next((x for x in sources if x["name"] == "fluid-lab-prod"), None)
+    if prod and e.get("LJ_TARGET_FP"):
+        # fluid-lab-prod as an apply target: reached through the lab host, logged in with its own key
+        doc["prodTarget"] = {
+            "vm": prod["name"],
+            "address": prod["ip"],
+            "port": 22,
+            "user": e["LJ_TARGET_USER"],
+            "keyPath": e["LJ_TARGET_KEY"],
+            "become": "sudo",
+            "hostKeyFingerprint": e["LJ_TARGET_FP"],
+        }
     tmp = out + ".tmp"
     with open(tmp, "w") as f:
         json.dump(doc, f, indent=2)
