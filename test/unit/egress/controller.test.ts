@@ -15,7 +15,6 @@ import {
   type EgressEvent,
   type EgressRequest,
 } from '../../../src/core/egress/controller.ts';
-import type { ControlMessage } from '../../../src/core/egress/protocol.ts';
 import { proxyScript } from '../../../src/core/egress/proxy-script.ts';
 import { FluidError } from '../../../src/shared/errors.ts';
 

@@ -16,7 +16,6 @@ import type { ControlMessage, DecisionMessage } from '../../../src/core/egress/p
 import type { Actor } from '../../../src/shared/rpc.ts';
 import { FakeConn, type FakeProc } from './fake-host.ts';
 
-let mgr: EgressManager;
 const hooks: EgressHooks = {
   sync: (h) => mgr.sync(h),
   ensure: (h) => mgr.ensure(h),
@@ -26,7 +25,7 @@ const hooks: EgressHooks = {
 };
 const core = testCore({ egress: hooks });
 const conn = new FakeConn();
-mgr = new EgressManager({
+const mgr = new EgressManager({
   hosts: {
     connection: async () => conn,
     get: (ref: string) => core.hosts.get(ref),
