@@ -14,7 +14,7 @@ import { createCore, type Core } from '../core/createCore.ts';
 import { connectInProcess } from '../core/doors/inprocess.ts';
 import { bytes, createIo, printError, STATUS_MARK, table, UsageError } from './io.ts';
 import type { Command, Ctx } from './command.ts';
-import { follow, sandboxCommands, taskOutcome } from './sandboxes.ts';
+import { follow, sandboxCommands, sweepInBackground, taskOutcome } from './sandboxes.ts';
 import { agentCommands } from './agent.ts';
 import { isInteractive, withPresence } from './presence.ts';
 
@@ -586,6 +586,8 @@ export async function main(argv: string[]): Promise<number> {
     const dataDir = parsed.values['data-dir'] as string | undefined;
     core = createCore({ dataDir: dataDir ? resolve(dataDir) : undefined });
     const client = connectInProcess(core, { door: 'cli', id: actorId(), interactive: isInteractive() });
+    // Expired sandboxes go even if only the CLI is ever used: swept in the background when one is due.
+    sweepInBackground(core, name);
     const code = await cmd.run!({
       io,
       core,

@@ -1,13 +1,55 @@
 /** CLI: sandboxes, snapshots, bases and approvals. */
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { Approval } from '../shared/contract/approvals.ts';
 import type { Sandbox, Snapshot } from '../shared/contract/sandboxes.ts';
 import type { Task } from '../shared/contract/tasks.ts';
 import { FluidError } from '../shared/errors.ts';
+import type { Actor } from '../shared/rpc.ts';
+import type { Core } from '../core/createCore.ts';
+import { claimSweepSpawn, describeSweep, dueForSweep } from '../core/sandboxes/expiry.ts';
 import type { Command, Ctx } from './command.ts';
 import { table, UsageError } from './io.ts';
 import { confirmOnTerminal, isInteractive, withPresence } from './presence.ts';
 import type { PresenceProof } from '../shared/contract/presence.ts';
+
+const EXPIRY: Actor = { door: 'system', id: 'expiry' };
+
+/** Destroy every sandbox past its time to live (the hosts' own expiries first). Returns the names. */
+async function sweep(core: Core): Promise<string[]> {
+  const ids = await core.sandboxes.sweepExpired(EXPIRY);
+  return ids.map((id) => core.sandboxes.store.maybe(id)?.name ?? id);
+}
+
+/**
+ * Every command's share of expiry: when a sandbox is past its time to live (one indexed query), start
+ * `fluid sandbox sweep` as a detached process and go on: the command's own output is not delayed.
+ * One sweeper per minute at most, however many commands run (a lease in the database).
+ */
+export function sweepInBackground(core: Core, command: string): void {
+  if (command === 'sandbox sweep') return;
+  try {
+    if (!dueForSweep(core.db, core.clock.now().toISOString())) return;
+    if (!claimSweepSpawn(core.db, Date.now())) return;
+    const child = spawn(
+      process.execPath,
+      [
+        ...process.execArgv,
+        process.argv[1]!,
+        'sandbox',
+        'sweep',
+        '--background',
+        '--data-dir',
+        core.paths.dataDir,
+      ],
+      { detached: true, stdio: 'ignore', env: process.env, cwd: process.cwd() },
+    );
+    child.on('error', (err) => core.log.warn('could not start the expiry sweep', { err }));
+    child.unref();
+  } catch (err) {
+    core.log.warn('could not check for expired sandboxes', { err });
+  }
+}
 
 /** Follow a task to its end, showing progress on stderr unless --json; Ctrl+C cancels it. */
 export async function follow(ctx: Ctx, task: Task): Promise<Task> {
@@ -354,6 +396,16 @@ export const sandboxCommands: Record<string, Command> = {
           .join('\n'),
       );
       return r.hosts.some((h) => h.error) ? 1 : 0;
+    },
+  },
+  'sandbox sweep': {
+    summary:
+      'Destroy sandboxes past their time to live now (any command starts this in the background when one is due).',
+    usage: 'fluid sandbox sweep [--json]',
+    options: { background: { type: 'boolean' } },
+    run: async (ctx) => {
+      const names = await sweep(ctx.core);
+      if (!ctx.values.background) ctx.io.result({ destroyed: names }, () => describeSweep(names));
     },
   },
   'snapshot create': {

@@ -213,6 +213,7 @@ export function createCore(opts: CoreOptions = {}): Core {
               audit,
               installation,
               instance: tasks.instance,
+              expiryGraceMinutes: settings.get().sandboxes.hostExpiryGraceMinutes,
               changed: (id) =>
                 bus.emit('sandboxes.changed', { sandboxId: id, state: sandboxes.store.row(id).state }),
             },

@@ -13,6 +13,7 @@ import { pidAlive } from '../store/tasks.ts';
 import type { BaseStore } from './bases.ts';
 import { hostLayout } from './layout.ts';
 import { listSlots, releaseSlot, slotIp } from './network.ts';
+import { armExpiry, disarmExpiry, entryOf, type HostExpired } from './expiry.ts';
 import { LIVE_STATES, type SandboxStore } from './store.ts';
 
 export interface ReconcileDeps {
@@ -22,6 +23,8 @@ export interface ReconcileDeps {
   installation: string;
   /** This process's task-manager instance: its in-flight work is alive by definition. */
   instance: string;
+  /** Settings: how long after a sandbox's expiry the host destroys it by itself (expiry.ts). */
+  expiryGraceMinutes: number;
   changed: (sandboxId: string) => void;
 }
 
@@ -46,6 +49,7 @@ export async function reconcileHost(
   const layout = hostLayout(host.storageDir, d.installation);
   const cleaned: string[] = [];
   const adopted: string[] = [];
+  await syncHostExpiry(d, conn, host, cleaned);
   const doms = (await listDomains(conn, host.libvirtUri)).filter(
     (x) => x.fluid && x.fluid.installation === d.installation,
   );
@@ -219,4 +223,55 @@ export async function reconcileHost(
       data: { host: host.name, cleaned, adopted },
     });
   return { cleaned, adopted };
+}
+
+/**
+ * The host's own expiry: hand the watchdog the entries of every live sandbox here (starting it again
+ * after a host reboot), and close the rows of sandboxes it destroyed by itself, audited as
+ * `sandbox.expire`. A host without the watchdog (no python3) is left as it is.
+ */
+export async function syncHostExpiry(
+  d: Pick<ReconcileDeps, 'sandboxes' | 'audit' | 'installation' | 'expiryGraceMinutes' | 'changed'>,
+  conn: HostConnection,
+  host: Host,
+  cleaned: string[] = [],
+): Promise<string[]> {
+  const layout = hostLayout(host.storageDir, d.installation);
+  const rows = d.sandboxes.list({ hostId: host.id }).filter((r) => LIVE_STATES.includes(r.state));
+  const entries = rows
+    .filter((r) => r.state !== 'destroying')
+    .flatMap((r) => entryOf(r, host.libvirtUri, d.expiryGraceMinutes) ?? []);
+  let expired: HostExpired[];
+  try {
+    expired = (await armExpiry(conn, layout, entries, { replace: true })).expired;
+  } catch {
+    return cleaned;
+  }
+  const read: string[] = [];
+  for (const t of expired) {
+    const r = d.sandboxes.maybe(t.id);
+    // Two registered hosts can be one libvirt: another host's sandbox is closed by its own reconcile.
+    if (r && r.host_id !== host.id) continue;
+    read.push(t.id);
+    if (!r || !LIVE_STATES.includes(r.state)) continue;
+    d.sandboxes.update(r.id, { state: 'destroyed', owner_pid: null, owner_instance: null });
+    d.audit.append({
+      actor: { door: 'system', id: 'host-expiry' },
+      action: 'sandbox.expire',
+      target: r.id,
+      data: {
+        name: r.name,
+        host: host.name,
+        expiresAt: r.expires_at,
+        destroyedAt: t.expiredAt ? new Date(t.expiredAt * 1000).toISOString() : null,
+        domainDestroyed: t.destroyed ?? null,
+        by: "the host's watchdog, while no Fluid process removed it",
+      },
+    });
+    d.changed(r.id);
+    cleaned.push(`sandbox ${r.name} (expired; destroyed by the host's watchdog)`);
+  }
+  // Tombstones go once the rows say what they record (read again next time if this fails).
+  if (read.length) await disarmExpiry(conn, layout, read).catch(() => {});
+  return cleaned;
 }

@@ -50,6 +50,8 @@ import {
   slotIp,
   slotMac,
 } from './network.ts';
+import { armExpiry, disarmExpiry, entryOf, SWEPT_STATES } from './expiry.ts';
+import { syncHostExpiry } from './reconcile.ts';
 import {
   collectGarbage,
   parseDetail,
@@ -117,6 +119,8 @@ class Phases {
 }
 
 const WAIT_SSH_MS = 120_000;
+/** The janitor tries again what it could not destroy after this long. */
+const JANITOR_RETRY_MS = 5_000;
 
 export class SandboxService {
   readonly store: SandboxStore;
@@ -127,6 +131,11 @@ export class SandboxService {
   /** One stable connection getter per host: the SSH pool keeps a session only while its target is unchanged. */
   private readonly hostGetters = new Map<string, () => Promise<HostConnection>>();
   private janitor: NodeJS.Timeout | null = null;
+  private janitorOn = false;
+  private janitorBusy = false;
+  private janitorInterval = 30_000;
+  private janitorOff: (() => void) | null = null;
+  private janitorLastPass = 0;
   /** Snapshot work per sandbox, in order (see serialize). */
   private readonly snapshotQueues = new Map<string, Promise<void>>();
   /** Long-running doors (the app, web mode) build warm templates in the background after a cold boot. */
@@ -362,6 +371,10 @@ export class SandboxService {
       ctx.progress(0.9, 'Logging in over SSH with a Fluid certificate');
       await this.waitSsh(this.store.row(id), ctx.signal);
       p.mark('ssh');
+
+      // The host removes the sandbox by itself if no Fluid process does it in time (expiry.ts).
+      await this.armHostExpiry(conn, host, this.store.row(id));
+      p.mark('expiry');
 
       p.total();
       this.store.update(id, {
@@ -901,7 +914,8 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
 
   // ---- lifecycle ----------------------------------------------------------------------------------
 
-  async destroy(ref: string, actor: Actor): Promise<Sandbox> {
+  /** Destroy a sandbox and everything of it on its host; `reason` goes to the audit log. */
+  async destroy(ref: string, actor: Actor, reason?: string): Promise<Sandbox> {
     const r = this.store.row(ref);
     if (r.state === 'destroyed') return this.dto(r);
     if (r.state === 'creating' && r.task_id && r.owner_instance === this.d.tasks.instance) {
@@ -932,7 +946,7 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
       actor,
       action: 'sandbox.destroy',
       target: r.id,
-      data: { name: r.name, host: host.name, cleaned },
+      data: { name: r.name, host: host.name, cleaned, ...(reason ? { reason } : {}) },
     });
     await this.d.egress?.sync(host.id).catch(() => {});
     this.changed(r.id);
@@ -960,6 +974,9 @@ echo $cleaned`,
       { what: `Removing sandbox ${r.name} from ${host.name}`, timeoutMs: 120_000 },
     );
     const cleaned = out.trim().split(/\s+/).filter(Boolean);
+    await disarmExpiry(conn, hostLayout(host.storageDir, this.d.installation), [r.id]).catch((err: unknown) =>
+      this.d.log.warn('could not remove the host-side expiry entry', { sandbox: r.id, err }),
+    );
     if (
       slot &&
       (await releaseSlot(conn, host.storageDir, slot, { installation: this.d.installation, sandboxId: r.id }))
@@ -1065,7 +1082,7 @@ ${V('destroy "$d"')} >/dev/null 2>&1 || true`,
     p.mark('ssh');
   }
 
-  extend(ref: string, ttlMinutes: number, actor: Actor): Sandbox {
+  async extend(ref: string, ttlMinutes: number, actor: Actor): Promise<Sandbox> {
     const r = this.store.row(ref);
     if (!LIVE_STATES.includes(r.state)) throw new FluidError('CONFLICT', `Sandbox ${r.name} is ${r.state}.`);
     const expires = new Date(this.d.clock.now().getTime() + ttlMinutes * 60_000).toISOString();
@@ -1076,8 +1093,30 @@ ${V('destroy "$d"')} >/dev/null 2>&1 || true`,
       target: r.id,
       data: { ttlMinutes, expiresAt: expires },
     });
+    // The host's own expiry moves with it (a creation still in flight arms it when it ends).
+    if (r.state !== 'creating') {
+      const host = this.d.hosts.get(r.host_id);
+      await this.armHostExpiry(await this.d.hosts.connection(host.id), host, this.store.row(r.id));
+    }
     this.changed(r.id);
+    this.armJanitor();
     return this.get(r.id);
+  }
+
+  /** Write (or move) the sandbox's entry for the host's watchdog; a host that cannot take one is logged. */
+  private async armHostExpiry(conn: HostConnection, host: Host, r: SandboxRow): Promise<void> {
+    const entry = entryOf(r, host.libvirtUri, this.d.settings.get().sandboxes.hostExpiryGraceMinutes);
+    if (!entry) return;
+    const why = await armExpiry(conn, hostLayout(host.storageDir, this.d.installation), [entry]).then(
+      (res) => res.refused[0]?.problem ?? null,
+      (err: unknown) => toErrorPayload(err).message,
+    );
+    if (why)
+      this.d.log.warn('host-side expiry unavailable; the sandbox expires only while Fluid runs', {
+        sandbox: r.id,
+        host: host.name,
+        why,
+      });
   }
 
   // ---- access -------------------------------------------------------------------------------------
@@ -1448,41 +1487,108 @@ ${V('destroy "$d"')} >/dev/null 2>&1 || true`,
     });
   }
 
-  // ---- janitor ------------------------------------------------------------------------------------
+  // ---- janitor (and the other two places expiry happens: expiry.ts) ------------------------------
 
-  /** Destroy sandboxes past their time to live. Returns the ids destroyed. */
-  async sweepExpired(): Promise<string[]> {
+  /**
+   * Destroy sandboxes past their time to live; returns the ids destroyed. Each is claimed in the
+   * database first, so two processes sweeping at once (a CLI's background sweep and the app's
+   * janitor) never both act on one.
+   */
+  async sweepExpired(actor: Actor = { door: 'system', id: 'janitor' }): Promise<string[]> {
     const now = this.d.clock.now().toISOString();
-    const due = this.store
-      .list()
-      .filter(
-        (r) => r.expires_at && r.expires_at <= now && ['running', 'stopped', 'failed'].includes(r.state),
+    const isDue = (r: SandboxRow) =>
+      !!r.expires_at && r.expires_at <= now && (SWEPT_STATES as readonly string[]).includes(r.state);
+    // First what the hosts' watchdogs already destroyed: those rows close as expired on the host.
+    for (const hostId of new Set(this.store.list().filter(isDue).map((r) => r.host_id)))
+      await this.closeHostExpired(hostId).catch((err: unknown) =>
+        this.d.log.warn("could not read the host's expiry", { hostId, err }),
       );
+    const due = this.store.list().filter(isDue);
     const out: string[] = [];
     for (const r of due) {
       try {
         if (r.state === 'failed') {
-          this.store.update(r.id, { state: 'destroyed' });
-          this.changed(r.id);
-        } else await this.destroy(r.id, { door: 'system', id: 'janitor' });
+          // A failed creation cleaned up after itself: only the row is left to close.
+          if (this.store.claim(r.id, ['failed'], { state: 'destroyed' })) {
+            this.changed(r.id);
+            out.push(r.id);
+          }
+          continue;
+        }
+        const claimed = this.store.claim(r.id, ['running', 'stopped'], {
+          state: 'destroying',
+          owner_pid: process.pid,
+          owner_instance: this.d.tasks.instance,
+        });
+        if (!claimed) continue;
+        await this.destroy(r.id, actor, `expired at ${r.expires_at}`);
         out.push(r.id);
       } catch (e) {
-        this.d.log.warn('janitor could not destroy an expired sandbox', { id: r.id, err: e });
+        this.d.log.warn('could not destroy an expired sandbox', { id: r.id, err: e });
       }
     }
     return out;
   }
 
+  /** Close the rows of sandboxes a host's watchdog destroyed by itself (expiry.ts); re-arm the rest. */
+  async closeHostExpired(hostId: string): Promise<string[]> {
+    const host = this.d.hosts.get(hostId);
+    const conn = await this.d.hosts.connection(host.id);
+    return syncHostExpiry(
+      {
+        sandboxes: this.store,
+        audit: this.d.audit,
+        installation: this.d.installation,
+        expiryGraceMinutes: this.d.settings.get().sandboxes.hostExpiryGraceMinutes,
+        changed: (id) => this.changed(id),
+      },
+      conn,
+      host,
+    );
+  }
+
+  /**
+   * The janitor of a long-running door: wakes at the next expiry (and at least every interval),
+   * destroys what is due. Sandboxes extended or created elsewhere re-arm it through events.
+   */
   startJanitor(intervalMs = 30_000): void {
-    if (this.janitor) return;
-    this.janitor = setInterval(() => {
-      this.sweepExpired().catch((err: unknown) => this.d.log.warn('janitor pass failed', { err }));
-    }, intervalMs);
+    if (this.janitorOn) return;
+    this.janitorOn = true;
+    this.janitorInterval = intervalMs;
+    this.janitorOff = this.d.bus.subscribe('sandboxes.changed', () => this.armJanitor());
+    this.armJanitor();
+  }
+
+  private armJanitor(): void {
+    if (!this.janitorOn || this.janitorBusy) return; // a pass in progress re-arms when it ends
+    if (this.janitor) clearTimeout(this.janitor);
+    const now = this.d.clock.now().getTime();
+    const next = this.store
+      .list()
+      .filter((r) => r.expires_at && (SWEPT_STATES as readonly string[]).includes(r.state))
+      .reduce((m, r) => Math.min(m, Date.parse(r.expires_at!)), Infinity);
+    // What a pass could not destroy is tried again a little later, not in a tight loop.
+    const earliest = this.janitorLastPass + JANITOR_RETRY_MS;
+    const wait = Math.max(0, earliest - now, Math.min(this.janitorInterval, next - now));
+    this.janitor = setTimeout(() => {
+      this.janitor = null;
+      this.janitorBusy = true;
+      this.sweepExpired()
+        .catch((err: unknown) => this.d.log.warn('janitor pass failed', { err }))
+        .finally(() => {
+          this.janitorBusy = false;
+          this.janitorLastPass = this.d.clock.now().getTime();
+          this.armJanitor();
+        });
+    }, wait);
     this.janitor.unref();
   }
 
   stopJanitor(): void {
-    if (this.janitor) clearInterval(this.janitor);
+    this.janitorOn = false;
+    this.janitorOff?.();
+    this.janitorOff = null;
+    if (this.janitor) clearTimeout(this.janitor);
     this.janitor = null;
   }
 }

@@ -103,6 +103,20 @@ export class SandboxStore {
       .run(...keys.map((k) => fields[k as keyof SandboxRow]), new Date().toISOString(), id);
   }
 
+  /**
+   * Change a row only if it is still in one of `from` (atomic across processes sharing the
+   * database); returns whether this call made the change.
+   */
+  claim(id: string, from: SandboxState[], fields: Partial<SandboxRow>): boolean {
+    const keys = Object.keys(fields).filter((k) => k !== 'id');
+    const r = this.db
+      .prepare(
+        `UPDATE sandboxes SET ${keys.map((k) => `${k} = ?`).join(', ')}, updated_at = ? WHERE id = ? AND state IN (${from.map(() => '?').join(', ')})`,
+      )
+      .run(...keys.map((k) => fields[k as keyof SandboxRow]), new Date().toISOString(), id, ...from);
+    return r.changes === 1;
+  }
+
   snapshots(sandboxId: string): Snapshot[] {
     const rows = this.db
       .prepare('SELECT * FROM snapshots WHERE sandbox_id = ? ORDER BY created_at')

@@ -23,6 +23,11 @@ export const SettingsSchema = z.object({
     .object({
       /** Sandboxes are destroyed by the janitor this long after creation unless extended. */
       defaultTtlMinutes: z.number().int().min(1).max(43200).default(240),
+      /**
+       * The host destroys an expired sandbox by itself (even with no Fluid process running) this long
+       * after its expiry; Fluid's own janitor and sweeps act at the expiry. 0: the host acts at once.
+       */
+      hostExpiryGraceMinutes: z.number().int().min(0).max(10080).default(10),
       /** Admission limits per host; a request over them becomes an approval request. */
       maxCommittedVcpus: z.number().int().min(1).max(4096).nullable().default(null),
       maxCommittedMemoryMiB: z.number().int().min(256).nullable().default(null),

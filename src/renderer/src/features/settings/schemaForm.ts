@@ -75,6 +75,11 @@ const FIELD_TEXT: Record<string, Text> = {
     help: 'A sandbox is destroyed this long after it was created, unless extended.',
     unit: 'min',
   },
+  'sandboxes.hostExpiryGraceMinutes': {
+    label: 'Host-side expiry grace',
+    help: 'The host destroys an expired sandbox by itself, even when Fluid is not running, this long after it expired.',
+    unit: 'min',
+  },
   'sandboxes.maxCommittedVcpus': {
     label: 'Most vCPUs per host',
     help: 'Sandboxes over this total on one host need an approval.',
