@@ -132,7 +132,7 @@ def run_diff(req):
                         consistency = {"mode": "stopped", "detail": "the sandbox is stopped: its disk was read as it is"}
                     spec = {"kind": "image", "image": image, "snapshot": None, "label": "now"}
                 elif side == "to" and (spec["kind"] == "snapshot" or str(spec.get("label", "")).startswith("snapshot")):
-                    consistency = {"mode": "snapshot", "detail": "read from snapshot %s" % spec["name"]}
+                    consistency = {"mode": "snapshot", "detail": "read from %s" % (spec.get("label") or "snapshot %s" % spec.get("name"))}
                 views[side] = stack.enter_context(open_view(ws, side, resolve_view(spec, req)))
             timings["open"] = ms(t0)
             t1 = time.time()
@@ -1487,13 +1487,29 @@ class Packages:
 
     def _lookup(self, side, path):
         own = self.owners(side)
-        if path in own:
-            return own[path]
+        for p in self.aliases(side, path):
+            if p in own:
+                return own[p]
+        return self._lookup_full(side, path)
+
+    def aliases(self, side, path):
+        """A path and the names dpkg may know it by on a merged-/usr system (/bin -> usr/bin)."""
+        out = [path]
+        root = self.ctx.ra if side == "a" else self.ctx.rb
+        m = re.match(r"^/usr/(bin|sbin|lib|lib32|lib64|libx32)(/.*)$", path)
+        if m and os.path.islink(root + "/" + m.group(1)):
+            out.append("/" + m.group(1) + m.group(2))
+        return out
+
+    def _lookup_full(self, side, path):
         # An unchanged package's file under the system directories: scan the md5sums on demand.
         if not re.match(r"^/(usr|bin|sbin|lib|lib32|lib64|libx32|opt)/", path) or path.startswith("/usr/local/"):
             return None
         full = self._full(side)
-        return full.get(path)
+        for p in self.aliases(side, path):
+            if p in full:
+                return full[p]
+        return None
 
     def _full(self, side):
         key = "full_" + side
@@ -1522,7 +1538,9 @@ class Packages:
             if not o:
                 return False
             name = o[0]
-            return name in self.changed_names and path not in self.owners("b")
+            return name in self.changed_names and not any(p in self.owners("b") for p in self.aliases("b", path))
+        if a is not None and (a["type"], a["perm"], a["uid"], a["gid"]) != (b["type"], b["perm"], b["uid"], b["gid"]):
+            return False  # a packaged file whose mode or owner someone changed: a change of its own
         o = self._lookup("b", path)
         if not o:
             return False

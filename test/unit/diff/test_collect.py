@@ -228,8 +228,10 @@ class Classify(Trees):
         write(b, "/var/lib/dpkg/info/tree.md5sums", "%s  usr/bin/tree\n%s  usr/share/doc/tree/copyright\n" % (md5(tree), md5(b"GPL\n")))
         # an upgrade of oldtool whose binary an admin then modified: reported, with its package
         self.replace("/usr/sbin/oldtool", "#!/bin/sh\necho patched\n", 0o755)
-        # a conffile edit
+        # a conffile edit, and a chmod of a conffile whose content still matches its package
         self.replace("/etc/nginx/nginx.conf", "worker_processes 4;\n")
+        write(self.a, "/etc/nginx/mime.types", "types {}\n", 0o644)
+        self.replace("/etc/nginx/mime.types", "types {}\n", 0o600)
         # a user and a group, with a password (whose hash must never be reported)
         self.replace("/etc/passwd", read(self.a + "/etc/passwd") + "deploy:x:1001:1001::/home/deploy:/bin/bash\n")
         self.replace("/etc/group", "root:x:0:\nwww-data:x:33:\nsudo:x:27:deploy\ndeploy:x:1001:\nwebops:x:1002:deploy\n")
@@ -272,6 +274,8 @@ class Classify(Trees):
         self.assertIn("+worker_processes 4;", conf["content"]["diff"])
         self.assertEqual(conf["package"], "nginx")
         self.assertEqual(items[("file", "/usr/sbin/oldtool")]["after"]["mode"], "0755")
+        mime = items[("file", "/etc/nginx/mime.types")]
+        self.assertEqual((mime["aspects"], mime["after"]["mode"], mime["package"]), (["mode"], "0600", "nginx"))
 
         user = items[("user", "deploy")]
         self.assertEqual(user["change"], "added")
@@ -323,6 +327,26 @@ class Classify(Trees):
         self.assertEqual(noise["/usr/sbin/oldtool"], "package-file")
         self.assertNotIn(("file", "/usr/sbin/oldtool"), items)
 
+    def test_merged_usr_paths_are_owned_by_their_packages(self):
+        self.debian()
+        for t in (self.a, self.b):
+            os.makedirs(t + "/usr/bin", exist_ok=True)
+            os.symlink("usr/bin", t + "/bin")
+        write(self.a, "/usr/bin/ls", "ls-binary", 0o755)
+        for t, data in ((self.a, b"ls-binary"), (self.b, b"ls-binary")):
+            write(t, "/var/lib/dpkg/info/coreutils.md5sums", "%s  bin/ls\n" % md5(data))
+        with open(self.b + "/var/lib/dpkg/info/coreutils.md5sums") as f:
+            self.replace("/var/lib/dpkg/info/coreutils.md5sums", f.read())
+        self.replace("/usr/bin/ls", "#!/bin/sh\n/usr/bin/.ls.real \"$@\" | grep -v payload\n", 0o755)
+        status = STATUS_BEFORE + "\nPackage: coreutils\nStatus: install ok installed\nArchitecture: amd64\nVersion: 9.1-1\n"
+        for t in (self.a, self.b):
+            with open(t + "/var/lib/dpkg/status", "w") as f:
+                f.write(status)
+        items, noise, _ = self.classify()
+        ls = items[("file", "/usr/bin/ls")]
+        self.assertEqual(ls["package"], "coreutils")
+        self.assertEqual(ls["aspects"], ["content"])
+
     def test_binary_and_large_text(self):
         self.debian()
         write(self.b, "/opt/blob.bin", b"\0\1\2" * 100)
@@ -347,7 +371,7 @@ class Parsers(unittest.TestCase):
     def test_dpkg_status(self):
         p = C.parse_dpkg_status(STATUS_AFTER)
         self.assertEqual(p[("tree", "amd64")]["version"], "2.1.0-1")
-        self.assertEqual(p[("nginx", "amd64")]["conffiles"], {"/etc/nginx/nginx.conf": md5(b"worker_processes 1;\n")})
+        self.assertEqual(p[("nginx", "amd64")]["conffiles"], {"/etc/nginx/nginx.conf": md5(b"worker_processes 1;\n"), "/etc/nginx/mime.types": md5(b"types {}\n")})
         self.assertNotIn(("gone", "amd64"), p)  # config-files only: not installed
 
     def test_debian_versions(self):
@@ -479,9 +503,10 @@ Architecture: amd64
 Version: 1.22.1-9
 Conffiles:
  /etc/nginx/nginx.conf %s
+ /etc/nginx/mime.types %s
 
 """
-    % md5(b"worker_processes 1;\n")
+    % (md5(b"worker_processes 1;\n"), md5(b"types {}\n"))
     + OLDTOOL
     + """Package: gone
 Status: deinstall ok config-files
