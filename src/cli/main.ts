@@ -16,6 +16,7 @@ import { bytes, createIo, printError, STATUS_MARK, table, UsageError } from './i
 import type { Command, Ctx } from './command.ts';
 import { follow, sandboxCommands, sweepInBackground, taskOutcome } from './sandboxes.ts';
 import { agentCommands } from './agent.ts';
+import { diffCommands } from './diff.ts';
 import { isInteractive, withPresence } from './presence.ts';
 
 const GLOBAL_OPTIONS = {
@@ -475,6 +476,7 @@ export const commands: Record<string, Command> = {
     },
   },
   ...sandboxCommands,
+  ...diffCommands,
   ...agentCommands,
   ...lazy(
     'policy check',

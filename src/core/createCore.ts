@@ -22,6 +22,7 @@ import { ApprovalService } from './approvals/service.ts';
 import { PresenceService } from './presence/service.ts';
 import { SandboxService, type EgressHooks } from './sandboxes/service.ts';
 import { EgressManager } from './sandboxes/egress.ts';
+import { DiffService } from './diff/index.ts';
 import { ToolRegistry } from './agent/tools/registry.ts';
 import { AgentService } from './agent/service.ts';
 import { registerBuiltinTools } from './agent/tools/builtin.ts';
@@ -57,6 +58,8 @@ export interface Core {
   /** Who may decide, and how a person proves presence (passkeys, confirmations). */
   readonly presence: PresenceService;
   readonly sandboxes: SandboxService;
+  /** The system diff: baselines, diffs, include/exclude choices. */
+  readonly diff: DiffService;
   readonly ca: SshCa;
   readonly guests: GuestSshPool;
   /** This data dir's identity on shared hosts: everything Fluid creates on a host is labelled with it. */
@@ -136,6 +139,7 @@ export function createCore(opts: CoreOptions = {}): Core {
           allow: async (id, destination, actor) =>
             void (await sandboxes!.setEgress(id, destination, true, actor)),
         }));
+  const diff = new DiffService({ db, bus, audit, tasks, hosts, clock, log, sandboxes: () => sandboxes! });
   sandboxes = new SandboxService({
     db,
     bus,
@@ -150,6 +154,7 @@ export function createCore(opts: CoreOptions = {}): Core {
     guests,
     installation,
     egress,
+    baseline: { record: (r, host, conn, signal) => diff.recordBaseline(r, host, conn, signal) },
   });
 
   hosts.ensureLocalHost();
@@ -189,6 +194,7 @@ export function createCore(opts: CoreOptions = {}): Core {
     approvals,
     presence,
     sandboxes,
+    diff,
     ca,
     guests,
     installation,

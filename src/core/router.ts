@@ -247,6 +247,13 @@ export function createRouter(core: Core): Router<Contract> {
     'snapshots.restore': (i, ctx) => core.sandboxes.snapshotRestore(i.sandbox, i.snapshot, ctx.actor),
     'snapshots.delete': (i, ctx) => core.sandboxes.snapshotDelete(i.sandbox, i.snapshot, ctx.actor),
 
+    // the system diff
+    'diff.run': (i, ctx) => core.diff.run(i, ctx.actor),
+    'diff.get': (i) => core.diff.get(i.sandbox, i.diff, i.showNoise),
+    'diff.list': (i) => core.diff.list(i.sandbox),
+    'diff.select': (i, ctx) => core.diff.select(i.sandbox, i.items, i.included, ctx.actor),
+    'diff.baseline': (i) => core.diff.baseline(i.sandbox),
+
     ...agentRoutes(core),
 
     // agent tools and the read-only shell policy

@@ -17,6 +17,7 @@ import {
   virsh,
   type Section,
 } from './virsh.ts';
+import { DIFF_PROBE, diffCheck } from '../diff/preflight.ts';
 
 export const MIN_LIBVIRT = '6.0.0'; // backup API (consistent copies of running sources)
 export const RECOMMENDED_LIBVIRT = '7.2.0';
@@ -48,6 +49,7 @@ ${V('domcapabilities --virttype kvm')} >/dev/null 2>&1 && echo domcaps=yes || ec
     pools: `for p in $(${V('pool-list --all --name')}); do echo "@pool $p"; ${V('pool-info --bytes "$p"')}; done`,
     nwfilter: `${V('nwfilter-list')} 2>/dev/null | grep -qw clean-traffic && echo clean-traffic=yes || echo clean-traffic=no`,
     egress: `python3 -c 'import sys; print("python=%d.%d" % sys.version_info[:2])' 2>/dev/null || echo python=none; command -v nft >/dev/null && echo nft=yes || echo nft=no`,
+    diff: DIFF_PROBE,
   };
 }
 
@@ -367,6 +369,9 @@ export function evaluate(
       ),
     );
   }
+
+  // The system diff reads sandbox disks on the host (qemu-storage-daemon FUSE exports, loop mounts).
+  if (s.diff) checks.push(diffCheck(out('diff')));
 
   // Address pinning: libvirt's clean-traffic filter on each sandbox NIC (the proxy and the egress
   // allowlists tell sandboxes apart by address).

@@ -75,6 +75,11 @@ export interface EgressHooks {
   doctor?(): Promise<DoctorCheck[]>;
 }
 
+/** The system diff's baseline (src/core/diff): the last phase of every creation, on both start paths. */
+export interface BaselineHook {
+  record(r: SandboxRow, host: Host, conn: HostConnection, signal: AbortSignal): Promise<unknown>;
+}
+
 export interface SandboxDeps {
   db: Db;
   bus: EventBus;
@@ -89,6 +94,7 @@ export interface SandboxDeps {
   guests: GuestSshPool;
   installation: string;
   egress: EgressHooks | null;
+  baseline?: BaselineHook | null;
 }
 
 export interface CreateInput {
@@ -371,6 +377,13 @@ export class SandboxService {
       ctx.progress(0.9, 'Logging in over SSH with a Fluid certificate');
       await this.waitSsh(this.store.row(id), ctx.signal);
       p.mark('ssh');
+
+      if (this.d.baseline) {
+        // After Fluid's own work (identity, CA trust, proxy, first login): the diff's reference point.
+        ctx.progress(0.95, 'Recording the baseline for the system diff');
+        await this.d.baseline.record(this.store.row(id), host, conn, ctx.signal);
+        p.mark('baseline');
+      }
 
       // The host removes the sandbox by itself if no Fluid process does it in time (expiry.ts).
       await this.armHostExpiry(conn, host, this.store.row(id));

@@ -2,6 +2,7 @@
  * Numbered schema migrations. Append only: never edit a migration that has shipped; add the next one.
  */
 import { SSH_CA_MIGRATION } from '../ssh/schema.ts';
+import { DIFF_MIGRATION } from '../diff/store.ts';
 
 export interface Migration {
   version: number;
@@ -346,4 +347,5 @@ export const migrations: Migration[] = [
       UPDATE providers SET price_set = 1 WHERE input_per_mtok > 0 OR output_per_mtok > 0;
     `,
   },
+  { version: 9, ...DIFF_MIGRATION },
 ];

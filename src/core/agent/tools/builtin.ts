@@ -11,6 +11,7 @@ import type { ShellPolicy } from '../../policy/shell.ts';
 import { PlaybookStore } from '../../playbooks/store.ts';
 import { SourceAccess } from '../source.ts';
 import type { ToolContext, ToolRegistry } from './registry.ts';
+import { registerDiffTool } from '../../diff/tool.ts';
 import { canonicalDestinations } from '../../egress/reach.ts';
 
 const SandboxId = z
@@ -532,4 +533,8 @@ export function registerBuiltinTools(reg: ToolRegistry, deps: BuiltinDeps): void
       return { content: yaml, data: { ...p, yaml } };
     },
   });
+
+  // ---- the system diff (read-only: what changed on a sandbox, from its disk on the host) ----------
+
+  registerDiffTool(reg, { diff: core.diff, tasks: core.tasks });
 }
