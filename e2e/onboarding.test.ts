@@ -3,7 +3,6 @@
  * its host key checked against lab.json, preflight, sources, then Hosts and Audit.
  * Needs the lab (npm run lab); without it the test fails, it never skips.
  */
-import Database from 'better-sqlite3';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -21,6 +20,7 @@ import {
   waitFor,
   waitForText,
 } from './support/index.ts';
+import { presentedFingerprint, restoreLabHostKey, rotateLabHostKey } from './support/labSshd.ts';
 
 test('onboard the lab host over SSH, then see it in Hosts and Audit', async (t) => {
   const lab = readLab();
@@ -144,8 +144,7 @@ test('a changed host key is explained, and trusted only deliberately', async (t)
   const lab = readLab();
   const dataDir = mkdtempSync(join(tmpdir(), 'fluid-e2e-rekey-'));
   t.after(() => rmSync(dataDir, { recursive: true, force: true }));
-  // Register the lab host (CLI door), then make Fluid remember another key for it: exactly what it
-  // sees when a host was reinstalled, or when someone is in the middle.
+  // Register the lab host (CLI door) with the key it presents today.
   const name = 'lab-rekeyed';
   execFileSync(
     process.execPath,
@@ -167,14 +166,22 @@ test('a changed host key is explained, and trusted only deliberately', async (t)
     ],
     { cwd: ROOT, stdio: 'pipe' },
   );
-  const oldKey = 'SHA256:' + 'A'.repeat(43);
-  const db = new Database(join(dataDir, 'fluid.db'));
-  db.prepare('UPDATE hosts SET host_key_fp = ? WHERE name = ?').run(oldKey, name);
-  db.close();
+  // Then the host really gets a new key, as after a reinstall (or with someone in the middle): the
+  // lab sshd is given a fresh one. Every other test pins the original: it comes back afterwards,
+  // also when this test fails.
+  const oldKey = lab.hostKeyFingerprint;
+  t.after(() => restoreLabHostKey(lab));
+  const newKey = await rotateLabHostKey(lab);
+  assert.notEqual(newKey, oldKey);
+  assert.equal(presentedFingerprint(lab), newKey, 'the lab host now presents the new key');
 
   const server = await startServer({ dataDir });
+  // The page closes before the server goes (a server gone first shows up as page errors).
+  const app = await openApp(t, { name: 'hostkey-changed', server }).catch(async (err: unknown) => {
+    await server.dispose();
+    throw err;
+  });
   t.after(() => server.dispose());
-  const app = await openApp(t, { name: 'hostkey-changed', server });
   const { page, shell } = app;
   await waitFor('Hosts', async () => (await shell.currentSection()) === 'Hosts');
   const hosts = new HostsPage(page);
@@ -182,11 +189,8 @@ test('a changed host key is explained, and trusted only deliberately', async (t)
 
   const box = page.getByRole('alert').filter({ hasText: 'has changed' });
   await waitForText(box, /Fluid refuses to connect/, 30_000);
-  assert.equal(
-    ((await page.getByTestId('presented-fingerprint').textContent()) ?? '').trim(),
-    lab.hostKeyFingerprint,
-  );
-  await waitForText(box, new RegExp(oldKey));
+  assert.equal(((await page.getByTestId('presented-fingerprint').textContent()) ?? '').trim(), newKey);
+  await waitForText(box, new RegExp(oldKey.replace(/[+/]/g, '\\$&')));
   await app.shot('host key changed', { fullPage: true });
 
   await box.getByRole('button', { name: /Trust the new key/ }).click();
@@ -197,15 +201,18 @@ test('a changed host key is explained, and trusted only deliberately', async (t)
   await input.fill('SHA256:not-it');
   assert.equal(await trust.isDisabled(), true);
   await waitForText(dialog, /does not match/);
-  await input.fill(lab.hostKeyFingerprint);
+  // The fingerprint the host had before is not the one being trusted.
+  await input.fill(oldKey);
+  assert.equal(await trust.isDisabled(), true);
+  await input.fill(newKey);
   await app.shot('confirm new key');
   await trust.click();
   await shell.waitForToast(/New host key trusted/);
 
-  // Trusting re-checks the host; the warning goes away and the new key is pinned.
+  // Trusting re-checks the host over SSH with the new key; the warning goes away and it is pinned.
   await waitFor('the mismatch to clear', async () => (await box.count()) === 0, 60_000);
   await hosts.waitForCheckDone();
-  assert.equal(await hosts.pinnedFingerprint(), lab.hostKeyFingerprint);
+  assert.equal(await hosts.pinnedFingerprint(), newKey);
   await hosts.capacityStats();
   await app.shot('trusted', { fullPage: true });
 
@@ -213,6 +220,7 @@ test('a changed host key is explained, and trusted only deliberately', async (t)
   const audit = new AuditPage(page);
   await audit.waitForAction('host.trust');
   const entry = await audit.openEntry('host.trust');
-  await waitForText(entry.getByLabel('Entry data'), new RegExp(oldKey));
+  await waitForText(entry.getByLabel('Entry data'), new RegExp(oldKey.replace(/[+/]/g, '\\$&')));
+  await waitForText(entry.getByLabel('Entry data'), new RegExp(newKey.replace(/[+/]/g, '\\$&')));
   app.assertClean();
 });
