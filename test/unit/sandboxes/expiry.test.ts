@@ -5,12 +5,20 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalConnection } from '../../../src/core/hosts/connection.ts';
-import { armExpiry, disarmExpiry, expiryDir, type ExpiryEntry } from '../../../src/core/sandboxes/expiry.ts';
+import {
+  armExpiry,
+  disarmExpiry,
+  EXPIRY_SOURCE_URL,
+  expiryDir,
+  type ExpiryEntry,
+} from '../../../src/core/sandboxes/expiry.ts';
 import { hostLayout } from '../../../src/core/sandboxes/layout.ts';
 import { pidAlive } from '../../../src/core/store/tasks.ts';
 
@@ -69,6 +77,19 @@ const watcherPid = async () => {
   assert.equal(r.code, 0, r.stderr.toString());
   return (JSON.parse(r.stdout.toString()) as { watcher: number | null }).watcher;
 };
+
+test('expiry.py parses with the Python 3.9 grammar (the oldest a host may have) and pyflakes finds nothing', () => {
+  const py = fileURLToPath(EXPIRY_SOURCE_URL);
+  const out = execFileSync('python3', [
+    '-c',
+    'import ast,sys; ast.parse(open(sys.argv[1]).read(), feature_version=(3,9)); print("ok")',
+    py,
+  ]);
+  assert.equal(out.toString().trim(), 'ok');
+  const r = spawnSync('pyflakes3', [py], { encoding: 'utf8' });
+  assert.ok(!r.error, 'pyflakes3 is required for this test: apt-get install -y pyflakes3');
+  assert.equal(r.status, 0, `pyflakes3:\n${r.stdout}${r.stderr}`);
+});
 
 test('a due sandbox is destroyed on the host with no Fluid process involved; one not yet due is kept', async () => {
   const now = Math.floor(Date.now() / 1000);
@@ -134,11 +155,7 @@ test('entries outside this installation’s directory, or not naming a sandbox, 
   const r = await armExpiry(conn, layout, [...bad, good]);
   assert.deepEqual(
     r.refused.map((x) => x.problem),
-    [
-      "dir is not this installation's directory of that sandbox",
-      'id is not a sandbox id',
-      'bad domain name',
-    ],
+    ["dir is not this installation's directory of that sandbox", 'id is not a sandbox id', 'bad domain name'],
   );
   assert.equal(r.entries, 1, 'the good one is armed');
   const pid = await watcherPid();
