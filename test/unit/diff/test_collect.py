@@ -457,6 +457,15 @@ class Disks(unittest.TestCase):
             self.assertEqual(e.inodes_in(start, start + 4096), [(1, 17)])
             self.assertEqual(e.inodes_in(start + 256, start + 257), [(2, 3)])
             self.assertEqual(e.inodes_in(0, 1024), [])
+            # a read changes the access time (and the checksum): not a change of the file
+            mask = e.volatile_mask()
+            other = bytearray(rec)
+            other[0x08:0x0C] = b"\x01\x02\x03\x04"
+            other[0x8C:0x90] = b"\x05\x06\x07\x08"
+            other[0x7C:0x7E] = b"\x09\x0a"
+            self.assertEqual(mask(bytes(other)), mask(rec))
+            other[0x10] ^= 1  # the modification time is not masked
+            self.assertNotEqual(mask(bytes(other)), mask(rec))
             with open(img, "rb") as f:
                 self.assertEqual(C.fs_type_at(f, 0), "ext")
         finally:
