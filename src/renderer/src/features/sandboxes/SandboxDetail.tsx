@@ -1,6 +1,6 @@
 /**
  * One sandbox: identity, lifetime, how it started and how long each phase took, egress, what went
- * wrong, and the work tabs (Terminal, Run, Files, Snapshots).
+ * wrong, and the work tabs (Terminal, Run, Files, Snapshots, Changes).
  */
 import { lazy, Suspense, useState, type FormEvent, type ReactNode } from 'react';
 import type { Sandbox } from '../../../../shared/contract/sandboxes.ts';
@@ -22,17 +22,19 @@ import { TimingsChart } from './TimingsChart.tsx';
 import { FilesTab } from './tabs/FilesTab.tsx';
 import { RunTab } from './tabs/RunTab.tsx';
 import { SnapshotsTab } from './tabs/SnapshotsTab.tsx';
+import { ChangesTab } from './tabs/ChangesTab.tsx';
 
 // xterm is most of the bundle: load it when a terminal is first opened.
 const TerminalTab = lazy(() => import('./tabs/TerminalTab.tsx').then((m) => ({ default: m.TerminalTab })));
 
-export type DetailTab = 'terminal' | 'run' | 'files' | 'snapshots';
+export type DetailTab = 'terminal' | 'run' | 'files' | 'snapshots' | 'changes';
 
 const TAB_LABEL: Record<DetailTab, { label: string; icon: string }> = {
   terminal: { label: 'Terminal', icon: 'terminal' },
   run: { label: 'Run', icon: 'run' },
   files: { label: 'Files', icon: 'file' },
   snapshots: { label: 'Snapshots', icon: 'camera' },
+  changes: { label: 'Changes', icon: 'layers' },
 };
 
 async function startSandbox(sb: Sandbox): Promise<void> {
@@ -135,6 +137,17 @@ function Tabs({ sandbox, tab }: { sandbox: Sandbox; tab: DetailTab }) {
       {tab === 'files' && (
         <div role="tabpanel" id="panel-files" aria-labelledby="tab-files">
           {needsRunning(<FilesTab sandbox={sandbox} />, 'Reading and writing files')}
+        </div>
+      )}
+      {tab === 'changes' && (
+        <div role="tabpanel" id="panel-changes" aria-labelledby="tab-changes">
+          {['running', 'stopped'].includes(sandbox.state) ? (
+            <ChangesTab sandbox={sandbox} />
+          ) : (
+            <p className="muted pad">
+              Changes need a running or stopped sandbox; this one is <strong>{sandbox.state}</strong>.
+            </p>
+          )}
         </div>
       )}
       {tab === 'snapshots' && (

@@ -17,7 +17,7 @@ import { openCreateDialog, useCreateDialog } from './createDialog.ts';
 import { SandboxDetail, type DetailTab } from './SandboxDetail.tsx';
 import { StateBadge, TimeLeft, sizeText, startPathText } from './badges.tsx';
 
-const TABS: DetailTab[] = ['terminal', 'run', 'files', 'snapshots'];
+const TABS: DetailTab[] = ['terminal', 'run', 'files', 'snapshots', 'changes'];
 
 function NewSandboxButton({ small }: { small?: boolean }) {
   return (
