@@ -1512,7 +1512,12 @@ ${V('destroy "$d"')} >/dev/null 2>&1 || true`,
     const isDue = (r: SandboxRow) =>
       !!r.expires_at && r.expires_at <= now && (SWEPT_STATES as readonly string[]).includes(r.state);
     // First what the hosts' watchdogs already destroyed: those rows close as expired on the host.
-    for (const hostId of new Set(this.store.list().filter(isDue).map((r) => r.host_id)))
+    for (const hostId of new Set(
+      this.store
+        .list()
+        .filter(isDue)
+        .map((r) => r.host_id),
+    ))
       await this.closeHostExpired(hostId).catch((err: unknown) =>
         this.d.log.warn("could not read the host's expiry", { hostId, err }),
       );
@@ -1534,7 +1539,12 @@ ${V('destroy "$d"')} >/dev/null 2>&1 || true`,
           owner_instance: this.d.tasks.instance,
         });
         if (!claimed) continue;
-        await this.destroy(r.id, actor, `expired at ${r.expires_at}`);
+        await this.destroy(r.id, actor, `expired at ${r.expires_at}`).catch((err: unknown) => {
+          // Unreachable host, say: hand the row back, so a later pass tries again (teardown is idempotent).
+          this.store.claim(r.id, ['destroying'], { state: r.state, owner_pid: null, owner_instance: null });
+          this.changed(r.id);
+          throw err;
+        });
         out.push(r.id);
       } catch (e) {
         this.d.log.warn('could not destroy an expired sandbox', { id: r.id, err: e });
