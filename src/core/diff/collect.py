@@ -442,7 +442,9 @@ def open_view(ws, side, v):
         # A read-only view is mounted read-only without touching its journal. A throwaway overlay is
         # mounted read-write first (the kernel replays the journal into it; a read-only loop device
         # cannot be recovered), then remounted read-only before anything is read.
-        opts = ["loop", "offset=%d" % fs["offset"]]
+        # nodev, nosuid, noexec: nothing in the guest's tree is ever a device, a setuid program or an
+        # executable for the host.
+        opts = ["loop", "nodev", "nosuid", "noexec", "offset=%d" % fs["offset"]]
         if fs.get("size"):
             opts.append("sizelimit=%d" % fs["size"])
         if writable:
@@ -969,6 +971,99 @@ class DescendHint:
                 self.ancestors.add("/".join(parts[:i]))
 
 
+# ---- reading inside a guest's tree ---------------------------------------------------------------
+#
+# Everything below a view's mountpoint is the guest's, and the guest is not trusted: a symlink such
+# as /etc/passwd -> /etc/shadow must resolve inside the guest's tree (as a chroot would), never
+# against the host's root, and only regular files are ever opened (no FIFOs, no device nodes: the
+# views are also mounted nodev). Paths the walk produces come from listings of real directories;
+# the collectors' fixed paths go through these helpers.
+
+
+def resolve_in(root, path, follow_last=True):
+    """The host path of `path` inside the tree at `root`, symlinks resolved as a chroot at `root`
+    would resolve them (absolute targets restart at `root`, '..' stops there); None when it does not
+    resolve (missing, or more than 40 links)."""
+    parts = [p for p in path.split("/") if p and p != "."]
+    cur, hops = [], 0
+    while parts:
+        p = parts.pop(0)
+        if p == "..":
+            if cur:
+                cur.pop()
+            continue
+        cand = root + "/" + "/".join(cur + [p])
+        try:
+            st = os.lstat(cand)
+        except OSError:
+            return None
+        if stat.S_ISLNK(st.st_mode) and (parts or follow_last):
+            hops += 1
+            if hops > 40:
+                return None
+            target = os.readlink(cand)
+            if target.startswith("/"):
+                cur = []
+            parts = [x for x in target.split("/") if x and x != "."] + parts
+            continue
+        cur.append(p)
+    return root + ("/" + "/".join(cur) if cur else "")
+
+
+def tree_stat(root, path, follow_last=True):
+    real = resolve_in(root, path, follow_last)
+    if real is None:
+        return None, None
+    try:
+        return real, os.lstat(real)
+    except OSError:
+        return None, None
+
+
+def tree_read(root, path, limit=None, follow_last=True):
+    """The bytes of a regular file inside the tree (None for anything else)."""
+    real, st = tree_stat(root, path, follow_last)
+    if st is None or not stat.S_ISREG(st.st_mode):
+        return None
+    try:
+        fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        return f.read(limit if limit is not None else -1)
+
+
+def tree_text(root, path, limit=16 * 1024 * 1024):
+    data = tree_read(root, path, limit)
+    return None if data is None else data.decode("utf-8", "replace")
+
+
+def tree_digest(root, path, algo="sha256", follow_last=False):
+    real, st = tree_stat(root, path, follow_last)
+    if st is None or not stat.S_ISREG(st.st_mode):
+        return None
+    return file_digest(real, algo)
+
+
+def tree_isdir(root, path):
+    st = tree_stat(root, path)[1]
+    return st is not None and stat.S_ISDIR(st.st_mode)
+
+
+def tree_exists(root, path, follow_last=True):
+    return tree_stat(root, path, follow_last)[1] is not None
+
+
+def tree_listdir(root, path):
+    real, st = tree_stat(root, path)
+    if st is None or not stat.S_ISDIR(st.st_mode):
+        return []
+    try:
+        return os.listdir(real)
+    except OSError:
+        return []
+
+
 # ---- comparing two trees --------------------------------------------------------------------------
 
 FTYPES = {stat.S_IFREG: "file", stat.S_IFDIR: "dir", stat.S_IFLNK: "symlink", stat.S_IFIFO: "fifo", stat.S_IFSOCK: "socket", stat.S_IFCHR: "char", stat.S_IFBLK: "block"}
@@ -1013,7 +1108,7 @@ def aspects(a, b, ra, rb, rel):
         same_inode = a["ino"] == b["ino"] and a["mtime"] == b["mtime"] and a["ctime"] == b["ctime"]
         if a["size"] != b["size"]:
             out.append("content")
-        elif not same_inode and file_digest(ra + rel) != file_digest(rb + rel):
+        elif not same_inode and tree_digest(ra, rel) != tree_digest(rb, rel):
             out.append("content")
     elif a["type"] in ("char", "block") and a["rdev"] != b["rdev"]:
         out.append("content")
@@ -1023,7 +1118,11 @@ def aspects(a, b, ra, rb, rel):
 def file_digest(path, algo="sha256"):
     h = hashlib.new(algo)
     try:
-        with open(path, "rb") as f:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            return None
+        with os.fdopen(fd, "rb") as f:
             while True:
                 chunk = f.read(1 << 20)
                 if not chunk:
@@ -1254,12 +1353,7 @@ class Context:
         return path in self.by_path
 
     def read(self, side, path, limit=None):
-        root = self.ra if side == "a" else self.rb
-        try:
-            with open(root + path, "rb") as f:
-                return f.read(limit if limit is not None else -1)
-        except OSError:
-            return None
+        return tree_read(self.ra if side == "a" else self.rb, path, limit)
 
     def text(self, side, path):
         data = self.read(side, path, 16 * 1024 * 1024)
@@ -1275,7 +1369,7 @@ class Context:
         if not m or not b or b["type"] != "symlink" or a is not None:
             return False
         unit = m.group(2)
-        if not os.path.exists(self.rb + "/var/lib/systemd/deb-systemd-helper-enabled/" + path[len("/etc/systemd/system/"):]):
+        if not tree_exists(self.rb, "/var/lib/systemd/deb-systemd-helper-enabled/" + path[len("/etc/systemd/system/"):], follow_last=False):
             return False
         owner = self.packages.owner_b(unit_file_of(self.rb, unit))
         return owner is not None and owner in self.packages.installed_names
@@ -1298,18 +1392,19 @@ class Context:
             if path.startswith(home + "/"):
                 rel = path[len(home):]
                 if b["type"] == "dir":
-                    return os.path.isdir(self.rb + "/etc/skel" + rel)
+                    return tree_isdir(self.rb, "/etc/skel" + rel)
                 if b["type"] == "file":
-                    skel = self.rb + "/etc/skel" + rel
-                    return os.path.isfile(skel) and file_digest(skel) == file_digest(self.rb + path)
+                    skel = tree_digest(self.rb, "/etc/skel" + rel, follow_last=True)
+                    return skel is not None and skel == tree_digest(self.rb, path)
         return False
 
 
 def unit_file_of(root, unit):
     for d in ("/etc/systemd/system/", "/lib/systemd/system/", "/usr/lib/systemd/system/"):
         p = d + unit
-        if os.path.lexists(root + p):
-            if os.path.islink(root + p) and d == "/etc/systemd/system/":
+        real, st = tree_stat(root, p, follow_last=False)
+        if st is not None:
+            if stat.S_ISLNK(st.st_mode) and d == "/etc/systemd/system/":
                 continue
             return p
     base = re.sub(r"@[^.]*\.", "@.", unit)
@@ -1339,8 +1434,8 @@ def public_meta(m, names, sha=None):
 
 def file_item(ctx, path, a, b, asp):
     change = "added" if a is None else "deleted" if b is None else "modified"
-    sha_a = file_digest(ctx.ra + path) if a and a["type"] == "file" else None
-    sha_b = file_digest(ctx.rb + path) if b and b["type"] == "file" else None
+    sha_a = tree_digest(ctx.ra, path) if a and a["type"] == "file" else None
+    sha_b = tree_digest(ctx.rb, path) if b and b["type"] == "file" else None
     aspects_out = [] if change != "modified" else [x for x in asp if x in ("content", "mode", "owner", "target", "type")]
     content = None
     sensitive = ctx.rules.is_sensitive(path)
@@ -1567,42 +1662,34 @@ class Packages:
             return name in self.changed_names  # directories and links a changed package ships
         if md5 is None:
             return False
-        return file_digest(self.ctx.rb + path, "md5") == md5
+        return tree_digest(self.ctx.rb, path, "md5") == md5
 
 
 def read_package_files(root, name, arch, md5_only=False):
     """path -> (package, md5 or None) from dpkg's .list and .md5sums of one package."""
     out = {}
-    info = root + "/var/lib/dpkg/info/"
+    info = "/var/lib/dpkg/info/"
+    md5s = lst = None
     for stem in (name + ":" + arch, name):
-        md5s = info + stem + ".md5sums"
-        lst = info + stem + ".list"
-        if os.path.exists(md5s) or os.path.exists(lst):
+        md5s = tree_read(root, info + stem + ".md5sums")
+        lst = None if md5_only else tree_read(root, info + stem + ".list")
+        if md5s is not None or lst is not None:
             break
-    try:
-        with open(md5s, "rb") as f:
-            for line in f:
-                parts = line.rstrip(b"\n").split(b"  ", 1)
-                if len(parts) == 2:
-                    out["/" + os.fsdecode(parts[1]).lstrip("/")] = (name, os.fsdecode(parts[0]).strip())
-    except OSError:
-        pass
-    if not md5_only:
-        try:
-            with open(lst, "rb") as f:
-                for line in f:
-                    p = os.fsdecode(line.rstrip(b"\n"))
-                    if p and p != "/." and p not in out:
-                        out[p] = (name, None)
-        except OSError:
-            pass
+    for line in (md5s or b"").split(b"\n"):
+        parts = line.split(b"  ", 1)
+        if len(parts) == 2:
+            out["/" + os.fsdecode(parts[1]).lstrip("/")] = (name, os.fsdecode(parts[0]).strip())
+    for line in (lst or b"").split(b"\n"):
+        p = os.fsdecode(line)
+        if p and p != "/." and p not in out:
+            out[p] = (name, None)
     return out
 
 
 def rpm_packages(root):
     """{(name, arch): version} from rpm's sqlite database (RHEL 9, Fedora); None without one."""
-    db = root + "/var/lib/rpm/rpmdb.sqlite"
-    if not os.path.exists(db):
+    db, st = tree_stat(root, "/var/lib/rpm/rpmdb.sqlite")
+    if st is None or not stat.S_ISREG(st.st_mode):
         return None
     out = {}
     con = sqlite3.connect("file:%s?mode=ro&immutable=1" % db, uri=True)
@@ -1674,7 +1761,7 @@ def collect_packages(ctx):
             if va is None:
                 p.installed_names.add(name)
             items.append({"kind": "package", "key": "rpm:%s:%s" % (name, arch), "manager": "rpm", "name": name, "arch": arch, "change": change, "before": {"version": va} if va else None, "after": {"version": vb} if vb else None})
-    elif os.path.exists(ctx.rb + "/var/lib/rpm/Packages"):
+    elif tree_exists(ctx.rb, "/var/lib/rpm/Packages"):
         ctx.warnings.append("This system's rpm database is Berkeley DB, which the diff does not read; rpm packages are shown as files.")
     return items
 
@@ -1691,14 +1778,10 @@ class AccountNames:
     def _load(self):
         self._users, self._groups = {}, {}
         for path, target in (("/etc/passwd", self._users), ("/etc/group", self._groups)):
-            try:
-                with open(self.root + path, encoding="utf-8", errors="replace") as f:
-                    for line in f:
-                        parts = line.rstrip("\n").split(":")
-                        if len(parts) >= 3 and parts[2].isdigit():
-                            target.setdefault(int(parts[2]), parts[0])
-            except OSError:
-                pass
+            for line in (tree_text(self.root, path) or "").split("\n"):
+                parts = line.split(":")
+                if len(parts) >= 3 and parts[2].isdigit():
+                    target.setdefault(int(parts[2]), parts[0])
 
     def user(self, uid):
         if self._users is None:
@@ -1824,31 +1907,24 @@ def sysctl_settings(root):
     """key -> (value, file), merged as systemd-sysctl does (by file name; /etc wins; sysctl.conf last)."""
     files = {}
     for d in reversed(SYSCTL_DIRS):
-        try:
-            for name in os.listdir(root + d):
-                if name.endswith(".conf"):
-                    files[name] = d + name
-        except OSError:
-            pass
+        for name in tree_listdir(root, d):
+            if name.endswith(".conf"):
+                files[name] = d + name
     order = [files[n] for n in sorted(files)]
-    if os.path.exists(root + "/etc/sysctl.conf"):
+    if tree_exists(root, "/etc/sysctl.conf"):
         order.append("/etc/sysctl.conf")
     out = {}
     for path in order:
-        try:
-            with open(root + path, encoding="utf-8", errors="replace") as f:
-                for line in f:
-                    line = line.strip()
-                    if not line or line[0] in "#;":
-                        continue
-                    if line.startswith("-"):
-                        line = line[1:]
-                    k, sep, v = line.partition("=")
-                    if not sep:
-                        continue
-                    out[k.strip().replace("/", ".")] = (v.strip(), path)
-        except OSError:
-            pass
+        for line in (tree_text(root, path) or "").split("\n"):
+            line = line.strip()
+            if not line or line[0] in "#;":
+                continue
+            if line.startswith("-"):
+                line = line[1:]
+            k, sep, v = line.partition("=")
+            if not sep:
+                continue
+            out[k.strip().replace("/", ".")] = (v.strip(), path)
     return out
 
 
@@ -1873,19 +1949,12 @@ def module_settings(root):
     out = {}
     files = ["/etc/modules"]
     for d in ("/etc/modules-load.d/", "/usr/lib/modules-load.d/", "/lib/modules-load.d/"):
-        try:
-            files += [d + n for n in sorted(os.listdir(root + d)) if n.endswith(".conf")]
-        except OSError:
-            pass
+        files += [d + n for n in sorted(tree_listdir(root, d)) if n.endswith(".conf")]
     for path in files:
-        try:
-            with open(root + path, encoding="utf-8", errors="replace") as f:
-                for line in f:
-                    line = line.strip()
-                    if line and line[0] not in "#;":
-                        out.setdefault(line.split()[0], path)
-        except OSError:
-            pass
+        for line in (tree_text(root, path) or "").split("\n"):
+            line = line.strip()
+            if line and line[0] not in "#;":
+                out.setdefault(line.split()[0], path)
     return out
 
 

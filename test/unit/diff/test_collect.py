@@ -367,6 +367,61 @@ class Classify(Trees):
         self.assertEqual(noise, {})
 
 
+class GuestTreesAreNotTrusted(Trees):
+    """The guest owns everything in its tree. Links must resolve inside it (as a chroot would), and
+    nothing but regular files is ever opened: the host's files never reach a diff."""
+
+    def test_links_out_of_the_tree_never_read_host_files(self):
+        secret_dir = os.path.join(self.tmp, "host")
+        write(secret_dir, "/shadow", "root:$6$HOSTSECRET:19000::::::\n")
+        write(secret_dir, "/sysctl.conf", "leak.key = HOSTSECRET\n")
+        write(secret_dir, "/status", "Package: hostsecret\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1\n")
+        host = secret_dir
+        write(self.a, "/etc/passwd", "root:x:0:0::/root:/bin/sh\n")
+        write(self.a, "/etc/modules", "# none\n")
+        os.makedirs(self.a + "/etc/sysctl.d")
+        os.makedirs(self.a + "/etc/modules-load.d")
+        os.makedirs(self.a + "/var/lib/dpkg")
+        write(self.a, "/var/lib/dpkg/status", "")
+        self.fork()
+        # links with absolute targets that exist on the host (not in the guest's tree)
+        os.symlink(host + "/shadow", self.b + "/etc/modules-load.d/evil.conf")
+        os.symlink(host + "/sysctl.conf", self.b + "/etc/sysctl.d/99-evil.conf")
+        os.unlink(self.b + "/var/lib/dpkg/status")
+        os.symlink(host + "/status", self.b + "/var/lib/dpkg/status")
+        os.unlink(self.b + "/etc/passwd")
+        os.symlink(host + "/shadow", self.b + "/etc/passwd")
+        # a link that resolves inside the tree is followed there (as the guest sees it)
+        write(self.b, "/etc/extra-modules", "br_netfilter\n")
+        os.symlink("../extra-modules", self.b + "/etc/modules-load.d/good.conf")
+        # a FIFO where a collector reads a file: never opened (it would block forever)
+        os.mkfifo(self.b + "/etc/group")
+        raw = C.walk_compare(self.a, self.b, None, {})
+        out = C.classify(self.a, self.b, raw, C.Rules(RULES), {}, [])
+        text = json.dumps(out)
+        self.assertNotIn("HOSTSECRET", text)
+        self.assertNotIn("hostsecret", text)
+        modules = sorted(i["key"] for i in out["items"] if i["kind"] == "kernel-module")
+        self.assertEqual(modules, ["br_netfilter"])
+
+    def test_resolution_stays_inside_the_root(self):
+        root = os.path.join(self.tmp, "r")
+        os.makedirs(root + "/etc/a")
+        os.symlink("/etc/a", root + "/etc/abs")
+        os.symlink("../../../../../../etc", root + "/etc/up")
+        os.symlink("loop2", root + "/etc/loop1")
+        os.symlink("loop1", root + "/etc/loop2")
+        self.assertEqual(C.resolve_in(root, "/etc/abs/x"), root + "/etc/a/x" if os.path.exists(root + "/etc/a/x") else None)
+        write(root, "/etc/a/x", "inside")
+        self.assertEqual(C.resolve_in(root, "/etc/abs/x"), root + "/etc/a/x")
+        self.assertEqual(C.resolve_in(root, "/etc/up/a/x"), root + "/etc/a/x")  # '..' stops at the root
+        self.assertIsNone(C.resolve_in(root, "/etc/loop1"))
+        self.assertEqual(C.tree_read(root, "/etc/up/a/x"), b"inside")
+        os.mkfifo(root + "/etc/fifo")
+        self.assertIsNone(C.tree_read(root, "/etc/fifo"))
+        self.assertIsNone(C.file_digest(root + "/etc/fifo"))
+
+
 class Parsers(unittest.TestCase):
     def test_dpkg_status(self):
         p = C.parse_dpkg_status(STATUS_AFTER)
