@@ -27,6 +27,7 @@ server {
     listen 8080;
     server_name example.internal;
     location / { return 200 "ok"; }
+    # <img src=x onerror="document.title='pwned'"><script>document.title='pwned'</script>
 }
 EOF
 cat > /etc/systemd/system/report.service <<'EOF'
@@ -113,6 +114,10 @@ test('the Changes tab: grouped changes, highlighted diffs, markers, exclusions k
     'tokens are highlighted',
   );
   assert.match((await site.textContent()) ?? '', /server_name example\.internal;/);
+  // The guest's content is text on the page, never markup (highlighting escapes it).
+  assert.equal(await site.locator('img, script').count(), 0);
+  assert.match((await site.textContent()) ?? '', /<img src=x onerror=/);
+  assert.notEqual(await page.title(), 'pwned');
   const unit = await changes.diffOf('unit', '/etc/systemd/system/report.service');
   assert.equal(await unit.getAttribute('data-language'), 'ini');
 
