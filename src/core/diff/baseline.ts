@@ -8,8 +8,11 @@
  *       └─ [warm template layer (templates/…/vda.qcow2), restored sandboxes only, read-only]
  *            └─ <dir>/vda.qcow2        the sandbox's first overlay: boot + identity writes.
  *                                      FROZEN at the end of creation: this file IS the baseline.
- *                 └─ <dir>/vda.work.qcow2   the active layer from then on: everything the agent does.
- *                      (internal snapshots of the sandbox live in this layer or in layers above it)
+ *                 └─ <dir>/vda.work.qcow2   the active layer from then on: everything the agent does,
+ *                      └─ <dir>/snapshots/vda.<n>.qcow2 …   until a snapshot freezes it and the
+ *                         sandbox continues on a new layer (src/core/sandboxes/snapshots.ts); a
+ *                         restore starts a new layer on a frozen one. All of them sit above the
+ *                         baseline, so every chain the sandbox ever runs on still contains it.
  *
  * The baseline is taken as the last creation phase, on both start paths (warm-template restore and
  * cold boot), by an external disk-only snapshot without libvirt metadata (`--no-metadata`, so
@@ -18,11 +21,13 @@
  *  - never commit, pull or rebase into `<dir>/<target>.qcow2` once `<target>.work.qcow2` exists (a
  *    `blockcommit` must be `--shallow` onto the active layer's immediate backing, which is never the
  *    baseline unless the active layer is `.work`);
- *  - snapshots are taken in the active layer or as layers above it; reverting them never touches
- *    the baseline, which is why a diff still has its reference after any snapshot restore;
+ *  - snapshots freeze the active layer and continue above it; restoring one never touches the
+ *    baseline, which is why a diff still has its reference after any snapshot restore. A snapshot's
+ *    disk state is the layer it froze (recorded in its row), which the diff reads directly;
  *  - the baseline file is made read-only (0444) and removed only with the sandbox's directory.
- * The diff's own short-lived layers are `<target>.fluid-diff-<pid>.qcow2` and are committed back
- * (shallow) into the layer below them before the diff returns.
+ * The diff's own short-lived layers are `<target>.fluid-diff-<pid>.qcow2`, taken under the snapshot
+ * steps' lock (`<dir>/snapshots/.lock`) and committed back (shallow) into the active layer below
+ * them before the diff returns; a killed diff's leftover layer is committed back by the next one.
  */
 import type { Host } from '../../shared/contract/hosts.ts';
 import type { Baseline } from '../../shared/contract/diff.ts';
