@@ -20,6 +20,8 @@ import { EventBus } from './events.ts';
 import { HostService } from './hosts/service.ts';
 import { ApprovalService } from './approvals/service.ts';
 import { PresenceService } from './presence/service.ts';
+import { TokenService } from './tokens/service.ts';
+import { authorize } from './tokens/scopes.ts';
 import { SandboxService, type EgressHooks } from './sandboxes/service.ts';
 import { EgressManager } from './sandboxes/egress.ts';
 import { DiffService } from './diff/index.ts';
@@ -57,6 +59,8 @@ export interface Core {
   readonly approvals: ApprovalService;
   /** Who may decide, and how a person proves presence (passkeys, confirmations). */
   readonly presence: PresenceService;
+  /** API tokens of the HTTP door (created by a person, kept hashed). */
+  readonly tokens: TokenService;
   readonly sandboxes: SandboxService;
   /** The system diff: baselines, diffs, include/exclude choices. */
   readonly diff: DiffService;
@@ -110,6 +114,7 @@ export function createCore(opts: CoreOptions = {}): Core {
   const tasks = new TaskManager(db, bus, clock, log);
   const hosts = new HostService({ db, audit, bus, tasks, settings, clock, log });
   const approvals = new ApprovalService(db, bus, audit, clock, presence);
+  const tokens = new TokenService({ db, audit, bus, clock, presence });
   const installation = installationId(db);
   // Signed checkpoints of the audit chain: beside the database, and copied to every host.
   const checkpoints = new CheckpointLog({
@@ -193,6 +198,7 @@ export function createCore(opts: CoreOptions = {}): Core {
     hosts,
     approvals,
     presence,
+    tokens,
     sandboxes,
     diff,
     ca,
@@ -263,6 +269,8 @@ export function createCore(opts: CoreOptions = {}): Core {
       const s = serve(contract, core.router, bus, port, {
         actor,
         onInternalError: (member, err) => log.error('internal error', { member, err }),
+        // an API token reaches only what its scope allows (src/core/tokens/scopes.ts)
+        authorize: (member, kind) => authorize(actor, member, kind),
       });
       served.add(s);
       port.onClose(() => served.delete(s));

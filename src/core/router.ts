@@ -14,8 +14,24 @@ import { randomUUID } from 'node:crypto';
 import { StringDecoder } from 'node:string_decoder';
 import type { GuestShell } from './ssh/guest.ts';
 import { egressPurpose, purposeFor } from './presence/purposes.ts';
+import type { ApprovalRequest } from './approvals/service.ts';
+import type { Actor, ParsedIn } from '../shared/rpc.ts';
 
 const shells = new Map<string, GuestShell>();
+
+/** A question an agent asks a person: an approval request of kind "ask", bound to its subject. */
+function askRequest(core: Core, i: ParsedIn<Contract, 'approvals.ask'>, actor: Actor): ApprovalRequest {
+  return {
+    kind: 'ask',
+    title: i.title,
+    detail: i.detail,
+    risk: i.risk,
+    subject: { question: i.title, detail: i.detail, subject: i.subject ?? null },
+    requestedBy: actor,
+    sandboxId: i.sandboxId ? core.sandboxes.get(i.sandboxId).id : null,
+    expiresInMs: i.timeoutSeconds * 1000,
+  };
+}
 
 export function createRouter(core: Core): Router<Contract> {
   return {
@@ -106,6 +122,26 @@ export function createRouter(core: Core): Router<Contract> {
       const presence = await core.presence.verify(ctx.actor, purpose, i.presence);
       return core.approvals.decide(i.id, i.decision, i.note, ctx.actor, presence);
     },
+    'approvals.request': (i, ctx) => core.approvals.request(askRequest(core, i, ctx.actor)),
+    'approvals.ask': async (i, ctx) => {
+      const asked = core.approvals.request(askRequest(core, i, ctx.actor));
+      try {
+        return await core.approvals.wait(asked.id, ctx.signal);
+      } catch (err) {
+        // nobody is waiting for the answer any more: withdraw the question
+        if (ctx.signal.aborted) core.approvals.cancel(asked.id, ctx.actor, 'The asker stopped waiting.');
+        throw err;
+      }
+    },
+
+    // API tokens (the HTTP door's): a person creates and revokes them
+    'tokens.list': (i) => core.tokens.list(i.includeRevoked),
+    'tokens.create': async (i, ctx) => {
+      const purpose = purposeFor(core, 'tokens.create', i);
+      const presence = await core.presence.verify(ctx.actor, purpose, i.presence);
+      return core.tokens.create(i.name, i.scope, ctx.actor, presence);
+    },
+    'tokens.revoke': (i, ctx) => core.tokens.revoke(i.name, ctx.actor),
 
     // human presence
     'presence.status': (_i, ctx) => core.presence.status(ctx.actor),

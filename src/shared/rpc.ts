@@ -84,6 +84,11 @@ export interface Actor {
   id: string;
   /** CLI only: the process runs on an interactive terminal (stdin and stderr are TTYs). */
   interactive?: boolean;
+  /**
+   * HTTP only: what the API token allows. `agent` asks and never decides; `operator` is a person's
+   * automation, which decides only while a person allows unattended decisions (like the CLI's --yes).
+   */
+  scope?: 'agent' | 'operator';
 }
 
 /**

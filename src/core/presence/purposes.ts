@@ -9,6 +9,7 @@ import { validationError } from '../../shared/rpc.ts';
 import type { Core } from '../createCore.ts';
 import { settingsPurpose } from '../store/settings.ts';
 import { purposeOf } from './service.ts';
+import { tokenPurpose } from '../tokens/service.ts';
 
 const text = (v: unknown, what: string): string => {
   if (typeof v !== 'string' || !v) throw new FluidError('VALIDATION', `${what} is missing.`);
@@ -38,6 +39,12 @@ export function purposeFor(core: Core, member: GuardedMember, input: Record<stri
       return purposeOf('presence.registerBegin', { name: text(input.name, 'The key name').trim() });
     case 'presence.remove':
       return purposeOf('presence.remove', { id: text(input.id, 'The key id') });
+    case 'tokens.create': {
+      const scope = input.scope;
+      if (scope !== 'agent' && scope !== 'operator')
+        throw new FluidError('VALIDATION', 'scope must be agent or operator.');
+      return tokenPurpose(text(input.name, 'The token name').trim(), scope);
+    }
   }
 }
 

@@ -83,6 +83,8 @@ interface Challenge {
 const CHALLENGE_TTL_MS = 3 * 60_000;
 
 const who = (a: Actor) => `${a.door}:${a.id}`;
+/** An HTTP request made with an operator-scoped API token (a person's automation). */
+const isOperatorToken = (a: Actor) => a.door === 'http' && a.scope === 'operator';
 const sameActor = (a: Actor, b: Actor) => a.door === b.door && a.id === b.id;
 
 export interface PresenceDeps {
@@ -151,6 +153,8 @@ export class PresenceService {
       if (unattended) out.push('unattended');
       return out;
     }
+    // an operator token is a person's automation: it decides as the CLI's --yes does, never otherwise
+    if (actor.door === 'http' && actor.scope === 'operator') return unattended ? ['unattended'] : [];
     return [];
   }
 
@@ -206,12 +210,15 @@ export class PresenceService {
           throw new FluidError('DENIED', 'A terminal confirmation needs an interactive terminal.');
         return made('terminal');
       case 'unattended':
-        if (actor.door !== 'cli' && actor.door !== 'test')
-          throw new FluidError('DENIED', 'Unattended decisions exist only for the CLI.');
+        if (actor.door !== 'cli' && actor.door !== 'test' && !isOperatorToken(actor))
+          throw new FluidError(
+            'DENIED',
+            'Unattended decisions exist only for the CLI (--yes) and operator API tokens.',
+          );
         if (!this.d.settings.get().approvals.allowUnattendedCli)
           throw new FluidError(
             'DENIED',
-            'Unattended CLI decisions are off. A person can allow them in Settings → Security (approvals.allowUnattendedCli).',
+            'Unattended CLI decisions are off (the CLI’s --yes and operator API tokens). A person can allow them in Settings → Security (approvals.allowUnattendedCli).',
           );
         return made('unattended');
       case 'webauthn':

@@ -33,6 +33,8 @@ export interface ServeOptions {
   actor: Actor;
   /** Called for errors that are bugs (INTERNAL), with the original error. */
   onInternalError?: (member: string, err: unknown) => void;
+  /** May this connection's actor use the member at all? Throws (DENIED) to refuse. */
+  authorize?: (member: string, kind: 'call' | 'stream' | 'event') => void;
 }
 
 export interface Served {
@@ -71,6 +73,12 @@ export function serve<C extends ContractDef>(
     const handler = handlers[f.m];
     if (!def || def.kind !== f.t || !handler) {
       send({ t: 'err', id: f.id, e: { code: 'NOT_FOUND', message: `No ${f.t} named "${f.m}".` } });
+      return;
+    }
+    try {
+      opts.authorize?.(f.m, def.kind);
+    } catch (err) {
+      send({ t: 'err', id: f.id, e: toErrorPayload(err) });
       return;
     }
     const parsed = def.input.safeParse(f.i);
@@ -118,6 +126,12 @@ export function serve<C extends ContractDef>(
         const def = contract[f.m];
         if (!def || def.kind !== 'event') {
           send({ t: 'err', id: f.id, e: { code: 'NOT_FOUND', message: `No event named "${f.m}".` } });
+          return;
+        }
+        try {
+          opts.authorize?.(f.m, 'event');
+        } catch (err) {
+          send({ t: 'err', id: f.id, e: toErrorPayload(err) });
           return;
         }
         subs.get(f.id)?.();

@@ -31,6 +31,23 @@ export const ApprovalSchema = z.object({
 });
 export type Approval = z.infer<typeof ApprovalSchema>;
 
+/** What an agent asks a person (approvals.request, approvals.ask). */
+const AskInput = z.object({
+  title: z.string().trim().min(1).max(200),
+  detail: z.string().max(20_000).default(''),
+  risk: Risk.default('medium'),
+  /** What exactly the answer is about (a plan, a command, a file); the decision is bound to its hash. */
+  subject: z.unknown().optional(),
+  sandboxId: z.string().max(128).optional(),
+  /** Undecided requests expire (count as denied) after this long. */
+  timeoutSeconds: z
+    .number()
+    .int()
+    .min(1)
+    .max(7 * 24 * 3600)
+    .default(3600),
+});
+
 export const approvalsContract = {
   'approvals.list': call(
     z.object({
@@ -52,6 +69,16 @@ export const approvalsContract = {
     }),
     ApprovalSchema,
     "Approve or deny a pending request. Only a person decides (never an agent's door or a process without a terminal); approving a high-risk request needs presence.",
+  ),
+  'approvals.request': call(
+    AskInput,
+    ApprovalSchema,
+    'Ask a person a question or for a go-ahead (an approval request of kind "ask"); returns at once. Any door may ask.',
+  ),
+  'approvals.ask': call(
+    AskInput,
+    ApprovalSchema,
+    'Ask a person and wait for the decision (or the expiry): the blocking "ask a person" call. Stopping the call withdraws the request.',
   ),
   'approvals.changed': event(ApprovalSchema, 'An approval was requested or decided.'),
 };

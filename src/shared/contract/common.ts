@@ -15,6 +15,7 @@ export const ActorSchema = z.object({
   door: z.enum(['app', 'web', 'cli', 'mcp', 'http', 'agent', 'test', 'system']),
   id: z.string(),
   interactive: z.boolean().optional(),
+  scope: z.enum(['agent', 'operator']).optional(),
 });
 
 export const Empty = z.object({}).strict();

@@ -10,6 +10,7 @@ import { agentContract } from './agent.ts';
 import { tasksContract } from './tasks.ts';
 import { presenceContract } from './presence.ts';
 import { playbooksContract } from './playbooks.ts';
+import { tokensContract } from './tokens.ts';
 
 export const contract = {
   ...systemContract,
@@ -23,6 +24,7 @@ export const contract = {
   ...agentContract,
   ...presenceContract,
   ...playbooksContract,
+  ...tokensContract,
 };
 export type Contract = typeof contract;
 
@@ -38,3 +40,4 @@ export * from './sandboxes.ts';
 export * from './agent.ts';
 export * from './presence.ts';
 export * from './playbooks.ts';
+export * from './tokens.ts';

@@ -10,8 +10,9 @@
  *    high-risk decisions.
  *  - `confirm`: an explicit confirmation in the app window or the web UI (no key enrolled).
  *  - `terminal`: a confirmation typed on an interactive terminal (the CLI; no key enrolled).
- *  - `unattended`: the CLI's `--yes` without a terminal, only while a person has allowed it
- *    (setting `approvals.allowUnattendedCli`).
+ *  - `unattended`: the CLI's `--yes` without a terminal, or an operator-scoped API token, only while
+ *    a person has allowed unattended decisions (setting `approvals.allowUnattendedCli`, whose name
+ *    predates the tokens: it covers both).
  */
 import { z } from 'zod';
 import { call, event } from '../rpc.ts';
@@ -47,6 +48,7 @@ export const GuardedMember = z.enum([
   'sandboxes.egressAllow',
   'presence.registerBegin',
   'presence.remove',
+  'tokens.create',
 ]);
 export type GuardedMember = z.infer<typeof GuardedMember>;
 
