@@ -17,6 +17,7 @@ import type { Command, Ctx } from './command.ts';
 import { follow, sandboxCommands, sweepInBackground, taskOutcome } from './sandboxes.ts';
 import { agentCommands } from './agent.ts';
 import { diffCommands } from './diff.ts';
+import { tokenCommands } from './tokens.ts';
 import { isInteractive, withPresence } from './presence.ts';
 
 const GLOBAL_OPTIONS = {
@@ -136,8 +137,9 @@ export const commands: Record<string, Command> = {
   },
 
   serve: {
-    summary: 'Web mode: serve the app and its API on loopback and print the URL.',
-    usage: 'fluid serve [--port N] [--host 127.0.0.1] [--no-ui] [--ui-dir DIR]',
+    summary: 'Web mode: serve the app and its API on loopback and print the URL (--api: the HTTP API alone).',
+    usage:
+      'fluid serve [--port N] [--host 127.0.0.1] [--no-ui] [--ui-dir DIR] | fluid serve --api [--host ADDR --tls-generate]',
     // loaded when used: the web door pulls in node:http, whose exports load undici (~60 ms)
     raw: async (argv, g) => (await import('./serve.ts')).serveCommand(argv, g),
   },
@@ -477,6 +479,7 @@ export const commands: Record<string, Command> = {
   },
   ...sandboxCommands,
   ...diffCommands,
+  ...tokenCommands,
   ...agentCommands,
   ...lazy(
     'policy check',

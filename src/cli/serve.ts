@@ -1,10 +1,15 @@
-/** `fluid serve`: web mode. One core, the built UI and the WebSocket API on loopback. */
+/**
+ * `fluid serve`: web mode. One core, the built UI and the WebSocket API on loopback, and the HTTP API
+ * (/v1/…, API tokens) on the same port. `fluid serve --api`: the HTTP API alone, on loopback or —
+ * with TLS and a token — on a network address.
+ */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createCore } from '../core/createCore.ts';
 import { startWebServer } from '../core/doors/web.ts';
+import { createHttpApi } from '../core/doors/http/api.ts';
 import { createIo, printError } from './io.ts';
 
 export const DEFAULT_UI_DIR = fileURLToPath(new URL('../../out/renderer', import.meta.url));
@@ -21,6 +26,10 @@ export async function serveCommand(argv: string[], g: { json: boolean; dataDir?:
         'no-ui': { type: 'boolean' },
         'ui-dir': { type: 'string' },
         token: { type: 'string' },
+        api: { type: 'boolean' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
+        'tls-generate': { type: 'boolean' },
         json: { type: 'boolean' },
         'data-dir': { type: 'string' },
         verbose: { type: 'boolean' },
@@ -29,7 +38,14 @@ export async function serveCommand(argv: string[], g: { json: boolean; dataDir?:
     }));
   } catch (e) {
     io.err(
-      `${(e as Error).message}\nUsage: fluid serve [--port N] [--host 127.0.0.1] [--no-ui] [--ui-dir DIR]`,
+      `${(e as Error).message}\nUsage: fluid serve [--port N] [--host 127.0.0.1] [--no-ui] [--ui-dir DIR]\n       fluid serve --api [--port N] [--host ADDR (--tls-cert FILE --tls-key FILE | --tls-generate)]`,
+    );
+    return 2;
+  }
+  if (values.api) return (await import('./serve-api.ts')).serveApi(values, g, io);
+  if (values['tls-cert'] || values['tls-key'] || values['tls-generate']) {
+    io.err(
+      'TLS is for the API alone: fluid serve --api --host ADDR --tls-generate (the UI stays on loopback).',
     );
     return 2;
   }
@@ -51,7 +67,9 @@ export async function serveCommand(argv: string[], g: { json: boolean; dataDir?:
       verbose: !!values.verbose,
     });
     core.startBackground();
+    const api = createHttpApi(core);
     const server = await startWebServer({
+      api,
       core,
       host: values.host ?? '127.0.0.1',
       port,
@@ -72,6 +90,9 @@ export async function serveCommand(argv: string[], g: { json: boolean; dataDir?:
     else {
       io.out(`Fluid is running in web mode.`);
       io.out(`Open: ${server.url}`);
+      io.out(
+        `API:  ${server.origin}/v1/  (OpenAPI: ${server.origin}/v1/openapi.json; tokens: fluid token create)`,
+      );
       io.out(`Data: ${core.paths.dataDir}   (Ctrl+C stops)`);
     }
     core.log.info('web mode started', { origin: server.origin, pid: process.pid });
@@ -81,6 +102,7 @@ export async function serveCommand(argv: string[], g: { json: boolean; dataDir?:
       process.once('SIGTERM', stop);
     });
     io.err('Stopping…');
+    api.close();
     await server.close();
     await core.close();
     return 0;

@@ -28,6 +28,11 @@ export interface WebServerOptions {
   extraOrigins?: string[];
   /** Write server.json (origin, port, pid and the token's sha256 — never the token) into the data dir. */
   writeDiscoveryFile?: boolean;
+  /**
+   * The HTTP API (src/core/doors/http) on the same port: it answers /v1/…, /api/v1/… and /health,
+   * after the same Host and Origin checks; its requests carry API tokens, never the UI's token.
+   */
+  api?: { owns(req: IncomingMessage): boolean; handle(req: IncomingMessage, res: ServerResponse): void };
 }
 
 export interface WebServer {
@@ -109,7 +114,22 @@ export async function startWebServer(opts: WebServerOptions): Promise<WebServer>
   let allowedOrigins = new Set<string>();
   const sockets = new Set<Socket>();
 
-  const server = createServer((req, res) => serveStatic(req, res));
+  const server = createServer((req, res) => {
+    if (opts.api?.owns(req)) {
+      const json = { 'Content-Type': 'application/json', 'X-Content-Type-Options': 'nosniff' };
+      if (!allowedHosts.has(String(req.headers.host)))
+        return void res
+          .writeHead(421, json)
+          .end(JSON.stringify({ code: 'DENIED', message: 'Misdirected request (Host).' }));
+      const o = req.headers.origin;
+      if (o !== undefined && !allowedOrigins.has(o))
+        return void res
+          .writeHead(403, json)
+          .end(JSON.stringify({ code: 'DENIED', message: `Requests from the web origin ${o} are refused.` }));
+      return opts.api.handle(req, res);
+    }
+    serveStatic(req, res);
+  });
   server.on('connection', (s) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
