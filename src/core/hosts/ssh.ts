@@ -43,6 +43,33 @@ export interface SshTarget {
   /** The pinned fingerprint; the connection is refused if the host presents any other key. */
   fingerprint: string;
   connectTimeoutMs: number;
+  /** A private key held in memory (from the secret store): used instead of `auth`. */
+  privateKey?: Buffer;
+  /** How to reach address:port (for example through a jump host); default: a direct TCP connection. */
+  via?: Via;
+}
+
+/** Opens a byte stream to address:port (a jump host's forwarded channel, say). */
+export type Via = (address: string, port: number) => Promise<Duplex>;
+
+function reach(address: string, port: number, timeoutMs: number, via?: Via): Promise<Duplex> {
+  if (!via) return tcpConnect(address, port, timeoutMs);
+  let timer: NodeJS.Timeout | null = null;
+  return Promise.race([
+    via(address, port).finally(() => timer && clearTimeout(timer)),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new FluidError(
+              'HOST_UNREACHABLE',
+              `Timed out reaching ${address}:${port} through the jump host after ${timeoutMs} ms.`,
+            ),
+          ),
+        timeoutMs,
+      );
+    }),
+  ]);
 }
 
 function tcpConnect(address: string, port: number, timeoutMs: number): Promise<Socket> {
@@ -83,9 +110,14 @@ function unreachable(address: string, port: number, e: NodeJS.ErrnoException): F
   );
 }
 
-/** Fetch the host key without authenticating. */
-export async function probeHostKey(address: string, port: number, timeoutMs: number): Promise<HostKeyInfo> {
-  const sock = await tcpConnect(address, port, timeoutMs);
+/** Fetch the host key without authenticating (directly, or `via` a jump host). */
+export async function probeHostKey(
+  address: string,
+  port: number,
+  timeoutMs: number,
+  via?: Via,
+): Promise<HostKeyInfo> {
+  const sock = await reach(address, port, timeoutMs, via);
   return new Promise((resolve, reject) => {
     const c = new Client();
     let info: HostKeyInfo | null = null;
@@ -190,8 +222,8 @@ export class SshConnection implements HostConnection {
   }
 
   static async open(t: SshTarget): Promise<SshConnection> {
-    const auth = authConfig(t.auth);
-    const sock = await tcpConnect(t.address, t.port, t.connectTimeoutMs);
+    const auth = t.privateKey ? { privateKey: t.privateKey } : authConfig(t.auth);
+    const sock = await reach(t.address, t.port, t.connectTimeoutMs, t.via);
     return new Promise((resolve, reject) => {
       const client = new Client();
       let presented: HostKeyInfo | null = null;
@@ -222,7 +254,7 @@ export class SshConnection implements HostConnection {
           fail(
             new FluidError(
               'AUTH_FAILED',
-              `${t.user}@${t.address}:${t.port} refused the login (${t.auth.type === 'key' ? `key ${(t.auth as { keyPath: string }).keyPath}` : 'SSH agent keys'}). Check that the public key is in ~${t.user}/.ssh/authorized_keys on the host and that the user is right.`,
+              `${t.user}@${t.address}:${t.port} refused the login (${t.privateKey ? 'the key Fluid holds for it' : t.auth.type === 'key' ? `key ${(t.auth as { keyPath: string }).keyPath}` : 'SSH agent keys'}). Check that the public key is in ~${t.user}/.ssh/authorized_keys on the host and that the user is right.`,
             ),
           );
         } else if (e.level === 'client-timeout') {
