@@ -98,4 +98,6 @@ const RELAYED = new Set<string>([
   'audit.appended',
   'tasks.changed',
   'agent.changed',
+  'targets.changed',
+  'changes.changed',
 ]);

@@ -88,6 +88,7 @@ export class ApprovalService {
   private readonly audit: AuditLog;
   private readonly clock: Clock;
   private readonly presence: PresenceService;
+  private readonly guards = new Map<string, (a: Approval) => void>();
 
   constructor(db: Db, bus: EventBus, audit: AuditLog, clock: Clock, presence: PresenceService) {
     this.db = db;
@@ -95,6 +96,14 @@ export class ApprovalService {
     this.audit = audit;
     this.clock = clock;
     this.presence = presence;
+  }
+
+  /**
+   * The room that files requests of a kind may refuse to let one be approved (its subject went stale,
+   * say): `check` throws to refuse. Checked before presence is asked for, so nobody confirms in vain.
+   */
+  guard(kind: string, check: (a: Approval) => void): void {
+    this.guards.set(kind, check);
   }
 
   /** What a presence proof for deciding this request must have been made for. */
@@ -197,6 +206,7 @@ export class ApprovalService {
       );
     // A person learns at once that someone else was first; anyone else learns only that they may not decide.
     if (a.status !== 'pending' && isPersonDoor(actor)) throw conflict();
+    if (decision === 'approve' && isPersonDoor(actor)) this.guards.get(a.kind)?.(a);
     const verb = decision === 'approve' ? 'approve' : 'deny';
     const proved = this.presence.demand(
       actor,

@@ -26,6 +26,9 @@ export function loosenings(before: Settings, after: Settings): string[] {
     out.push('sandboxes.egressAllow');
   if (after.approvals.allowUnattendedCli && !before.approvals.allowUnattendedCli)
     out.push('approvals.allowUnattendedCli');
+  // an approved production apply stays usable longer
+  if (after.approvals.applyTtlMinutes > before.approvals.applyTtlMinutes)
+    out.push('approvals.applyTtlMinutes');
   const raised = (a: number | null, b: number | null) => (b === null ? a !== null : a !== null && b > a);
   for (const k of ['maxCommittedVcpus', 'maxCommittedMemoryMiB', 'maxSandboxesPerHost'] as const)
     if (raised(before.sandboxes[k], after.sandboxes[k])) out.push(`sandboxes.${k}`);

@@ -89,6 +89,11 @@ export const SettingsSchema = z.object({
        * person on a terminal, in the app or in the web UI decides. Turning it on needs presence.
        */
       allowUnattendedCli: z.boolean().default(false),
+      /**
+       * How long an approved production apply stays usable after the decision (single use either
+       * way). Lowering it tightens at once; raising it loosens (needs presence).
+       */
+      applyTtlMinutes: z.number().int().min(1).max(10080).default(60),
     })
     .prefault({}),
 });
