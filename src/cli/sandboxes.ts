@@ -588,6 +588,7 @@ export const sandboxCommands: Record<string, Command> = {
 
 /** The request as a person should see it before deciding. */
 export function describeApproval(a: Approval): string {
+  if (a.kind === 'apply') return describeApplyApproval(a);
   const subject = JSON.stringify(a.subject, null, 2).split('\n');
   return [
     `── ${a.kind} request (${a.risk} risk) ${'─'.repeat(Math.max(0, 40 - a.kind.length))}`,
@@ -595,6 +596,30 @@ export function describeApproval(a: Approval): string {
     `  ${a.detail}`,
     ...subject.map((l) => `  ${l}`),
     `  requested by ${a.requestedBy.door}:${a.requestedBy.id} at ${a.createdAt} (id ${a.id})`,
+  ].join('\n');
+}
+
+/** An apply's subject is its whole bundle: show what a person reviews, and its hash. */
+function describeApplyApproval(a: Approval): string {
+  const b = a.subject as {
+    target?: { name?: string; user?: string; address?: string };
+    playbook?: { name?: string; revision?: number; sha256?: string };
+    verification?: { status?: string };
+    preview?: { changed?: number; tasks?: Array<{ task?: string; changed?: boolean; status?: string }> };
+    baseline?: { sha256?: string };
+  };
+  return [
+    `── production apply (${a.risk} risk) ${'─'.repeat(24)}`,
+    `  ${a.title}`,
+    `  ${a.detail}`,
+    `  target:    ${b.target?.name} (${b.target?.user}@${b.target?.address})`,
+    `  playbook:  ${b.playbook?.name} revision ${b.playbook?.revision}, sha256 ${b.playbook?.sha256}`,
+    `  verified:  ${b.verification?.status}; target baseline ${b.baseline?.sha256}`,
+    `  preview:   ${b.preview?.changed} task(s) would change the target:`,
+    ...(b.preview?.tasks ?? []).map((t) => `    ${t.changed ? 'CHANGE' : (t.status ?? '').padEnd(6)}  ${t.task}`),
+    `  bundle:    sha256 ${a.subjectHash} (the approval names exactly this)`,
+    `  requested by ${a.requestedBy.door}:${a.requestedBy.id} at ${a.createdAt} (id ${a.id})`,
+    `  the diffs: fluid change show ${a.id} --diffs`,
   ].join('\n');
 }
 
