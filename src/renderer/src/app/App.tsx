@@ -7,6 +7,7 @@ import { AuditView } from '../features/audit/AuditView.tsx';
 import { HostsView } from '../features/hosts/HostsView.tsx';
 import { OnboardingView } from '../features/onboarding/OnboardingView.tsx';
 import { PlaybooksView } from '../features/playbooks/PlaybooksView.tsx';
+import { ChangesView } from '../features/changes/ChangesView.tsx';
 import { SandboxesView } from '../features/sandboxes/SandboxesView.tsx';
 import { SettingsView } from '../features/settings/SettingsView.tsx';
 import { redirect, useRoute } from '../lib/route.ts';
@@ -44,6 +45,8 @@ function View({ route }: { route: string[] }) {
       return <AgentView sub={rest} />;
     case 'playbooks':
       return <PlaybooksView />;
+    case 'changes':
+      return <ChangesView sub={rest} />;
     case 'audit':
       return <AuditView sub={rest} />;
     case 'settings':

@@ -12,6 +12,7 @@ export const SECTIONS: SectionDef[] = [
   { id: 'sandboxes', label: 'Sandboxes', icon: 'box' },
   { id: 'agent', label: 'Agent', icon: 'agent' },
   { id: 'playbooks', label: 'Playbooks', icon: 'book' },
+  { id: 'changes', label: 'Changes', icon: 'layers' },
   { id: 'audit', label: 'Audit', icon: 'list' },
   { id: 'settings', label: 'Settings', icon: 'gear' },
 ];

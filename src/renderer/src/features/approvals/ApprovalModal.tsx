@@ -86,7 +86,22 @@ export function ApprovalBody({ approval: a }: { approval: Approval }) {
         )}
         {a.note && <KV label="Note">{a.note}</KV>}
       </dl>
-      {tool ? (
+      {a.kind === 'apply' ? (
+        <>
+          <p>
+            <a href={href('changes', a.id)} onClick={() => dismissPrompt(a.id)} data-testid="approval-review">
+              Open the review
+            </a>{' '}
+            — the diff, the playbook at its revision, the verification and what it will do to production.
+          </p>
+          <details className="raw-subject">
+            <summary>The whole bundle (JSON)</summary>
+            <pre className="json" aria-label="Subject">
+              {JSON.stringify(a.subject, null, 2)}
+            </pre>
+          </details>
+        </>
+      ) : tool ? (
         <>
           <h4 className="sub-title">The tool call</h4>
           <div className="approval-tool" data-testid="approval-tool">

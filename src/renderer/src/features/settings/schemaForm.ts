@@ -50,6 +50,11 @@ const FIELD_TEXT: Record<string, Text> = {
     label: 'Let scripts decide with `fluid approval approve --yes`',
     help: 'Off: only a person decides — here, in the app, or on a terminal. On: any process that can run the CLI as you (an agent with a shell too) may decide. Turning it on needs your confirmation.',
   },
+  'approvals.applyTtlMinutes': {
+    label: 'An approved production apply stays usable for',
+    help: 'After you approve a change, it can be applied once within this time; after that it needs a new approval. Raising it needs your confirmation.',
+    unit: 'min',
+  },
   'ui.theme': { label: 'Theme', help: '"System" follows your operating system’s light or dark preference.' },
   'hosts.storageDir': {
     label: 'Storage directory',

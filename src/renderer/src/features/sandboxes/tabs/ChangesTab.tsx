@@ -27,7 +27,7 @@ import './changes.css';
 
 type Side = string; // '' = baseline (from) / now (to); otherwise a snapshot id
 
-const CHANGE_TONE: Record<string, 'ok' | 'fail' | 'info' | 'warn' | 'neutral'> = {
+export const CHANGE_TONE: Record<string, 'ok' | 'fail' | 'info' | 'warn' | 'neutral'> = {
   added: 'ok',
   installed: 'ok',
   enabled: 'ok',
@@ -41,7 +41,7 @@ const CHANGE_TONE: Record<string, 'ok' | 'fail' | 'info' | 'warn' | 'neutral'> =
   downgraded: 'warn',
 };
 
-function changeOf(i: DiffItem): string {
+export function changeOf(i: DiffItem): string {
   return 'change' in i ? i.change : 'set';
 }
 
@@ -51,7 +51,7 @@ function who(m: FileMeta | null): string {
 }
 
 /** One line that says what the item is. */
-function title(i: DiffItem): string {
+export function title(i: DiffItem): string {
   switch (i.kind) {
     case 'package':
       return `${i.name}${i.arch ? ` (${i.arch})` : ''}`;
@@ -68,7 +68,7 @@ function title(i: DiffItem): string {
   }
 }
 
-function detail(i: DiffItem): string {
+export function detail(i: DiffItem): string {
   switch (i.kind) {
     case 'package':
       return i.change === 'installed'
@@ -111,7 +111,7 @@ function detail(i: DiffItem): string {
   }
 }
 
-function TextDiff({ path, diff }: { path: string; diff: string }) {
+export function TextDiff({ path, diff }: { path: string; diff: string }) {
   const language = languageOf(path);
   const lines = useMemo(() => parseUnified(diff), [diff]);
   return (
