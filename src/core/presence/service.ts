@@ -170,7 +170,9 @@ export class PresenceService {
         'DENIED',
         actor.door === 'cli'
           ? `Only a person can ${need.what}: this process has no terminal. Run it on a terminal, or decide in the Fluid app or web UI.`
-          : `Only a person can ${need.what}; the ${actor.door} door (${actor.id}) can ask, never decide.`,
+          : isOperatorToken(actor)
+            ? `Only a person can ${need.what}. An operator token acts for one only with an unattended proof ("presence": {"kind": "unattended"}), while a person allows unattended decisions (Settings → Security).`
+            : `Only a person can ${need.what}; the ${actor.door} door (${actor.id}) can ask, never decide.`,
       );
     }
     if (presence && (presence.purpose !== need.purpose || !sameActor(presence.actor, actor))) {

@@ -15,7 +15,7 @@ import { FluidError, toErrorPayload } from '../../../shared/errors.ts';
 import type { ContractDef, RpcClient } from '../../../shared/rpc.ts';
 import type { Core } from '../../createCore.ts';
 import { connectInProcess } from '../inprocess.ts';
-import { mayUse } from '../../tokens/scopes.ts';
+import { authorize, mayUse } from '../../tokens/scopes.ts';
 import type { Authenticated } from '../../tokens/service.ts';
 import { compatCommand, compatCreateSandbox, isCompatCreate } from './compat.ts';
 import { sendError, sendJson } from './errors.ts';
@@ -61,7 +61,22 @@ function routeTable(): { table: RouteTable; inputs: Map<string, JsonSchema> } {
   return derived;
 }
 
-export function createHttpApi(core: Core): HttpApi {
+/** What a response looked like, for a test that checks the server against its OpenAPI document. */
+export interface Exchange {
+  method: string;
+  path: string;
+  route: Route | null;
+  status: number;
+  contentType: string;
+  body: string;
+}
+
+export interface HttpApiOptions {
+  /** Called with every finished response (tests: validate it against the document). */
+  inspect?: (exchange: Exchange) => void;
+}
+
+export function createHttpApi(core: Core, options: HttpApiOptions = {}): HttpApi {
   const { table, inputs } = routeTable();
   const idem = new IdempotencyStore(core.db, core.clock);
   /** One in-process connection per token, served with the token's actor. */
@@ -105,7 +120,39 @@ export function createHttpApi(core: Core): HttpApi {
     return auth;
   }
 
+  /** Routes of responses in flight (for inspect). */
+  const routeOf = new WeakMap<ServerResponse, Route>();
+
+  function capture(req: IncomingMessage, res: ServerResponse, inspect: (e: Exchange) => void): void {
+    const chunks: Buffer[] = [];
+    const write = res.write.bind(res) as (...a: unknown[]) => boolean;
+    const end = res.end.bind(res) as (...a: unknown[]) => ServerResponse;
+    const keep = (c: unknown) => {
+      if (typeof c === 'string') chunks.push(Buffer.from(c));
+      else if (c instanceof Uint8Array) chunks.push(Buffer.from(c));
+    };
+    res.write = ((c: unknown, ...rest: unknown[]) => {
+      keep(c);
+      return write(c, ...rest);
+    }) as typeof res.write;
+    res.end = ((c?: unknown, ...rest: unknown[]) => {
+      if (c !== undefined && typeof c !== 'function') keep(c);
+      return end(c, ...rest);
+    }) as typeof res.end;
+    res.on('finish', () =>
+      inspect({
+        method: (req.method ?? 'GET').toUpperCase(),
+        path: new URL(req.url ?? '/', 'http://fluid.invalid').pathname,
+        route: routeOf.get(res) ?? null,
+        status: res.statusCode,
+        contentType: String(res.getHeader('content-type') ?? ''),
+        body: Buffer.concat(chunks).toString('utf8'),
+      }),
+    );
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (options.inspect) capture(req, res, options.inspect);
     const url = new URL(req.url ?? '/', 'http://fluid.invalid');
     const path = url.pathname;
     const method = (req.method ?? 'GET').toUpperCase();
@@ -134,6 +181,13 @@ export function createHttpApi(core: Core): HttpApi {
         { Allow: m.allow.join(', ') },
       );
     const { route, params } = m;
+    routeOf.set(res, route);
+    try {
+      // the scope first (the core checks it again): an agent learns "not yours" before any detail
+      authorize(auth.actor, route.member, route.kind);
+    } catch (err) {
+      return void sendError(res, err);
+    }
     const ac = new AbortController();
     res.on('close', () => {
       if (!res.writableFinished) ac.abort();

@@ -38,9 +38,9 @@ export function sendJson(
     return;
   }
   const text = body === undefined ? '' : JSON.stringify(body);
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
   res.writeHead(status, {
     ...SECURITY_HEADERS,
-    'Content-Type': 'application/json; charset=utf-8',
     'Content-Length': String(Buffer.byteLength(text)),
     ...headers,
   });

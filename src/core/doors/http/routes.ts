@@ -189,7 +189,11 @@ export function deriveRoutes(contract: ContractDef): Route[] {
   for (const [member, def] of Object.entries(contract)) {
     if (def.kind === 'event') continue;
     const { ns, verb } = split(member);
-    const res = RESOURCES[ns] ?? { path: `/v1/${ns.split('.').map(kebab).join('/')}` };
+    // a namespace not listed: /v1/<namespace>, its key the singular (widgets → widget) when the input has it
+    const res = RESOURCES[ns] ?? {
+      path: `/v1/${ns.split('.').map(kebab).join('/')}`,
+      key: ns.replace(/s$/, ''),
+    };
     const input = jsonSchemaOf(def.input, 'input');
     const props = input.properties ?? {};
     const required = new Set(input.required ?? []);

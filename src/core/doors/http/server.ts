@@ -12,7 +12,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { FluidError } from '../../../shared/errors.ts';
 import type { Core } from '../../createCore.ts';
-import { createHttpApi, type HttpApi } from './api.ts';
+import { createHttpApi, type HttpApi, type HttpApiOptions } from './api.ts';
 import { sendError } from './errors.ts';
 import type { TlsMaterial } from './tls.ts';
 
@@ -23,6 +23,8 @@ export interface HttpApiServerOptions {
   /** Default 0: a free port. */
   port?: number;
   tls?: TlsMaterial | null;
+  /** Passed to the API (tests). */
+  api?: HttpApiOptions;
 }
 
 export interface HttpApiServer {
@@ -58,7 +60,7 @@ export async function startHttpApiServer(opts: HttpApiServerOptions): Promise<Ht
   const host = opts.host ?? '127.0.0.1';
   const tls = opts.tls ?? null;
   checkBind(opts.core, host, tls);
-  const api = createHttpApi(opts.core);
+  const api = createHttpApi(opts.core, opts.api);
   const loopback = isLoopback(host);
   let allowedHosts = new Set<string>();
   let origins = new Set<string>();

@@ -15,12 +15,8 @@ export class SseWriter {
 
   constructor(res: ServerResponse) {
     this.res = res;
-    res.writeHead(200, {
-      ...SECURITY_HEADERS,
-      'Content-Type': 'text/event-stream; charset=utf-8',
-      Connection: 'keep-alive',
-      'X-Accel-Buffering': 'no',
-    });
+    res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
+    res.writeHead(200, { ...SECURITY_HEADERS, Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
     res.flushHeaders();
     this.timer = setInterval(() => this.res.write(': keep-alive\n\n'), KEEPALIVE_MS);
     this.timer.unref();
