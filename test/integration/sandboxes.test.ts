@@ -22,6 +22,15 @@ const core = testCore({ secrets: undefined });
 const client = connectInProcess(core, { door: 'test', id: 'sandboxes-it' });
 const cli = (args: string[], stdin?: string) =>
   fluid(args, { dataDir: core.paths.dataDir, stdin, timeoutMs: 600_000 });
+/** A decision from a script: only while a person allows unattended CLI decisions (Settings). */
+async function unattended(args: string[]) {
+  await client.call('settings.update', { approvals: { allowUnattendedCli: true } });
+  try {
+    return await cli(args);
+  } finally {
+    await client.call('settings.update', { approvals: { allowUnattendedCli: false } });
+  }
+}
 const made: string[] = [];
 let web: Sandbox;
 let restored: Sandbox;
@@ -372,7 +381,7 @@ ip addr del 10.239.200.200/16 dev "$dev"`,
       ),
     );
     // Approved from another door: the destination joins the sandbox's allowlist.
-    const ok = await cli(['approval', 'approve', pending[0]!.id, '--json']);
+    const ok = await unattended(['approval', 'approve', pending[0]!.id, '--yes', '--json']);
     assert.equal(ok.code, 0, ok.stderr);
     for (let i = 0; i < 50; i++) {
       if ((await client.call('sandboxes.get', { sandbox: a.id })).egressAllow.includes('example.com:443'))
@@ -424,7 +433,15 @@ describe('destroy, admission and the janitor', () => {
       assert.ok(pending, 'an approval request was raised');
       assert.equal(pending.kind, 'capacity');
       assert.match(pending.detail, /exceeds the limit of 1/);
-      const denied = await cli(['approval', 'deny', pending.id, '--note', 'too big for this host', '--json']);
+      const denied = await unattended([
+        'approval',
+        'deny',
+        pending.id,
+        '--note',
+        'too big for this host',
+        '--yes',
+        '--json',
+      ]);
       assert.equal(denied.code, 0, denied.stdout + denied.stderr);
       const t = await finish(task);
       assert.equal(t.status, 'failed');
@@ -502,6 +519,11 @@ describe('a crash in the middle of a create', () => {
 
 describe('cleaning up after oneself', () => {
   test('with every sandbox gone, pruning removes the base copies and templates: nothing of this installation stays on the host but its audit checkpoints', async () => {
+    // What a failed test above left behind (its failure is reported there) is not this test's subject.
+    for (const s of await client.call('sandboxes.list', {}))
+      if (s.taskId && s.state === 'creating')
+        await client.call('tasks.cancel', { id: s.taskId }).catch(() => {});
+    for (const id of made) await client.call('sandboxes.destroy', { sandbox: id }).catch(() => {});
     const live = (await client.call('sandboxes.list', {})).filter(
       (s) => !['failed', 'destroyed'].includes(s.state),
     );
