@@ -16,6 +16,7 @@ import { bytes, createIo, printError, STATUS_MARK, table, UsageError } from './i
 import type { Command, Ctx } from './command.ts';
 import { follow, sandboxCommands, sweepInBackground, taskOutcome } from './sandboxes.ts';
 import { agentCommands } from './agent.ts';
+import { playbookCommands } from './playbooks.ts';
 import { diffCommands } from './diff.ts';
 import { tokenCommands } from './tokens.ts';
 import { isInteractive, withPresence } from './presence.ts';
@@ -481,6 +482,7 @@ export const commands: Record<string, Command> = {
   ...diffCommands,
   ...tokenCommands,
   ...agentCommands,
+  ...playbookCommands,
   ...lazy(
     'policy check',
     'Would a shell command be allowed on a source or production VM? (--jsonl for many)',

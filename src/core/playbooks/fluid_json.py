@@ -9,6 +9,7 @@
 #   {"event": "result", "play": ..., "task": ..., "action": ..., "host": ..., "status":
 #    "ok" | "changed" | "failed" | "skipped" | "unreachable", "changed": bool, "handler": bool,
 #    "message": str | null, "duration_ms": int | null}
+#   {"event": "diff", "task": ..., "host": ..., "diff": unified diff text}   (with --diff only)
 #   {"event": "stats", "hosts": {host: {"ok": n, "changed": n, "failures": n, ...}}}
 #
 # Fluid reads whether each task changed something from these events, never from the text log.
@@ -117,6 +118,17 @@ class CallbackModule(CallbackBase):
 
     def v2_runner_on_unreachable(self, result):
         self._result(result, "unreachable")
+
+    def v2_on_file_diff(self, result):
+        # With --diff (check-mode previews): what a task would change in a file. Never for no_log tasks.
+        task = result._task
+        res = result._result or {}
+        if task.no_log or res.get("_ansible_no_log") or "diff" not in res:
+            return
+        diffs = res["diff"] if isinstance(res["diff"], list) else [res["diff"]]
+        text = "".join(self._get_diff(d) for d in diffs if d)
+        if text:
+            self._emit({"event": "diff", "task": task.get_name().strip(), "host": result._host.get_name(), "diff": text[-200000:]})
 
     def v2_playbook_on_stats(self, stats):
         hosts = {}

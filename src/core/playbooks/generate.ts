@@ -28,7 +28,7 @@ import { PlaybookDoc, shortModule, type TaskView } from './model.ts';
 import { taskFingerprint } from './revisions.ts';
 import { SECRETS_VARS_FILE, hasDelimiters } from './safety.ts';
 import { secretsIn, VarNames, type HeldSecret } from './secrets.ts';
-import { newDocument, parseYaml, renderYaml } from './yaml.ts';
+import { keyName, newDocument, parseYaml, renderYaml } from './yaml.ts';
 
 /** What generation asks of the sandbox (implemented by the service through SSH, checked by hash). */
 export interface SandboxFacts {
@@ -40,6 +40,10 @@ export interface SandboxFacts {
   units(names: string[]): Promise<Record<string, { exists: boolean; active: boolean }>>;
   /** The .service units each package ships. */
   packageServices(packages: string[]): Promise<Record<string, string[]>>;
+  /** For each path: the package dpkg says owns it, and whether its content matches dpkg's checksum. */
+  packaged(paths: string[]): Promise<Record<string, { package: string; matches: boolean }>>;
+  /** Whether each command is on the sandbox's PATH (the cron module needs crontab). */
+  commands(names: string[]): Promise<Record<string, boolean>>;
   /** The shadow password field of a user (a hash), or null. */
   shadowHash(user: string): Promise<string | null>;
 }
@@ -263,6 +267,30 @@ export async function generate(input: GenerateInput): Promise<Generated> {
     (i): i is Extract<DiffItem, { kind: 'file' | 'sudoers' | 'cron' }> =>
       i.kind === 'file' || i.kind === 'sudoers' || i.kind === 'cron',
   );
+  // What installing the packages itself put on the disk is the package task's doing: files dpkg owns
+  // that still match its checksums, the init script links update-rc.d makes, and the state
+  // directories of /var named after a package. (A wrong call here cannot pass verification: the
+  // replay would lack the item and the re-diff names it.)
+  const newPackages = new Set(installs.map((p) => p.name));
+  const byPackage = new Map<string, string>();
+  if (newPackages.size) {
+    const added = fileLike.filter((f) => f.kind === 'file' && f.change === 'added' && mine(f));
+    const initScripts = added
+      .map((f) => /^\/etc\/rc[0-6S]\.d\/[SK][0-9]{2}(.+)$/.exec(f.path)?.[1])
+      .filter((n): n is string => !!n)
+      .map((n) => `/etc/init.d/${n}`);
+    const owned = await facts.packaged([...new Set([...added.map((f) => f.path), ...initScripts])]);
+    const ours = (p: string | undefined) => !!p && newPackages.has(p.replace(/:[a-z0-9]+$/, ''));
+    for (const f of added) {
+      const o = owned[f.path];
+      const rc = /^\/etc\/rc[0-6S]\.d\/[SK][0-9]{2}(.+)$/.exec(f.path)?.[1];
+      const varDir = /^\/var\/(?:lib|cache|spool|log)\/([^/]+)(?:\/|$)/.exec(f.path)?.[1];
+      if (o && ours(o.package) && o.matches) byPackage.set(f.id, o.package);
+      else if (rc && f.after?.type === 'symlink' && ours(owned[`/etc/init.d/${rc}`]?.package))
+        byPackage.set(f.id, owned[`/etc/init.d/${rc}`]!.package);
+      else if (varDir && f.after?.type === 'dir' && newPackages.has(varDir)) byPackage.set(f.id, varDir);
+    }
+  }
   const changedConfigs = fileLike.filter(
     (f) =>
       f.kind === 'file' && f.change !== 'deleted' && f.path.startsWith('/etc/') && f.after?.type === 'file',
@@ -307,7 +335,7 @@ export async function generate(input: GenerateInput): Promise<Generated> {
               ...(downgrade ? { allow_downgrade: true } : {}),
             },
           },
-          covers: dpkg.map((p) => p.id),
+          covers: [...dpkg.map((p) => p.id), ...byPackage.keys()],
         });
       } else {
         notes.push(
@@ -343,7 +371,7 @@ export async function generate(input: GenerateInput): Promise<Generated> {
             changed_when:
               "apt_get_install.stdout is not search('^0 upgraded, 0 newly installed, (0 downgraded, )?0 to remove', multiline=True)",
           },
-          covers: dpkg.map((p) => p.id),
+          covers: [...dpkg.map((p) => p.id), ...byPackage.keys()],
         });
       }
     }
@@ -537,6 +565,18 @@ export async function generate(input: GenerateInput): Promise<Generated> {
   // ---- files, sudoers, cron scripts, units ----------------------------------------------------
   const coveredHomes = new Set([...homeItems.values()].map((h) => h.id));
   const cronEntriesPlanned = new Set<string>();
+  // ansible.builtin.cron needs the crontab command on the target; without it, cron files are copied.
+  let crontab: boolean | null = null;
+  const hasCrontab = async () => {
+    if (crontab === null) {
+      crontab = !!(await facts.commands(['crontab'])).crontab;
+      if (!crontab)
+        notes.push(
+          'The sandbox has no crontab command (the cron package), which ansible.builtin.cron needs: cron files are copied as they are.',
+        );
+    }
+    return crontab;
+  };
   const restartHandler = (unit: string) => {
     const name = `Restart ${unit}`;
     if (!handlers.has(name))
@@ -562,7 +602,8 @@ export async function generate(input: GenerateInput): Promise<Generated> {
     }
     const bytes = await facts.readFile(f.path, m.sha256);
     const text = isTextBytes(bytes) ? bytes.toString('utf8') : null;
-    const base: Obj = { dest: lit(f.path), owner: owner(m), group: groupOf(m), mode: quoteMode(m.mode) };
+    const meta: Obj = { owner: owner(m), group: groupOf(m), mode: quoteMode(m.mode) };
+    const base: Obj = { dest: lit(f.path) };
     if (f.sensitive) {
       if (text === null) {
         uncovered.push({
@@ -580,7 +621,7 @@ export async function generate(input: GenerateInput): Promise<Generated> {
       });
       return {
         name: `${what} ${label(f.path)}`,
-        'ansible.builtin.copy': { ...base, content: `{{ ${name} }}`, ...extra },
+        'ansible.builtin.copy': { ...base, content: `{{ ${name} }}`, ...meta, ...extra },
         no_log: true,
       };
     }
@@ -610,24 +651,27 @@ export async function generate(input: GenerateInput): Promise<Generated> {
       out += rawJinja(text.slice(at));
       return {
         name: `${what} ${label(f.path)}`,
-        'ansible.builtin.copy': { ...base, content: out, ...extra },
+        'ansible.builtin.copy': { ...base, content: out, ...meta, ...extra },
         no_log: true,
       };
     }
     if (inlineable(bytes, text, input.inlineMax ?? INLINE_MAX))
       return {
         name: `${what} ${label(f.path)}`,
-        'ansible.builtin.copy': { ...base, content: text, ...extra },
+        'ansible.builtin.copy': { ...base, content: text, ...meta, ...extra },
       };
     const shipped = bundleName(f.path, m.sha256);
     files.set(shipped, bytes);
-    return { name: `${what} ${label(f.path)}`, 'ansible.builtin.copy': { ...base, src: shipped, ...extra } };
+    return {
+      name: `${what} ${label(f.path)}`,
+      'ansible.builtin.copy': { src: shipped, ...base, ...meta, ...extra },
+    };
   };
 
   for (const f of fileLike) {
-    if (!mine(f) || coveredHomes.has(f.id)) continue;
+    if (!mine(f) || coveredHomes.has(f.id) || byPackage.has(f.id)) continue;
     const key = f.path;
-    if (f.kind === 'cron' && f.after?.type === 'file') {
+    if (f.kind === 'cron' && f.after?.type === 'file' && (await hasCrontab())) {
       const cronTasks = cronTasksFor(f);
       if (cronTasks) {
         for (const [n, t] of cronTasks.entries())
@@ -960,6 +1004,10 @@ export async function generate(input: GenerateInput): Promise<Generated> {
       ` Generated by Fluid from the system diff of sandbox ${label(input.sandboxName)} (diff ${diff.id.slice(0, 8)}, sha256 ${diff.sha256.slice(0, 16)}…).\n` +
       ' Review it like code: each task says what it changes. Secrets are variables read from vars/secrets.yml.';
   }
+  if (!doc.commentBefore)
+    doc.commentBefore =
+      ` Generated by Fluid from the system diff of sandbox ${label(input.sandboxName)} (diff ${diff.id.slice(0, 8)}, sha256 ${diff.sha256.slice(0, 16)}…).\n` +
+      ' Review it like code: each task says what it changes. Secrets are variables read from vars/secrets.yml.';
   const play = pb.play(0);
   const generatedFingerprints: string[] = [];
   const taskNodes: Node[] = withWritten.map((w) => {
@@ -984,9 +1032,7 @@ export async function generate(input: GenerateInput): Promise<Generated> {
     const vf = play.get('vars_files', true);
     const listed = isSeq(vf) && vf.items.some((x) => isScalar(x) && x.value === SECRETS_VARS_FILE);
     if (!listed) {
-      const at = play.items.findIndex(
-        (p) => isScalar(p.key) && ['tasks', 'handlers', 'vars'].includes(String(p.key.value)),
-      );
+      const at = play.items.findIndex((p) => ['tasks', 'handlers', 'vars'].includes(keyName(p)));
       const pair = doc.createPair('vars_files', [SECRETS_VARS_FILE]);
       if (at >= 0) play.items.splice(at, 0, pair as (typeof play.items)[number]);
       else play.items.push(pair as (typeof play.items)[number]);
@@ -1208,7 +1254,7 @@ function toNode(doc: Document, v: unknown): Node {
         map.items.push(doc.createPair(k, toNode(doc, x)) as (typeof map.items)[number]);
     }
     // ansible-lint reads "# noqa" on the task's first line: the name.
-    const name = map.items.find((p) => isScalar(p.key) && p.key.value === 'name');
+    const name = map.items.find((p) => keyName(p) === 'name');
     if (noqa && name && isScalar(name.value)) name.value.comment = ` noqa: ${noqa}`;
     return map;
   }
@@ -1223,8 +1269,10 @@ function setSection(doc: Document, play: YAMLMap, section: 'tasks' | 'handlers',
     else existing.items = [];
     return;
   }
-  if (isSeq(existing)) existing.items = nodes;
-  else {
+  if (isSeq(existing)) {
+    existing.items = nodes;
+    existing.flow = false;
+  } else {
     const seq = new YAMLSeq();
     seq.items = nodes;
     if (existing !== undefined) play.set(section, seq);

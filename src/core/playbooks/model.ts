@@ -10,7 +10,7 @@
 import { isMap, isScalar, isSeq, YAMLMap, YAMLSeq, type Document, type Node } from 'yaml';
 import type { Diagnostic } from '../../shared/contract/playbooks.ts';
 import { FluidError } from '../../shared/errors.ts';
-import { diagnosticAt, newDocument, parseYaml, renderYaml, yamlDiagnostics } from './yaml.ts';
+import { diagnosticAt, keyName, newDocument, parseYaml, renderYaml, yamlDiagnostics } from './yaml.ts';
 
 export const MODULE_NAME = /^[a-z0-9_]+(\.[a-z0-9_]+){0,2}$/;
 export type Section = 'tasks' | 'handlers';
@@ -153,6 +153,15 @@ export class PlaybookDoc {
 
   constructor(doc: Document) {
     this.doc = doc;
+    // A comment right above the first task belongs to that task (it moves with it), not to the list.
+    for (const p of this.plays())
+      for (const s of ['tasks', 'handlers']) {
+        const seq = p.get(s, true);
+        if (isSeq(seq) && seq.commentBefore && seq.items[0] && !(seq.items[0] as Node).commentBefore) {
+          (seq.items[0] as Node).commentBefore = seq.commentBefore;
+          seq.commentBefore = undefined;
+        }
+      }
   }
 
   /** Parse YAML; refuses text that is not YAML or not a list of plays. */
@@ -228,8 +237,8 @@ export class PlaybookDoc {
     // Handlers come after tasks in a play, by convention.
     if (section === 'tasks' && p.has('handlers')) {
       const items = p.items;
-      const t = items.findIndex((x) => isScalar(x.key) && x.key.value === 'tasks');
-      const h = items.findIndex((x) => isScalar(x.key) && x.key.value === 'handlers');
+      const t = items.findIndex((x) => keyName(x) === 'tasks');
+      const h = items.findIndex((x) => keyName(x) === 'handlers');
       if (t > h) items.splice(h, 0, items.splice(t, 1)[0]!);
     }
     return seq;
@@ -295,10 +304,10 @@ export class PlaybookDoc {
   update(
     section: Section,
     ref: number | string,
-    patch: Partial<Omit<TaskSpec, 'module' | 'args'>> & {
-      module?: string;
-      args?: Record<string, unknown> | null;
-    } & Record<string, unknown>,
+    patch: { name?: string; module?: string; args?: Record<string, unknown> | null } & Record<
+      string,
+      unknown
+    >,
     play = 0,
   ): number {
     const i = this.resolve(section, ref, play);
@@ -311,14 +320,14 @@ export class PlaybookDoc {
     if (patch.name !== undefined) {
       if (!patch.name || typeof patch.name !== 'string')
         throw new FluidError('VALIDATION', 'A task needs a name.');
-      node.set('name', patch.name);
+      node.set(this.doc.createNode('name'), patch.name);
     }
     if (patch.module !== undefined || patch.args !== undefined) {
       const module = patch.module ?? view.module;
       if (!module || !MODULE_NAME.test(module) || isKeyword(module))
         throw new FluidError('VALIDATION', `"${module}" is not an Ansible module name.`);
       const args = patch.args !== undefined ? patch.args : (view.args as Record<string, unknown> | null);
-      const at = node.items.findIndex((p) => isScalar(p.key) && p.key.value === view.module);
+      const at = node.items.findIndex((p) => keyName(p) === view.module);
       const pair = this.doc.createPair(module, args && Object.keys(args).length ? args : null);
       if (at >= 0) node.items.splice(at, 1, pair as (typeof node.items)[number]);
       else node.items.splice(1, 0, pair as (typeof node.items)[number]);
@@ -327,7 +336,8 @@ export class PlaybookDoc {
       if (k === 'name' || k === 'module' || k === 'args' || v === undefined) continue;
       if (!isKeyword(k)) throw new FluidError('VALIDATION', `"${k}" is not a task keyword.`);
       if (v === null) node.delete(k);
-      else node.set(k, this.doc.createNode(v));
+      else if (node.has(k)) node.set(k, this.doc.createNode(v));
+      else node.items.push(this.doc.createPair(k, v) as (typeof node.items)[number]);
     }
     return i + 1;
   }
@@ -359,9 +369,7 @@ export class PlaybookDoc {
     if (!isMap(vars)) {
       vars = new YAMLMap();
       // vars before tasks, by convention.
-      const at = p.items.findIndex(
-        (x) => isScalar(x.key) && ['tasks', 'handlers'].includes(String(x.key.value)),
-      );
+      const at = p.items.findIndex((x) => ['tasks', 'handlers'].includes(keyName(x)));
       const pair = this.doc.createPair('vars', vars);
       if (at >= 0) p.items.splice(at, 0, pair as (typeof p.items)[number]);
       else p.items.push(pair as (typeof p.items)[number]);
@@ -378,7 +386,7 @@ function viewOf(n: Node, index: number): TaskView {
   const keywords: Record<string, unknown> = {};
   let block = false;
   for (const pair of n.items) {
-    const k = isScalar(pair.key) ? String(pair.key.value) : '';
+    const k = keyName(pair);
     const v =
       pair.value && typeof (pair.value as Node).toJSON === 'function'
         ? (pair.value as Node).toJSON()
@@ -449,7 +457,7 @@ function checkTasks(
       at(t, `Each item of "${section}" is a task (a mapping).`);
       continue;
     }
-    const keys = t.items.map((p) => (isScalar(p.key) ? String(p.key.value) : ''));
+    const keys = t.items.map((p) => keyName(p));
     if (keys.includes('block')) {
       for (const k of ['block', 'rescue', 'always']) {
         const inner = t.get(k, true);

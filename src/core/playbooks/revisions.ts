@@ -110,6 +110,9 @@ export function diagnose(text: string, files: ReadonlyMap<string, string | null>
   return out.sort((a, b) => a.line - b.line || a.column - b.column);
 }
 
+/** Module parameters whose names say "password" but whose values are not secrets. */
+const NOT_SECRET_PARAMS = /^(update_password|password_lock|password_expire_\w+|return_content|no_log)$/;
+
 /** Values YAML 1.1 (Ansible) reads differently from what they look like, and secrets in plain text. */
 function readingDiagnostics(text: string, doc: Document.Parsed): Diagnostic[] {
   const out: Diagnostic[] = [];
@@ -133,8 +136,10 @@ function readingDiagnostics(text: string, doc: Document.Parsed): Diagnostic[] {
           ),
         );
       }
-      if (isScalar(v) && typeof v.value === 'string' && v.tag !== '!vault') {
-        const spans = findSecrets(`${key}: ${v.value}`);
+      if (isScalar(v) && typeof v.value === 'string' && v.tag !== '!vault' && !NOT_SECRET_PARAMS.test(key)) {
+        // Variables ({{ name }}) are how secrets should appear: only literal values count.
+        const literal = v.value.replace(/\{\{[\s\S]*?\}\}/g, '');
+        const spans = findSecrets(`${key}: ${literal}`);
         if (spans.some((s) => s.start >= key.length + 2 || s.kind === 'private-key'))
           out.push(
             diagnosticAt(

@@ -17,7 +17,7 @@
 import { isMap, isPair, isScalar, isSeq, type Document, type Node, type Pair } from 'yaml';
 import type { Diagnostic } from '../../shared/contract/playbooks.ts';
 import { isKeyword, shortModule } from './model.ts';
-import { diagnosticAt, lineCol } from './yaml.ts';
+import { diagnosticAt, keyName, lineCol } from './yaml.ts';
 
 /** Modules (ansible.builtin) that act on the target only, or whose controller side is checked here. */
 export const ALLOWED_MODULES = new Set([
@@ -342,7 +342,7 @@ export function safetyDiagnostics(text: string, doc: Document.Parsed, input: Saf
 
 type Flag = (n: unknown, msg: string) => void;
 
-const keyOf = (p: Pair) => (isScalar(p.key) ? String(p.key.value) : '');
+const keyOf = (p: Pair) => keyName(p);
 
 function checkVars(v: Node, flag: Flag) {
   if (!isMap(v)) {

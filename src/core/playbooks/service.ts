@@ -531,6 +531,46 @@ export class PlaybookService {
         }
         return out;
       },
+      packaged: async (paths) => {
+        const ok = paths.filter((x) => x.startsWith('/') && !/[\t\n*?[\\]/.test(x));
+        const out: Record<string, { package: string; matches: boolean }> = {};
+        if (!ok.length) return out;
+        // dpkg -S names the owner; conffiles are checked against dpkg's status, others against md5sums.
+        const text = await exec(
+          [
+            'while IFS= read -r p; do',
+            `  line=$(dpkg-query -S -- "$p" 2>/dev/null | awk -v p="$p" 'substr($0, length($0) - length(p) - 1) == ": " p && !/^diversion/ {print; exit}')`,
+            '  [ -n "$line" ] || continue',
+            '  pkg=${line%%: *}; pkg=${pkg%%,*}; m=1',
+            '  if [ -f "$p" ] && [ ! -L "$p" ]; then',
+            `    sum=$(md5sum < "$p" | cut -d' ' -f1)`,
+            `    want=$(dpkg-query -W -f='\${Conffiles}\\n' -- "$pkg" 2>/dev/null | awk -v p="$p" '$1 == p {print $2; exit}')`,
+            '    if [ -z "$want" ]; then',
+            '      rel=${p#/}',
+            '      for f in /var/lib/dpkg/info/"$pkg".md5sums /var/lib/dpkg/info/"$pkg":*.md5sums; do',
+            `        [ -f "$f" ] && want=$(awk -v r="$rel" '$2 == r {print $1; exit}' "$f") && [ -n "$want" ] && break`,
+            '      done',
+            '    fi',
+            '    [ "$want" = "$sum" ] || m=0',
+            '  fi',
+            `  printf '%s\\t%s\\t%s\\n' "$p" "$pkg" "$m"`,
+            'done; true',
+          ].join('\n'),
+          ok.join('\n') + '\n',
+        );
+        for (const line of text.split('\n')) {
+          const [path, pkg, m] = line.split('\t');
+          if (path && pkg) out[path] = { package: pkg, matches: m === '1' };
+        }
+        return out;
+      },
+      commands: async (names) => {
+        const ok = names.filter((n) => /^[a-z0-9_.+-]+$/.test(n));
+        const text = await exec(
+          `for c in ${ok.join(' ')}; do command -v "$c" >/dev/null 2>&1 && echo "$c"; done; true`,
+        );
+        return Object.fromEntries(ok.map((n) => [n, text.split('\n').includes(n)]));
+      },
       shadowHash: async (user) => {
         if (!/^[a-z_][a-z0-9_.-]*\$?$/.test(user)) return null;
         const text = await exec(`getent shadow -- "$(cat)" | cut -d: -f2`, user);

@@ -64,6 +64,13 @@ export function unsafeString(value: string): Scalar<string> {
   return s;
 }
 
+/** The name of a mapping key: a scalar's value, a plain string key (from set()), or '' for anything else. */
+export function keyName(pair: { key: unknown }): string {
+  const k = pair.key;
+  if (isScalar(k)) return String(k.value);
+  return typeof k === 'string' || typeof k === 'number' ? String(k) : '';
+}
+
 /** The value of a scalar node, or undefined for anything else. */
 export function scalarValue(node: unknown): unknown {
   return isScalar(node) ? node.value : undefined;
