@@ -11,6 +11,7 @@ import { useSystem } from '../../stores/system.ts';
 import { AgentSettings } from './AgentSettings.tsx';
 import { ProvidersPanel } from './ProvidersPanel.tsx';
 import { SecurityPanel } from './SecurityPanel.tsx';
+import { TokensPanel } from './TokensPanel.tsx';
 import { SETTINGS_SECTIONS, SettingsForm } from './SettingsForm.tsx';
 
 /** Settings → General: everything but the agent's (Settings → Agent). */
@@ -80,13 +81,14 @@ function SystemPanel() {
   );
 }
 
-type SettingsTab = 'general' | 'providers' | 'agent' | 'security';
+type SettingsTab = 'general' | 'providers' | 'agent' | 'security' | 'tokens';
 
 const TABS: { id: SettingsTab; label: string; icon: string }[] = [
   { id: 'general', label: 'General', icon: 'gear' },
   { id: 'providers', label: 'Providers', icon: 'plug' },
   { id: 'agent', label: 'Agent', icon: 'agent' },
   { id: 'security', label: 'Security', icon: 'key' },
+  { id: 'tokens', label: 'API tokens', icon: 'plug' },
 ];
 
 function SettingsTabs({ current }: { current: SettingsTab }) {
@@ -109,7 +111,7 @@ function SettingsTabs({ current }: { current: SettingsTab }) {
 /** Routes: #/settings (general), #/settings/providers, #/settings/agent, #/settings/security. */
 export function SettingsView({ sub = [] }: { sub?: string[] }) {
   const tab: SettingsTab =
-    (['providers', 'agent', 'security'] as const).find((t) => t === sub[0]) ?? 'general';
+    (['providers', 'agent', 'security', 'tokens'] as const).find((t) => t === sub[0]) ?? 'general';
   return (
     <div className="page-pad settings-wrap">
       <SettingsTabs current={tab} />
@@ -126,6 +128,7 @@ export function SettingsView({ sub = [] }: { sub?: string[] }) {
       {tab === 'providers' && <ProvidersPanel />}
       {tab === 'agent' && <AgentSettings />}
       {tab === 'security' && <SecurityPanel />}
+      {tab === 'tokens' && <TokensPanel />}
     </div>
   );
 }
