@@ -33,9 +33,11 @@ Answer:   {"protocol": 1, "ok": true, ...} or {"protocol": 1, "ok": false, "erro
 """
 import contextlib
 import ctypes
+import datetime
 import difflib
 import fcntl
 import hashlib
+import io
 import json
 import os
 import re
@@ -1292,10 +1294,12 @@ def classify(ra, rb, raw, rules, limits, warnings):
     checks = {
         "package-file": ctx.packages.is_packaged_file,
         "package-enabled": ctx.is_package_enabled_link,
+        "package-scripts": ctx.packages.is_from_package_scripts,
         "alternatives-auto": ctx.is_auto_alternative,
         "skel-copy": ctx.is_skel_copy,
     }
-    for path, a, b, asp in raw:
+    # Deepest paths first: whether a new directory is noise depends on what became of its contents.
+    for path, a, b, asp in reversed(raw):
         if path in ctx.claimed:
             continue
         rule = None
@@ -1314,6 +1318,7 @@ def classify(ra, rb, raw, rules, limits, warnings):
         # a directory whose only change is that entries came and went is not a change of its own
         if a and b and a["type"] == "dir" and b["type"] == "dir" and not asp:
             continue
+        ctx.item_paths.add(path)
         item = file_item(ctx, path, a, b, asp)
         for special in (as_unit, as_sudoers, as_cron):
             typed = special(ctx, path, item)
@@ -1340,6 +1345,7 @@ class Context:
         self.names_b = AccountNames(rb)
         self.packages = Packages(self)
         self.new_users = set()
+        self.item_paths = set()  # paths reported as items so far (classify goes deepest first)
 
     def noise(self, path, rule):
         self.noise_list.append([path, rule])
@@ -1643,6 +1649,70 @@ class Packages:
         o = self._lookup("b", path)
         return o[0] if o else None
 
+    def windows(self):
+        """When each package changed in this diff was being installed: {name: [(start_ns, end_ns)]},
+        from dpkg's log (local time, read with the guest's own time zone)."""
+        if hasattr(self, "_windows"):
+            return self._windows
+        self._windows = {}
+        text = tree_text(self.ctx.rb, "/var/log/dpkg.log", 32 * 1024 * 1024) or ""
+        tz = guest_timezone(self.ctx.rb)
+        spans = {}
+        for line in text.split("\n"):
+            m = re.match(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (install|upgrade|configure|trigproc|remove|purge|status \S+) ([^: ]+)(?::\S+)? ", line)
+            if not m or m.group(3) not in self.changed_names:
+                continue
+            try:
+                t = int(datetime.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=tz).timestamp())
+            except ValueError:
+                continue
+            action, ws = m.group(2), spans.setdefault(m.group(3), [])
+            # A window opens when dpkg starts on the package (or configures or triggers it after an
+            # earlier run closed) and closes when the package is "status installed".
+            if action in ("install", "upgrade", "configure", "trigproc", "remove", "purge"):
+                if action in ("install", "upgrade") or not ws or ws[-1][1] is not None:
+                    ws.append([t, None])
+            elif action == "status installed" and ws and ws[-1][1] is None:
+                ws[-1][1] = t
+        for name, ws in spans.items():
+            self._windows[name] = [(s * 10**9, (e + 1) * 10**9) for s, e in ws if e is not None]
+        return self._windows
+
+    def shipped_md5s(self, name):
+        key = "_md5s_" + name
+        if not hasattr(self, key):
+            md5s = set()
+            for (n, arch), p in self.after.items():
+                if n == name:
+                    md5s.update(v[1] for v in read_package_files(self.ctx.rb, n, arch, md5_only=True).values() if v[1])
+                    md5s.update(v for v in p["conffiles"].values())
+            setattr(self, key, md5s)
+        return getattr(self, key)
+
+    def is_from_package_scripts(self, path, a, b):
+        """Made by the maintainer scripts of a package this diff installs or upgrades, while it was
+        being installed: a new file with the content of a file the package ships, a link to a path
+        the package owns, or a new directory holding nothing else. Installing the package again does
+        the same."""
+        if a is not None or b is None:
+            return False
+        for name, ws in self.windows().items():
+            if not any(s <= b["ctime"] < e for s, e in ws):
+                continue
+            if b["type"] == "file":
+                if tree_digest(self.ctx.rb, path, "md5") in self.shipped_md5s(name):
+                    return True
+            elif b["type"] == "symlink":
+                target = b["target"] or ""
+                full = os.path.normpath(target if target.startswith("/") else os.path.join(os.path.dirname(path), target))
+                o = self._lookup("b", full)
+                if o and o[0] == name:
+                    return True
+            elif b["type"] == "dir":
+                if not any(p.startswith(path + "/") for p in self.ctx.item_paths):
+                    return True
+        return False
+
     def is_packaged_file(self, path, a, b):
         """Added or modified by a package install/upgrade and identical to the packaged file, or
         deleted together with its package."""
@@ -1663,6 +1733,19 @@ class Packages:
         if md5 is None:
             return False
         return tree_digest(self.ctx.rb, path, "md5") == md5
+
+
+def guest_timezone(root):
+    """The guest's own time zone (its /etc/localtime), UTC when it has none."""
+    data = tree_read(root, "/etc/localtime", 1 << 20)
+    if data:
+        try:
+            import zoneinfo
+
+            return zoneinfo.ZoneInfo.from_file(io.BytesIO(data))
+        except Exception:
+            pass
+    return datetime.timezone.utc
 
 
 def read_package_files(root, name, arch, md5_only=False):

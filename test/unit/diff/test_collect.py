@@ -170,7 +170,7 @@ class Globs(unittest.TestCase):
     def test_the_shipped_rules_have_ids_reasons_and_known_checks(self):
         ids = [r["id"] for r in RULES["rules"]]
         self.assertEqual(len(ids), len(set(ids)))
-        checks = {"package-file", "package-enabled", "alternatives-auto", "skel-copy"}
+        checks = {"package-file", "package-enabled", "package-scripts", "alternatives-auto", "skel-copy"}
         for r in RULES["rules"]:
             self.assertTrue(r["reason"])
             self.assertTrue(("paths" in r) != ("check" in r), r["id"])
@@ -326,6 +326,42 @@ class Classify(Trees):
         self.assertEqual(items[("package", "dpkg:oldtool:amd64")]["change"], "removed")
         self.assertEqual(noise["/usr/sbin/oldtool"], "package-file")
         self.assertNotIn(("file", "/usr/sbin/oldtool"), items)
+
+    def package_scripts_scenario(self, window_offset):
+        """nginx-common installed in the diff; its postinst made a link, a copied page and dirs."""
+        self.debian()
+        page = b"<html>Welcome to nginx!</html>\n"
+        b = self.b
+        self.replace("/var/lib/dpkg/status", STATUS_BEFORE + "\nPackage: nginx-common\nStatus: install ok installed\nArchitecture: all\nVersion: 1.22.1-9\nConffiles:\n /etc/nginx/sites-available/default %s\n" % md5(b"server {}\n"))
+        write(b, "/var/lib/dpkg/info/nginx-common.list", "/.\n/etc/nginx/sites-available\n/etc/nginx/sites-available/default\n/usr/share/nginx/html/index.html\n")
+        write(b, "/var/lib/dpkg/info/nginx-common.md5sums", "%s  usr/share/nginx/html/index.html\n" % md5(page))
+        write(b, "/etc/nginx/sites-available/default", "server {}\n")
+        write(b, "/usr/share/nginx/html/index.html", page)
+        os.makedirs(b + "/etc/nginx/sites-enabled")
+        os.symlink("/etc/nginx/sites-available/default", b + "/etc/nginx/sites-enabled/default")
+        write(b, "/var/www/html/index.nginx-debian.html", page)
+        write(b, "/srv/agent/notes.txt", "mine\n")  # the agent's own file, also new
+        import time as _t
+
+        start = _t.gmtime(_t.time() + window_offset - 5)
+        end = _t.gmtime(_t.time() + window_offset + 5)
+        fmt = lambda t: _t.strftime("%Y-%m-%d %H:%M:%S", t)
+        write(b, "/var/log/dpkg.log", "%s install nginx-common:all <none> 1.22.1-9\n%s configure nginx-common:all 1.22.1-9 <none>\n%s status installed nginx-common:all 1.22.1-9\n" % (fmt(start), fmt(start), fmt(end)))
+        return self.classify()
+
+    def test_what_a_packages_scripts_made_while_it_was_installed_is_noise(self):
+        items, noise, _ = self.package_scripts_scenario(0)
+        for p in ("/etc/nginx/sites-enabled/default", "/var/www/html/index.nginx-debian.html", "/var/www/html", "/var/www"):
+            self.assertEqual(noise.get(p), "package-scripts", p)
+        self.assertEqual(noise.get("/usr/share/nginx/html/index.html"), "package-file")
+        self.assertIn(("file", "/srv/agent/notes.txt"), items)  # not a copy of anything the package ships
+        self.assertIn(("file", "/srv/agent"), items)  # a new directory holding an item is an item
+
+    def test_the_same_things_made_outside_the_packages_install_are_changes(self):
+        items, noise, _ = self.package_scripts_scenario(-3600)  # installed an hour before these files
+        for p in ("/etc/nginx/sites-enabled/default", "/var/www/html/index.nginx-debian.html", "/var/www"):
+            self.assertIn(("file", p), items, p)
+            self.assertNotIn(p, noise)
 
     def test_merged_usr_paths_are_owned_by_their_packages(self):
         self.debian()
