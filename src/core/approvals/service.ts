@@ -206,7 +206,9 @@ export class ApprovalService {
       );
     // A person learns at once that someone else was first; anyone else learns only that they may not decide.
     if (a.status !== 'pending' && isPersonDoor(actor)) throw conflict();
-    if (decision === 'approve' && isPersonDoor(actor)) this.guards.get(a.kind)?.(a);
+    // the room's refusal holds for an unattended decision too (the CLI's --yes, an operator token)
+    if (decision === 'approve' && (isPersonDoor(actor) || presence?.method === 'unattended'))
+      this.guards.get(a.kind)?.(a);
     const verb = decision === 'approve' ? 'approve' : 'deny';
     const proved = this.presence.demand(
       actor,

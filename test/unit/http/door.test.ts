@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { apiFixture, parseSse, type ApiFixture } from './support.ts';
 import { request } from 'node:http';
+import { FluidError } from '../../../src/shared/errors.ts';
 
 let f: ApiFixture;
 const person = { door: 'test' as const, id: 'person' };
@@ -152,6 +153,34 @@ describe('an operator token is a person’s automation', () => {
       assert.equal(out.status, 'approved');
       assert.equal(out.decidedVia, 'unattended');
       assert.deepEqual(out.decidedBy, { door: 'http', id: 'token:ops-1' });
+    } finally {
+      f.core.settings.update({ approvals: { allowUnattendedCli: false } }, person);
+    }
+  });
+
+  test("a room's refusal to let a request be approved holds for an operator's unattended decision", async () => {
+    f.core.approvals.guard('test-stale', () => {
+      throw new FluidError('CONFLICT', 'What was reviewed changed since; submit it again.');
+    });
+    const a = f.core.approvals.request({
+      kind: 'test-stale',
+      title: 'stale thing',
+      detail: '',
+      risk: 'high',
+      subject: {},
+      requestedBy: person,
+    });
+    f.core.settings.update({ approvals: { allowUnattendedCli: true } }, person);
+    try {
+      const r = await f.req(
+        'POST',
+        `/v1/approvals/${a.id}/decide`,
+        { decision: 'approve', presence: { kind: 'unattended' } },
+        { token: f.operator },
+      );
+      assert.equal(r.status, 409);
+      assert.match(String((await json(r)).message), /submit it again/);
+      assert.equal(f.core.approvals.get(a.id).status, 'pending');
     } finally {
       f.core.settings.update({ approvals: { allowUnattendedCli: false } }, person);
     }
