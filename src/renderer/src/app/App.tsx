@@ -44,7 +44,7 @@ function View({ route }: { route: string[] }) {
     case 'agent':
       return <AgentView sub={rest} />;
     case 'playbooks':
-      return <PlaybooksView />;
+      return <PlaybooksView sub={rest} />;
     case 'changes':
       return <ChangesView sub={rest} />;
     case 'audit':
