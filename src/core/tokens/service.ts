@@ -123,7 +123,7 @@ export class TokenService {
       {
         purpose: tokenPurpose(name, scope),
         required: scope === 'operator',
-        what: `create the operator token "${name}" (it can decide approvals while unattended decisions are allowed)`,
+        what: `create the operator token "${name}"`,
       },
       presence,
     );
