@@ -54,6 +54,11 @@ export function previewYaml(yaml: string): string {
   return renderYaml(doc);
 }
 
+/** Ansible names its temporary copy in a diff header; the run's own paths say nothing of the change. */
+export function stablePaths(diff: string): string {
+  return diff.replace(/^(\+\+\+ after|--- before): \S*\/fluid-pb-[^/\s]+\/\S*$/gm, '$1');
+}
+
 /** Results with each task's diff attached (a diff event comes before its task's result). */
 export function withDiffs(events: readonly AnsibleEvent[]): PreviewTask[] {
   const results = taskResults(events);
@@ -66,7 +71,7 @@ export function withDiffs(events: readonly AnsibleEvent[]): PreviewTask[] {
     else if (e.event === 'result') {
       const res = results[r++]!;
       const i = pending.findIndex((p) => p.task === res.task && p.host === res.host);
-      const diff = i >= 0 ? pending.splice(i, 1)[0]!.diff : null;
+      const diff = i >= 0 ? stablePaths(pending.splice(i, 1)[0]!.diff) : null;
       out.push({ ...res, diff });
     }
   }

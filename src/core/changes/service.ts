@@ -537,7 +537,7 @@ export class ChangeService {
     const rev = this.d.playbooks.store.revision(pb.id, revision.number);
     checkIntegrity(this.d.playbooks.store, rev);
     const id = randomUUID();
-    const title = input.title ?? `${pb.name} r${rev.number} → ${target.name}`;
+    const title = input.title ?? `${pb.name} revision ${rev.number}`;
     this.store.insert({
       id,
       title,

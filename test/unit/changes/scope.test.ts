@@ -12,7 +12,7 @@ import {
   scopeOfPlaybook,
 } from '../../../src/core/changes/scope.ts';
 import { playMatches } from '../../../src/core/targets/ansible.ts';
-import { previewYaml } from '../../../src/core/changes/run.ts';
+import { previewYaml, stablePaths } from '../../../src/core/changes/run.ts';
 import type { DiffItem } from '../../../src/shared/contract/diff.ts';
 
 const PLAYBOOK = `
@@ -215,4 +215,18 @@ test("the preview's reading of the playbook only adds ignore_errors to each play
   assert.equal(after[0]!.ignore_errors, true);
   const { ignore_errors: _i, ...rest } = after[0]!;
   assert.deepEqual(rest, before[0]);
+});
+
+test("a preview's diff does not name the run's temporary files (the same preview hashes the same)", () => {
+  const d = [
+    '--- before: /etc/motd',
+    '+++ after: /tmp/fluid-pb-RjbuzZ/local-tmp/ansible-local-5031_afi507c/tmpms3k1s_i',
+    '@@ -1 +1 @@',
+    '-old',
+    '+new',
+  ].join('\n');
+  assert.equal(
+    stablePaths(d),
+    ['--- before: /etc/motd', '+++ after', '@@ -1 +1 @@', '-old', '+new'].join('\n'),
+  );
 });
