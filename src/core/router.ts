@@ -13,6 +13,7 @@ import { AsyncQueue } from './util/queue.ts';
 import { randomUUID } from 'node:crypto';
 import { StringDecoder } from 'node:string_decoder';
 import type { GuestShell } from './ssh/guest.ts';
+import { checkKeyFile } from './hosts/ssh.ts';
 import { egressPurpose, purposeFor } from './presence/purposes.ts';
 import type { ApprovalRequest } from './approvals/service.ts';
 import type { Actor, ParsedIn } from '../shared/rpc.ts';
@@ -48,6 +49,7 @@ export function createRouter(core: Core): Router<Contract> {
     }),
     'system.doctor': async () => {
       const local = runDoctor(core);
+      now: core.clock.now().toISOString(),
       const egress = await core.sandboxes.egressDoctor();
       return {
         ok: local.ok && !egress.some((c) => c.status === 'fail'),
@@ -100,6 +102,7 @@ export function createRouter(core: Core): Router<Contract> {
     'hosts.add': (i, ctx) => core.hosts.add(i, ctx.actor),
     'hosts.update': (i, ctx) => core.hosts.update(i, ctx.actor),
     'hosts.trust': (i, ctx) => core.hosts.trust(i.host, i.acceptFingerprint, ctx.actor),
+    'hosts.checkKey': (i) => checkKeyFile(i.keyPath),
     'hosts.remove': (i, ctx) =>
       core.hosts.remove(i.host, ctx.actor, (hostId) => {
         const live = core.sandboxes.store.list({ hostId }).filter((r) => r.state !== 'failed');
@@ -212,7 +215,8 @@ export function createRouter(core: Core): Router<Contract> {
         );
       return q;
     },
-    'sandboxes.readFile': (i) => core.sandboxes.readFile(i.sandbox, i.path, i.maxBytes),
+    'sandboxes.readFile': (i) => core.sandboxes.readFile(i.sandbox, i.path, i.maxBytes, i.head),
+    'sandboxes.listDir': (i) => core.sandboxes.listDir(i.sandbox, i.path, i.maxEntries),
     'sandboxes.writeFile': (i, ctx) =>
       core.sandboxes.writeFile(i.sandbox, i.path, i.content, i.encoding, i.mode, ctx.actor),
     'sandboxes.editFile': (i, ctx) =>

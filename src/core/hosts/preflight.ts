@@ -258,17 +258,19 @@ export function evaluate(
   if (freeMem === null) {
     checks.push(check('memory', 'Available memory', 'warn', 'Could not read /proc/meminfo.', null));
   } else {
-    const total = totalMem ? ` of ${totalMem} MiB` : '';
+    // GiB, as the capacity view shows memory.
+    const mem = (mib: number) => (mib >= 1024 ? `${(mib / 1024).toFixed(1)} GiB` : `${mib} MiB`);
+    const total = totalMem ? ` of ${mem(totalMem)}` : '';
     checks.push(
       freeMem < p.minFreeMemoryMiB
         ? check(
             'memory',
             'Available memory',
             'warn',
-            `${freeMem} MiB available${total}.`,
+            `${mem(freeMem)} available${total}.`,
             'Sandboxes need memory of their own: stop idle VMs or lower the threshold in Settings.',
           )
-        : check('memory', 'Available memory', 'pass', `${freeMem} MiB available${total}.`),
+        : check('memory', 'Available memory', 'pass', `${mem(freeMem)} available${total}.`),
     );
   }
 

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
+import ssh2, { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import { FluidError } from '../../shared/errors.ts';
 import type { HostAuth } from '../../shared/contract/hosts.ts';
 import {
@@ -178,6 +178,31 @@ function authConfig(auth: HostAuth): Partial<ConnectConfig> {
     return { agent: socket };
   }
   throw new FluidError('VALIDATION', 'The local host is not reached over SSH.');
+}
+
+/**
+ * Before a person is asked to trust a host key: can Fluid use this key file? It must be an absolute
+ * path to a readable private key without a passphrase. Nothing of the key leaves this function but its
+ * type and its public key's fingerprint (what `ssh-keygen -lf` prints), for the person to recognise.
+ */
+export function checkKeyFile(keyPath: string): { keyPath: string; type: string; fingerprint: string } {
+  if (!keyPath.startsWith('/'))
+    throw new FluidError(
+      'VALIDATION',
+      keyPath.startsWith('~')
+        ? `Write the full path of the key file (for example /home/you/.ssh/id_ed25519): "~" is not expanded.`
+        : `The key file must be an absolute path on the machine that runs Fluid, not ${JSON.stringify(keyPath)}.`,
+    );
+  const { privateKey } = authConfig({ type: 'key', keyPath }) as { privateKey: Buffer };
+  const parsed = ssh2.utils.parseKey(privateKey);
+  const key = Array.isArray(parsed) ? parsed[0] : parsed;
+  if (!key || key instanceof Error || !key.isPrivateKey())
+    throw new FluidError(
+      'VALIDATION',
+      `${keyPath} is not a private key that Fluid can use${key instanceof Error ? ` (${key.message})` : ''}. Choose the private key (id_ed25519, not id_ed25519.pub).`,
+    );
+  const pub = key.getPublicSSH();
+  return { keyPath, type: key.type, fingerprint: fingerprintOf(pub) };
 }
 
 function isEncryptedOpenSsh(buf: Buffer): boolean {

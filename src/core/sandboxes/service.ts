@@ -1179,13 +1179,17 @@ ${V('destroy "$d"')} >/dev/null 2>&1 || true`,
     return res;
   }
 
-  async readFile(ref: string, path: string, maxBytes: number) {
+  /** A file's bytes; with `head`, a file over maxBytes gives its first maxBytes (truncated: true). */
+  async readFile(ref: string, path: string, maxBytes: number, head = false) {
     const r = this.running(ref);
-    const buf = await this.guest(r).readFile(path, { maxBytes });
+    const got = head
+      ? await this.guest(r).readHead(path, maxBytes)
+      : { data: await this.guest(r).readFile(path, { maxBytes }), size: null, truncated: false };
+    const buf = got.data;
     const text = isText(buf);
     return {
       path,
-      size: buf.length,
+      size: got.size ?? buf.length,
       encoding: text ? ('utf8' as const) : ('base64' as const),
       content: text ? buf.toString('utf8') : buf.toString('base64'),
     };
@@ -1398,9 +1402,16 @@ ${V('destroy "$d"')} >/dev/null 2>&1 || true`,
     });
   }
 
+      ...(head ? { truncated: got.truncated } : {}),
   async snapshotDelete(ref: string, snapshot: string, actor: Actor): Promise<{ deleted: true }> {
     const id0 = this.store.row(ref).id;
     return this.serialize(id0, async () => {
+  /** One level of a directory in the sandbox, as root. */
+  async listDir(ref: string, path: string, maxEntries: number) {
+    const r = this.running(ref);
+    return { path, ...(await this.guest(r).listDir(path, { maxEntries })) };
+  }
+
       const r = this.store.row(id0);
       const s = this.store.snapshot(r.id, snapshot);
       const detail = parseDetail(this.store.snapshotDetails(r.id).get(s.id) ?? '{}');

@@ -10,7 +10,15 @@ import { shq } from '../hosts/connection.ts';
 export const DEFAULT_MAX_FILE_BYTES = 16 * 1024 * 1024;
 
 /** Exit codes the file scripts use for the cases callers handle. */
-export const FILE_EXIT = { notFound: 10, isDirectory: 11, noParent: 12, changed: 13, short: 15 } as const;
+export const FILE_EXIT = {
+  notFound: 10,
+  isDirectory: 11,
+  noParent: 12,
+  changed: 13,
+  short: 15,
+  notDirectory: 16,
+  noFindPrintf: 17,
+} as const;
 
 export function validatePath(path: string): void {
   if (typeof path !== 'string' || !path.startsWith('/'))
@@ -148,4 +156,128 @@ export function applyEdit(
     ]),
     line: lineAt(content, start),
   };
+}
+
+// ---- directory listings ------------------------------------------------------------------------
+
+/** Fields printed per entry by listDirScript, each ending in NUL (names cannot hold NUL). */
+const LIST_FIELDS = 9;
+
+/**
+ * Lists a directory's entries (one level, dot files included) with GNU find's -printf, NUL-separated:
+ * type, the type a symlink points to, size, permission bits, owner, group, mtime, link target, name.
+ * Before them: the entry count, then the directory's resolved path. Any bytes in a name round-trip.
+ */
+export function listDirScript(path: string): string {
+  validatePath(path);
+  return `p=${shq(path)}
+if [ ! -e "$p" ]; then echo "no such file: $p" >&2; exit ${FILE_EXIT.notFound}; fi
+if [ ! -d "$p" ]; then echo "not a directory: $p" >&2; exit ${FILE_EXIT.notDirectory}; fi
+cd -- "$p" || exit 1
+find . -maxdepth 0 -printf '' >/dev/null 2>&1 || { echo "find has no -printf here: listing directories needs GNU findutils" >&2; exit ${FILE_EXIT.noFindPrintf}; }
+printf '%s\\0' "$(find . -mindepth 1 -maxdepth 1 -printf . | wc -c)"
+printf '%s\\0' "$(pwd -P)"
+exec find . -mindepth 1 -maxdepth 1 -printf '%y\\0%Y\\0%s\\0%m\\0%u\\0%g\\0%T@\\0%l\\0%P\\0'
+`;
+}
+
+export type DirEntryType = 'file' | 'dir' | 'symlink' | 'block' | 'char' | 'fifo' | 'socket' | 'other';
+
+export interface DirEntry {
+  /** The name as text (bytes that are not UTF-8 show as U+FFFD). */
+  name: string;
+  /** The name's bytes in base64 when they are not valid UTF-8 (such a name cannot be opened by path). */
+  rawName: string | null;
+  type: DirEntryType;
+  size: number;
+  /** Permission bits in octal, e.g. "0644", "4755". */
+  mode: string;
+  owner: string;
+  group: string;
+  /** Modification time, ISO 8601. */
+  mtime: string;
+  /** A symlink's target as written, and what it points to ('missing' when nothing, 'loop'). */
+  target: string | null;
+  targetType: DirEntryType | 'missing' | 'loop' | null;
+}
+
+export interface DirListing {
+  /** The directory with symlinks resolved. */
+  resolved: string;
+  entries: DirEntry[];
+  /** Entries in the directory; more than entries.length when the listing was cut. */
+  total: number;
+  truncated: boolean;
+}
+
+const TYPE_OF: Record<string, DirEntryType> = {
+  f: 'file',
+  d: 'dir',
+  l: 'symlink',
+  b: 'block',
+  c: 'char',
+  p: 'fifo',
+  s: 'socket',
+};
+
+const strict = new TextDecoder('utf-8', { fatal: true });
+
+function text(b: Buffer): { text: string; valid: boolean } {
+  try {
+    return { text: strict.decode(b), valid: true };
+  } catch {
+    return { text: b.toString('utf8'), valid: false };
+  }
+}
+
+/**
+ * Parse listDirScript's output. Only whole records count (the output may have been cut at a cap);
+ * at most `maxEntries` are kept. Directories first, then by name.
+ */
+export function parseListing(out: Buffer, maxEntries: number): DirListing {
+  const fields: Buffer[] = [];
+  for (let start = 0, i = out.indexOf(0); i !== -1; start = i + 1, i = out.indexOf(0, start))
+    fields.push(out.subarray(start, i));
+  if (fields.length < 2) throw new FluidError('INTERNAL', 'The directory listing was cut short.');
+  const total = Number(fields[0]!.toString('latin1').trim());
+  const resolved = text(fields[1]!).text;
+  const entries: DirEntry[] = [];
+  for (let i = 2; i + LIST_FIELDS <= fields.length && entries.length < maxEntries; i += LIST_FIELDS) {
+    const [y, yt, size, mode, owner, group, mtime, target, name] = fields.slice(i, i + LIST_FIELDS) as [
+      Buffer,
+      Buffer,
+      Buffer,
+      Buffer,
+      Buffer,
+      Buffer,
+      Buffer,
+      Buffer,
+      Buffer,
+    ];
+    const type = TYPE_OF[y.toString('latin1')] ?? 'other';
+    const n = text(name);
+    const yT = yt.toString('latin1');
+    const seconds = Number(mtime.toString('latin1'));
+    entries.push({
+      name: n.text,
+      rawName: n.valid ? null : name.toString('base64'),
+      type,
+      size: Number(size.toString('latin1')) || 0,
+      mode: mode.toString('latin1').padStart(4, '0'),
+      owner: text(owner).text,
+      group: text(group).text,
+      mtime: new Date(
+        Number.isFinite(seconds) && Math.abs(seconds) < 8.64e12 ? seconds * 1000 : 0,
+      ).toISOString(),
+      target: type === 'symlink' ? text(target).text : null,
+      targetType:
+        type !== 'symlink' ? null : yT === 'N' ? 'missing' : yT === 'L' ? 'loop' : (TYPE_OF[yT] ?? 'other'),
+    });
+  }
+  const isDir = (e: DirEntry) => e.type === 'dir' || (e.type === 'symlink' && e.targetType === 'dir');
+  entries.sort(
+    (a, b) => Number(isDir(b)) - Number(isDir(a)) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
+  );
+  const safeTotal = Number.isFinite(total) ? Math.max(total, entries.length) : entries.length;
+  return { resolved, entries, total: safeTotal, truncated: entries.length < safeTotal };
 }

@@ -20,7 +20,10 @@ import {
   applyEdit,
   DEFAULT_MAX_FILE_BYTES,
   FILE_EXIT,
+  listDirScript,
+  parseListing,
   readScript,
+  type DirListing,
   sha256Hex,
   validatePath,
   writeScript,
@@ -785,6 +788,63 @@ export class GuestSsh {
       );
     }
     return r.stdout.toBuffer();
+  }
+
+  /**
+   * The first `maxBytes` of a file and its whole size: a preview of a file too large to read whole.
+   * A multibyte UTF-8 character cut at the end is left out, so text stays text.
+   */
+  async readHead(
+    path: string,
+    maxBytes: number,
+    opts: Omit<ReadFileOptions, 'maxBytes'> = {},
+  ): Promise<{ data: Buffer; size: number; truncated: boolean }> {
+    const r = await this.runFileScript(readScript(path, maxBytes), `Reading ${path}`, {
+      stdoutCap: maxBytes + 1,
+      timeoutMs: opts.timeoutMs,
+      signal: opts.signal,
+    });
+    // head -c stops early and the file's reader may see SIGPIPE: only the script's own codes matter.
+    if (r.exitCode !== 0) throw this.fileError(r, 'Reading', path);
+    const size = Number(/size=(\d+)/.exec(r.stderr.toText())?.[1] ?? r.stdout.total);
+    const all = r.stdout.toBuffer();
+    if (all.length <= maxBytes) return { data: all, size: Math.max(size, all.length), truncated: false };
+    let data = all.subarray(0, maxBytes);
+    // Drop a partial UTF-8 sequence at the end (at most 3 bytes: a lead byte and its continuations).
+    for (let back = 1; back <= 3 && back <= data.length; back++) {
+      const b = data[data.length - back]!;
+      if ((b & 0xc0) === 0x80) continue;
+      const need = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
+      if (need > back) data = data.subarray(0, data.length - back);
+      break;
+    }
+    return { data, size, truncated: true };
+  }
+
+  /** One level of a directory as root: names (any bytes), types, sizes, modes, owners, link targets. */
+  async listDir(
+    path: string,
+    opts: { maxEntries?: number; timeoutMs?: number; signal?: AbortSignal } = {},
+  ): Promise<DirListing> {
+    const maxEntries = opts.maxEntries ?? 5000;
+    // A record is ~60 bytes plus the name and link target; leave room for long names.
+    const cap = Math.min(64 * 1024 * 1024, 1024 + maxEntries * 8600);
+    const r = await this.runFileScript(listDirScript(path), `Listing ${path}`, {
+      stdoutCap: cap,
+      timeoutMs: opts.timeoutMs,
+      signal: opts.signal,
+    });
+    if (r.exitCode === FILE_EXIT.notDirectory)
+      throw new FluidError('VALIDATION', `${path} is not a directory on ${this.describe()}.`, {
+        notDirectory: true,
+      });
+    if (r.exitCode === FILE_EXIT.noFindPrintf)
+      throw new FluidError(
+        'UNAVAILABLE',
+        `Cannot list ${path} on ${this.describe()}: ${r.stderr.toText().trim()}. Use the terminal (ls -la).`,
+      );
+    if (r.exitCode !== 0) throw this.fileError(r, 'Listing', path);
+    return parseListing(r.stdout.toBuffer(), maxEntries);
   }
 
   /** Replace a file atomically as root (temp file in the same directory, then rename). */

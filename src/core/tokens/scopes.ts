@@ -29,6 +29,7 @@ export const AGENT_MEMBERS: ReadonlySet<string> = new Set([
   'sandboxes.exec',
   'sandboxes.execStream',
   'sandboxes.readFile',
+  'sandboxes.listDir',
   'sandboxes.writeFile',
   'sandboxes.editFile',
   'sandboxes.shell',

@@ -196,6 +196,11 @@ export const hostsContract = {
     HostProbeSchema,
     "Fetch a host's SSH host key without logging in, to show its fingerprint before trusting it.",
   ),
+  'hosts.checkKey': call(
+    z.object({ keyPath: z.string().min(1).max(4096) }),
+    z.object({ keyPath: z.string(), type: z.string(), fingerprint: z.string() }),
+    "Check a private key file before a host is added: readable, a private key, no passphrase. Returns its type and its public key's fingerprint, nothing else.",
+  ),
   'hosts.add': call(
     z.object({
       name: Name.optional(),

@@ -158,6 +158,27 @@ export const sandboxesContract = {
   'sandboxes.list': call(
     z.object({ host: HostRef.optional(), includeDestroyed: z.boolean().default(false) }),
     z.array(SandboxSchema),
+const DirEntryType = z.enum(['file', 'dir', 'symlink', 'block', 'char', 'fifo', 'socket', 'other']);
+
+/** One entry of a directory listing (sandboxes.listDir). */
+export const DirEntrySchema = z.object({
+  /** The name as text; bytes that are not UTF-8 show as U+FFFD and `rawName` holds them. */
+  name: z.string(),
+  /** base64 of the name's bytes when they are not valid UTF-8 (such a file cannot be opened by path). */
+  rawName: z.string().nullable(),
+  type: DirEntryType,
+  size: z.number().int(),
+  /** Permission bits in octal: "0644", "4755". */
+  mode: z.string(),
+  owner: z.string(),
+  group: z.string(),
+  mtime: IsoDate,
+  /** A symlink's target as written, and the type of what it points to. */
+  target: z.string().nullable(),
+  targetType: z.union([DirEntryType, z.enum(['missing', 'loop'])]).nullable(),
+});
+export type DirEntry = z.infer<typeof DirEntrySchema>;
+
     'Sandboxes, newest first.',
   ),
   'sandboxes.get': call(z.object({ sandbox: SandboxRef }), SandboxSchema, 'One sandbox.'),
@@ -277,15 +298,37 @@ export const sandboxesContract = {
     'Replace one unique occurrence of a string in a file.',
   ),
   'sandboxes.shell': stream(
+      /** A file over maxBytes gives its first maxBytes (truncated: true) instead of an error. */
+      head: z.boolean().default(false),
     z.object({
       sandbox: SandboxRef,
       cols: z.number().int().min(10).max(1000).default(120),
+      /** The whole file's size (with head, possibly more than the bytes returned). */
       rows: z.number().int().min(5).max(500).default(32),
     }),
     z.discriminatedUnion('kind', [
+      /** Set with head: only the first maxBytes were read. */
+      truncated: z.boolean().optional(),
       z.object({ kind: z.literal('open'), sessionId: Id }),
       z.object({ kind: z.literal('data'), data: z.string() }),
       z.object({ kind: z.literal('exit'), code: z.number().int().nullable() }),
+  'sandboxes.listDir': call(
+    z.object({
+      sandbox: SandboxRef,
+      path: AbsPath,
+      maxEntries: z.number().int().min(1).max(50_000).default(5000),
+    }),
+    z.object({
+      path: z.string(),
+      /** The directory with symlinks resolved. */
+      resolved: z.string(),
+      entries: z.array(DirEntrySchema),
+      /** Entries in the directory; more than entries.length when the listing was cut at maxEntries. */
+      total: z.number().int(),
+      truncated: z.boolean(),
+    }),
+    'List a directory as root (one level, dot files included): types, sizes, modes, owners, link targets. A path that is not a directory is VALIDATION with data.notDirectory.',
+  ),
     ]),
     'An interactive shell (PTY) in the sandbox; send keys with sandboxes.shellInput.',
   ),

@@ -23,6 +23,8 @@ export const systemContract = {
       pid: z.number().int(),
       actor: ActorSchema,
       schemaVersion: z.number().int(),
+      /** The backend's clock: windows measure durations against it, never their own. */
+      now: z.string().optional(),
     }),
     'Where this backend keeps its state, and who it thinks you are.',
   ),

@@ -85,6 +85,7 @@ export const OVERRIDES: Record<string, { method?: Method; path?: string }> = {
   'sandboxes.readFile': { method: 'GET', path: '/v1/sandboxes/{sandbox}/files' },
   'sandboxes.writeFile': { method: 'PUT', path: '/v1/sandboxes/{sandbox}/files' },
   'sandboxes.editFile': { method: 'PATCH', path: '/v1/sandboxes/{sandbox}/files' },
+  'sandboxes.listDir': { method: 'GET', path: '/v1/sandboxes/{sandbox}/dirs' },
   // audit reads
   'audit.verify': { method: 'GET' },
   'audit.export': { method: 'GET' },
