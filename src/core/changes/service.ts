@@ -404,7 +404,7 @@ export class ChangeService {
     { kind: 'state'; apply: Apply } | { kind: 'log'; data: string } | { kind: 'end'; apply: Apply }
   > {
     this.settle();
-    let row = this.store.apply(id);
+    let row = this.store.applyBrief(id);
     yield { kind: 'state', apply: this.applyOf(row) };
     let offset = 0;
     let last = `${row.status}|${row.body.length}`;
@@ -419,7 +419,7 @@ export class ChangeService {
           offset += more.length;
           yield { kind: 'log', data: more };
         }
-        row = this.store.apply(id);
+        row = this.store.applyBrief(id);
         const now = `${row.status}|${row.body.length}`;
         if (!isRunning(row.status)) {
           const tail = this.store.logSlice(id, offset);

@@ -279,6 +279,18 @@ export class ChangeStore {
     return r;
   }
 
+  /** One apply without its log (for following it). */
+  applyBrief(id: string): ApplyRow {
+    const r = this.db
+      .prepare(
+        `SELECT id, change_id, target_id, bundle_sha256, approval_id, status, task_id, requested_by_door, requested_by_id,
+           started_at, finished_at, '' AS log, body FROM change_applies WHERE id = ?`,
+      )
+      .get(id) as ApplyRow | undefined;
+    if (!r) throw new FluidError('NOT_FOUND', `No apply ${id}.`);
+    return r;
+  }
+
   /** Applies without their logs, newest first. */
   applies(opts: { targetId?: string; changeId?: string; limit: number }): ApplyRow[] {
     const where: string[] = [];
