@@ -21,7 +21,7 @@ import { HostService } from './hosts/service.ts';
 import { ApprovalService } from './approvals/service.ts';
 import { PresenceService } from './presence/service.ts';
 import { TokenService } from './tokens/service.ts';
-import { authorize } from './tokens/scopes.ts';
+import { authorize, ownSandboxOnly } from './tokens/scopes.ts';
 import { SandboxService, type EgressHooks } from './sandboxes/service.ts';
 import { EgressManager } from './sandboxes/egress.ts';
 import { DiffService } from './diff/index.ts';
@@ -271,6 +271,8 @@ export function createCore(opts: CoreOptions = {}): Core {
         onInternalError: (member, err) => log.error('internal error', { member, err }),
         // an API token reaches only what its scope allows (src/core/tokens/scopes.ts)
         authorize: (member, kind) => authorize(actor, member, kind),
+        // …and an agent token works only in the sandboxes it created (agents cannot touch each other's)
+        authorizeInput: (member, input) => ownSandboxOnly(actor, member, input, (ref) => sandboxes.get(ref)),
       });
       served.add(s);
       port.onClose(() => served.delete(s));

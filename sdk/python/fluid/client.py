@@ -95,11 +95,12 @@ class Sandboxes(_Part):
 
         ``agent_id`` and ``wait_for_ip`` are accepted as the original SDK took them: the token names
         the agent, and the answer always comes once the sandbox is ready. ``auto_start=False`` shuts
-        it down after creation.
+        it down after creation. ``host`` defaults to the FLUID_HOST environment variable (needed when
+        several hosts are registered and the server cannot tell which one to use).
         """
         body = {
             "source": source_vm_name,
-            "host": host,
+            "host": host or os.environ.get("FLUID_HOST"),
             "name": name,
             "vcpus": cpu,
             "memoryMiB": memory_mb,

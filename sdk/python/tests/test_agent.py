@@ -93,6 +93,20 @@ class ScriptedAgent(unittest.TestCase):
             self.client._transport.call("POST", f"/v1/changes/{change.id}/apply", body={})
         self.assertEqual(e.exception.status, 403)
 
+    def test_5_another_agent_cannot_touch_this_sandbox(self) -> None:
+        other = Fluid(require("FLUID_URL"), require("FLUID_OTHER_TOKEN"))
+        self.assertEqual(other.sandbox.get_sandbox(self.sandbox.id).id, self.sandbox.id, "it may look it up")
+        for attempt in (
+            lambda: other.sandbox.run_command(self.sandbox.id, "touch /opt/app/planted"),
+            lambda: other.sandbox.read_file(self.sandbox.id, "/opt/app/app.conf"),
+            lambda: other.sandbox.destroy_sandbox(self.sandbox.id),
+            lambda: other.diff.get(self.sandbox.id),
+        ):
+            with self.assertRaises(FluidError) as e:
+                attempt()
+            self.assertEqual((e.exception.status, e.exception.code), (403, "DENIED"))
+        self.assertEqual(self.run_ok("ls /opt/app").split(), ["app.conf", "motd"])
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -1,8 +1,9 @@
 """The original product's documented Python example (its README, "SDK Example"), run against a Fluid
 server on the lab. It is kept as written; what differs: the token, and — because the lab has no VM
 called "ubuntu-base" and the server is not on localhost:8080 — the URL and the source VM come from
-the environment. The example leaves ``run_agent`` to the reader: here it runs a command in the
-sandbox, which is what an agent would do first."""
+the environment (and FLUID_HOST names the lab host, since this machine is registered twice). The
+example leaves ``run_agent`` to the reader: here it runs a command in the sandbox, which is what an
+agent would do first."""
 
 from __future__ import annotations
 

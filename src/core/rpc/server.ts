@@ -35,6 +35,8 @@ export interface ServeOptions {
   onInternalError?: (member: string, err: unknown) => void;
   /** May this connection's actor use the member at all? Throws (DENIED) to refuse. */
   authorize?: (member: string, kind: 'call' | 'stream' | 'event') => void;
+  /** …and with this (validated) input? Throws (DENIED) to refuse. */
+  authorizeInput?: (member: string, input: unknown) => void;
 }
 
 export interface Served {
@@ -84,6 +86,12 @@ export function serve<C extends ContractDef>(
     const parsed = def.input.safeParse(f.i);
     if (!parsed.success) {
       send({ t: 'err', id: f.id, e: validationError(parsed.error).toPayload() });
+      return;
+    }
+    try {
+      opts.authorizeInput?.(f.m, parsed.data);
+    } catch (err) {
+      send({ t: 'err', id: f.id, e: toErrorPayload(err) });
       return;
     }
     const ac = new AbortController();

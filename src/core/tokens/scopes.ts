@@ -113,3 +113,31 @@ export function authorize(actor: Actor, member: string, kind: 'call' | 'stream' 
     { member, scope: actor.scope ?? null },
   );
 }
+
+/** Members an agent may use on any sandbox (listing and looking one up). */
+const ANY_SANDBOX = new Set(['sandboxes.get', 'sandboxes.list']);
+
+/**
+ * An agent token works only in the sandboxes it created: commands, files, snapshots, diffs,
+ * playbooks and changes of another agent's (or a person's) sandbox are refused, so agents sharing a
+ * server cannot read or spoil each other's work. Checks the `sandbox` (and an ask's `sandboxId`) input.
+ */
+export function ownSandboxOnly(
+  actor: Actor,
+  member: string,
+  input: unknown,
+  lookup: (ref: string) => { id: string; name: string; createdBy: { door: string; id: string } },
+): void {
+  if (actor.door !== 'http' || actor.scope !== 'agent' || ANY_SANDBOX.has(member)) return;
+  const i = (input ?? {}) as { sandbox?: unknown; sandboxId?: unknown };
+  const ref =
+    typeof i.sandbox === 'string' ? i.sandbox : typeof i.sandboxId === 'string' ? i.sandboxId : null;
+  if (ref === null) return;
+  const sb = lookup(ref);
+  if (sb.createdBy.door !== actor.door || sb.createdBy.id !== actor.id)
+    throw new FluidError(
+      'DENIED',
+      `The sandbox ${sb.name} was not created with this token (${actor.id}): an agent token works only in its own sandboxes.`,
+      { member, sandbox: sb.id },
+    );
+}

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { testCore } from '../../support/core.ts';
 import { AUDIT_USE_EVERY_MS } from '../../../src/core/tokens/service.ts';
+import { ownSandboxOnly } from '../../../src/core/tokens/scopes.ts';
 import { connectInProcess } from '../../../src/core/doors/inprocess.ts';
 import { FluidError } from '../../../src/shared/errors.ts';
 
@@ -93,4 +94,40 @@ test('use is audited on the first request and then once per period, not per requ
   } finally {
     await core.dispose();
   }
+});
+
+test('an agent token works only in the sandboxes it created', () => {
+  const sandboxes: Record<string, { id: string; name: string; createdBy: { door: string; id: string } }> = {
+    mine: { id: 's1', name: 'mine', createdBy: { door: 'http', id: 'token:a' } },
+    theirs: { id: 's2', name: 'theirs', createdBy: { door: 'http', id: 'token:b' } },
+    persons: { id: 's3', name: 'persons', createdBy: { door: 'app', id: 'token:a' } },
+  };
+  const lookup = (ref: string) => sandboxes[ref]!;
+  const a = { door: 'http' as const, id: 'token:a', scope: 'agent' as const };
+  assert.doesNotThrow(() => ownSandboxOnly(a, 'sandboxes.exec', { sandbox: 'mine' }, lookup));
+  for (const ref of ['theirs', 'persons'])
+    for (const m of [
+      'sandboxes.exec',
+      'sandboxes.readFile',
+      'diff.get',
+      'snapshots.restore',
+      'changes.submit',
+    ])
+      assert.throws(
+        () => ownSandboxOnly(a, m, { sandbox: ref }, lookup),
+        /works only in its own sandboxes/,
+        `${m} ${ref}`,
+      );
+  assert.throws(
+    () => ownSandboxOnly(a, 'approvals.ask', { sandboxId: 'theirs' }, lookup),
+    /its own sandboxes/,
+  );
+  // looking one up is fine; an operator token, a person and the CLI are not limited
+  assert.doesNotThrow(() => ownSandboxOnly(a, 'sandboxes.get', { sandbox: 'theirs' }, lookup));
+  for (const actor of [
+    { door: 'http' as const, id: 'token:o', scope: 'operator' as const },
+    { door: 'app' as const, id: 'me' },
+    { door: 'cli' as const, id: 'me' },
+  ])
+    assert.doesNotThrow(() => ownSandboxOnly(actor, 'sandboxes.exec', { sandbox: 'theirs' }, lookup));
 });
