@@ -14,6 +14,7 @@ const ORDER = [
   'identity',
   'egress',
   'ssh',
+  'baseline',
 ];
 
 const LABEL: Record<string, string> = {
@@ -28,6 +29,7 @@ const LABEL: Record<string, string> = {
   identity: 'New identity',
   egress: 'Egress proxy',
   ssh: 'SSH login',
+  baseline: 'Diff baseline',
 };
 
 export function TimingsChart({ timings }: { timings: Record<string, number> }) {
