@@ -16,13 +16,15 @@ export interface AnsibleCheck {
   advice: string | null;
 }
 
-function find(cmd: string): string | null {
-  for (const d of [
-    ...(process.env.PATH ?? '').split(delimiter),
-    '/usr/bin',
-    '/usr/local/bin',
-    '/opt/homebrew/bin',
-  ]) {
+const SEARCH = () => [
+  ...(process.env.PATH ?? '').split(delimiter),
+  '/usr/bin',
+  '/usr/local/bin',
+  '/opt/homebrew/bin',
+];
+
+function find(cmd: string, dirs: readonly string[]): string | null {
+  for (const d of dirs) {
     if (!d) continue;
     try {
       accessSync(join(d, cmd), constants.X_OK);
@@ -48,9 +50,10 @@ function version(path: string, args: string[], re: RegExp): string | null {
   return re.exec(stripAnsi(`${r.stdout ?? ''}${r.stderr ?? ''}`))?.[1] ?? null;
 }
 
-export function ansibleChecks(): AnsibleCheck[] {
+/** `dirs`: where to look for the tools (default: PATH and the usual places). */
+export function ansibleChecks(dirs: readonly string[] = SEARCH()): AnsibleCheck[] {
   const out: AnsibleCheck[] = [];
-  const playbook = find('ansible-playbook');
+  const playbook = find('ansible-playbook', dirs);
   const core = playbook ? version(playbook, ['--version'], /core ([0-9][^\]\s]*)/) : null;
   out.push(
     playbook && core
@@ -71,7 +74,7 @@ export function ansibleChecks(): AnsibleCheck[] {
           advice: INSTALL_ADVICE,
         },
   );
-  const lint = find('ansible-lint');
+  const lint = find('ansible-lint', dirs);
   const lv = lint ? version(lint, ['--version', '--nocolor'], /ansible-lint\s+([0-9][0-9.]*)/) : null;
   out.push(
     lint && lv

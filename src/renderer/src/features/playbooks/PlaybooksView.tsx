@@ -22,6 +22,7 @@ import { toast, toastError } from '../../stores/toasts.ts';
 import { PlaybookEditor, ProblemList, type Problem } from './PlaybookEditor.tsx';
 import { RevisionHistory } from './RevisionHistory.tsx';
 import { VerificationReport } from './VerificationReport.tsx';
+import { AnsibleReadiness } from './AnsibleReadiness.tsx';
 import './playbooks.css';
 
 /** Reload when the backend says this playbook (or any, for the list) changed. */
@@ -90,6 +91,7 @@ function PlaybookList() {
           </p>
           <h3 className="empty-sub">What to do now</h3>
           <ReadinessChecklist />
+          <AnsibleReadiness />
         </EmptyState>
         {dialogs}
       </>

@@ -1,5 +1,6 @@
 import { Icon } from '../../../components/Icon.tsx';
 import { Badge } from '../../../components/ui.tsx';
+import { AnsibleReadiness } from '../../playbooks/AnsibleReadiness.tsx';
 import { href } from '../../../lib/route.ts';
 import { READINESS_LABEL, hostTarget, readiness, useHosts } from '../../../stores/hosts.ts';
 import type { HostWizardState } from '../state.ts';
@@ -34,6 +35,7 @@ export function DoneStep({ state }: StepContext<HostWizardState>) {
           live.
         </li>
       </ul>
+      <AnsibleReadiness />
     </div>
   );
 }
