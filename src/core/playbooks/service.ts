@@ -582,7 +582,12 @@ export class PlaybookService {
 
   // ---- verification ----------------------------------------------------------------------------------
 
-  verify(ref: string, revision: number | undefined, actor: Actor): Task {
+  verify(
+    ref: string,
+    revision: number | undefined,
+    actor: Actor,
+    opts: { start?: 'auto' | 'cold' } = {},
+  ): Task {
     const p = this.store.row(ref);
     const head = this.head(p);
     if (!head) throw new FluidError('CONFLICT', 'The playbook has no revision to verify.');
@@ -597,7 +602,7 @@ export class PlaybookService {
         `Revision ${rev.number} is being verified already (task ${running.task_id}); watch that task or cancel it.`,
         { taskId: running.task_id },
       );
-    return this.verifier.start(p.id, rev, actor).task;
+    return this.verifier.start(p.id, rev, actor, opts).task;
   }
 
   verification(ref: string, id?: string): Verification | null {

@@ -196,7 +196,17 @@ export class Verifier {
   }
 
   /** Start verifying a revision (a task). */
-  start(playbookId: string, rev: RevisionRow, actor: Actor): { task: Task; verificationId: string } {
+  /**
+   * Start verifying a revision (a task). `start` picks how the fresh sandbox starts: 'auto' takes
+   * the warm template when there is one (always, for people and agents); 'cold' exists for the
+   * benchmark that compares the two.
+   */
+  start(
+    playbookId: string,
+    rev: RevisionRow,
+    actor: Actor,
+    opts: { start?: 'auto' | 'cold' } = {},
+  ): { task: Task; verificationId: string } {
     const id = randomUUID();
     const now = this.d.clock.now().toISOString();
     const steps: VerifyStep[] = VERIFY_STEPS.map((s) => ({
@@ -233,7 +243,7 @@ export class Verifier {
       kind: 'playbook.verify',
       title: `Verify ${pb.name} revision ${rev.number}`,
       target: playbookId,
-      run: (ctx) => this.run(id, pb.id, rev, body, actor, ctx),
+      run: (ctx) => this.run(id, pb.id, rev, body, actor, ctx, opts.start ?? 'auto'),
     });
     this.d.store.updateVerification(id, { task_id: task.id });
     this.d.audit.append({
@@ -257,6 +267,7 @@ export class Verifier {
     body: Pick<Verification, 'replay' | 'tools' | 'steps' | 'timings'>,
     actor: Actor,
     ctx: TaskContext,
+    startPath: 'auto' | 'cold',
   ): Promise<Verification> {
     const t0 = Date.now();
     const save = () => this.d.store.updateVerification(id, { body: JSON.stringify(body) });
@@ -422,7 +433,7 @@ export class Verifier {
           memoryMiB: agent.memory_mib || undefined,
           ttlMinutes: SANDBOX_TTL_MINUTES,
           allow: [],
-          start: 'auto',
+          start: startPath,
           refreshBase: false,
         },
         VERIFY_ACTOR,
