@@ -115,6 +115,10 @@ class Sandbox(Model):
     egress_health: Optional[Dict[str, Any]] = None
     error: Optional[Dict[str, Any]] = None
     task_id: Optional[str] = None
+    #: how Fluid chose the host, when it chose it
+    placement: Optional[Dict[str, Any]] = None
+    #: the agent session working in it, if any
+    session: Optional[Dict[str, Any]] = None
 
     #: schema fields that are required there but defaulted here (dataclass field order)
     __defaulted_required__ = (
@@ -180,6 +184,9 @@ class Approval(Model):
     note: Optional[str]
     created_at: str
     expires_at: Optional[str]
+    sandbox_exists: Optional[bool] = None
+    sandbox_name: Optional[str] = None
+    session_title: Optional[str] = None
 
     @property
     def approved(self) -> bool:

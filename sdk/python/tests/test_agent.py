@@ -86,7 +86,7 @@ class ScriptedAgent(unittest.TestCase):
         generated = self.client.playbooks.generate(self.sandbox.id)
         self.assertTrue(generated)
         change = self.client.changes.submit(target, sandbox=self.sandbox.id, title="App config from the SDK agent")
-        self.assertEqual(change.status, "pending", change.status_detail)
+        self.assertEqual(change.status, "awaiting-approval", change.status_detail)
         self.assertIsNotNone(change.sha256)
         self.assertEqual(change.approval["status"], "pending")
         with self.assertRaises(FluidError) as e:
