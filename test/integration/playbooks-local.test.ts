@@ -21,9 +21,12 @@ import {
   Workspace,
   type AnsibleTools,
 } from '../../src/core/playbooks/ansible.ts';
+import { connectInProcess } from '../../src/core/doors/inprocess.ts';
 import { generate } from '../../src/core/playbooks/generate.ts';
+import { hashRevision } from '../../src/core/playbooks/revisions.ts';
+import { secretEntry } from '../../src/core/playbooks/secrets.ts';
 import { taskResults } from '../../src/core/playbooks/verify.ts';
-import { FluidError } from '../../src/shared/errors.ts';
+import type { FluidError } from '../../src/shared/errors.ts';
 import { testCore, tempDir } from '../support/core.ts';
 import { freePort } from '../support/sshd.ts';
 import { fakeSandbox, scenario } from '../unit/playbooks/fixtures.ts';
@@ -104,9 +107,7 @@ test('the JSON events callback reports every task, per host, from Debian’s ans
 });
 
 /** An sshd that trusts Fluid's CA for one principal, as a sandbox's does. */
-async function caSshd(
-  caKey: string,
-): Promise<{
+async function caSshd(caKey: string): Promise<{
   port: number;
   hostKey: string;
   fingerprint: string;
@@ -283,5 +284,71 @@ test('the generated scenario playbook passes the syntax check and ansible-lint�
     assert.match(lint.log, /Passed with production profile/);
   } finally {
     await ws.dispose();
+  }
+});
+
+test('a person’s export with a vault password writes the held secrets encrypted with ansible-vault', async () => {
+  const yaml = `- name: Db
+  hosts: all
+  vars_files: [vars/secrets.yml]
+  tasks:
+    - name: Configure the database client
+      ansible.builtin.copy: {dest: /etc/app.ini, content: "password = {{ db_password }}\\n", mode: '0600'}
+      no_log: true
+`;
+  const p = core.playbooks.store.insert({
+    name: 'vaulted',
+    sandboxId: null,
+    sessionId: null,
+    actor: { door: 'test', id: 't' },
+    now: new Date().toISOString(),
+  });
+  const h = hashRevision(yaml, new Map());
+  core.playbooks.store.addRevision(
+    {
+      playbookId: p.id,
+      yaml,
+      yamlSha256: h.yamlSha256,
+      sha256: h.sha256,
+      files: [],
+      secrets: [{ name: 'db_password', description: 'the password in /etc/app.ini (line 1)', held: true }],
+      generation: null,
+      generatedTasks: [],
+      origin: 'generated',
+      message: 'test',
+      author: { door: 'test', id: 't' },
+      createdAt: new Date().toISOString(),
+      base: 0,
+    },
+    h.blobs,
+  );
+  core.secrets.set(secretEntry(p.id, 'db_password'), 'vault-me-3x4mpl3');
+  const person = connectInProcess(core, { door: 'test', id: 'person' });
+  const plain = await person.call('playbooks.export', { playbook: 'vaulted' });
+  const template = plain.files.find((f) => f.path === 'vars/secrets.yml')!;
+  assert.match(template.content, /# the password in \/etc\/app\.ini \(line 1\)\ndb_password: ''/);
+  assert.ok(!JSON.stringify(plain).includes('vault-me-3x4mpl3'), 'no value without a vault password');
+  const vaulted = await person.call('playbooks.export', {
+    playbook: 'vaulted',
+    vaultPassword: 'correct horse battery',
+  });
+  const file = vaulted.files.find((f) => f.path === 'vars/secrets.yml')!;
+  assert.equal(file.mode, '0600');
+  assert.match(file.content, /^\$ANSIBLE_VAULT;1\.1;AES256/);
+  assert.ok(!file.content.includes('vault-me-3x4mpl3'));
+  const dir = tempDir('fluid-vault-check-');
+  try {
+    writeFileSync(join(dir.dir, 'secrets.yml'), file.content);
+    writeFileSync(join(dir.dir, 'pw'), 'correct horse battery');
+    const view = execFileSync(
+      tools.playbook!.replace(/ansible-playbook$/, 'ansible-vault'),
+      ['view', '--vault-password-file', join(dir.dir, 'pw'), join(dir.dir, 'secrets.yml')],
+      {
+        env: { PATH: process.env.PATH, HOME: dir.dir },
+      },
+    ).toString();
+    assert.equal(view.trim(), 'db_password: "vault-me-3x4mpl3"');
+  } finally {
+    dir.cleanup();
   }
 });
