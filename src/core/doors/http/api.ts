@@ -296,16 +296,24 @@ export function createHttpApi(core: Core, options: HttpApiOptions = {}): HttpApi
     signal: AbortSignal,
   ): Promise<void> {
     const it = client.stream(route.member, input, { signal });
-    let first: IteratorResult<unknown>;
+    // A refusal (validation, scope, not found) comes at once: answer it as a plain error. A stream
+    // that is merely quiet (a command printing nothing yet) gets its headers after a moment anyway.
+    const next = it.next();
+    let first: IteratorResult<unknown> | null;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      first = await it.next();
+      first = await Promise.race([
+        next,
+        new Promise<null>((ok) => (timer = setTimeout(() => ok(null), 1000))),
+      ]);
     } catch (err) {
-      // refused before anything was sent (validation, scope, not found): a plain error answer
       return void sendError(res, err);
+    } finally {
+      clearTimeout(timer);
     }
     const sse = new SseWriter(res);
     try {
-      for (let r = first; !r.done; r = await it.next()) sse.send('item', r.value);
+      for (let r = first ?? (await next); !r.done; r = await it.next()) sse.send('item', r.value);
       sse.send('end', {});
     } catch (err) {
       if (!signal.aborted) sse.send('error', toErrorPayload(err));
