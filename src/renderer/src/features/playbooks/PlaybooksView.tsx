@@ -313,6 +313,13 @@ function PlaybookPage({ id, tab }: { id: string; tab: string }) {
                 </a>
               </>
             )}
+            {playbook.sessionId && (
+              <>
+                {' '}
+                · agent session{' '}
+                <a href={href('agent', playbook.sessionId)}>{shortHash(playbook.sessionId, 8)}</a>
+              </>
+            )}
           </div>
         </div>
         <div className="pb-head-actions">
