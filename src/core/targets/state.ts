@@ -10,6 +10,7 @@
  *    must have what the sandbox had (packages at those versions, files with those hashes, modes and
  *    owners, units enabled or not, users and groups, sysctl values).
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import {
@@ -119,6 +120,11 @@ function describeFile(f: TargetState['files'][string]): string {
   return `${f.type} ${f.mode} ${f.user ?? '?'}:${f.group ?? '?'}${f.type === 'file' ? ` sha256 ${short(f.sha256)}` : ''}${f.target ? ` → ${f.target}` : ''}`;
 }
 
+/** The digest target_state.py gives a cron entry (comments aside, whitespace normalised). */
+export function cronEntry(line: string): string {
+  return createHash('sha256').update(line.split(/\s+/).filter(Boolean).join(' ')).digest('hex');
+}
+
 /** What differs between two states of the same scope, item by item. */
 export function drift(before: TargetState, now: TargetState): DriftItem[] {
   const out: DriftItem[] = [];
@@ -209,7 +215,12 @@ export function drift(before: TargetState, now: TargetState): DriftItem[] {
  */
 export function mismatches(items: readonly DiffItem[], state: TargetState): DriftItem[] {
   const out: DriftItem[] = [];
-  const fileCheck = (kind: DriftItem['kind'], path: string, want: FileMeta | null) => {
+  const fileCheck = (
+    kind: DriftItem['kind'],
+    path: string,
+    want: FileMeta | null,
+    cron?: { added: string[]; removed: string[] },
+  ) => {
     if (!(path in state.files)) return;
     const have = state.files[path] ?? null;
     if (!want) {
@@ -231,7 +242,17 @@ export function mismatches(items: readonly DiffItem[], state: TargetState): Drif
     if (have.mode !== want.mode) f.push('mode');
     if (want.user && have.user !== want.user) f.push('user');
     if (want.group && have.group !== want.group) f.push('group');
-    if (want.type === 'file' && want.sha256 && have.sha256 !== want.sha256) f.push('sha256');
+    if (want.type === 'file' && want.sha256 && have.sha256 !== want.sha256) {
+      // a cron file written by the cron module carries its marker comments: compare the entries
+      if (cron && have.entries) {
+        const has = new Set(have.entries);
+        const lines = (ls: string[]) => ls.map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+        const ok =
+          lines(cron.added).every((l) => has.has(cronEntry(l))) &&
+          !lines(cron.removed).some((l) => has.has(cronEntry(l)));
+        if (!ok) f.push('entries');
+      } else f.push('sha256');
+    }
     if (want.type === 'symlink' && have.target !== want.target) f.push('target');
     if (f.length)
       out.push({
@@ -259,8 +280,10 @@ export function mismatches(items: readonly DiffItem[], state: TargetState): Drif
       }
       case 'file':
       case 'sudoers':
-      case 'cron':
         fileCheck('file', i.path, i.after);
+        break;
+      case 'cron':
+        fileCheck('file', i.path, i.after, i.entries);
         break;
       case 'unit':
         fileCheck('file', i.path, i.after);

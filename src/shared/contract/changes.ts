@@ -121,6 +121,8 @@ const FileState = z
     size: z.number().int(),
     sha256: Sha256.nullable(),
     target: z.string().nullable(),
+    /** Cron files: sha256 of each entry (comments and blank lines aside, whitespace normalised). */
+    entries: z.array(Sha256).optional(),
   })
   .nullable();
 

@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { LocalConnection } from '../../../src/core/hosts/connection.ts';
 import {
   baselineOf,
+  cronEntry,
   drift,
   mismatches,
   normalizeScope,
@@ -294,4 +295,62 @@ test('the Python programs compile and pyflakes finds nothing in them', () => {
   const r = spawnSync('pyflakes3', files, { encoding: 'utf8' });
   assert.ok(!r.error, 'pyflakes3 is installed (apt-get install -y pyflakes3)');
   assert.equal(r.status, 0, `pyflakes3:\n${r.stdout}${r.stderr}`);
+});
+
+test('a cron file written by the cron module matches the sandbox’s by its entries, not its bytes', () => {
+  const line = '*/15 * * * * root /usr/bin/true # fluid heartbeat';
+  // the state program's digests and the checker's agree (whitespace normalised, comments aside)
+  const py = execFileSync(
+    'python3',
+    [
+      '-c',
+      'import importlib.util,sys,json; s=importlib.util.spec_from_file_location("ts", sys.argv[1]); m=importlib.util.module_from_spec(s); s.loader.exec_module(m); print(json.dumps(m.cron_entries(sys.argv[2].encode())))',
+      fileURLToPath(STATE_PROGRAM_URL),
+      `#Ansible: fluid-heartbeat\n${line.replace(/ /g, '  ')}\n\n# a comment\n`,
+    ],
+    { env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' } },
+  ).toString();
+  assert.deepEqual(JSON.parse(py), [cronEntry(line)]);
+  const item = {
+    id: '7'.repeat(16),
+    key: 'k',
+    kind: 'cron',
+    path: '/etc/cron.d/fluid-heartbeat',
+    change: 'added',
+    aspects: [],
+    before: null,
+    after: {
+      type: 'file',
+      mode: '0644',
+      uid: 0,
+      gid: 0,
+      user: 'root',
+      group: 'root',
+      size: 50,
+      sha256: sha(`${line}\n`),
+      target: null,
+    },
+    content: null,
+    package: null,
+    sensitive: false,
+    user: null,
+    entries: { added: [line], removed: [] },
+  } as unknown as DiffItem;
+  const state = structuredClone(base);
+  const file = {
+    type: 'file',
+    mode: '0644',
+    user: 'root',
+    group: 'root',
+    size: 80,
+    sha256: sha('other bytes'),
+    target: null,
+  };
+  state.files['/etc/cron.d/fluid-heartbeat'] = { ...file, entries: [cronEntry(line)] };
+  assert.deepEqual(mismatches([item], state), []);
+  state.files['/etc/cron.d/fluid-heartbeat'] = { ...file, entries: [cronEntry('0 * * * * root /bin/false')] };
+  assert.deepEqual(
+    mismatches([item], state).map((m) => m.fields),
+    [['entries']],
+  );
 });
