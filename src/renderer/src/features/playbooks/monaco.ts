@@ -26,6 +26,37 @@ export const SCHEMA_URI = 'fluid://schemas/ansible-playbook.json';
   },
 };
 
+// monaco-yaml (through monaco-worker-manager) still creates its worker the pre-0.53 way ({ moduleId,
+// label, createData }); the full 'monaco-editor' entry adapts that call, the editor core alone does
+// not (its createWebWorker wants the worker itself). The same adapter, for monaco-yaml's sake.
+type LegacyWorkerOptions = {
+  label?: string;
+  createData?: unknown;
+  host?: unknown;
+  keepIdleModels?: boolean;
+  worker?: unknown;
+};
+type CreateWebWorker = (o: LegacyWorkerOptions) => unknown;
+const editorApi = monaco.editor as unknown as { createWebWorker: CreateWebWorker & { fluidLegacy?: true } };
+if (!editorApi.createWebWorker.fluidLegacy) {
+  const core = editorApi.createWebWorker;
+  const adapted: CreateWebWorker & { fluidLegacy?: true } = (opts) => {
+    if (opts.worker !== undefined) return core(opts);
+    const env = (globalThis as { MonacoEnvironment?: { getWorker(id: string, label: string): Worker } })
+      .MonacoEnvironment!;
+    const worker = Promise.resolve(env.getWorker('workerMain.js', opts.label ?? 'editorWorkerService')).then(
+      (w) => {
+        w.postMessage('ignore');
+        w.postMessage(opts.createData);
+        return w;
+      },
+    );
+    return core({ worker, host: opts.host, keepIdleModels: opts.keepIdleModels });
+  };
+  adapted.fluidLegacy = true;
+  editorApi.createWebWorker = adapted;
+}
+
 configureMonacoYaml(monaco, {
   enableSchemaRequest: false,
   validate: true,
