@@ -352,3 +352,18 @@ test('a person’s export with a vault password writes the held secrets encrypte
     dir.cleanup();
   }
 });
+
+test('fluid doctor says ansible-core and ansible-lint are here, with their versions', async () => {
+  const person = connectInProcess(core, { door: 'test', id: 'person' });
+  const d = await person.call('system.doctor', {});
+  const checks = d.checks.filter((c) => c.id === 'ansible-core' || c.id === 'ansible-lint');
+  assert.deepEqual(
+    checks.map((c) => [c.id, c.status]),
+    [
+      ['ansible-core', 'pass'],
+      ['ansible-lint', 'pass'],
+    ],
+  );
+  assert.match(checks[0]!.detail, new RegExp(`^ansible-core ${tools.coreVersion!.replace(/\./g, '\\.')} `));
+  assert.match(checks[1]!.detail, new RegExp(`^ansible-lint ${tools.lintVersion!.replace(/\./g, '\\.')} `));
+});

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -67,18 +67,29 @@ test('the relay joins stdin and stdout to the socket, both ways, and ends with i
 });
 
 test('the doctor names ansible-core and ansible-lint with their versions, or how to install them', () => {
-  const here = ansibleChecks();
-  assert.deepEqual(
-    here.map((c) => [c.id, c.status]),
-    [
-      ['ansible-core', 'pass'],
-      ['ansible-lint', 'pass'],
-    ],
-  );
-  assert.match(here[0]!.detail, /^ansible-core 2\.\d+\.\d+/);
-  assert.match(here[1]!.detail, /production profile/);
-  const { dir, cleanup } = tempDir('fluid-noansible-');
+  const { dir, cleanup } = tempDir('fluid-fakeansible-');
   try {
+    // Stand-ins that answer --version the way Debian 12's packages do.
+    writeFileSync(join(dir, 'ansible-playbook'), '#!/bin/sh\necho "ansible-playbook [core 2.14.18]"\n', {
+      mode: 0o755,
+    });
+    writeFileSync(
+      join(dir, 'ansible-lint'),
+      '#!/bin/sh\nprintf "ansible-lint \\033[1;36m6.13\\033[0m.1 using ansible 2.14.18\\n"\n',
+      { mode: 0o755 },
+    );
+    const here = ansibleChecks([dir]);
+    assert.deepEqual(
+      here.map((c) => [c.id, c.status]),
+      [
+        ['ansible-core', 'pass'],
+        ['ansible-lint', 'pass'],
+      ],
+    );
+    assert.equal(here[0]!.detail, `ansible-core 2.14.18 (${join(dir, 'ansible-playbook')}).`);
+    assert.match(here[1]!.detail, /^ansible-lint 6\.13\.1 .*production profile/);
+    rmSync(join(dir, 'ansible-lint'));
+    rmSync(join(dir, 'ansible-playbook'));
     const none = ansibleChecks([dir]);
     assert.deepEqual(
       none.map((c) => c.status),
