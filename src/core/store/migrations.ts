@@ -3,6 +3,10 @@
  */
 import { SSH_CA_MIGRATION } from '../ssh/schema.ts';
 import { DIFF_MIGRATION } from '../diff/store.ts';
+import { PLAYBOOKS_MIGRATION } from '../playbooks/store.ts';
+import { TARGETS_MIGRATION } from '../targets/store.ts';
+import { CHANGES_MIGRATION } from '../changes/store.ts';
+import { API_MIGRATION } from '../tokens/store.ts';
 
 export interface Migration {
   version: number;
@@ -348,4 +352,8 @@ export const migrations: Migration[] = [
     `,
   },
   { version: 9, ...DIFF_MIGRATION },
+  { version: 10, ...PLAYBOOKS_MIGRATION },
+  { version: 11, ...TARGETS_MIGRATION },
+  { version: 12, ...CHANGES_MIGRATION },
+  { version: 13, ...API_MIGRATION },
 ];
