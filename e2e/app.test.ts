@@ -3,10 +3,14 @@
  * host's preflight, a wrong token, audit export and review, and reconnecting after a backend restart.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import {
   AuditPage,
+  CreateSandboxDialog,
   HostsPage,
   OnboardingPage,
   SettingsPage,
@@ -17,6 +21,7 @@ import {
 } from './support/index.ts';
 
 const SECTIONS: SectionName[] = [
+  'Overview',
   'Onboarding',
   'Hosts',
   'Sandboxes',
@@ -46,7 +51,7 @@ test('first run lands on Onboarding, and every section renders', async (t) => {
   for (const [section, title] of [
     ['Sandboxes', 'No sandboxes'],
     ['Agent', 'No agent sessions'],
-    ['Playbooks', 'No playbooks to review'],
+    ['Playbooks', 'No playbooks yet'],
   ] as const) {
     await shell.goto(section);
     await page.getByRole('heading', { name: title }).waitFor();
@@ -156,8 +161,15 @@ test('onboarding with the local host runs its preflight on this machine', async 
   await wizard.continue();
   await wizard.waitForStep('Done');
   await app.shot('done');
-  await wizard.continue(); // "Open in Hosts"
-  await waitFor('Hosts', async () => (await shell.currentSection()) === 'Hosts');
+  // The last step leads to the first sandbox: the New sandbox dialog, on this host.
+  await wizard.continue(); // "Create your first sandbox"
+  await waitFor('Sandboxes', async () => (await shell.currentSection()) === 'Sandboxes');
+  const create = new CreateSandboxDialog(page);
+  await create.waitOpen();
+  assert.equal(await create.hostLabel(), 'local');
+  await app.shot('first sandbox');
+  await create.cancel();
+  await shell.goto('Hosts');
   const hosts = new HostsPage(page);
   assert.equal(await hosts.detailTitle(), 'local');
   assert.doesNotMatch(await hosts.hostItemText('local'), /never checked/);
@@ -205,9 +217,12 @@ test('audit: live entries, verify, export a download, review the file offline', 
   await shell.goto('Audit');
   const audit = new AuditPage(page);
   await audit.waitForAction('settings.update');
+  // A click on the row opens the entry in a drawer: actor, data, hashes.
   const detail = await audit.openEntry('settings.update');
   await waitForText(detail, /web:browser:/);
   await waitForText(detail.getByLabel('Entry data'), /"connectTimeoutSeconds": 20/);
+  await waitForText(detail.getByTestId('entry-hash'), /^[0-9a-f]{64}$/);
+  await app.shot('entry drawer');
 
   const verify = await audit.verify();
   assert.ok(verify.ok, verify.text);
@@ -231,7 +246,32 @@ test('audit: live entries, verify, export a download, review the file offline', 
   assert.ok(review.ok, review.text);
   assert.match(review.text, /intact, 1 entry/);
   assert.match(review.text, /Signed checkpoint #1 covers entries 1–1/);
+  // The file's rows are listed, each checked.
+  const fileName = file.split('/').pop()!;
+  assert.deepEqual(
+    (await audit.reviewRows(fileName)).map((r) => [r.line, r.seq, r.status]),
+    [[1, '1', 'ok']],
+  );
   await app.shot('audit');
+
+  // A rewritten row and a broken line: the review marks exactly those rows.
+  const entry = JSON.parse(lines[0]!) as { data: Record<string, unknown> };
+  entry.data = { ...entry.data, rewritten: true };
+  const tampered = join(mkdtempSync(join(tmpdir(), 'fluid-e2e-audit-')), 'tampered.jsonl');
+  writeFileSync(tampered, [JSON.stringify(entry), lines[1], 'not json at all', ''].join('\n'));
+  const bad = await audit.reviewFile(tampered);
+  assert.equal(bad.ok, false, bad.text);
+  const rows = await audit.reviewRows('tampered.jsonl');
+  assert.deepEqual(
+    rows.map((r) => [r.line, r.status]),
+    [
+      [1, 'problem'],
+      [3, 'problem'],
+    ],
+  );
+  assert.match(rows[0]!.check, /content/);
+  assert.match(rows[1]!.check, /malformed.*Line 3/);
+  await app.shot('review marked');
 
   // Filter by action.
   await audit.filter('audit.export');
@@ -246,7 +286,12 @@ test('the app reconnects after the backend restarts, and re-hydrates', async (t)
   app.allowErrors(/WebSocket connection to .* failed/);
   await server.stop();
   await waitFor('the reconnecting state', async () => (await shell.state()) === 'reconnecting');
-  await waitForText(shell.reconnectBanner, /Lost the connection/);
+  // Offline: said plainly, and what needs the backend is disabled (not left to fail on click).
+  await waitForText(shell.reconnectBanner, /Offline: the Fluid backend cannot be reached/);
+  await waitForText(shell.reconnectBanner, /Actions are disabled/);
+  const recheck = page.getByRole('button', { name: 'Re-check' });
+  assert.equal(await recheck.isDisabled(), true, 'Re-check is disabled while offline');
+  assert.equal(await page.getByRole('link', { name: 'Add host' }).isVisible(), true, 'links stay');
   await app.shot('reconnecting');
   await server.restart();
   await page
@@ -255,6 +300,7 @@ test('the app reconnects after the backend restarts, and re-hydrates', async (t)
     .catch(() => {});
   await shell.waitConnected(20_000);
   assert.equal(await shell.reconnectBanner.count(), 0);
+  assert.equal(await recheck.isEnabled(), true, 'Re-check is enabled again');
   // Stores were re-hydrated from the new connection: the host list is back and live.
   const hosts = new HostsPage(page);
   assert.deepEqual(await hosts.hostNames(), ['local']);
@@ -314,12 +360,43 @@ test('Hosts: "Add host" reuses the wizard and explains bad input and unreachable
   assert.equal(await wizard.stepTitle(), 'Connection');
   await app.shot('invalid connection', { fullPage: true });
 
-  // Nothing listens on port 1: the probe fails with a way back.
+  // Continue is never greyed out: an empty form shows every missing field at once.
+  await wizard.fillConnection({ address: '', port: 22, user: '', keyPath: '' });
+  await wizard.continue();
+  await waitForText(field('Address').locator('.field-error'), /Required/);
+  await waitForText(field('User').locator('.field-error'), /./);
+  await waitForText(field('Private key file').locator('.field-error'), /private key file/);
+
+  // The key file is checked before any host key is shown: a missing one is said on this step.
   await wizard.fillConnection({
     address: '127.0.0.1',
     port: 1,
     user: 'root',
     keyPath: '/nonexistent/id_ed25519',
+  });
+  await wizard.continue();
+  await waitForText(field('Private key file').locator('.field-error'), /Cannot read the key file.*ENOENT/);
+  assert.equal(await wizard.stepTitle(), 'Connection');
+  // A public key is not a private key.
+  const keys = mkdtempSync(join(tmpdir(), 'fluid-e2e-key-'));
+  t.after(() => rmSync(keys, { recursive: true, force: true }));
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(keys, 'id_ed25519')]);
+  await wizard.fillConnection({
+    address: '127.0.0.1',
+    port: 1,
+    user: 'root',
+    keyPath: join(keys, 'id_ed25519.pub'),
+  });
+  await wizard.continue();
+  await waitForText(field('Private key file').locator('.field-error'), /not a private key/);
+  await app.shot('key file refused');
+
+  // A usable key, and nothing listens on port 1: the probe fails with a way back.
+  await wizard.fillConnection({
+    address: '127.0.0.1',
+    port: 1,
+    user: 'root',
+    keyPath: join(keys, 'id_ed25519'),
   });
   await wizard.continue();
   await wizard.waitForStep('Verify host key');

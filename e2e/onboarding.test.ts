@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import {
   AuditPage,
+  CreateSandboxDialog,
   HostsPage,
   OnboardingPage,
   ROOT,
@@ -97,12 +98,24 @@ test('onboard the lab host over SSH, then see it in Hosts and Audit', async (t) 
 
   await wizard.waitForStep('Done');
   await app.shot('done');
-  await wizard.continue(); // Open in Hosts
+  const hostName = `${lab.sshHost}-${lab.sshPort}`;
+  await wizard.continue(); // Create your first sandbox
+
+  // The next step is a sandbox: the New sandbox dialog on this host, never a running VM preselected.
+  await waitFor('Sandboxes', async () => (await shell.currentSection()) === 'Sandboxes');
+  const create = new CreateSandboxDialog(page);
+  await create.waitOpen();
+  assert.equal(await create.hostLabel(), hostName);
+  const prod = lab.sources.find((s) => s.state === 'running');
+  const chosen = await create.sourceValue();
+  if (prod) assert.notEqual(chosen, prod.name, 'the running production VM is not preselected');
+  await app.shot('first sandbox');
+  await create.cancel();
 
   // Hosts: the new host with its pinned key, capacity and VMs.
-  await waitFor('Hosts', async () => (await shell.currentSection()) === 'Hosts');
+  await shell.goto('Hosts');
   const hosts = new HostsPage(page);
-  const hostName = `${lab.sshHost}-${lab.sshPort}`;
+  await hosts.select(hostName);
   await waitFor('the lab host in the list', async () => (await hosts.hostNames()).includes(hostName));
   assert.equal(await hosts.detailTitle(), hostName);
   assert.equal(await hosts.pinnedFingerprint(), lab.hostKeyFingerprint);
@@ -183,7 +196,9 @@ test('a changed host key is explained, and trusted only deliberately', async (t)
   });
   t.after(() => server.dispose());
   const { page, shell } = app;
-  await waitFor('Hosts', async () => (await shell.currentSection()) === 'Hosts');
+  // A host exists: the app lands on the overview.
+  await waitFor('the overview', async () => (await shell.currentSection()) === 'Overview');
+  await shell.goto('Hosts');
   const hosts = new HostsPage(page);
   await hosts.select(name);
 

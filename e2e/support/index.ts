@@ -5,12 +5,18 @@ export { launchBrowser, CHROMIUM, CHROMIUM_ARGS } from './browser.ts';
 export { Screenshots, ARTIFACTS, slug } from './artifacts.ts';
 export { waitFor, waitForText } from './wait.ts';
 export { readLab, LAB_JSON, type Lab } from './lab.ts';
-export { AppShell, type SectionName } from './pages/AppShell.ts';
+export { AppShell, type Overflow, type SectionName } from './pages/AppShell.ts';
+export { OverviewPage, type OverviewHost } from './pages/OverviewPage.ts';
 export { OnboardingPage, type CheckRow, type SourceRow } from './pages/OnboardingPage.ts';
 export { HostsPage } from './pages/HostsPage.ts';
 export { AuditPage } from './pages/AuditPage.ts';
 export { SettingsPage } from './pages/SettingsPage.ts';
-export { SandboxesPage, CreateSandboxDialog, type SandboxItem } from './pages/SandboxesPage.ts';
+export {
+  SandboxesPage,
+  CreateSandboxDialog,
+  type FileEntry,
+  type SandboxItem,
+} from './pages/SandboxesPage.ts';
 export { ApprovalModal, ApprovalsPage, type ApprovalRow } from './pages/ApprovalsPage.ts';
 export { prepareLabData, type LabData } from './labData.ts';
 export { AgentPage, ToolCard, type Meter, type NewSession, type SessionItem } from './pages/AgentPage.ts';

@@ -83,6 +83,35 @@ export class ApprovalsPage {
     return Number((await this.indicator.getAttribute('data-pending')) ?? '0');
   }
 
+  /** The header's panel of pending requests (opened by the indicator). */
+  get panel(): Locator {
+    return this.page.getByRole('region', { name: 'Approval requests waiting for you' });
+  }
+
+  async openPanel(): Promise<Locator> {
+    if ((await this.indicator.getAttribute('aria-expanded')) !== 'true') await this.indicator.click();
+    await this.panel.waitFor();
+    return this.panel;
+  }
+
+  async panelRows(): Promise<Array<{ id: string; text: string; sandboxExists: string | null }>> {
+    return this.panel.locator('li.approval-row').evaluateAll((els) =>
+      els.map((e) => ({
+        id: e.getAttribute('data-approval') ?? '',
+        text: (e.textContent ?? '').replace(/\s+/g, ' ').trim(),
+        sandboxExists: e.querySelector('.sandbox-ref')?.getAttribute('data-exists') ?? null,
+      })),
+    );
+  }
+
+  /** Approve or deny one request right in the panel (presence, if asked, is the caller's). */
+  async decideInPanel(id: string, decision: 'Approve' | 'Deny'): Promise<void> {
+    await this.panel
+      .locator(`li.approval-row[data-approval="${id}"]`)
+      .getByRole('button', { name: decision, exact: true })
+      .click();
+  }
+
   /** Audit → Approvals. */
   async open(): Promise<void> {
     await this.page

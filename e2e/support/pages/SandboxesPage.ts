@@ -2,6 +2,15 @@
 import type { Locator, Page } from 'playwright-core';
 import { waitFor, waitForText } from '../wait.ts';
 
+export interface FileEntry {
+  name: string;
+  type: string;
+  size: string;
+  mode: string;
+  owner: string;
+  target: string;
+}
+
 export interface SandboxItem {
   name: string;
   state: string;
@@ -48,6 +57,42 @@ export class CreateSandboxDialog {
       await this.root.getByLabel('Time to live', { exact: true }).fill(String(o.ttlMinutes));
     if (o.allow) await this.root.getByLabel('Egress allowlist').fill(o.allow.join('\n'));
     if (o.start) await this.root.getByRole('radio', { name: o.start }).check();
+  }
+
+  /** The chosen host's label ("Fluid chooses (most free capacity)" when Fluid places it). */
+  async hostLabel(): Promise<string> {
+    const select = this.root.getByLabel('Host', { exact: true });
+    await select.waitFor();
+    return select.evaluate((el) => {
+      const s = el as HTMLSelectElement;
+      return (s.selectedOptions[0]?.textContent ?? '').replace(/ \((not ready|not checked)\)$/, '').trim();
+    });
+  }
+
+  /** The chosen source VM ('' when none is chosen yet), once the list is there. */
+  async sourceValue(timeoutMs = 60_000): Promise<string> {
+    const source = this.root.getByLabel('Source VM', { exact: true });
+    await waitFor('the source list', async () => (await source.count()) > 0, timeoutMs);
+    return source.inputValue();
+  }
+
+  /** The form's field errors by label. */
+  async fieldErrors(): Promise<Record<string, string>> {
+    return this.root
+      .locator('.field.has-error')
+      .evaluateAll((els) =>
+        Object.fromEntries(
+          els.map((e) => [
+            (e.querySelector('.field-label')?.textContent ?? '').trim(),
+            (e.querySelector('.field-error')?.textContent ?? '').trim(),
+          ]),
+        ),
+      );
+  }
+
+  async cancel(): Promise<void> {
+    await this.root.locator('.modal-foot').getByRole('button', { name: 'Cancel' }).click();
+    await this.root.waitFor({ state: 'detached' });
   }
 
   /** Text of the source <option>s ("name — state · 2 vCPU · 512 MiB"). */
@@ -191,7 +236,7 @@ export class SandboxesPage {
     return ((await this.detail.getByTestId('sandbox-ip').textContent()) ?? '').trim();
   }
 
-  async tab(name: 'Terminal' | 'Run' | 'Files' | 'Snapshots'): Promise<Locator> {
+  async tab(name: 'Terminal' | 'Run' | 'Files' | 'Snapshots' | 'Changes' | 'Console'): Promise<Locator> {
     await this.detail.getByRole('tab', { name }).click();
     const panel = this.detail.locator(`[role="tabpanel"]:not([hidden])`);
     await waitFor(
@@ -263,43 +308,142 @@ export class SandboxesPage {
 
   // ---- Files ----
 
-  async openFile(path: string): Promise<{ text: string; size: string; encoding: string }> {
+  get files(): Locator {
+    return this.detail.locator('.files-tab');
+  }
+
+  /** Go to a path with the path field (a directory is listed, a file opens). */
+  async goToPath(path: string): Promise<void> {
     const panel = await this.tab('Files');
     await panel.getByLabel('Path', { exact: true }).fill(path);
-    await panel.getByRole('button', { name: 'Open', exact: true }).click();
-    const view = panel.locator(`.file-view[data-path="${path}"]`);
-    const error = panel.locator('.callout-fail');
-    const tab = panel.locator('.files-tab');
+    await panel.getByRole('button', { name: 'Go', exact: true }).click();
+  }
+
+  /** Wait for the listing of `dir` and return its entries as shown. */
+  async listing(dir: string, timeoutMs = 30_000): Promise<FileEntry[]> {
+    await waitFor(
+      `the listing of ${dir}`,
+      async () =>
+        (await this.files.getAttribute('data-dir')) === dir &&
+        (await this.files.getAttribute('data-loading')) === 'false',
+      timeoutMs,
+    );
+    return this.files
+      .getByRole('table', { name: `Contents of ${dir}` })
+      .locator('tbody tr[data-type]')
+      .evaluateAll((rows) =>
+        rows.map((r) => {
+          const cells = r.querySelectorAll('td');
+          return {
+            name: r.getAttribute('data-entry') ?? '',
+            type: r.getAttribute('data-type') ?? '',
+            size: (cells[1]?.textContent ?? '').trim(),
+            mode: (cells[2]?.textContent ?? '').trim(),
+            owner: (cells[3]?.textContent ?? '').trim(),
+            target: (r.querySelector('.link-target .mono')?.textContent ?? '').trim(),
+          };
+        }),
+      );
+  }
+
+  async browse(dir: string): Promise<FileEntry[]> {
+    await this.goToPath(dir);
+    return this.listing(dir);
+  }
+
+  /** Click an entry of the listing on screen (a directory is entered, a file opens). */
+  async clickEntry(name: string): Promise<void> {
+    await this.files.locator(`tr[data-entry="${name}"] a.entry-name`).click();
+  }
+
+  fileView(path: string): Locator {
+    return this.files.locator(`section.file-view[data-path="${path}"]`);
+  }
+
+  /** Wait for a file to be open and read; its text as the editor shows it, size and encoding. */
+  async waitFile(
+    path: string,
+    timeoutMs = 30_000,
+  ): Promise<{ text: string; size: string; encoding: string }> {
+    const view = this.fileView(path);
+    const error = this.files.locator('.callout-fail');
     await waitFor(
       `${path} to open`,
       async () =>
-        (await tab.getAttribute('data-loading')) === 'false' &&
-        ((await view.count()) > 0 || (await error.count()) > 0),
-      30_000,
+        ((await view.count()) > 0 && (await view.getAttribute('data-loading')) === 'false') ||
+        (await error.count()) > 0,
+      timeoutMs,
     );
-    if (await error.count()) return { text: '', size: '', encoding: 'error' };
-    return {
-      text: (await view.locator('pre.file-text').textContent()) ?? '',
-      size: ((await view.getByTestId('file-size').textContent()) ?? '').trim(),
-      encoding: (await view.getAttribute('data-encoding')) ?? '',
-    };
+    if (!(await view.count()) || (await view.locator('.callout-fail').count()))
+      return { text: '', size: '', encoding: 'error' };
+    const encoding = (await view.getAttribute('data-encoding')) ?? '';
+    let text = '';
+    if (encoding === 'utf8') {
+      const editor = view.locator('.code-editor-wrap');
+      await waitFor(
+        'the editor',
+        async () => (await editor.getAttribute('data-ready')) === 'true',
+        timeoutMs,
+      );
+      text = await this.editorText(view);
+    }
+    return { text, size: ((await view.getByTestId('file-size').textContent()) ?? '').trim(), encoding };
+  }
+
+  /** What Monaco shows (its visible lines; enough for short files). */
+  async editorText(view: Locator): Promise<string> {
+    return view.locator('.code-editor .view-lines').evaluate((el) =>
+      [...el.querySelectorAll('.view-line')]
+        .map((l) => ({ top: parseFloat((l as HTMLElement).style.top || '0'), text: l.textContent ?? '' }))
+        .sort((a, b) => a.top - b.top)
+        .map((l) => l.text.replace(/\u00a0/g, ' '))
+        .join('\n'),
+    );
+  }
+
+  /** Open a path by the path field, as before there was a browser: a file's text, size, encoding. */
+  async openFile(path: string): Promise<{ text: string; size: string; encoding: string }> {
+    await this.goToPath(path);
+    return this.waitFile(path);
   }
 
   async fileError(): Promise<string> {
     return waitForText(this.detail.locator('[role="tabpanel"]:not([hidden]) .callout-fail'), /./);
   }
 
-  /** Edit the open file (or a new one at the path), type the content and save. */
+  /** Replace the editor's whole content (Monaco has the focus) with text, as typed at once. */
+  async replaceEditorText(view: Locator, text: string): Promise<void> {
+    await view.locator('.code-editor .monaco-editor .view-lines').click();
+    await this.page.keyboard.press('ControlOrMeta+A');
+    await this.page.keyboard.press('Delete');
+    await this.page.keyboard.insertText(text);
+  }
+
+  /**
+   * Edit a file in Monaco and save it: the open file (Edit), or a new one (New file in its
+   * directory). Returns the saved note.
+   */
   async writeFile(path: string, content: string, opts: { newFile?: boolean } = {}): Promise<string> {
     const panel = await this.tab('Files');
+    const view = this.fileView(path);
     if (opts.newFile) {
-      await panel.getByLabel('Path', { exact: true }).fill(path);
+      const dir = path.slice(0, path.lastIndexOf('/')) || '/';
+      await this.browse(dir);
       await panel.getByRole('button', { name: 'New file' }).click();
-    } else await panel.getByRole('button', { name: 'Edit' }).click();
-    const editor = panel.getByRole('textbox', { name: 'File content' });
-    await editor.fill(content);
-    await panel.getByRole('button', { name: 'Save', exact: true }).click();
-    return waitForText(panel.locator('.saved-note'), /Saved/, 30_000);
+      await panel.getByLabel('New file name').fill(path.slice(path.lastIndexOf('/') + 1));
+      await panel.getByRole('button', { name: 'Create', exact: true }).click();
+      await view.waitFor();
+    } else {
+      if (!(await view.count())) await this.openFile(path);
+      await view.getByRole('button', { name: 'Edit', exact: true }).click();
+    }
+    await waitFor(
+      'the editor',
+      async () => (await view.locator('.code-editor-wrap').getAttribute('data-ready')) === 'true',
+    );
+    await this.replaceEditorText(view, content);
+    await view.getByRole('button', { name: 'Save', exact: true }).click();
+    return waitForText(view.locator('.saved-note'), /Saved/, 30_000);
   }
 
   // ---- Snapshots ----

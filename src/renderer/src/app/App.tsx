@@ -6,16 +6,18 @@ import { PresenceDialog } from '../features/presence/PresenceDialog.tsx';
 import { AuditView } from '../features/audit/AuditView.tsx';
 import { HostsView } from '../features/hosts/HostsView.tsx';
 import { OnboardingView } from '../features/onboarding/OnboardingView.tsx';
+import { OverviewView } from '../features/overview/OverviewView.tsx';
 import { PlaybooksView } from '../features/playbooks/PlaybooksView.tsx';
 import { ChangesView } from '../features/changes/ChangesView.tsx';
 import { SandboxesView } from '../features/sandboxes/SandboxesView.tsx';
+import { CreateSandboxHost } from '../features/sandboxes/CreateSandboxDialog.tsx';
 import { SettingsView } from '../features/settings/SettingsView.tsx';
 import { redirect, useRoute } from '../lib/route.ts';
-import { useConnection } from '../stores/connection.ts';
+import { useConnection, useOnline } from '../stores/connection.ts';
 import { isFirstRun, useHosts } from '../stores/hosts.ts';
 import { ConnectScreen } from './ConnectScreen.tsx';
 import { Header } from './Header.tsx';
-import { Nav } from './Nav.tsx';
+import { Nav, useNavCollapsed } from './Nav.tsx';
 import { ReconnectBanner } from './ReconnectBanner.tsx';
 import { SECTIONS } from './sections.ts';
 import { useThemeSync } from './theme.ts';
@@ -28,13 +30,15 @@ function useLanding(route: string[]): void {
   useEffect(() => {
     if (decided.current || !loaded) return;
     decided.current = true;
-    if (route.length === 0) redirect(firstRun ? 'onboarding' : 'hosts');
+    if (route.length === 0) redirect(firstRun ? 'onboarding' : 'overview');
   }, [loaded, firstRun, route.length]);
 }
 
 function View({ route }: { route: string[] }) {
   const [section, ...rest] = route;
   switch (section) {
+    case 'overview':
+      return <OverviewView />;
     case 'onboarding':
       return <OnboardingView />;
     case 'hosts':
@@ -57,7 +61,8 @@ function View({ route }: { route: string[] }) {
       return (
         <div className="page-pad">
           <p>
-            There is no page at <code>#{location.hash.slice(1)}</code>. <a href="#/hosts">Go to Hosts</a>.
+            There is no page at <code>#{location.hash.slice(1)}</code>.{' '}
+            <a href="#/overview">Go to the overview</a>.
           </p>
         </div>
       );
@@ -67,6 +72,8 @@ function View({ route }: { route: string[] }) {
 export function App() {
   const state = useConnection((s) => s.state);
   const everConnected = useConnection((s) => s.generation > 0);
+  const online = useOnline();
+  const navCollapsed = useNavCollapsed();
   const route = useRoute();
   useThemeSync();
   useLanding(route);
@@ -88,7 +95,7 @@ export function App() {
   if (!everConnected) return <ConnectScreen />;
   const title = SECTIONS.find((s) => s.id === section)?.label ?? 'Fluid';
   return (
-    <div className="shell" data-connection={state}>
+    <div className="shell" data-connection={state} data-nav={navCollapsed ? 'collapsed' : 'expanded'}>
       <a className="skip-link" href="#main" onClick={(e) => (e.preventDefault(), mainRef.current?.focus())}>
         Skip to content
       </a>
@@ -97,7 +104,12 @@ export function App() {
         <Header title={title} />
         <ReconnectBanner />
         <main className="content" id="main" ref={mainRef} tabIndex={-1} aria-label={title}>
-          <View route={route} />
+          {/* Offline, every action that needs the backend is disabled at once (a disabled fieldset
+              disables the buttons and fields inside it); links and what is on screen stay. */}
+          <fieldset className="offline-guard" disabled={!online} data-offline={online ? undefined : 'true'}>
+            <View route={route} />
+            <CreateSandboxHost />
+          </fieldset>
         </main>
       </div>
       <Toasts />

@@ -15,14 +15,15 @@ export function ReconnectBanner() {
   if (state !== 'reconnecting' && state !== 'disconnected') return null;
   const secs = nextRetryAt ? Math.max(0, Math.ceil((nextRetryAt - now) / 1000)) : 0;
   return (
-    <div className="banner banner-warn" role="alert">
+    <div className="banner banner-warn" role="alert" data-testid="offline-banner">
       <span className="spinner small" aria-hidden="true" />
       <div className="banner-text">
         {state === 'reconnecting' ? (
           <>
-            <strong>Lost the connection to the Fluid backend.</strong>{' '}
-            {secs > 0 ? `Retrying in ${secs} s` : 'Retrying now'} (attempt {attempt}). What you see may be out
-            of date until it is back.
+            <strong>Offline: the Fluid backend cannot be reached.</strong>{' '}
+            {secs > 0 ? `Retrying in ${secs} s` : 'Retrying now'} (attempt {attempt}). Actions are disabled
+            and times stand still until it is back; what you see may be out of date. Work on the backend (a
+            sandbox's creation, a command) goes on without this window.
           </>
         ) : (
           <>

@@ -7,6 +7,7 @@ export interface SectionDef {
 }
 
 export const SECTIONS: SectionDef[] = [
+  { id: 'overview', label: 'Overview', icon: 'home' },
   { id: 'onboarding', label: 'Onboarding', icon: 'compass' },
   { id: 'hosts', label: 'Hosts', icon: 'server' },
   { id: 'sandboxes', label: 'Sandboxes', icon: 'box' },

@@ -273,3 +273,22 @@ export function Section({
     </section>
   );
 }
+
+/**
+ * How a command ended: "exit 0" (ok), "exit 3" (neutral: the command ran and answered, as
+ * `systemctl is-active` does with 3), a signal, or no code at all (warn). A command that could not run
+ * at all is an error shown elsewhere, never this badge.
+ */
+export function ExitBadge({ code, signal }: { code: number | null; signal?: string | null }) {
+  const text = code !== null ? `exit ${code}` : signal ? `signal ${signal}` : 'no exit code';
+  return (
+    <Badge
+      tone={code === 0 ? 'ok' : code !== null ? 'neutral' : 'warn'}
+      title={code !== null && code !== 0 ? 'The command ran and exited non-zero' : undefined}
+    >
+      <span data-testid="exit-code" data-exit={code ?? ''}>
+        {text}
+      </span>
+    </Badge>
+  );
+}

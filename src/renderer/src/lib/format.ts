@@ -61,6 +61,8 @@ export function plural(n: number, one: string, many = `${one}s`): string {
 /** A duration the way the sandbox timings read: "234 ms", "5.3 s", "14.2 s", "63 s", "4 min 10 s". */
 export function formatDuration(ms: number | null | undefined): string {
   if (ms === null || ms === undefined || !Number.isFinite(ms)) return '—';
+  // Two clocks can disagree by a little; a duration is never negative.
+  ms = Math.max(0, ms);
   if (ms < 1000) return `${Math.round(ms)} ms`;
   const s = ms / 1000;
   if (s < 60) return `${s.toFixed(1)} s`;

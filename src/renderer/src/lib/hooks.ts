@@ -2,6 +2,7 @@ import { useCallback, useEffect, useEffectEvent, useRef, useState, type RefObjec
 import type { Task } from '../../../shared/contract/tasks.ts';
 import type { Backend } from '../backend.ts';
 import { rpc, useConnection } from '../stores/connection.ts';
+import { useSystem } from '../stores/system.ts';
 import { upsertTask, useTasks } from '../stores/tasks.ts';
 import { toErrorInfo, type ErrorInfo } from './errors.ts';
 
@@ -98,12 +99,19 @@ export function useFocusOnChange<T extends HTMLElement>(key: unknown): RefObject
   return ref;
 }
 
-/** Re-render every `ms` so relative times ("3 min ago") stay true. */
+/**
+ * Now on the backend's clock, re-rendered every `ms` so relative times ("3 min ago") and countdowns
+ * stay true. While the backend is unreachable it stands still: nothing on screen pretends to know
+ * how long something has been running since the connection dropped.
+ */
 export function useNow(ms = 30_000): number {
+  const online = useConnection((s) => s.state === 'connected');
+  const skew = useSystem((s) => s.skewMs);
   const [now, setNow] = useState(() => Date.now());
   useEffect(() => {
+    if (!online) return;
     const t = setInterval(() => setNow(Date.now()), ms);
     return () => clearInterval(t);
-  }, [ms]);
-  return now;
+  }, [ms, online]);
+  return now + skew;
 }

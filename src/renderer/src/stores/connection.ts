@@ -30,6 +30,9 @@ export const useConnection = create<ConnectionStore>(() => ({
   generation: 0,
 }));
 
+/** Connected to the backend: actions that need it are enabled (the shell disables them otherwise). */
+export const useOnline = (): boolean => useConnection((s) => s.state === 'connected');
+
 /** Wires every store to a fresh backend; returns the function that detaches them. */
 export type Hydrator = (backend: Backend) => () => void;
 

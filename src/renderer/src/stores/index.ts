@@ -3,6 +3,7 @@ import type { Backend } from '../backend.ts';
 import { attachAgent } from './agent.ts';
 import { attachApprovals } from './approvals.ts';
 import { attachAudit } from './audit.ts';
+import { attachCapacity } from './capacity.ts';
 import { attachHosts } from './hosts.ts';
 import { attachProviders } from './providers.ts';
 import { attachSandboxes } from './sandboxes.ts';
@@ -21,6 +22,7 @@ export function hydrateStores(backend: Backend): () => void {
     attachApprovals(backend),
     attachProviders(backend),
     attachAgent(backend),
+    attachCapacity(backend),
   ];
   return () => detach.forEach((d) => d());
 }

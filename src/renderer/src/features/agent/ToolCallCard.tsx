@@ -6,7 +6,7 @@
 import { useEffect, useState } from 'react';
 import type { Approval } from '../../../../shared/contract/approvals.ts';
 import { Icon } from '../../components/Icon.tsx';
-import { Badge, ErrorBox } from '../../components/ui.tsx';
+import { Badge, ErrorBox, ExitBadge } from '../../components/ui.tsx';
 import { toErrorInfo, type ErrorInfo } from '../../lib/errors.ts';
 import { RISK_TONE, actorLabel, refreshApproval, useApprovals } from '../../stores/approvals.ts';
 import { rpc } from '../../stores/connection.ts';
@@ -17,7 +17,14 @@ import { DecisionButtons, useDecision } from '../approvals/Decision.tsx';
 
 const OUTPUT_PAGE = 256 * 1024;
 
-export function ToolStatusChip({ status }: { status: CardStatus }) {
+export function ToolStatusChip({ status, exitCode }: { status: CardStatus; exitCode?: number | null }) {
+  // A command that ran and exited non-zero is an answer ("exit 3"), shown neutral, not an error.
+  if (status === 'exited' && exitCode !== null && exitCode !== undefined)
+    return (
+      <span title="The command ran and exited with this code (not a failure of the tool)">
+        <ExitBadge code={exitCode} />
+      </span>
+    );
   return (
     <Badge tone={CARD_STATUS_TONE[status]}>
       {status === 'running' && <span className="spinner tiny" aria-hidden="true" />}
@@ -210,7 +217,7 @@ export function ToolCallCard({ call, sessionId }: { call: ToolCallView; sessionI
             {summary}
           </span>
         </button>
-        <ToolStatusChip status={status} />
+        <ToolStatusChip status={status} exitCode={call.exitCode} />
       </div>
       {open && (
         <div className="tool-body" id={argsId}>
@@ -222,7 +229,12 @@ export function ToolCallCard({ call, sessionId }: { call: ToolCallView; sessionI
       )}
       {approval && approval.status !== 'pending' && <DecisionNote approval={approval} />}
       {call.output !== null && (
-        <ToolOutput sessionId={sessionId} output={call.output} handle={call.handle} isError={call.isError} />
+        <ToolOutput
+          sessionId={sessionId}
+          output={call.output}
+          handle={call.handle}
+          isError={call.isError && status !== 'exited'}
+        />
       )}
     </article>
   );

@@ -68,6 +68,7 @@ export const CARD_STATUS_LABEL: Record<CardStatus, string> = {
   error: 'error',
   queued: 'queued',
   'no-result': 'no result',
+  exited: 'exited non-zero',
 };
 
 export const CARD_STATUS_TONE: Record<CardStatus, 'ok' | 'warn' | 'fail' | 'neutral' | 'info'> = {
@@ -78,4 +79,5 @@ export const CARD_STATUS_TONE: Record<CardStatus, 'ok' | 'warn' | 'fail' | 'neut
   error: 'fail',
   queued: 'neutral',
   'no-result': 'neutral',
+  exited: 'neutral',
 };

@@ -12,8 +12,21 @@ import type {
 
 export type ToolCallEvent = Extract<AgentEvent, { type: 'tool_call' }>;
 export type ToolCallStatus = ToolCallEvent['status'];
-/** The contract's statuses, plus what the transcript alone can tell: not started yet, never answered. */
-export type CardStatus = ToolCallStatus | 'queued' | 'no-result';
+/**
+ * The contract's statuses, plus what the transcript alone can tell: not started yet, never answered,
+ * and `exited`: a command that ran and exited non-zero (`systemctl is-active` → 3). That is an answer,
+ * not a failure of the tool; `error` is a tool that could not do its work at all.
+ */
+export type CardStatus = ToolCallStatus | 'queued' | 'no-result' | 'exited';
+
+/**
+ * The exit code of a command tool's result (run_command, run_source_command), whose text starts with
+ * "exit code: N"; null for anything else (a timeout reads "exit code: timed out (killed)": a failure).
+ */
+export function commandExit(content: string | null | undefined): number | null {
+  const m = /^exit code: (-?\d+)\s*(\n|$)/.exec(content ?? '');
+  return m ? Number(m[1]) : null;
+}
 
 export type Notice =
   | {
@@ -143,6 +156,8 @@ export interface ToolCallView {
   output: string | null;
   isError: boolean;
   handle: string | null;
+  /** A command's exit code (from its result), or null. */
+  exitCode: number | null;
 }
 
 export type Row =
@@ -167,10 +182,17 @@ function statusOf(
   started: boolean,
 ): CardStatus {
   if (result) {
-    if (live && ENDED.includes(live.status)) return live.status;
-    return result.isError ? (looksDenied(result.content) ? 'denied' : 'error') : 'done';
+    const status: CardStatus =
+      live && ENDED.includes(live.status)
+        ? live.status
+        : result.isError
+          ? looksDenied(result.content)
+            ? 'denied'
+            : 'error'
+          : 'done';
+    return status === 'error' && (commandExit(result.content) ?? 0) !== 0 ? 'exited' : status;
   }
-  if (live) return live.status;
+  if (live) return live.status === 'error' && (commandExit(live.output) ?? 0) !== 0 ? 'exited' : live.status;
   if (!active) return 'no-result';
   return started ? 'running' : 'queued';
 }
@@ -235,6 +257,7 @@ export function buildRows(s: SessionState): Row[] {
             output: result?.content ?? live?.output ?? null,
             isError: result?.isError ?? live?.isError ?? false,
             handle: result?.handle ?? live?.handle ?? null,
+            exitCode: commandExit(result?.content ?? live?.output),
           },
         });
       }
@@ -252,11 +275,12 @@ export function buildRows(s: SessionState): Row[] {
         id: c.id,
         name: c.name,
         input: c.input,
-        status: c.status,
+        status: c.status === 'error' && (commandExit(c.output) ?? 0) !== 0 ? 'exited' : c.status,
         approvalId: c.approvalId ?? null,
         output: c.output ?? null,
         isError: c.isError ?? false,
         handle: c.handle ?? null,
+        exitCode: commandExit(c.output),
       },
     });
   }

@@ -19,7 +19,7 @@ import {
 } from '../../stores/approvals.ts';
 import { useAgent } from '../../stores/agent.ts';
 import { rpc } from '../../stores/connection.ts';
-import { useSandboxes } from '../../stores/sandboxes.ts';
+import { SandboxRef } from '../sandboxes/SandboxRef.tsx';
 import { ToolArgs } from '../agent/ToolArgs.tsx';
 import { DecisionButtons, useDecision } from './Decision.tsx';
 
@@ -32,7 +32,6 @@ function toolSubject(a: Approval): { tool: string; args: Record<string, unknown>
 }
 
 export function ApprovalBody({ approval: a }: { approval: Approval }) {
-  const sandbox = useSandboxes((s) => (a.sandboxId ? s.byId[a.sandboxId] : undefined));
   const session = useAgent((s) => (a.sessionId ? s.byId[a.sessionId] : undefined));
   const now = useNow();
   const tool = toolSubject(a);
@@ -59,11 +58,7 @@ export function ApprovalBody({ approval: a }: { approval: Approval }) {
         </KV>
         {a.sandboxId && (
           <KV label="Sandbox">
-            {sandbox ? (
-              <a href={href('sandboxes', sandbox.id)}>{sandbox.name}</a>
-            ) : (
-              <span className="mono">{a.sandboxId}</span>
-            )}
+            <SandboxRef id={a.sandboxId} name={a.sandboxName} exists={a.sandboxExists} />
           </KV>
         )}
         {a.sessionId && (
@@ -73,7 +68,7 @@ export function ApprovalBody({ approval: a }: { approval: Approval }) {
               onClick={() => dismissPrompt(a.id)}
               data-testid="approval-session"
             >
-              {session?.title ?? a.sessionId}
+              {session?.title ?? a.sessionTitle ?? a.sessionId}
             </a>
             {session && <span className="muted"> · {session.mode}</span>}
           </KV>

@@ -13,6 +13,7 @@ import {
   useApprovals,
 } from '../../stores/approvals.ts';
 import { ApprovalBody } from './ApprovalModal.tsx';
+import { SandboxRef } from '../sandboxes/SandboxRef.tsx';
 
 const FILTERS = ['all', 'pending', 'approved', 'denied', 'expired', 'cancelled'] as const;
 type Filter = (typeof FILTERS)[number];
@@ -90,6 +91,12 @@ export function ApprovalsList({ selectedId }: { selectedId: string | null }) {
                   <td className="approval-cell">
                     <Badge tone="accent">{a.kind}</Badge> {a.title}
                     <div className="muted small approval-cell-detail">{a.detail}</div>
+                    {a.sandboxId && (
+                      <div className="small" data-testid="approval-sandbox">
+                        <span className="muted">sandbox</span>{' '}
+                        <SandboxRef id={a.sandboxId} name={a.sandboxName} exists={a.sandboxExists} compact />
+                      </div>
+                    )}
                   </td>
                   <td>
                     <Badge tone={RISK_TONE[a.risk]}>{a.risk}</Badge>

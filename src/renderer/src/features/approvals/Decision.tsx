@@ -7,7 +7,7 @@ import { Icon } from '../../components/Icon.tsx';
 import { toErrorInfo, type ErrorInfo } from '../../lib/errors.ts';
 import { withPresence } from '../../lib/presence.ts';
 import { dismissPrompt, refreshApproval, upsertApproval } from '../../stores/approvals.ts';
-import { rpc } from '../../stores/connection.ts';
+import { rpc, useOnline } from '../../stores/connection.ts';
 import { toast } from '../../stores/toasts.ts';
 
 export type Decision = 'approve' | 'deny';
@@ -62,13 +62,17 @@ export function DecisionButtons({
 }) {
   const size = small ? 12 : 14;
   const cls = small ? 'btn btn-small' : 'btn';
+  // Offline nothing can be decided; the buttons say so instead of failing.
+  const online = useOnline();
+  const off = !online ? 'The backend is unreachable: decide once it is back' : undefined;
   return (
     <>
       <button
         type="button"
         className={`${cls} btn-danger`}
         onClick={() => onDecide('deny')}
-        disabled={busy !== null}
+        disabled={busy !== null || !online}
+        title={off}
       >
         <Icon name="x" size={size} /> {busy === 'deny' ? 'Denying…' : 'Deny'}
       </button>
@@ -76,7 +80,8 @@ export function DecisionButtons({
         type="button"
         className={`${cls} btn-primary`}
         onClick={() => onDecide('approve')}
-        disabled={busy !== null}
+        disabled={busy !== null || !online}
+        title={off}
       >
         <Icon name="check" size={size} /> {busy === 'approve' ? 'Approving…' : 'Approve'}
       </button>

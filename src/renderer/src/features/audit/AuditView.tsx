@@ -2,7 +2,7 @@
  * The audit log: newest first, paged, filterable by action, live. Verify the chain, export it as
  * JSON lines, or review an exported file offline.
  */
-import { useId, useMemo, useRef, useState } from 'react';
+import { useEffect, useId, useMemo, useRef, useState } from 'react';
 import type { AuditEntry, AuditVerify } from '../../../../shared/contract/audit.ts';
 import { Icon } from '../../components/Icon.tsx';
 import { Badge, EmptyState, ErrorBox, Spinner } from '../../components/ui.tsx';
@@ -16,7 +16,11 @@ import { useSandboxes } from '../../stores/sandboxes.ts';
 import { toast, toastError } from '../../stores/toasts.ts';
 import { ApprovalsList } from '../approvals/ApprovalsList.tsx';
 import { pendingApprovals, useApprovals } from '../../stores/approvals.ts';
-import { AuditDetail } from './AuditDetail.tsx';
+import { useBackendQuery } from '../../lib/hooks.ts';
+import { useAgent } from '../../stores/agent.ts';
+import { ActorName, AuditDetail } from './AuditDetail.tsx';
+import { auditRefs } from './refs.ts';
+import { reviewRows, type Review } from './review.ts';
 
 /** Audit has two views: the hash-chained log, and the approval requests with their decisions. */
 function AuditTabs({ current }: { current: 'log' | 'approvals' }) {
@@ -130,7 +134,9 @@ export function VerifyResult({ result, label }: { result: AuditVerify; label: st
         <ul className="problems">
           {result.problems.map((p, i) => (
             <li key={i}>
-              {ROW_KINDS.has(p.kind) && <span className="mono">row {p.seq}</span>}{' '}
+              {ROW_KINDS.has(p.kind) && (
+                <span className="mono">{p.seq < 0 ? `line ${-p.seq}` : `row ${p.seq}`}</span>
+              )}{' '}
               <Badge tone="fail">{p.kind}</Badge> {p.message}
             </li>
           ))}
@@ -156,7 +162,7 @@ function Toolbar() {
   const action = useAudit((s) => s.action);
   const actions = useAudit((s) => s.actions);
   const [verify, setVerify] = useState<AuditVerify | null>(null);
-  const [review, setReview] = useState<{ name: string; result: AuditVerify } | null>(null);
+  const [review, setReview] = useState<{ name: string; result: AuditVerify; content: string } | null>(null);
   const [reviewError, setReviewError] = useState<ErrorInfo | null>(null);
   const [busy, setBusy] = useState<'verify' | 'export' | 'review' | null>(null);
   const fileRef = useRef<HTMLInputElement>(null);
@@ -195,7 +201,7 @@ function Toolbar() {
     setReviewError(null);
     try {
       const content = await file.text();
-      setReview({ name: file.name, result: await rpc().call('audit.verifyExport', { content }) });
+      setReview({ name: file.name, content, result: await rpc().call('audit.verifyExport', { content }) });
     } catch (err) {
       setReviewError(toErrorInfo(err));
     } finally {
@@ -250,26 +256,175 @@ function Toolbar() {
         </label>
       </div>
       {verify && <VerifyResult result={verify} label="This log" />}
-      {review && <VerifyResult result={review.result} label={`Exported file ${review.name}`} />}
+      {review && (
+        <>
+          <VerifyResult result={review.result} label={`Exported file ${review.name}`} />
+          <ReviewTable name={review.name} review={reviewRows(review.content, review.result)} />
+        </>
+      )}
       {reviewError && <ErrorBox error={reviewError} title="Could not review the file" />}
     </div>
   );
 }
 
-/** Targets are ids; show what they name where Fluid knows it (a host, a sandbox, an approval). */
-function TargetName({ target }: { target: string | null }) {
+/** Targets are ids: the name of what they name where Fluid knows it, with the id beside it. */
+function TargetName({ entry }: { entry: AuditEntry }) {
+  const refs = auditRefs(entry);
+  const target = entry.target;
   const host = useHosts((s) => (target ? s.byId[target] : undefined));
   const sandbox = useSandboxes((s) => (target ? s.byId[target] : undefined));
   const approval = useApprovals((s) => (target ? s.byId[target] : undefined));
+  const session = useAgent((s) => (target ? s.byId[target] : undefined));
   if (!target) return <span className="muted">—</span>;
+  const short = (
+    <code className="muted target-id">{target.length > 12 ? `${target.slice(0, 8)}…` : target}</code>
+  );
   if (host) return <span>{host.name}</span>;
-  if (sandbox) return <span title={target}>sandbox {sandbox.name}</span>;
-  if (approval) return <span title={target}>approval: {approval.kind}</span>;
+  if (sandbox || refs.sandbox === target)
+    return (
+      <span title={target}>
+        {sandbox ? sandbox.name : 'sandbox'} {short}
+      </span>
+    );
+  if (approval)
+    return (
+      <span title={target}>
+        {approval.kind}: {approval.title} {short}
+      </span>
+    );
+  if (session)
+    return (
+      <span title={target}>
+        {session.title} {short}
+      </span>
+    );
   return <span className="mono">{target}</span>;
 }
 
-function actorText(e: AuditEntry): string {
-  return `${e.actor.door}:${e.actor.id}`;
+/** An exported file's rows, each with what the verification found on it. */
+function ReviewTable({ name, review }: { name: string; review: Review }) {
+  const [onlyProblems, setOnlyProblems] = useState(false);
+  const [limit, setLimit] = useState(300);
+  const bad = review.rows.filter((r) => r.problems.length).length;
+  const unsigned = review.rows.filter((r) => r.unsigned).length;
+  const rows = onlyProblems ? review.rows.filter((r) => r.problems.length || r.unsigned) : review.rows;
+  return (
+    <section className="panel review-rows" aria-label={`Rows of ${name}`}>
+      <div className="panel-head">
+        <h3>
+          Rows of {name}{' '}
+          <span className="muted small">
+            {plural(review.rows.length, 'row')}, {plural(review.checkpoints, 'checkpoint')}
+            {bad ? `, ${plural(bad, 'row')} with problems` : ''}
+            {unsigned ? `, ${unsigned} not signed` : ''}
+          </span>
+        </h3>
+        <label className="check-label small">
+          <input type="checkbox" checked={onlyProblems} onChange={(e) => setOnlyProblems(e.target.checked)} />{' '}
+          Only rows with problems
+        </label>
+      </div>
+      {review.general.length > 0 && (
+        <ul className="problems pad-x">
+          {review.general.map((p, i) => (
+            <li key={i}>
+              <Badge tone="fail">{p.kind}</Badge> {p.message}
+            </li>
+          ))}
+        </ul>
+      )}
+      <div className="table-wrap review-table-wrap">
+        <table className="table compact audit-table" aria-label={`Rows of the exported file ${name}`}>
+          <thead>
+            <tr>
+              <th scope="col" className="num">
+                Line
+              </th>
+              <th scope="col" className="num">
+                #
+              </th>
+              <th scope="col">Time</th>
+              <th scope="col">Actor</th>
+              <th scope="col">Action</th>
+              <th scope="col">Target</th>
+              <th scope="col">Check</th>
+            </tr>
+          </thead>
+          <tbody>
+            {rows.slice(0, limit).map((r) => (
+              <tr
+                key={r.line}
+                className={r.problems.length ? 'row-problem' : r.unsigned ? 'row-unsigned' : undefined}
+                data-line={r.line}
+                data-seq={r.seq ?? ''}
+                data-status={r.problems.length ? 'problem' : r.unsigned ? 'unsigned' : 'ok'}
+              >
+                <td className="num mono">{r.line}</td>
+                <td className="num mono">{r.seq ?? '—'}</td>
+                <td className="nowrap">{r.ts ? formatTime(r.ts) : '—'}</td>
+                <td className="mono small">{r.actor ?? '—'}</td>
+                <td>
+                  {r.action ? (
+                    <Badge tone="accent">{r.action}</Badge>
+                  ) : (
+                    <span className="muted">not an entry</span>
+                  )}
+                </td>
+                <td className="small mono truncate" title={r.target ?? undefined}>
+                  {r.target ?? '—'}
+                </td>
+                <td className="review-check">
+                  {r.problems.length ? (
+                    r.problems.map((p, i) => (
+                      <div key={i} className="small">
+                        <Badge tone="fail">{p.kind}</Badge> {p.message}
+                      </div>
+                    ))
+                  ) : r.unsigned ? (
+                    <Badge
+                      tone="warn"
+                      title="After the file's last signed checkpoint: nothing vouches for it"
+                    >
+                      not signed
+                    </Badge>
+                  ) : (
+                    <Badge tone="ok">ok</Badge>
+                  )}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+        {rows.length > limit && (
+          <div className="table-foot">
+            <span className="muted">
+              Showing {limit} of {rows.length}
+            </span>
+            <button type="button" className="btn btn-small" onClick={() => setLimit((n) => n + 1000)}>
+              Show more
+            </button>
+          </div>
+        )}
+        {!rows.length && <p className="muted pad">No row has a problem.</p>}
+      </div>
+    </section>
+  );
+}
+
+/** The selected entry, over the log on the right; Escape or the close button goes back to the log. */
+function EntryDrawer({ entry }: { entry: AuditEntry }) {
+  const close = () => navigate('audit');
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) =>
+      e.key === 'Escape' && !document.querySelector('dialog[open]') && close();
+    document.addEventListener('keydown', onKey);
+    return () => document.removeEventListener('keydown', onKey);
+  }, []);
+  return (
+    <aside className="drawer" role="complementary" aria-label={`Audit entry ${entry.seq}`}>
+      <AuditDetail entry={entry} onClose={close} />
+    </aside>
+  );
 }
 
 export function AuditView({ sub }: { sub: string[] }) {
@@ -290,13 +445,21 @@ function AuditLogView({ sub }: { sub: string[] }) {
   const total = useAudit((s) => s.total);
   const action = useAudit((s) => s.action);
   const selectedSeq = sub[0] ? Number(sub[0]) : null;
-  const selected = useMemo(
+  const loadedEntry = useMemo(
     () => (selectedSeq ? (entries.find((e) => e.seq === selectedSeq) ?? null) : null),
     [entries, selectedSeq],
   );
+  // An entry not among those loaded (older, or hidden by the filter) is fetched on its own.
+  const fetched = useBackendQuery(
+    selectedSeq && !loadedEntry && Number.isSafeInteger(selectedSeq)
+      ? (b, signal) => b.call('audit.list', { limit: 1, beforeSeq: selectedSeq + 1 }, { signal })
+      : null,
+    [selectedSeq, !!loadedEntry],
+  );
+  const selected = loadedEntry ?? fetched.data?.entries.find((e) => e.seq === selectedSeq) ?? null;
 
   return (
-    <div className="page-pad audit">
+    <div className={selected ? 'page-pad audit audit-with-drawer' : 'page-pad audit'}>
       <AuditTabs current="log" />
       <Toolbar />
       {!loaded ? (
@@ -309,7 +472,10 @@ function AuditLogView({ sub }: { sub: string[] }) {
           </p>
         </EmptyState>
       ) : (
-        <div className="split audit-split">
+        <div className="audit-log">
+          <p className="muted small">
+            Click an entry to see who did what, what it concerns, its data and its place in the hash chain.
+          </p>
           <div className="audit-table-wrap">
             <table className="table audit-table" aria-label="Audit entries">
               <thead>
@@ -327,8 +493,14 @@ function AuditLogView({ sub }: { sub: string[] }) {
                 {entries.map((e) => (
                   <tr
                     key={e.seq}
-                    className={selected?.seq === e.seq ? 'selected' : undefined}
+                    className={selected?.seq === e.seq ? 'selected clickable' : 'clickable'}
                     data-action={e.action}
+                    data-seq={e.seq}
+                    onClick={(ev) => {
+                      // The whole row opens the entry (its number stays a real link for the keyboard).
+                      if ((ev.target as Element).closest('a, button')) return;
+                      navigate('audit', String(e.seq));
+                    }}
                   >
                     <td className="num mono">
                       <a
@@ -340,12 +512,14 @@ function AuditLogView({ sub }: { sub: string[] }) {
                       </a>
                     </td>
                     <td className="nowrap">{formatTime(e.ts)}</td>
-                    <td className="mono small">{actorText(e)}</td>
+                    <td className="small">
+                      <ActorName actor={e.actor} />
+                    </td>
                     <td>
                       <Badge tone="accent">{e.action}</Badge>
                     </td>
                     <td className="small truncate" title={e.target ?? undefined}>
-                      <TargetName target={e.target} />
+                      <TargetName entry={e} />
                     </td>
                   </tr>
                 ))}
@@ -367,17 +541,9 @@ function AuditLogView({ sub }: { sub: string[] }) {
               )}
             </div>
           </div>
-          <div className="detail-pane audit-detail-pane">
-            {selected ? (
-              <AuditDetail entry={selected} />
-            ) : (
-              <p className="muted pad">
-                Select an entry to see who did what, its data and its place in the hash chain.
-              </p>
-            )}
-          </div>
         </div>
       )}
+      {selected && <EntryDrawer key={selected.seq} entry={selected} />}
     </div>
   );
 }

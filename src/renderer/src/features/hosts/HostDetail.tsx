@@ -1,5 +1,5 @@
 /** One host: connection, preflight, capacity, VMs, networks and pools, and what can be done with it. */
-import { useState } from 'react';
+import { useMemo, useState } from 'react';
 import type { Host } from '../../../../shared/contract/hosts.ts';
 import { Icon } from '../../components/Icon.tsx';
 import { Badge, ErrorBox, KV, Section, Spinner } from '../../components/ui.tsx';
@@ -16,6 +16,7 @@ import { HostKeyMismatch, mismatchOf } from './HostKeyMismatch.tsx';
 import { READINESS_TONE, VirtBadge } from './badges.tsx';
 import { PreflightChecks, PreflightTaskStatus } from './PreflightChecks.tsx';
 import { RemoveHostModal } from './RemoveHostModal.tsx';
+import { SameMachineWarning } from './SameMachine.tsx';
 import { VmTable } from './VmTable.tsx';
 
 export async function recheck(host: Host): Promise<void> {
@@ -47,6 +48,18 @@ export function HostDetail({ host }: { host: Host }) {
   const vms = useBackendQuery(
     (b, signal) => b.call('hosts.vms', { host: host.id }, { signal }),
     [host.id, checkedAt],
+  );
+  // Fluid's base copies on this host, for the VM rows' "Open its base".
+  const bases = useBackendQuery(
+    (b, signal) => b.call('bases.list', { host: host.id }, { signal }),
+    [host.id, checkedAt],
+  );
+  const baseBySource = useMemo(
+    () =>
+      Object.fromEntries(
+        (bases.data ?? []).filter((b) => b.state !== 'retired').map((b) => [b.sourceName, b]),
+      ),
+    [bases.data],
   );
 
   // A changed host key shows up wherever Fluid tried to connect.
@@ -103,6 +116,7 @@ export function HostDetail({ host }: { host: Host }) {
       </div>
 
       {mismatch && <HostKeyMismatch host={host} mismatch={mismatch} onTrusted={() => void recheck(host)} />}
+      <SameMachineWarning host={host} />
 
       <Section title="Preflight">
         {task && (running || task.status !== 'succeeded') && <PreflightTaskStatus task={task} />}
@@ -167,7 +181,7 @@ export function HostDetail({ host }: { host: Host }) {
           <ErrorBox error={vms.error} title="Could not list the VMs" />
         ) : vms.data ? (
           vms.data.length ? (
-            <VmTable vms={vms.data} caption={`VMs on ${host.name}`} />
+            <VmTable vms={vms.data} caption={`VMs on ${host.name}`} bases={baseBySource} />
           ) : (
             <p className="muted">No VMs are defined on this host.</p>
           )

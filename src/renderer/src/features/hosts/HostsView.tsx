@@ -1,7 +1,7 @@
 /** Hosts: the list on the left, the selected host's detail on the right; "Add host" is the wizard. */
 import { useEffect, useMemo } from 'react';
 import { Icon } from '../../components/Icon.tsx';
-import { EmptyState, Spinner } from '../../components/ui.tsx';
+import { Badge, EmptyState, Spinner } from '../../components/ui.tsx';
 import { formatRelative, formatTime } from '../../lib/format.ts';
 import { useNow } from '../../lib/hooks.ts';
 import { href, redirect } from '../../lib/route.ts';
@@ -9,12 +9,15 @@ import { READINESS_LABEL, hostTarget, readiness, useHosts } from '../../stores/h
 import { latestTask, useTasks } from '../../stores/tasks.ts';
 import { Wizard } from '../onboarding/Wizard.tsx';
 import { addHostSteps } from '../onboarding/hostSteps.ts';
-import { initialHostWizard } from '../onboarding/state.ts';
+import { initialHostWizard, persistedPart } from '../onboarding/state.ts';
 import { createWizardStore } from '../onboarding/wizard.ts';
 import { HostDetail } from './HostDetail.tsx';
 import { READINESS_TONE, VirtBadge } from './badges.tsx';
 
-export const addHostStore = createWizardStore('connection', () => initialHostWizard('remote'));
+export const addHostStore = createWizardStore('connection', () => initialHostWizard('remote'), {
+  key: 'fluid.addHost',
+  pick: persistedPart,
+});
 
 function AddHost() {
   return (
@@ -63,6 +66,11 @@ function HostList({ selected }: { selected: string | null }) {
                   <span className={`dot dot-${READINESS_TONE[r]}`} aria-hidden="true" />
                   <span className="host-item-name">{h.name}</span>
                   <VirtBadge virtType={h.lastCheck?.facts.virtType} />
+                  {(h.sameMachineAs?.length ?? 0) > 0 && (
+                    <Badge tone="warn" title={`The same machine as ${h.sameMachineAs!.join(', ')}`}>
+                      twice
+                    </Badge>
+                  )}
                 </div>
                 <div className="host-item-target mono">{hostTarget(h)}</div>
                 <div className="host-item-meta">

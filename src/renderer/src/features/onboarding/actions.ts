@@ -11,6 +11,33 @@ import type { StepContext } from './wizard.ts';
 
 type Ctx = StepContext<HostWizardState>;
 
+/**
+ * Before the host key is fetched and shown: can Fluid use the key file? A path that is missing,
+ * unreadable, not a private key or locked by a passphrase is said next to the field, on this step.
+ */
+export async function checkKeyFile(ctx: Ctx): Promise<boolean> {
+  const d = ctx.get().draft;
+  if (d.authType !== 'key') {
+    ctx.update({ keyCheck: null });
+    return true;
+  }
+  ctx.update({ checkingKey: true });
+  try {
+    const keyCheck = await rpc().call('hosts.checkKey', { keyPath: d.keyPath.trim() });
+    ctx.update({ keyCheck, checkingKey: false });
+    return true;
+  } catch (err) {
+    const e = toErrorInfo(err);
+    ctx.update((s) => ({
+      keyCheck: null,
+      checkingKey: false,
+      fieldErrors: { ...s.fieldErrors, keyPath: e.message },
+    }));
+    if (e.code !== 'VALIDATION') throw err;
+    return false;
+  }
+}
+
 export async function probeHost(ctx: Ctx): Promise<void> {
   const d = ctx.get().draft;
   ctx.update({ probing: true, probe: null, probeError: null, addError: null });

@@ -4,7 +4,9 @@
  */
 import { LOCAL_HOST_ID } from '../../../../shared/contract/hosts.ts';
 import { navigate } from '../../lib/route.ts';
-import { loadSources, probeHost, registerHost, startCheck } from './actions.ts';
+import { useHosts, readiness } from '../../stores/hosts.ts';
+import { openCreateDialog } from '../sandboxes/createDialog.ts';
+import { checkKeyFile, loadSources, probeHost, registerHost, startCheck } from './actions.ts';
 import { validateDraft, type HostWizardState } from './state.ts';
 import { ChooseHostStep } from './steps/ChooseHost.tsx';
 import { ConnectionStep } from './steps/Connection.tsx';
@@ -33,6 +35,18 @@ export const chooseHostStep: Step = {
   description: 'Sandboxes run on a libvirt/KVM host, next to the VMs they are cloned from.',
   component: ChooseHostStep,
   canContinue: (s) => s.mode !== null,
+  // This machine, when it is ready and the only host: preselected (a choice is still one click away).
+  onEnter: (ctx) => {
+    const hosts = useHosts.getState();
+    const local = hosts.byId[LOCAL_HOST_ID];
+    if (
+      ctx.get().mode === null &&
+      hosts.order.length === 1 &&
+      local &&
+      ['ready', 'warnings'].includes(readiness(local))
+    )
+      ctx.update({ mode: 'local', hostId: LOCAL_HOST_ID });
+  },
   complete: (ctx) => {
     if (ctx.get().mode === 'local') ctx.update({ hostId: LOCAL_HOST_ID });
   },
@@ -44,14 +58,15 @@ export const connectionStep: Step = {
   description: 'How Fluid reaches the host over SSH.',
   component: ConnectionStep,
   skip: isLocal,
-  canContinue: (s) =>
-    !!s.draft.address.trim() &&
-    !!s.draft.user.trim() &&
-    (s.draft.authType === 'agent' || !!s.draft.keyPath.trim()),
-  complete: (ctx) => {
+  // Continue is always there: it shows every problem at once rather than staying greyed out.
+  canContinue: (s) => !s.checkingKey,
+  busyLabel: 'Checking the key file…',
+  complete: async (ctx) => {
     const errors = validateDraft(ctx.get().draft);
-    ctx.update({ touched: true });
+    ctx.update({ touched: true, fieldErrors: {} });
     if (Object.keys(errors).length) return false;
+    // The key file first: the host key is worth checking only once Fluid can log in with it.
+    if (!(await checkKeyFile(ctx))) return false;
     const s = ctx.get();
     // A new address or port means a new key to verify.
     if (s.probe && (s.probe.address !== s.draft.address.trim() || s.probe.port !== Number(s.draft.port)))
@@ -105,11 +120,13 @@ export const doneStep: Step = {
   description: 'The host is set up.',
   component: DoneStep,
   canContinue: (s) => !!s.hostId,
-  continueLabel: 'Open in Hosts',
+  continueLabel: 'Create your first sandbox',
   noBack: true,
   complete: (ctx) => {
     const id = ctx.get().hostId;
-    if (id) navigate('hosts', id);
+    if (!id) return;
+    navigate('sandboxes');
+    openCreateDialog({ hostId: id, source: '', vcpus: null, memoryMiB: null });
   },
 };
 

@@ -34,6 +34,22 @@ export interface HostWizardState {
   preflight: Preflight | null;
   sources: Vm[] | null;
   sourcesError: ErrorInfo | null;
+  /** The key file, checked before the host key is shown: its type and public fingerprint. */
+  keyCheck: { keyPath: string; type: string; fingerprint: string } | null;
+  checkingKey: boolean;
+}
+
+/** What survives a reload of the tab: where the user is and what they typed (no probe, no errors). */
+export function persistedPart(s: HostWizardState): Partial<HostWizardState> {
+  return {
+    mode: s.mode,
+    draft: s.draft,
+    touched: s.touched,
+    hostId: s.hostId,
+    checkTaskId: s.checkTaskId,
+    preflight: s.preflight,
+    keyCheck: s.keyCheck,
+  };
 }
 
 export const emptyDraft = (): HostDraft => ({
@@ -61,6 +77,8 @@ export const initialHostWizard = (mode: HostWizardState['mode'] = null): HostWiz
   preflight: null,
   sources: null,
   sourcesError: null,
+  keyCheck: null,
+  checkingKey: false,
 });
 
 export type AddInput = In<Contract, 'hosts.add'>;

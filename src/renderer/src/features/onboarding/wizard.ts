@@ -44,11 +44,54 @@ export interface WizardModel<S> {
 
 export type WizardStore<S> = UseBoundStore<StoreApi<WizardModel<S>>>;
 
-export function createWizardStore<S>(first: string, initial: () => S): WizardStore<S> & { reset(): void } {
-  const store = create<WizardModel<S>>(() => ({ stepId: first, visit: 1, state: initial() }));
+export interface WizardPersistence<S> {
+  /** sessionStorage key: the wizard survives a reload of this tab (not a new tab or window). */
+  key: string;
+  /** What of the state to keep (nothing secret, nothing that is only true for a moment). */
+  pick: (s: S) => Partial<S>;
+}
+
+export function createWizardStore<S>(
+  first: string,
+  initial: () => S,
+  persist?: WizardPersistence<S>,
+): WizardStore<S> & { reset(): void } {
+  const restored = persist ? restore<S>(persist.key) : null;
+  const store = create<WizardModel<S>>(() => ({
+    stepId: restored?.stepId ?? first,
+    visit: 1,
+    state: { ...initial(), ...(restored?.state ?? {}) },
+  }));
+  if (persist)
+    store.subscribe((m) => {
+      try {
+        sessionStorage.setItem(
+          persist.key,
+          JSON.stringify({ stepId: m.stepId, state: persist.pick(m.state) }),
+        );
+      } catch {
+        // storage off or full: the wizard lasts for this page
+      }
+    });
   return Object.assign(store, {
-    reset: () => store.setState((m) => ({ stepId: first, visit: m.visit + 1, state: initial() })),
+    reset: () => {
+      if (persist) sessionStorage.removeItem(persist.key);
+      store.setState((m) => ({ stepId: first, visit: m.visit + 1, state: initial() }));
+    },
   });
+}
+
+function restore<S>(key: string): { stepId: string; state: Partial<S> } | null {
+  try {
+    const v = JSON.parse(sessionStorage.getItem(key) ?? 'null') as {
+      stepId?: unknown;
+      state?: unknown;
+    } | null;
+    if (!v || typeof v.stepId !== 'string' || !v.state || typeof v.state !== 'object') return null;
+    return { stepId: v.stepId, state: v.state as Partial<S> };
+  } catch {
+    return null;
+  }
 }
 
 export function activeSteps<S>(steps: WizardStep<S>[], state: S): WizardStep<S>[] {

@@ -5,26 +5,20 @@
  * Ansible's !unsafe and !vault tags. The workers are bundled by Vite; nothing is fetched from a CDN
  * and schema requests are off.
  */
-import * as monacoApi from 'monaco-editor/esm/vs/editor/edcore.main.js';
 import 'monaco-editor/esm/vs/basic-languages/yaml/yaml.contribution.js';
-import type * as Monaco from 'monaco-editor';
 import { configureMonacoYaml } from 'monaco-yaml';
-import EditorWorker from 'monaco-editor/esm/vs/editor/editor.worker.js?worker';
+import { monaco, registerWorker } from '../../components/monaco/monaco.ts';
 import YamlWorker from './yaml.worker.ts?worker';
 import playbookSchema from './schema/ansible-playbook.schema.json';
 
-export type MonacoNamespace = typeof Monaco;
-export const monaco = monacoApi as unknown as MonacoNamespace;
+// The app's one Monaco (components/monaco): the core and its editor worker are shared with every editor.
+export { monaco, type MonacoNamespace } from '../../components/monaco/monaco.ts';
 
 /** The model path every playbook editor uses: the schema applies to it. */
 export const PLAYBOOK_GLOB = '**/playbook.yml';
 export const SCHEMA_URI = 'fluid://schemas/ansible-playbook.json';
 
-(globalThis as { MonacoEnvironment?: unknown }).MonacoEnvironment = {
-  getWorker(_moduleId: string, label: string): Worker {
-    return label === 'yaml' ? new YamlWorker() : new EditorWorker();
-  },
-};
+registerWorker('yaml', () => new YamlWorker());
 
 // monaco-yaml (through monaco-worker-manager) still creates its worker the pre-0.53 way ({ moduleId,
 // label, createData }); the full 'monaco-editor' entry adapts that call, the editor core alone does

@@ -2,7 +2,7 @@
  * Base images: Fluid's cached copies of source VMs (what sandboxes are cloned from) and their warm
  * templates. Warm and Refresh run as tasks; the list reloads when one of them ends.
  */
-import { useMemo, useState } from 'react';
+import { useCallback, useMemo, useState } from 'react';
 import type { Base } from '../../../../shared/contract/sandboxes.ts';
 import type { Task } from '../../../../shared/contract/tasks.ts';
 import { Icon } from '../../components/Icon.tsx';
@@ -37,7 +37,7 @@ function taskFor(b: Base, tasks: Task[]): Task | null {
   );
 }
 
-export function BasesPanel({ hideWhenEmpty }: { hideWhenEmpty?: boolean }) {
+export function BasesPanel({ hideWhenEmpty, selected }: { hideWhenEmpty?: boolean; selected?: string }) {
   const byId = useTasks((s) => s.byId);
   const relevant = useMemo(() => Object.values(byId).filter((t) => BASE_TASKS.includes(t.kind)), [byId]);
   // Reload whenever one of them starts or ends.
@@ -49,6 +49,12 @@ export function BasesPanel({ hideWhenEmpty }: { hideWhenEmpty?: boolean }) {
   const hosts = useHosts((s) => s.byId);
   const now = useNow();
   const [starting, setStarting] = useState<string | null>(null);
+  // The base a link named (#/sandboxes/bases/<id>) comes into view once.
+  const scrollTo = useCallback(
+    (el: HTMLTableRowElement | null) => el?.scrollIntoView({ block: 'nearest' }),
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+    [selected],
+  );
 
   async function act(b: Base, what: 'warm' | 'refresh') {
     setStarting(`${b.id}:${what}`);
@@ -116,7 +122,13 @@ export function BasesPanel({ hideWhenEmpty }: { hideWhenEmpty?: boolean }) {
               {list.map((b) => {
                 const task = taskFor(b, relevant);
                 return (
-                  <tr key={b.id} data-base={b.sourceName}>
+                  <tr
+                    key={b.id}
+                    data-base={b.sourceName}
+                    className={selected === b.id ? 'selected' : undefined}
+                    aria-current={selected === b.id ? 'true' : undefined}
+                    ref={selected === b.id ? scrollTo : undefined}
+                  >
                     <th scope="row">
                       {b.sourceName}
                       <div className="muted small">
@@ -150,23 +162,25 @@ export function BasesPanel({ hideWhenEmpty }: { hideWhenEmpty?: boolean }) {
                       )}
                     </td>
                     <td className="base-actions">
-                      <button
-                        type="button"
-                        className="btn btn-small"
-                        disabled={!!task || starting !== null || b.state !== 'ready'}
-                        onClick={() => void act(b, 'warm')}
-                      >
-                        <Icon name="power" size={12} />{' '}
-                        {b.templateState === 'ready' ? 'Rebuild template' : 'Warm template'}
-                      </button>{' '}
-                      <button
-                        type="button"
-                        className="btn btn-small"
-                        disabled={!!task || starting !== null}
-                        onClick={() => void act(b, 'refresh')}
-                      >
-                        <Icon name="refresh" size={12} /> Refresh
-                      </button>
+                      <div className="btn-stack">
+                        <button
+                          type="button"
+                          className="btn btn-small"
+                          disabled={!!task || starting !== null || b.state !== 'ready'}
+                          onClick={() => void act(b, 'warm')}
+                        >
+                          <Icon name="power" size={12} />{' '}
+                          {b.templateState === 'ready' ? 'Rebuild template' : 'Warm template'}
+                        </button>
+                        <button
+                          type="button"
+                          className="btn btn-small"
+                          disabled={!!task || starting !== null}
+                          onClick={() => void act(b, 'refresh')}
+                        >
+                          <Icon name="refresh" size={12} /> Refresh
+                        </button>
+                      </div>
                     </td>
                   </tr>
                 );

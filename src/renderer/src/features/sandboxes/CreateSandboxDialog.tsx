@@ -3,9 +3,8 @@
  * the creation's live progress (tasks.watch), opens the sandbox on success, and offers Retry on failure.
  */
 import { useEffect, useMemo, useState, type FormEvent } from 'react';
-import { LOCAL_HOST_ID } from '../../../../shared/contract/hosts.ts';
 import type { Task } from '../../../../shared/contract/tasks.ts';
-import { Destination } from '../../../../shared/contract/sandboxes.ts';
+import type { Vm } from '../../../../shared/contract/hosts.ts';
 import { Icon } from '../../components/Icon.tsx';
 import { TaskProgress } from '../../components/TaskProgress.tsx';
 import { Callout, ErrorBox, Field, Modal, Spinner } from '../../components/ui.tsx';
@@ -20,6 +19,9 @@ import { useSettings } from '../../stores/settings.ts';
 import { showTaskInView, upsertTask } from '../../stores/tasks.ts';
 import { toast } from '../../stores/toasts.ts';
 import {
+  AUTO_HOST,
+  parseWhole,
+  validateCreate,
   backToCreateForm,
   closeCreateDialog,
   followCreateTask,
@@ -43,8 +45,10 @@ function allowLines(text: string): string[] {
     .filter(Boolean);
 }
 
-function parseWhole(v: string): number | null {
-  return /^\s*\d+\s*$/.test(v) ? Number(v) : null;
+/** A source VM as the form offers it: on one host, or (Fluid placing it) on each host that has it. */
+interface SourceOption {
+  vm: Vm;
+  hosts: string[];
 }
 
 function CreateFormView() {
@@ -56,61 +60,62 @@ function CreateFormView() {
   const [fieldErrors, setFieldErrors] = useState<Record<string, string>>({});
   const busy = useCreateDialog((s) => s.submitting);
 
-  // The host: as chosen, else the first remote host that is ready, else any ready one, else the first.
+  // The host: as chosen. Otherwise the only usable one; with several, Fluid places the sandbox (never
+  // "the newest host" by accident).
   const hosts = order.map((id) => hostsById[id]!).filter(Boolean);
-  const usable = (id: string) => ['ready', 'warnings'].includes(readiness(hostsById[id]!));
+  const usable = order.filter((id) => ['ready', 'warnings'].includes(readiness(hostsById[id]!)));
+  const fallback = usable.length === 1 ? usable[0]! : order.length === 1 ? order[0]! : AUTO_HOST;
   const hostId =
-    (form.hostId && hostsById[form.hostId] ? form.hostId : null) ??
-    order.find((id) => id !== LOCAL_HOST_ID && usable(id)) ??
-    order.find(usable) ??
-    order[0] ??
-    '';
-  const host = hostsById[hostId];
+    form.hostId === AUTO_HOST || (form.hostId && hostsById[form.hostId]) ? form.hostId : fallback;
+  const auto = hostId === AUTO_HOST;
+  const host = auto ? undefined : hostsById[hostId];
 
   const sources = useBackendQuery(
-    hostId ? (b, signal) => b.call('sources.list', { host: hostId }, { signal }) : null,
+    hostId ? (b, signal) => b.call('sources.list', auto ? {} : { host: hostId }, { signal }) : null,
     [hostId],
   );
-  // Only this host's VMs (the previous host's list stays in place while the new one loads).
-  const vms = useMemo(
-    () => (sources.data?.vms ?? []).filter((v) => !v.fluid && v.hostId === hostId),
-    [sources.data, hostId],
-  );
-  const vm = vms.find((v) => v.name === form.source) ?? (form.source ? undefined : vms[0]);
+  // Only this host's VMs (the previous host's list stays in place while the new one loads); with Fluid
+  // placing it, each source once, with the hosts that have it.
+  const options = useMemo<SourceOption[]>(() => {
+    const vms = (sources.data?.vms ?? []).filter((v) => !v.fluid && (auto || v.hostId === hostId));
+    const byName = new Map<string, SourceOption>();
+    for (const v of vms) {
+      const o = byName.get(v.name);
+      if (o) o.hosts.push(v.hostName);
+      else byName.set(v.name, { vm: v, hosts: [v.hostName] });
+    }
+    return [...byName.values()];
+  }, [sources.data, hostId, auto]);
+  // Never a running VM by default: it may well be production. A shut-off one, or nothing chosen yet.
+  const chosen = options.find((o) => o.vm.name === form.source);
+  const vm = chosen?.vm ?? (form.source ? undefined : options.find((o) => !o.vm.running)?.vm);
   const source = vm?.name ?? form.source;
 
   const vcpus = form.vcpus ?? (vm ? String(vm.vcpus) : '');
   const memory = form.memoryMiB ?? (vm ? String(vm.memoryMiB) : '');
   const ttl = form.ttlMinutes ?? String(defaultTtl);
   const allow = allowLines(form.allow);
-  const badAllow = allow.filter((d) => !Destination.safeParse(d).success);
 
   async function submit(e: FormEvent) {
     e.preventDefault();
-    const errs: Record<string, string> = {};
-    if (!source) errs.source = 'Choose a source VM.';
     const v = parseWhole(vcpus);
     const m = parseWhole(memory);
     const t = parseWhole(ttl);
-    if (v === null) errs.vcpus = 'Must be a whole number.';
-    if (m === null) errs.memoryMiB = 'Must be a whole number of MiB.';
-    if (t === null) errs.ttlMinutes = 'Must be a whole number of minutes.';
-    if (badAllow.length)
-      errs.allow = `Not a destination: ${badAllow.join(', ')} (use host, host:port, *.domain or an IP).`;
-    setFieldErrors(errs);
-    setError(null);
-    if (Object.keys(errs).length || busy) return;
     const input: CreateInput = {
-      host: hostId,
+      ...(auto ? {} : { host: hostId }),
       source,
       ...(form.name.trim() ? { name: form.name.trim() } : {}),
       // The source's own size is the backend's default: only send what was changed.
-      ...(form.vcpus !== null && v !== vm?.vcpus ? { vcpus: v! } : {}),
-      ...(form.memoryMiB !== null && m !== vm?.memoryMiB ? { memoryMiB: m! } : {}),
-      ttlMinutes: t!,
+      ...(form.vcpus !== null && v !== vm?.vcpus ? { vcpus: v ?? Number.NaN } : {}),
+      ...(form.memoryMiB !== null && m !== vm?.memoryMiB ? { memoryMiB: m ?? Number.NaN } : {}),
+      ttlMinutes: t ?? Number.NaN,
       allow,
       start: form.start,
     };
+    const errs = validateCreate(input, { vcpus, memoryMiB: memory, ttlMinutes: ttl, source });
+    setFieldErrors(errs);
+    setError(null);
+    if (Object.keys(errs).length || busy) return;
     setSubmitting(true);
     try {
       const task = await rpc().call('sandboxes.create', input);
@@ -143,9 +148,11 @@ function CreateFormView() {
           label="Host"
           error={fieldErrors.host}
           help={
-            host
-              ? `${READINESS_LABEL[readiness(host)]}${host.kind === 'local' ? ' · this machine' : ''}`
-              : null
+            auto
+              ? 'Fluid puts it on a host that has the source and the most free memory, and says why.'
+              : host
+                ? `${READINESS_LABEL[readiness(host)]}${host.kind === 'local' ? ' · this machine' : ''}`
+                : null
           }
         >
           {(p) => (
@@ -157,6 +164,7 @@ function CreateFormView() {
                 patchCreateForm({ hostId: e.target.value, source: '', vcpus: null, memoryMiB: null })
               }
             >
+              {hosts.length > 1 && <option value={AUTO_HOST}>Fluid chooses (most free capacity)</option>}
               {hosts.map((h) => (
                 <option key={h.id} value={h.id}>
                   {h.name}
@@ -179,21 +187,30 @@ function CreateFormView() {
             sources.loading && !sources.data ? (
               <div className="input-like">
                 <Spinner label="Listing source VMs" />{' '}
-                <span className="muted">Listing VMs on {host?.name}…</span>
+                <span className="muted">Listing VMs on {host?.name ?? 'every host'}…</span>
               </div>
             ) : (
               <select
                 {...p}
                 className="input"
                 value={source}
-                disabled={!vms.length}
+                disabled={!options.length}
                 onChange={(e) => patchCreateForm({ source: e.target.value, vcpus: null, memoryMiB: null })}
               >
-                {!vms.length && <option value="">No source VMs on this host</option>}
-                {vms.map((v) => (
+                {!options.length ? (
+                  <option value="">No source VMs {auto ? 'on any host' : 'on this host'}</option>
+                ) : (
+                  !vm && (
+                    <option value="" disabled>
+                      Choose a source VM
+                    </option>
+                  )
+                )}
+                {options.map(({ vm: v, hosts: on }) => (
                   <option key={v.uuid} value={v.name}>
                     {v.name} — {v.state} · {v.vcpus} vCPU · {formatMiB(v.memoryMiB)}
                     {v.hasGuestAgent ? '' : ' · no guest agent'}
+                    {auto ? ` · on ${on.join(', ')}` : ''}
                   </option>
                 ))}
               </select>
@@ -201,7 +218,15 @@ function CreateFormView() {
           }
         </Field>
       </div>
-      {sources.error && <ErrorBox error={sources.error} title={`Could not list the VMs on ${host?.name}`} />}
+      {sources.error && (
+        <ErrorBox error={sources.error} title={`Could not list the VMs on ${host?.name ?? 'the hosts'}`} />
+      )}
+      {vm?.running && (
+        <Callout tone="info" title={`${vm.name} is running`}>
+          Fluid copies a running VM with libvirt&apos;s backup API: it keeps running and is never written to,
+          paused or snapshotted. If it is production, that is safe, and still worth knowing.
+        </Callout>
+      )}
       {sources.data?.errors.map((e) => (
         <ErrorBox key={e.hostId} error={{ code: 'UNAVAILABLE', message: e.message }} title={e.hostName} />
       ))}
@@ -485,4 +510,10 @@ function CreateHint() {
       its VMs.
     </p>
   );
+}
+
+/** Mounted once by the shell: New sandbox opens from any page (the overview, onboarding's last step). */
+export function CreateSandboxHost() {
+  const open = useCreateDialog((s) => s.open);
+  return open ? <CreateSandboxDialog /> : null;
 }

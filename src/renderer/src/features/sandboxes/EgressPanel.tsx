@@ -2,7 +2,7 @@
 import { useState, type FormEvent } from 'react';
 import { Destination, type Sandbox } from '../../../../shared/contract/sandboxes.ts';
 import { Icon } from '../../components/Icon.tsx';
-import { ErrorBox, Field } from '../../components/ui.tsx';
+import { Callout, ErrorBox, Field } from '../../components/ui.tsx';
 import { humanizeIssue, toErrorInfo, validationIssues, type ErrorInfo } from '../../lib/errors.ts';
 import { rpc } from '../../stores/connection.ts';
 import { withPresence } from '../../lib/presence.ts';
@@ -63,12 +63,21 @@ export function EgressPanel({ sandbox }: { sandbox: Sandbox }) {
     }
   }
 
+  const warnings = new Map((sandbox.egressWarnings ?? []).map((w) => [w.destination, w.warning]));
+  const health = sandbox.egressHealth;
   return (
-    <div className="egress">
+    <div className="egress" data-egress-health={health?.status ?? 'unknown'}>
+      <EgressHealthNote sandbox={sandbox} />
       {sandbox.egressAllow.length ? (
         <ul className="chips" aria-label="Allowed destinations">
           {sandbox.egressAllow.map((d) => (
-            <li key={d} className="chip">
+            <li
+              key={d}
+              className={warnings.has(d) ? 'chip chip-warn' : 'chip'}
+              title={warnings.get(d)}
+              data-warning={warnings.has(d) ? 'true' : undefined}
+            >
+              {warnings.has(d) && <Icon name="warn" size={12} label="Warning" />}
               <span className="mono">{d}</span>
               {editable && (
                 <button
@@ -86,6 +95,15 @@ export function EgressPanel({ sandbox }: { sandbox: Sandbox }) {
         </ul>
       ) : (
         <p className="muted">Nothing allowed: the sandbox reaches nothing outside its network.</p>
+      )}
+      {warnings.size > 0 && (
+        <ul className="egress-warnings" aria-label="Egress warnings" data-testid="egress-warnings">
+          {[...warnings].map(([d, w]) => (
+            <li key={d} className="small">
+              <Icon name="warn" size={12} /> <span className="mono">{d}</span>: {w}
+            </li>
+          ))}
+        </ul>
       )}
       {editable && (
         <form className="inline-form" onSubmit={(e) => void add(e)} noValidate>
@@ -118,5 +136,35 @@ export function EgressPanel({ sandbox }: { sandbox: Sandbox }) {
       )}
       {error && <ErrorBox error={error} title="The allowlist was not changed" />}
     </div>
+  );
+}
+
+/**
+ * Whether the sandbox's egress works as far as this backend can tell: a proxy that cannot serve it
+ * (cannot start, its address held by another process) would otherwise look like silent 403s inside.
+ */
+export function EgressHealthNote({ sandbox, compact }: { sandbox: Sandbox; compact?: boolean }) {
+  const h = sandbox.egressHealth;
+  if (!h || h.status === 'ok') return null;
+  if (h.status === 'problem')
+    return (
+      <div data-testid="egress-problem">
+        <Callout tone="fail" title="Egress does not work for this sandbox">
+          <p>{h.message ?? 'The egress proxy on its host cannot serve it.'}</p>
+          {!compact && (
+            <p className="muted small">
+              Requests from the sandbox are refused and no approval is raised until this is fixed. Run{' '}
+              <code>fluid doctor</code> for the details.
+            </p>
+          )}
+        </Callout>
+      </div>
+    );
+  if (compact) return null;
+  return (
+    <p className="muted small" data-testid="egress-unknown">
+      Egress health unknown{h.message ? `: ${h.message}` : ': this process runs no proxy for the host'} (
+      <code>fluid doctor</code> checks it).
+    </p>
   );
 }

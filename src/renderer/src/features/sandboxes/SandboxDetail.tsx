@@ -16,7 +16,7 @@ import { BUSY_STATES, upsertSandbox } from '../../stores/sandboxes.ts';
 import { latestTask, upsertTask, useTasks } from '../../stores/tasks.ts';
 import { toastError } from '../../stores/toasts.ts';
 import { DestroyModal, StopModal } from './SandboxModals.tsx';
-import { EgressPanel } from './EgressPanel.tsx';
+import { EgressHealthNote, EgressPanel } from './EgressPanel.tsx';
 import { StateBadge, TimeLeft, sizeText } from './badges.tsx';
 import { TimingsChart } from './TimingsChart.tsx';
 import { FilesTab } from './tabs/FilesTab.tsx';
@@ -90,7 +90,7 @@ function ExtendForm({ sandbox }: { sandbox: Sandbox }) {
   );
 }
 
-function Tabs({ sandbox, tab }: { sandbox: Sandbox; tab: DetailTab }) {
+function Tabs({ sandbox, tab, filesPath }: { sandbox: Sandbox; tab: DetailTab; filesPath?: string }) {
   // The terminal stays mounted once opened, so switching tabs keeps the shell session.
   const [terminalOpened, setTerminalOpened] = useState(tab === 'terminal');
   if (tab === 'terminal' && !terminalOpened) setTerminalOpened(true);
@@ -136,7 +136,7 @@ function Tabs({ sandbox, tab }: { sandbox: Sandbox; tab: DetailTab }) {
       )}
       {tab === 'files' && (
         <div role="tabpanel" id="panel-files" aria-labelledby="tab-files">
-          {needsRunning(<FilesTab sandbox={sandbox} />, 'Reading and writing files')}
+          {needsRunning(<FilesTab sandbox={sandbox} path={filesPath} />, 'Reading and writing files')}
         </div>
       )}
       {tab === 'changes' && (
@@ -165,7 +165,16 @@ function Tabs({ sandbox, tab }: { sandbox: Sandbox; tab: DetailTab }) {
   );
 }
 
-export function SandboxDetail({ sandbox: sb, tab }: { sandbox: Sandbox; tab: DetailTab }) {
+export function SandboxDetail({
+  sandbox: sb,
+  tab,
+  filesPath,
+}: {
+  sandbox: Sandbox;
+  tab: DetailTab;
+  /** The Files tab's place (#/sandboxes/<id>/files/<path>). */
+  filesPath?: string;
+}) {
   const [modal, setModal] = useState<'stop' | 'destroy' | null>(null);
   const now = useNow(1000);
   const startTask = useTasks((s) => latestTask(s.byId, 'sandbox.start', sb.id));
@@ -245,6 +254,7 @@ export function SandboxDetail({ sandbox: sb, tab }: { sandbox: Sandbox; tab: Det
           <div className="stat-label">Address</div>
         </div>
         <div className="stat">
+      {!destroyed && sb.state !== 'failed' && <EgressHealthNote sandbox={sb} compact />}
           <div className="stat-value small-value">{sizeText(sb)}</div>
           <div className="stat-label">Size</div>
         </div>
@@ -270,7 +280,7 @@ export function SandboxDetail({ sandbox: sb, tab }: { sandbox: Sandbox; tab: Det
         </div>
       </div>
 
-      {!destroyed && sb.state !== 'failed' && <Tabs sandbox={sb} tab={tab} />}
+      {!destroyed && sb.state !== 'failed' && <Tabs sandbox={sb} tab={tab} filesPath={filesPath} />}
 
       <div className="two-col">
         <Section title="Identity">

@@ -12,12 +12,11 @@ import { href, redirect } from '../../lib/route.ts';
 import { readiness, useHosts } from '../../stores/hosts.ts';
 import { sortSandboxes, useSandboxes } from '../../stores/sandboxes.ts';
 import { BasesPanel } from './BasesPanel.tsx';
-import { CreateSandboxDialog } from './CreateSandboxDialog.tsx';
-import { openCreateDialog, useCreateDialog } from './createDialog.ts';
+import { openCreateDialog } from './createDialog.ts';
 import { SandboxDetail, type DetailTab } from './SandboxDetail.tsx';
 import { StateBadge, TimeLeft, sizeText, startPathText } from './badges.tsx';
 
-const TABS: DetailTab[] = ['terminal', 'run', 'files', 'snapshots', 'changes'];
+const TABS: DetailTab[] = ['terminal', 'run', 'files', 'snapshots', 'changes', 'console'];
 
 function NewSandboxButton({ small }: { small?: boolean }) {
   return (
@@ -131,7 +130,6 @@ function Empty() {
 export function SandboxesView({ sub }: { sub: string[] }) {
   const loaded = useSandboxes((s) => s.loaded);
   const byId = useSandboxes((s) => s.byId);
-  const dialogOpen = useCreateDialog((s) => s.open);
   const wanted = sub[0];
   const bases = wanted === 'bases';
   const selected = useMemo(() => {
@@ -163,19 +161,22 @@ export function SandboxesView({ sub }: { sub: string[] }) {
         <div className="detail-pane">
           {bases ? (
             <div className="host-detail">
-              <BasesPanel />
+              <BasesPanel selected={sub[1]} />
             </div>
           ) : (
-            selected && byId[selected] && <SandboxDetail key={selected} sandbox={byId[selected]} tab={tab} />
+            selected &&
+            byId[selected] && (
+              <SandboxDetail
+                key={selected}
+                sandbox={byId[selected]}
+                tab={tab}
+                filesPath={tab === 'files' ? sub[2] : undefined}
+              />
+            )
           )}
         </div>
       </div>
     );
-  // The dialog keeps its place in the tree while the view behind it changes (empty → list).
-  return (
-    <>
-      {content}
-      {dialogOpen && <CreateSandboxDialog />}
-    </>
-  );
+  // The New sandbox dialog is the shell's (CreateSandboxHost): it opens from any page.
+  return content;
 }

@@ -3,7 +3,8 @@
  * progress view survives re-renders of the list behind it.
  */
 import { create } from 'zustand';
-import type { Contract } from '../../../../shared/contract/index.ts';
+import { contract, type Contract } from '../../../../shared/contract/index.ts';
+import { humanizeIssue } from '../../lib/errors.ts';
 import type { In } from '../../../../shared/rpc.ts';
 
 export type StartMode = 'auto' | 'restore' | 'cold';
@@ -86,4 +87,49 @@ export function backToCreateForm(): void {
 
 export function setSubmitting(submitting: boolean): void {
   useCreateDialog.setState({ submitting });
+}
+
+export function parseWhole(v: string): number | null {
+  return /^\s*\d+\s*$/.test(v) ? Number(v) : null;
+}
+
+/** The Host field's value when Fluid chooses (placement: the host with the source and the most room). */
+export const AUTO_HOST = '*';
+
+/** Form field for each input path of sandboxes.create. */
+const FIELD_OF: Record<string, string> = {
+  host: 'host',
+  source: 'source',
+  name: 'name',
+  vcpus: 'vcpus',
+  memoryMiB: 'memoryMiB',
+  ttlMinutes: 'ttlMinutes',
+  allow: 'allow',
+  start: 'start',
+};
+
+/**
+ * Every problem with the form at once: the contract's own schema for sandboxes.create, plus what only
+ * the form knows (whole numbers typed as text, a source to choose).
+ */
+export function validateCreate(
+  input: Record<string, unknown>,
+  typed: { vcpus: string; memoryMiB: string; ttlMinutes: string; source: string },
+): Record<string, string> {
+  const errs: Record<string, string> = {};
+  if (!typed.source) errs.source = 'Choose a source VM.';
+  if (parseWhole(typed.vcpus) === null) errs.vcpus = 'Must be a whole number.';
+  if (parseWhole(typed.memoryMiB) === null) errs.memoryMiB = 'Must be a whole number of MiB.';
+  if (parseWhole(typed.ttlMinutes) === null) errs.ttlMinutes = 'Must be a whole number of minutes.';
+  const r = contract['sandboxes.create'].input.safeParse(input);
+  if (!r.success)
+    for (const issue of r.error.issues) {
+      const field = FIELD_OF[String(issue.path[0])];
+      if (!field || errs[field]) continue;
+      if (field === 'allow') {
+        const bad = typeof issue.path[1] === 'number' ? (input.allow as string[])[issue.path[1]] : null;
+        errs.allow = `Not a destination${bad ? `: ${bad}` : ''} (use host, host:port, *.domain or an IP).`;
+      } else errs[field] = humanizeIssue(issue.message);
+    }
+  return errs;
 }

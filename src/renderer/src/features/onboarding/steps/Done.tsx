@@ -3,6 +3,7 @@ import { Badge } from '../../../components/ui.tsx';
 import { AnsibleReadiness } from '../../playbooks/AnsibleReadiness.tsx';
 import { href } from '../../../lib/route.ts';
 import { READINESS_LABEL, hostTarget, readiness, useHosts } from '../../../stores/hosts.ts';
+import { SameMachineWarning } from '../../hosts/SameMachine.tsx';
 import type { HostWizardState } from '../state.ts';
 import type { StepContext } from '../wizard.ts';
 
@@ -22,6 +23,11 @@ export function DoneStep({ state }: StepContext<HostWizardState>) {
           {READINESS_LABEL[r]}
         </Badge>
       </div>
+      <SameMachineWarning host={host} />
+      <p>
+        Next: <strong>create your first sandbox</strong> — a disposable clone of one of {host.name}&apos;s VMs
+        where you (or an agent) can work as root without touching the original.
+      </p>
       <ul className="next-list">
         <li>
           <a href={href('hosts', host.id)}>Open {host.name} in Hosts</a>: capacity, VMs, networks, and the

@@ -5,6 +5,7 @@ import { useWatchedTask } from '../../../lib/hooks.ts';
 import { useHosts } from '../../../stores/hosts.ts';
 import { toastError } from '../../../stores/toasts.ts';
 import { PreflightChecks, PreflightTaskStatus } from '../../hosts/PreflightChecks.tsx';
+import { SameMachineWarning } from '../../hosts/SameMachine.tsx';
 import { startCheck, taskFinished } from '../actions.ts';
 import type { HostWizardState } from '../state.ts';
 import type { StepContext } from '../wizard.ts';
@@ -36,6 +37,7 @@ export function PreflightStep(ctx: StepContext<HostWizardState>) {
       )}
       {task && <PreflightTaskStatus task={task} />}
       {state.preflight && <PreflightChecks preflight={state.preflight} />}
+      {state.preflight && host && <SameMachineWarning host={host} />}
       {state.preflight && !state.preflight.ok && (
         <Callout tone="warn" title="Some checks failed">
           <p>

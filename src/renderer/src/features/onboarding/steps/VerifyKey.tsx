@@ -167,6 +167,13 @@ export function VerifyKeyStep(ctx: StepContext<HostWizardState>) {
           </div>
         </ErrorBox>
       )}
+      {state.keyCheck && (
+        <p className="muted small" data-testid="key-check">
+          <Icon name="check" size={12} /> Fluid will log in as <strong>{d.user}</strong> with your key{' '}
+          <code>{state.keyCheck.keyPath}</code> ({state.keyCheck.type}, {state.keyCheck.fingerprint}): it was
+          found and is usable. That is your key, not the host&apos;s; compare only the host key above.
+        </p>
+      )}
       <p className="muted small">
         Pressing the button below pins this key: Fluid will refuse to connect if the host ever presents
         another one.

@@ -1,272 +1,542 @@
 /**
- * Read a file as root (text shown as is, binary as its size and a hex preview), edit text in place and
- * save it back atomically; create a file that does not exist yet.
+ * A sandbox's files as root: browse directories (names, sizes, modes, owners, times, link targets),
+ * open a file in Monaco (syntax highlighting by type; Edit, then Save writes it atomically), preview
+ * the head of a large file, download and upload. The place shown is in the address
+ * (#/sandboxes/<id>/files/<path>): a reload or the back button comes back to it.
  */
-import { useState, type FormEvent } from 'react';
+import { useEffect, useMemo, useRef, useState, type FormEvent } from 'react';
 import type { Contract } from '../../../../../shared/contract/index.ts';
-import type { Sandbox } from '../../../../../shared/contract/sandboxes.ts';
+import type { DirEntry, Sandbox } from '../../../../../shared/contract/sandboxes.ts';
 import type { Out } from '../../../../../shared/rpc.ts';
 import { Icon } from '../../../components/Icon.tsx';
-import { Badge, ErrorBox, Spinner } from '../../../components/ui.tsx';
+import { Badge, ErrorBox, Modal, Spinner } from '../../../components/ui.tsx';
 import { toErrorInfo, type ErrorInfo } from '../../../lib/errors.ts';
-import { formatBytes } from '../../../lib/format.ts';
+import { formatBytes, formatRelative, formatTime, plural } from '../../../lib/format.ts';
+import { useNow } from '../../../lib/hooks.ts';
+import { href, navigate } from '../../../lib/route.ts';
 import { rpc } from '../../../stores/connection.ts';
+import { toast } from '../../../stores/toasts.ts';
+import { FileView } from './files/FileView.tsx';
+import {
+  TRANSFER_MAX_BYTES,
+  crumbs,
+  draftPaths,
+  isDirLike,
+  join,
+  lastPath,
+  normalizePath,
+  parentOf,
+  symbolicMode,
+  toBase64,
+} from './files/fileUtils.ts';
 
-type FileContent = Out<Contract, 'sandboxes.readFile'>;
+type Listing = Out<Contract, 'sandboxes.listDir'>;
 
-const DEFAULT_MAX = 1024 * 1024;
-const HARD_MAX = 64 * 1024 * 1024;
-const HEX_BYTES = 512;
+/** Rows rendered at first in a large directory (the rest on request). */
+const ROWS_SHOWN = 400;
 
-function bytesOf(base64: string, limit: number): Uint8Array {
-  // Whole 4-character groups decode on their own: only decode what the preview shows.
-  const bin = atob(base64.slice(0, Math.ceil(limit / 3) * 4));
-  const out = new Uint8Array(Math.min(bin.length, limit));
-  for (let i = 0; i < out.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
+function filesHref(sandboxId: string, path: string): string {
+  return href('sandboxes', sandboxId, 'files', path);
 }
 
-function hexDump(bytes: Uint8Array): string {
-  const lines: string[] = [];
-  for (let off = 0; off < bytes.length; off += 16) {
-    const row = bytes.subarray(off, off + 16);
-    const hex = [...row].map((b) => b.toString(16).padStart(2, '0'));
-    const left = hex.slice(0, 8).join(' ');
-    const right = hex.slice(8).join(' ');
-    const ascii = [...row].map((b) => (b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : '.')).join('');
-    lines.push(`${off.toString(16).padStart(8, '0')}  ${left.padEnd(23)}  ${right.padEnd(23)}  |${ascii}|`);
-  }
-  return lines.join('\n');
+function goTo(sandboxId: string, path: string): void {
+  lastPath.set(sandboxId, path);
+  navigate('sandboxes', sandboxId, 'files', path);
 }
 
-function tooLargeSize(e: ErrorInfo | null): number | null {
-  if (!e || e.code !== 'VALIDATION') return null;
-  const d = e.data as { size?: unknown; maxBytes?: unknown } | undefined;
-  return d && typeof d.maxBytes === 'number' ? (typeof d.size === 'number' ? d.size : -1) : null;
+function EntryIcon({ e }: { e: DirEntry }) {
+  if (isDirLike(e)) return <Icon name="folder" size={14} className="entry-icon dir" />;
+  if (e.type === 'symlink') return <Icon name="link" size={14} className="entry-icon" />;
+  return <Icon name="file" size={14} className="entry-icon" />;
 }
 
-export function FilesTab({ sandbox }: { sandbox: Sandbox }) {
-  const [path, setPath] = useState('');
-  const [file, setFile] = useState<FileContent | null>(null);
-  const [error, setError] = useState<ErrorInfo | null>(null);
-  const [loading, setLoading] = useState(false);
-  /** The text being edited; null when not editing. */
-  const [draft, setDraft] = useState<string | null>(null);
-  const [saving, setSaving] = useState(false);
-  const [saveError, setSaveError] = useState<ErrorInfo | null>(null);
-  const [saved, setSaved] = useState<string | null>(null);
-  const [pathError, setPathError] = useState<string | null>(null);
-
-  async function open(target = path, maxBytes = DEFAULT_MAX) {
-    const p = target.trim();
-    if (!p.startsWith('/')) {
-      setPathError('An absolute path, starting with “/”.');
-      return;
-    }
-    setPathError(null);
-    setLoading(true);
-    setError(null);
-    setSaved(null);
-    setDraft(null);
-    setSaveError(null);
-    try {
-      setFile(await rpc().call('sandboxes.readFile', { sandbox: sandbox.id, path: p, maxBytes }));
-    } catch (err) {
-      setFile(null);
-      setError(toErrorInfo(err));
-    } finally {
-      setLoading(false);
-    }
-  }
-
-  async function save() {
-    if (draft === null) return;
-    const target = file?.path ?? path.trim();
-    setSaving(true);
-    setSaveError(null);
-    try {
-      const r = await rpc().call('sandboxes.writeFile', {
-        sandbox: sandbox.id,
-        path: target,
-        content: draft,
-      });
-      const back = await rpc().call('sandboxes.readFile', {
-        sandbox: sandbox.id,
-        path: target,
-        maxBytes: HARD_MAX,
-      });
-      setFile(back);
-      setError(null);
-      setDraft(null);
-      setSaved(`Saved ${formatBytes(r.size)} to ${r.path}.`);
-    } catch (err) {
-      setSaveError(toErrorInfo(err));
-    } finally {
-      setSaving(false);
-    }
-  }
-
-  function submit(e: FormEvent) {
-    e.preventDefault();
-    void open();
-  }
-
-  const big = tooLargeSize(error);
-  const notFound = error?.code === 'NOT_FOUND';
-  const bytes = file?.encoding === 'base64' ? bytesOf(file.content, HEX_BYTES) : null;
+function DirectoryTable({
+  sandbox,
+  listing,
+  openPath,
+  filter,
+}: {
+  sandbox: Sandbox;
+  listing: Listing;
+  openPath: string | null;
+  filter: string;
+}) {
+  const now = useNow();
+  const [showAll, setShowAll] = useState(false);
+  const edited = draftPaths(sandbox.id);
+  const shown = useMemo(() => {
+    const f = filter.trim().toLowerCase();
+    return f ? listing.entries.filter((e) => e.name.toLowerCase().includes(f)) : listing.entries;
+  }, [listing, filter]);
+  const rows = showAll ? shown : shown.slice(0, ROWS_SHOWN);
+  const dir = normalizePath(listing.path);
   return (
-    <div className="files-tab" data-loading={loading ? 'true' : 'false'}>
-      <form className="files-bar" onSubmit={submit} noValidate>
-        <label className="toolbar-label" htmlFor={`file-path-${sandbox.id}`}>
-          Path
-        </label>
-        <input
-          id={`file-path-${sandbox.id}`}
-          className="input mono"
-          value={path}
-          placeholder="/etc/hostname"
-          spellCheck={false}
-          autoComplete="off"
-          aria-invalid={pathError ? true : undefined}
-          aria-describedby={pathError ? `file-path-err-${sandbox.id}` : undefined}
-          onChange={(e) => setPath(e.target.value)}
-        />
-        <button type="submit" className="btn btn-primary" disabled={loading || !path.trim()}>
-          <Icon name="file" size={12} /> {loading ? 'Opening…' : 'Open'}
-        </button>
-        <button
-          type="button"
-          className="btn"
-          disabled={!path.trim().startsWith('/')}
-          title="Write a new file at this path"
-          onClick={() => {
-            setFile(null);
-            setError(null);
-            setSaved(null);
-            setDraft('');
-          }}
-        >
-          <Icon name="plus" size={12} /> New file
-        </button>
-      </form>
-      {pathError && (
-        <div className="field-error" id={`file-path-err-${sandbox.id}`}>
-          {pathError}
+    <div className="table-wrap files-table-wrap">
+      <table className="table compact files-table" aria-label={`Contents of ${dir}`}>
+        <thead>
+          <tr>
+            <th scope="col">Name</th>
+            <th scope="col" className="num">
+              Size
+            </th>
+            <th scope="col">Mode</th>
+            <th scope="col">Owner</th>
+            <th scope="col">Modified</th>
+          </tr>
+        </thead>
+        <tbody>
+          {dir !== '/' && (
+            <tr className="entry-row" data-entry="..">
+              <td colSpan={5}>
+                <a className="entry-name" href={filesHref(sandbox.id, parentOf(dir))}>
+                  <Icon name="arrowUp" size={14} className="entry-icon" /> ..
+                </a>
+              </td>
+            </tr>
+          )}
+          {rows.map((e) => {
+            const path = join(dir, e.name);
+            const opened = openPath === path;
+            return (
+              <tr
+                key={e.rawName ?? e.name}
+                className={opened ? 'entry-row selected' : 'entry-row'}
+                data-entry={e.name}
+                data-type={e.type}
+              >
+                <td className="entry-cell">
+                  {e.rawName ? (
+                    <span
+                      className="entry-name muted"
+                      title="This name is not valid UTF-8: open it from the terminal"
+                    >
+                      <EntryIcon e={e} /> {e.name}
+                    </span>
+                  ) : (
+                    <a
+                      className="entry-name"
+                      href={filesHref(sandbox.id, path)}
+                      aria-current={opened ? 'true' : undefined}
+                      onClick={() => lastPath.set(sandbox.id, path)}
+                    >
+                      <EntryIcon e={e} /> <span className="entry-text">{e.name}</span>
+                      {isDirLike(e) && e.type === 'dir' ? '/' : ''}
+                    </a>
+                  )}
+                  {e.type === 'symlink' && (
+                    <span
+                      className={
+                        e.targetType === 'missing' || e.targetType === 'loop'
+                          ? 'link-target fail-text'
+                          : 'link-target muted'
+                      }
+                      title={e.targetType === 'missing' ? 'The target does not exist' : undefined}
+                    >
+                      {' '}
+                      → <span className="mono">{e.target}</span>
+                      {e.targetType === 'missing' ? ' (missing)' : e.targetType === 'loop' ? ' (loop)' : ''}
+                    </span>
+                  )}
+                  {edited.has(path) && <Badge tone="info">unsaved</Badge>}
+                </td>
+                <td className="num nowrap">{isDirLike(e) ? '' : formatBytes(e.size)}</td>
+                <td className="mono nowrap" title={`${e.mode} (${e.type})`}>
+                  {symbolicMode(e.mode, e.type)}
+                </td>
+                <td className="mono nowrap">
+                  {e.owner}:{e.group}
+                </td>
+                <td className="nowrap muted" title={formatTime(e.mtime)}>
+                  {formatRelative(e.mtime, now)}
+                </td>
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+      {!shown.length && (
+        <p className="muted pad">
+          {filter ? `Nothing here matches “${filter}”.` : 'This directory is empty.'}
+        </p>
+      )}
+      {(shown.length > rows.length || listing.truncated) && (
+        <div className="table-foot">
+          <span className="muted">
+            Showing {rows.length} of {listing.truncated ? listing.total : shown.length}
+            {listing.truncated && ` (the listing stops at ${listing.entries.length})`}
+          </span>
+          {shown.length > rows.length && (
+            <button type="button" className="btn btn-small" onClick={() => setShowAll(true)}>
+              Show all {shown.length}
+            </button>
+          )}
         </div>
       )}
-      {loading && <Spinner label="Reading the file" />}
+    </div>
+  );
+}
 
+function UploadButton({
+  sandbox,
+  dir,
+  names,
+  onDone,
+}: {
+  sandbox: Sandbox;
+  dir: string;
+  names: Set<string>;
+  onDone: () => void;
+}) {
+  const input = useRef<HTMLInputElement>(null);
+  const [busy, setBusy] = useState<string | null>(null);
+  const [confirm, setConfirm] = useState<File[] | null>(null);
+  const [error, setError] = useState<ErrorInfo | null>(null);
+
+  async function upload(files: File[]) {
+    setConfirm(null);
+    setError(null);
+    for (const f of files) {
+      if (f.size > TRANSFER_MAX_BYTES) {
+        setError({
+          code: 'VALIDATION',
+          message: `${f.name} is ${formatBytes(f.size)}: uploads from the app carry at most ${formatBytes(TRANSFER_MAX_BYTES)}.`,
+        });
+        continue;
+      }
+      setBusy(f.name);
+      try {
+        const bytes = new Uint8Array(await f.arrayBuffer());
+        const r = await rpc().call('sandboxes.writeFile', {
+          sandbox: sandbox.id,
+          path: join(dir, f.name),
+          content: toBase64(bytes),
+          encoding: 'base64',
+        });
+        toast({ kind: 'success', title: 'Uploaded', message: `${r.path} (${formatBytes(r.size)})` });
+      } catch (err) {
+        setError(toErrorInfo(err));
+      } finally {
+        setBusy(null);
+      }
+    }
+    onDone();
+  }
+
+  return (
+    <>
+      <label className={busy ? 'btn btn-small disabled' : 'btn btn-small'}>
+        <Icon name="upload" size={12} /> {busy ? `Uploading ${busy}…` : 'Upload'}
+        <input
+          ref={input}
+          type="file"
+          multiple
+          className="visually-hidden-input"
+          aria-label={`Upload files to ${dir}`}
+          disabled={busy !== null}
+          onChange={(e) => {
+            const files = [...(e.target.files ?? [])];
+            if (input.current) input.current.value = '';
+            if (!files.length) return;
+            if (files.some((f) => names.has(f.name))) setConfirm(files);
+            else void upload(files);
+          }}
+        />
+      </label>
+      {error && (
+        <div className="files-upload-error">
+          <ErrorBox error={error} title="Not uploaded" />
+        </div>
+      )}
+      {confirm && (
+        <Modal
+          title="Replace existing files?"
+          onClose={() => setConfirm(null)}
+          footer={
+            <>
+              <button type="button" className="btn" onClick={() => setConfirm(null)}>
+                Cancel
+              </button>
+              <button type="button" className="btn btn-danger" onClick={() => void upload(confirm)}>
+                Replace
+              </button>
+            </>
+          }
+        >
+          <p>
+            {confirm
+              .filter((f) => names.has(f.name))
+              .map((f) => f.name)
+              .join(', ')}{' '}
+            already {confirm.filter((f) => names.has(f.name)).length === 1 ? 'exists' : 'exist'} in{' '}
+            <span className="mono">{dir}</span>. Uploading replaces the content (the owner and mode stay).
+          </p>
+        </Modal>
+      )}
+    </>
+  );
+}
+
+export function FilesTab({ sandbox, path: routed }: { sandbox: Sandbox; path?: string }) {
+  const target = normalizePath(routed ?? lastPath.get(sandbox.id) ?? '/');
+  /** What the last listing found for an address: a directory, or a file and its directory. */
+  const [res, setRes] = useState<{
+    target: string;
+    nonce: number;
+    listing: Listing | null;
+    file: string | null;
+    error: ErrorInfo | null;
+  } | null>(null);
+  const [nonce, setNonce] = useState(0);
+  /** A file the user is creating (not written until Save). */
+  const [newFile, setNewFile] = useState<string | null>(null);
+  const [pathError, setPathError] = useState<ErrorInfo | null>(null);
+  const [goValue, setGoValue] = useState(target);
+  const [seenTarget, setSeenTarget] = useState(target);
+  const [filter, setFilter] = useState('');
+  const [creating, setCreating] = useState<string | null>(null);
+  const [createError, setCreateError] = useState<string | null>(null);
+
+  // A new address: the path field follows it, and a new file elsewhere is dropped.
+  if (seenTarget !== target) {
+    setSeenTarget(target);
+    setGoValue(target);
+    setPathError(null);
+    setNewFile((n) => (n && parentOf(n) === target ? n : null));
+  }
+
+  useEffect(() => void lastPath.set(sandbox.id, target), [sandbox.id, target]);
+
+  // The directory on screen already answers for itself and for its files: no need to list again.
+  const listing = res?.listing ?? null;
+  const here = listing ? normalizePath(listing.path) : null;
+  const known =
+    here !== null && parentOf(target) === here
+      ? listing!.entries.find((e) => !e.rawName && join(here, e.name) === target)
+      : undefined;
+  const fresh =
+    !!res &&
+    res.nonce === nonce &&
+    (res.target === target || here === target || (known !== undefined && !isDirLike(known)));
+
+  // Resolve the address: a directory is listed; a file opens, its directory listed beside it.
+  useEffect(() => {
+    if (fresh) return;
+    const ac = new AbortController();
+    const list = (dir: string) =>
+      rpc().call('sandboxes.listDir', { sandbox: sandbox.id, path: dir }, { signal: ac.signal });
+    const done = (r: { listing: Listing | null; file: string | null; error: ErrorInfo | null }) =>
+      !ac.signal.aborted && setRes({ target, nonce, ...r });
+    list(target).then(
+      (l) => done({ listing: l, file: null, error: null }),
+      (err: unknown) => {
+        const info = toErrorInfo(err);
+        const notDir = info.code === 'VALIDATION' && (info.data as { notDirectory?: boolean })?.notDirectory;
+        if (!notDir) return done({ listing: null, file: null, error: info });
+        list(parentOf(target)).then(
+          (l) => done({ listing: l, file: target, error: null }),
+          (e: unknown) => done({ listing: null, file: null, error: toErrorInfo(e) }),
+        );
+      },
+    );
+    return () => ac.abort();
+  }, [sandbox.id, target, nonce, fresh]);
+
+  const loading = !fresh;
+  const dir = here ?? parentOf(target);
+  const error = pathError ?? (res && res.target === target ? res.error : null);
+  const openFile =
+    newFile && parentOf(newFile) === dir
+      ? newFile
+      : res?.target === target
+        ? res.file
+        : known && !isDirLike(known)
+          ? target
+          : null;
+  const isNew = openFile !== null && openFile === newFile;
+  const names = useMemo(() => new Set((listing?.entries ?? []).map((e) => e.name)), [listing]);
+  const entry =
+    openFile && listing ? (listing.entries.find((e) => join(dir, e.name) === openFile) ?? null) : null;
+  const place = { dir, file: openFile };
+
+  function submitGo(e: FormEvent) {
+    e.preventDefault();
+    const p = goValue.trim();
+    if (!p.startsWith('/')) {
+      setPathError({ code: 'VALIDATION', message: 'An absolute path, starting with “/”.' });
+      return;
+    }
+    goTo(sandbox.id, normalizePath(p));
+  }
+
+  function submitNew(e: FormEvent) {
+    e.preventDefault();
+    const name = (creating ?? '').trim();
+    if (!name || name.includes('/') || name === '.' || name === '..') {
+      setCreateError('A file name, without “/”.');
+      return;
+    }
+    if (names.has(name)) {
+      setCreateError(`${name} already exists here.`);
+      return;
+    }
+    setCreating(null);
+    setCreateError(null);
+    setNewFile(join(dir, name));
+  }
+
+  const resolvedNote = listing && normalizePath(listing.resolved) !== dir ? listing.resolved : null;
+
+  return (
+    <div className="files-tab" data-loading={loading ? 'true' : 'false'} data-dir={dir}>
+      <div className="files-bar">
+        <nav className="crumbs-path" aria-label="Path">
+          {crumbs(dir).map((c, i, all) => (
+            <span key={c.path} className="crumb">
+              {i === all.length - 1 && !place.file ? (
+                <span className="mono" aria-current="location">
+                  {c.name}
+                </span>
+              ) : (
+                <a className="mono" href={filesHref(sandbox.id, c.path)}>
+                  {c.name}
+                </a>
+              )}
+              {i > 0 && i < all.length - 1 && <span className="crumb-sep">/</span>}
+            </span>
+          ))}
+          {resolvedNote && (
+            <span className="muted small" title="Symbolic links resolved">
+              {' '}
+              → <span className="mono">{resolvedNote}</span>
+            </span>
+          )}
+        </nav>
+        <form className="files-go" onSubmit={submitGo} noValidate>
+          <label className="sr-only" htmlFor={`files-go-${sandbox.id}`}>
+            Path
+          </label>
+          <input
+            id={`files-go-${sandbox.id}`}
+            className="input mono"
+            value={goValue}
+            spellCheck={false}
+            autoComplete="off"
+            placeholder="/etc"
+            onChange={(e) => setGoValue(e.target.value)}
+          />
+          <button type="submit" className="btn btn-small">
+            Go
+          </button>
+        </form>
+      </div>
+      <div className="files-actions">
+        <label className="sr-only" htmlFor={`files-filter-${sandbox.id}`}>
+          Filter
+        </label>
+        <input
+          id={`files-filter-${sandbox.id}`}
+          className="input input-filter"
+          value={filter}
+          placeholder="Filter names"
+          onChange={(e) => setFilter(e.target.value)}
+        />
+        <span className="muted small">{listing ? plural(listing.total, 'entry', 'entries') : ''}</span>
+        <span className="toolbar-spacer" />
+        <button
+          type="button"
+          className="btn btn-small"
+          onClick={() => setNonce((n) => n + 1)}
+          disabled={loading}
+          aria-label="Refresh the listing"
+        >
+          <Icon name="refresh" size={12} />
+        </button>
+        {creating === null ? (
+          <button type="button" className="btn btn-small" onClick={() => setCreating('')} disabled={!listing}>
+            <Icon name="plus" size={12} /> New file
+          </button>
+        ) : (
+          <form className="files-new" onSubmit={submitNew} noValidate>
+            <label className="sr-only" htmlFor={`files-new-${sandbox.id}`}>
+              New file name
+            </label>
+            <input
+              id={`files-new-${sandbox.id}`}
+              className="input mono input-filter"
+              value={creating}
+              autoFocus
+              placeholder="name"
+              aria-invalid={createError ? true : undefined}
+              onChange={(e) => {
+                setCreating(e.target.value);
+                setCreateError(null);
+              }}
+              onKeyDown={(e) => e.key === 'Escape' && setCreating(null)}
+            />
+            <button type="submit" className="btn btn-small btn-primary">
+              Create
+            </button>
+          </form>
+        )}
+        {listing && (
+          <UploadButton sandbox={sandbox} dir={dir} names={names} onDone={() => setNonce((n) => n + 1)} />
+        )}
+      </div>
+      {createError && <div className="field-error">{createError}</div>}
       {error && (
         <ErrorBox
           error={error}
-          title={
-            notFound ? 'No such file' : big !== null ? 'Too large to show here' : 'Could not read the file'
-          }
+          title={error.code === 'NOT_FOUND' ? `Nothing at ${target}` : 'Could not list the directory'}
         >
           <div className="row-actions">
-            {notFound && (
-              <button type="button" className="btn btn-small" onClick={() => setDraft('')}>
-                Create this file
-              </button>
-            )}
-            {big !== null && big <= HARD_MAX && (
-              <button type="button" className="btn btn-small" onClick={() => void open(path, HARD_MAX)}>
-                Load it anyway{big > 0 ? ` (${formatBytes(big)})` : ''}
+            <a className="btn btn-small" href={filesHref(sandbox.id, parentOf(target))}>
+              <Icon name="arrowUp" size={12} /> Up to {parentOf(target)}
+            </a>
+            {error.code === 'NOT_FOUND' && (
+              <button
+                type="button"
+                className="btn btn-small"
+                onClick={() => {
+                  setNewFile(target);
+                  goTo(sandbox.id, parentOf(target));
+                }}
+              >
+                Create {target}
               </button>
             )}
           </div>
         </ErrorBox>
       )}
-      {saved && (
-        <p className="saved-note" role="status">
-          <Icon name="check" size={12} /> {saved}
-        </p>
-      )}
-
-      {draft !== null ? (
-        <div className="file-view">
-          <div className="file-head">
-            <span className="mono file-path">{file?.path ?? path.trim()}</span>
-            <Badge tone="info">{file ? 'editing' : 'new file'}</Badge>
-            <span className="toolbar-spacer" />
-            <span className="muted small">{formatBytes(new TextEncoder().encode(draft).length)}</span>
-          </div>
-          <textarea
-            className="input textarea mono file-editor"
-            aria-label="File content"
-            value={draft}
-            rows={16}
-            spellCheck={false}
-            onChange={(e) => setDraft(e.target.value)}
-            onKeyDown={(e) => {
-              if (e.key === 's' && (e.ctrlKey || e.metaKey)) {
-                e.preventDefault();
-                void save();
-              }
+      <div className={place.file ? 'files-split has-file' : 'files-split'}>
+        <div className="files-list">
+          {loading && !listing ? (
+            <Spinner label="Listing the directory" />
+          ) : (
+            listing && (
+              <DirectoryTable sandbox={sandbox} listing={listing} openPath={place.file} filter={filter} />
+            )
+          )}
+        </div>
+        {place.file && (
+          <FileView
+            key={place.file}
+            sandbox={sandbox}
+            path={place.file}
+            entry={entry}
+            isNew={isNew && !entry}
+            onChanged={() => {
+              const written = place.file!;
+              setNewFile(null);
+              setNonce((n) => n + 1);
+              if (written !== target) goTo(sandbox.id, written);
+            }}
+            onClose={() => {
+              setNewFile(null);
+              goTo(sandbox.id, dir);
             }}
           />
-          {saveError && <ErrorBox error={saveError} title="Not saved" />}
-          <div className="form-actions">
-            <span className="muted small">Written atomically as root (Ctrl+S saves).</span>
-            <button type="button" className="btn" onClick={() => setDraft(null)} disabled={saving}>
-              Cancel
-            </button>
-            <button type="button" className="btn btn-primary" onClick={() => void save()} disabled={saving}>
-              {saving ? 'Saving…' : 'Save'}
-            </button>
-          </div>
-        </div>
-      ) : (
-        file && (
-          <div className="file-view" data-encoding={file.encoding} data-path={file.path}>
-            <div className="file-head">
-              <span className="mono file-path">{file.path}</span>
-              <Badge tone={file.encoding === 'utf8' ? 'neutral' : 'warn'}>
-                {file.encoding === 'utf8' ? 'text' : 'binary'}
-              </Badge>
-              <span className="muted small" data-testid="file-size">
-                {formatBytes(file.size)}
-                {file.size >= 1024 ? ` (${file.size.toLocaleString()} bytes)` : ''}
-              </span>
-              <span className="toolbar-spacer" />
-              <button
-                type="button"
-                className="btn btn-small"
-                onClick={() => void open(file.path)}
-                aria-label="Reload the file"
-              >
-                <Icon name="refresh" size={12} />
-              </button>
-              <button
-                type="button"
-                className="btn btn-small"
-                disabled={file.encoding !== 'utf8'}
-                title={file.encoding !== 'utf8' ? 'Binary files cannot be edited here' : undefined}
-                onClick={() => {
-                  setSaved(null);
-                  setDraft(file.content);
-                }}
-              >
-                <Icon name="edit" size={12} /> Edit
-              </button>
-            </div>
-            {file.encoding === 'utf8' ? (
-              <pre className="file-text" aria-label="File content">
-                {file.content || <span className="muted">(empty file)</span>}
-              </pre>
-            ) : (
-              <>
-                <p className="muted small file-binary-note">
-                  Binary: {formatBytes(file.size)}. The first {Math.min(HEX_BYTES, file.size)} bytes:
-                </p>
-                <pre className="file-text hex" aria-label="Hex preview">
-                  {bytes ? hexDump(bytes) : ''}
-                </pre>
-              </>
-            )}
-          </div>
-        )
-      )}
+        )}
+      </div>
     </div>
   );
 }
