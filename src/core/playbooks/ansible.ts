@@ -220,14 +220,24 @@ export class Workspace {
     writeFileSync(join(this.dir, SECRETS_VARS_FILE), secretsYaml(values), { mode: 0o600 });
   }
 
-  /** Point the inventory and ssh at a sandbox (a fresh certificate for each run). */
-  target(access: GuestAccess, python: string): void {
+  /**
+   * Point the inventory and ssh at a sandbox (a fresh certificate for each run). The sandbox is the
+   * one host, in group "sandbox" and in every plain group name the plays target (`hosts: web`), so
+   * the play runs on it as it would on production's hosts of that group.
+   */
+  target(access: GuestAccess, python: string, groups: readonly string[] = []): void {
     writeFileSync(join(this.dir, 'id'), access.certificate.privateKey, { mode: 0o600 });
     writeFileSync(join(this.dir, 'id-cert.pub'), access.certificate.certificate + '\n', { mode: 0o600 });
     writeFileSync(join(this.dir, 'known_hosts'), `${access.alias} ${access.hostKey}\n`, { mode: 0o600 });
     writeFileSync(
       join(this.dir, 'inventory.ini'),
-      `[sandbox]\ntarget ansible_host=${access.alias} ansible_user=${access.user} ansible_ssh_private_key_file=${join(this.dir, 'id')}\n`,
+      `[sandbox]\ntarget ansible_host=${access.alias} ansible_user=${access.user} ansible_ssh_private_key_file=${join(this.dir, 'id')}\n` +
+        groups
+          .filter(
+            (g) => /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/.test(g) && !['all', 'sandbox', 'ungrouped'].includes(g),
+          )
+          .map((g) => `[${g}]\ntarget\n`)
+          .join(''),
       { mode: 0o600 },
     );
     this.writeConfig(access, python);

@@ -83,6 +83,20 @@ const CHECK_TIMEOUT_MS = 10 * 60_000;
 /** Verification sandboxes live this long at most (the host removes them if Fluid cannot). */
 const SANDBOX_TTL_MINUTES = 120;
 
+/** Plain group names the plays target (`hosts: web`, `web:db`, `web,&prod`), for the replay's inventory. */
+export function playGroups(yaml: string): string[] {
+  const out = new Set<string>();
+  const js = parseYaml(yaml).toJS() as unknown;
+  if (!Array.isArray(js)) return [];
+  for (const play of js as Array<{ hosts?: unknown }>) {
+    const hosts = Array.isArray(play?.hosts) ? play.hosts : [play?.hosts];
+    for (const h of hosts)
+      if (typeof h === 'string')
+        for (const part of h.split(/[:,]/)) out.add(part.replace(/^[!&]/, '').trim());
+  }
+  return [...out].filter((g) => /^[A-Za-z_][A-Za-z0-9_-]*$/.test(g));
+}
+
 export function verificationOf(r: VerificationRow, headSha: string | null): Verification {
   const body = JSON.parse(r.body) as Pick<Verification, 'replay' | 'tools' | 'steps' | 'timings'>;
   return {
@@ -484,7 +498,7 @@ export class Verifier {
       if (agentDto.egressAllow.length)
         say(`Egress as the agent's sandbox had it: ${agentDto.egressAllow.join(', ')}.`);
       ws.writeSecrets(values);
-      await this.aim(ws, fresh, tools, id);
+      await this.aim(ws, fresh, tools, id, playGroups(rev.yaml));
       const first = await this.play(ws, tools, ctx, (msg) => ctx.progress(0.3, `Step 3/5: replay — ${msg}`));
       h.s.log = `${lines.join('\n')}\n$ ansible-playbook playbook.yml\n${first.log}`;
       h.s.tasks = taskResults(first.events);
@@ -494,7 +508,12 @@ export class Verifier {
         (r) =>
           `"${r.task}" was skipped in the replay: it never ran during verification, so what it does on production is unverified.`,
       );
-      const replayOk = first.code === 0 && !failed.length && !first.timedOut;
+      const noHost = !h.s.tasks.length && /^\s+- name:/m.test(rev.yaml);
+      if (noHost)
+        h.s.warnings.push(
+          'No task ran: no host matched the plays\' hosts patterns (Fluid puts the sandbox in "all", "sandbox" and each plain group name the plays use).',
+        );
+      const replayOk = first.code === 0 && !failed.length && !first.timedOut && !noHost;
       end(
         h,
         replayOk,
@@ -539,7 +558,7 @@ export class Verifier {
 
       // 5. Second run.
       h = begin('idempotence', 0.72);
-      await this.aim(ws, fresh, tools, id);
+      await this.aim(ws, fresh, tools, id, playGroups(rev.yaml));
       const second = await this.play(ws, tools, ctx, (msg) =>
         ctx.progress(0.75, `Step 5/5: second run — ${msg}`),
       );
@@ -642,7 +661,13 @@ export class Verifier {
   }
 
   /** A fresh certificate, the pinned host key and the relay, for the next ansible-playbook run. */
-  private async aim(ws: Workspace, sbx: Sandbox, tools: AnsibleTools, verificationId: string): Promise<void> {
+  private async aim(
+    ws: Workspace,
+    sbx: Sandbox,
+    tools: AnsibleTools,
+    verificationId: string,
+    groups: readonly string[],
+  ): Promise<void> {
     const row = this.d.sandboxes.store.row(sbx.id);
     if (!row.ip || !row.host_key_fp)
       throw new FluidError('CONFLICT', `Sandbox ${row.name} has no address or host key yet.`);
@@ -661,6 +686,7 @@ export class Verifier {
     ws.target(
       { address: row.ip, user: login.user, certificate, hostKey: key, alias: `fluid-sandbox-${row.id}` },
       tools.python!,
+      groups,
     );
   }
 

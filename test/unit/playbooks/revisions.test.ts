@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { connectInProcess } from '../../../src/core/doors/inprocess.ts';
 import { writeExport } from '../../../src/cli/playbooks.ts';
 import { hashRevision } from '../../../src/core/playbooks/revisions.ts';
-import { compareReplay } from '../../../src/core/playbooks/verify.ts';
+import { compareReplay, playGroups } from '../../../src/core/playbooks/verify.ts';
 import { BundlePath, revisionManifest, VERIFY_ACTOR } from '../../../src/shared/contract/playbooks.ts';
 import { FluidError } from '../../../src/shared/errors.ts';
 import { testCore } from '../../support/core.ts';
@@ -353,4 +353,14 @@ test('the replay comparison names each difference item by item, noise and exclus
     },
   ]);
   assert.equal(compareReplay(cronA, cronC).length, 1);
+});
+
+test('the replay’s inventory puts the sandbox in every plain group the plays target', () => {
+  assert.deepEqual(
+    playGroups(
+      '- hosts: web:db\n  tasks: []\n- hosts: "all,&prod,!old"\n  tasks: []\n- hosts: "{{ x }}"\n  tasks: []\n',
+    ),
+    ['web', 'db', 'all', 'prod', 'old'],
+  );
+  assert.deepEqual(playGroups('hosts: x\n'), []);
 });
