@@ -6,8 +6,8 @@
  *
  *   flock /tmp/fluid-vm.lock node bench/api.ts [--clients 200] [--ops 15]
  *
- * The HTTP clients run in a worker thread, so the server's event loop is not also the clients' (the
- * in-process client necessarily shares the core's). Each side runs twice, alternating; the second
+ * The HTTP clients run in a worker thread (node:http, one keep-alive connection each), so the server's
+ * event loop is not also the clients' (the in-process client necessarily shares the core's). Each side runs twice, alternating; the second
  * pass is reported (the first warms connections and the guest). Needs the lab (npm run lab); traffic
  * stays on loopback; the run is bounded (clients × ops calls per pass) and cleans up its sandbox,
  * base copy and requests.
@@ -16,6 +16,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { Agent, request } from 'node:http';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import type { Sandbox } from '../src/shared/contract/sandboxes.ts';
 import type { Task } from '../src/shared/contract/tasks.ts';
@@ -74,20 +75,41 @@ const checkExec = (r: { exitCode: number | null; stdout: string }) => {
 if (!isMainThread) {
   // ---- the HTTP clients (a worker thread) ----------------------------------------------------------
   const job = workerData as Job;
-  const http = async (method: string, path: string, body?: unknown) => {
-    // Node's fetch keeps connections alive and opens one per concurrent request (no per-origin cap)
-    const r = await fetch(`${job.url}${path}`, {
-      method,
-      headers: {
-        Authorization: `Bearer ${job.secret}`,
-        ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
+  // node:http with a keep-alive agent and no socket cap: one connection per client (undici's fetch
+  // queued some requests for seconds under 200 concurrent clients, which measured the client)
+  const agent = new Agent({ keepAlive: true, maxSockets: Infinity });
+  const target = new URL(job.url!);
+  const http = (method: string, path: string, body?: unknown) =>
+    new Promise<string>((resolve, reject) => {
+      const data = body === undefined ? undefined : JSON.stringify(body);
+      const req = request(
+        {
+          host: target.hostname,
+          port: target.port,
+          path,
+          method,
+          agent,
+          headers: {
+            Authorization: `Bearer ${job.secret}`,
+            ...(data === undefined
+              ? {}
+              : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) }),
+          },
+        },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (text += c));
+          res.on('end', () =>
+            (res.statusCode ?? 0) < 400
+              ? resolve(text)
+              : reject(new Error(`${method} ${path}: ${res.statusCode} ${text.slice(0, 200)}`)),
+          );
+        },
+      );
+      req.on('error', reject);
+      req.end(data);
     });
-    const text = await r.text();
-    if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${text.slice(0, 200)}`);
-    return text;
-  };
   parentPort!.on('message', (m: 'go') => {
     if (m !== 'go') return;
     void pass(job, (kind, i) =>
