@@ -47,8 +47,8 @@ const SECTION_TEXT: Record<string, Text> = {
 
 const FIELD_TEXT: Record<string, Text> = {
   'approvals.allowUnattendedCli': {
-    label: 'Let scripts decide with `fluid approval approve --yes`',
-    help: 'Off: only a person decides — here, in the app, or on a terminal. On: any process that can run the CLI as you (an agent with a shell too) may decide. Turning it on needs your confirmation.',
+    label: 'Let scripts decide: `fluid approval approve --yes` and operator API tokens',
+    help: 'Off: only a person decides — here, in the app, or on a terminal. On: any process that can run the CLI as you (an agent with a shell too), and any holder of an operator API token, may decide. Turning it on needs your confirmation.',
   },
   'approvals.applyTtlMinutes': {
     label: 'An approved production apply stays usable for',
