@@ -22,6 +22,7 @@ import { connectInProcess } from '../../src/core/doors/inprocess.ts';
 import type { Sandbox } from '../../src/shared/contract/sandboxes.ts';
 import type { GenerationReport, Revision, Verification } from '../../src/shared/contract/playbooks.ts';
 import type { Task } from '../../src/shared/contract/tasks.ts';
+import { detectAnsible } from '../../src/core/playbooks/ansible.ts';
 import { fluid } from '../support/cli.ts';
 import { testCore } from '../support/core.ts';
 import { requireLab, type Lab } from '../support/lab.ts';
@@ -29,7 +30,8 @@ import { requireLab, type Lab } from '../support/lab.ts';
 let lab: Lab;
 const core = testCore({ secrets: undefined }); // the file secret store: the CLI below shares the CA
 const client = connectInProcess(core, { door: 'test', id: 'playbooks-it' });
-const cli = (args: string[], timeoutMs = 1_200_000) => fluid(args, { dataDir: core.paths.dataDir, timeoutMs });
+const cli = (args: string[], timeoutMs = 1_200_000) =>
+  fluid(args, { dataDir: core.paths.dataDir, timeoutMs });
 let sb: Sandbox;
 const started = Date.now();
 const lap = (what: string) => console.log(`# ${what}: ${((Date.now() - started) / 1000).toFixed(0)} s`);
@@ -74,12 +76,16 @@ async function finish(task: Task): Promise<Task> {
 }
 
 const secretsIn = (text: string) => [PASSWORD, TOKEN, shadowHash].filter((s) => s && text.includes(s));
-const domains = () => execFileSync('virsh', ['-q', '-c', lab.libvirtUri, 'list', '--all', '--name']).toString();
+const domains = () =>
+  execFileSync('virsh', ['-q', '-c', lab.libvirtUri, 'list', '--all', '--name']).toString();
 
 before(async () => {
   lab = await requireLab();
-  const tools = execFileSync('sh', ['-c', 'command -v ansible-playbook ansible-lint || true']).toString();
-  assert.match(tools, /ansible-playbook[\s\S]*ansible-lint/, 'ansible-core and ansible-lint must be installed: apt-get install -y ansible-core ansible-lint');
+  const tools = await detectAnsible(true);
+  assert.ok(
+    tools.playbook && tools.lint,
+    'ansible-core and ansible-lint must be installed: apt-get install -y ansible-core ansible-lint',
+  );
   await client.call('hosts.add', {
     name: 'lab',
     address: lab.sshHost,
@@ -109,14 +115,18 @@ before(async () => {
   assert.equal(sb.startPath, 'restore');
   const r = await client.call('sandboxes.exec', { sandbox: sb.id, command: SCENARIO, timeoutSeconds: 900 });
   assert.equal(r.exitCode, 0, `${r.stdout}\n${r.stderr}`);
-  shadowHash = (await client.call('sandboxes.exec', { sandbox: sb.id, command: 'getent shadow deploy | cut -d: -f2' })).stdout.trim();
+  shadowHash = (
+    await client.call('sandboxes.exec', { sandbox: sb.id, command: 'getent shadow deploy | cut -d: -f2' })
+  ).stdout.trim();
   assert.match(shadowHash, /^\$[0-9a-z]+\$/);
   lap('scenario done in the agent’s sandbox');
 });
 
 after(async () => {
   if (sb) await client.call('sandboxes.destroy', { sandbox: sb.id }).catch(() => {});
-  for (const s of core.sandboxes.list({})) if (s.state !== 'destroyed') await core.sandboxes.destroy(s.id, { door: 'test', id: 'cleanup' }).catch(() => {});
+  for (const s of core.sandboxes.list({}))
+    if (s.state !== 'destroyed')
+      await core.sandboxes.destroy(s.id, { door: 'test', id: 'cleanup' }).catch(() => {});
   await client.call('bases.prune', { host: 'lab' }).catch(() => {});
   await core.dispose();
   lap('cleaned up');
@@ -125,7 +135,13 @@ after(async () => {
 test('generate, then verify: all five steps pass on a fresh sandbox, destroyed afterwards; no secret anywhere', async () => {
   const gen = await cli(['playbook', 'generate', sb.id, '--json']);
   assert.equal(gen.code, 0, gen.stderr);
-  const g = gen.json<{ playbook: string; revision: number; sha256: string; report: GenerationReport; yaml: string }>();
+  const g = gen.json<{
+    playbook: string;
+    revision: number;
+    sha256: string;
+    report: GenerationReport;
+    yaml: string;
+  }>();
   lap('generated');
   assert.deepEqual(g.report.uncovered, [], JSON.stringify(g.report.uncovered));
   const yaml = g.yaml;
@@ -144,7 +160,10 @@ test('generate, then verify: all five steps pass on a fresh sandbox, destroyed a
   ])
     assert.match(yaml, want);
   assert.deepEqual(secretsIn(yaml), [], 'no secret in the playbook');
-  assert.deepEqual(g.report.secrets.map((s) => s.name).sort(), ['deploy_password_hash', 'secrets_conf_token']);
+  assert.deepEqual(g.report.secrets.map((s) => s.name).sort(), [
+    'deploy_password_hash',
+    'secrets_conf_token',
+  ]);
 
   const ver = await cli(['playbook', 'verify', g.playbook, '--json']);
   lap('verified');
@@ -182,17 +201,29 @@ test('generate, then verify: all five steps pass on a fresh sandbox, destroyed a
     assert.equal(ex.code, 0, ex.stderr);
     const out = join(dir, 'out');
     const files = readdirSync(out, { recursive: true }) as string[];
-    for (const f of ['playbook.yml', 'vars/secrets.yml', 'inventory.example.ini', 'VERIFICATION.md', 'verification.json', 'MANIFEST.sha256', 'README.md'])
+    for (const f of [
+      'playbook.yml',
+      'vars/secrets.yml',
+      'inventory.example.ini',
+      'VERIFICATION.md',
+      'verification.json',
+      'MANIFEST.sha256',
+      'README.md',
+    ])
       assert.ok(files.includes(f), `${f} in ${files.join(', ')}`);
     for (const f of files) {
       const p = join(out, f);
-      if (statSync(p).isFile()) assert.deepEqual(secretsIn(readFileSync(p, 'latin1')), [], `no secret in ${f}`);
+      if (statSync(p).isFile())
+        assert.deepEqual(secretsIn(readFileSync(p, 'latin1')), [], `no secret in ${f}`);
     }
     assert.equal((statSync(join(out, 'vars/secrets.yml')).mode & 0o777).toString(8), '600');
     assert.match(readFileSync(join(out, 'vars/secrets.yml'), 'utf8'), /deploy_password_hash: ''/);
     const sums = execFileSync('sha256sum', ['-c', 'MANIFEST.sha256'], { cwd: out }).toString();
     assert.match(sums, /playbook\.yml: OK/);
-    assert.equal(execFileSync('sha256sum', ['MANIFEST.sha256'], { cwd: out }).toString().split(' ')[0], g.sha256);
+    assert.equal(
+      execFileSync('sha256sum', ['MANIFEST.sha256'], { cwd: out }).toString().split(' ')[0],
+      g.sha256,
+    );
     assert.match(readFileSync(join(out, 'VERIFICATION.md'), 'utf8'), /\*\*passed\*\*/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -203,7 +234,7 @@ test('a task that changes something else is named by the re-diff, a task that ch
   const name = core.playbooks.store.bySandbox(sb.id)!.name;
   const head = (await client.call('playbooks.get', { playbook: name })).revision as Revision;
   const edited = head.yaml.replace(
-    /\n  handlers:\n/,
+    /\n {2}handlers:\n/,
     `
     - name: Write a file the agent never wrote
       ansible.builtin.copy:
@@ -235,13 +266,20 @@ test('a task that changes something else is named by the re-diff, a task that ch
   const step = (id: string) => v.steps.find((s) => s.id === id)!;
   assert.equal(step('replay').status, 'passed', step('replay').log.slice(-3000));
   assert.equal(step('rediff').status, 'failed');
-  const extra = step('rediff').differences!.filter((d) => d.difference === 'extra').map((d) => d.key);
+  const extra = step('rediff')
+    .differences!.filter((d) => d.difference === 'extra')
+    .map((d) => d.key);
   assert.ok(extra.includes('/etc/hello-web/extra.conf'), JSON.stringify(step('rediff').differences));
   assert.ok(extra.includes('/etc/hello-web/stamp'));
   assert.equal(step('idempotence').status, 'failed');
-  assert.match(step('idempotence').summary, /Changed again: "Stamp the deploy time \(changes on every run\)"/);
+  assert.match(
+    step('idempotence').summary,
+    /Changed again: "Stamp the deploy time \(changes on every run\)"/,
+  );
   assert.deepEqual(
-    step('idempotence').tasks!.filter((t) => t.changed).map((t) => t.task),
+    step('idempotence')
+      .tasks!.filter((t) => t.changed)
+      .map((t) => t.task),
     ['Stamp the deploy time (changes on every run)'],
   );
   assert.equal(v.replay?.destroyed, true);
@@ -265,7 +303,10 @@ test('a verification cancelled during its replay stops, says so, and leaves no s
   const v = (await client.call('playbooks.verification', { playbook: name }))!;
   assert.equal(v.status, 'cancelled');
   assert.equal(v.steps.find((s) => s.id === 'replay')!.status, 'cancelled');
-  assert.deepEqual(v.steps.filter((s) => s.status === 'skipped').map((s) => s.id), ['rediff', 'idempotence']);
+  assert.deepEqual(
+    v.steps.filter((s) => s.status === 'skipped').map((s) => s.id),
+    ['rediff', 'idempotence'],
+  );
   assert.ok(sandboxId, 'the replay had a sandbox');
   assert.equal(core.sandboxes.store.row(sandboxId).state, 'destroyed');
   assert.equal(v.replay?.destroyed, true);
