@@ -147,6 +147,11 @@ test('onboarding with the local host runs its preflight on this machine', async 
     assert.ok(ids.includes(id), `check ${id} in ${ids}`);
   for (const c of checks) assert.match(c.status, /^(pass|warn|fail)$/);
   assert.equal(checks.find((c) => c.id === 'connect')?.status, 'pass');
+  // Memory in the unit Capacity uses.
+  assert.match(
+    checks.find((c) => c.id === 'memory')?.detail ?? '',
+    /^\d+\.\d GiB available of \d+\.\d GiB\.$/,
+  );
 
   await wizard.continue();
   await wizard.waitForStep('Sources');

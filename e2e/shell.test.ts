@@ -98,7 +98,7 @@ test('the overview lands once a host exists: capacity over time, and the approva
   app.assertClean();
 });
 
-test('New sandbox: every error at once, Fluid places it when there are several hosts, never a running VM preselected', async (t) => {
+test('New sandbox: every error at once, the only host chosen, never a running VM preselected', async (t) => {
   const app = await openApp(t, { name: 'shell-new-sandbox' });
   const { page, shell } = app;
   await shell.goto('Sandboxes');
@@ -130,6 +130,21 @@ test('New sandbox: every error at once, Fluid places it when there are several h
   assert.match(errors.Memory!, /at least 256/);
   await app.shot('all errors at once');
   await dialog.cancel();
+  app.assertClean();
+});
+
+test('onboarding preselects this machine when it is ready and the only host', async (t) => {
+  const { server } = await checkedServer(t);
+  const app = await openApp(t, { name: 'shell-choose-host', server });
+  await app.shell.goto('Onboarding');
+  const wizard = new OnboardingPage(app.page);
+  await wizard.waitForStep('Welcome');
+  await wizard.continue();
+  await wizard.waitForStep('Choose a host');
+  const local = app.page.getByRole('radio', { name: /This machine/ });
+  await waitFor('this machine preselected', () => local.isChecked());
+  await waitForText(app.page.locator('.choice.selected'), /Ready/);
+  await app.shot('this machine preselected');
   app.assertClean();
 });
 

@@ -5,7 +5,7 @@ import { Icon } from '../components/Icon.tsx';
 import { Badge, ProgressBar } from '../components/ui.tsx';
 import { formatRelative } from '../lib/format.ts';
 import { href } from '../lib/route.ts';
-import { rpc } from '../stores/connection.ts';
+import { rpc, useOnline } from '../stores/connection.ts';
 import { useHosts } from '../stores/hosts.ts';
 import { useSandboxes } from '../stores/sandboxes.ts';
 import { sortTasks, upsertTask, useTasks } from '../stores/tasks.ts';
@@ -28,6 +28,7 @@ export async function cancelTask(t: Task): Promise<void> {
 }
 
 function TaskRow({ t }: { t: Task }) {
+  const online = useOnline();
   const host = useHosts((s) => (t.target ? s.byId[t.target] : undefined));
   const sandbox = useSandboxes((s) => (t.target ? s.byId[t.target] : undefined));
   const link =
@@ -48,7 +49,13 @@ function TaskRow({ t }: { t: Task }) {
         <div className="task-row-progress">
           <ProgressBar value={t.progress} label={`${t.title} progress`} />
           {t.cancellable && (
-            <button type="button" className="btn btn-small" onClick={() => void cancelTask(t)}>
+            <button
+              type="button"
+              className="btn btn-small"
+              disabled={!online}
+              title={online ? undefined : 'The backend is unreachable'}
+              onClick={() => void cancelTask(t)}
+            >
               Cancel
             </button>
           )}
