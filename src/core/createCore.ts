@@ -25,6 +25,7 @@ import { authorize, ownSandboxOnly } from './tokens/scopes.ts';
 import { SandboxService, type EgressHooks } from './sandboxes/service.ts';
 import { EgressManager } from './sandboxes/egress.ts';
 import { DiffService } from './diff/index.ts';
+import { PlaybookService } from './playbooks/index.ts';
 import { ToolRegistry } from './agent/tools/registry.ts';
 import { AgentService } from './agent/service.ts';
 import { registerBuiltinTools } from './agent/tools/builtin.ts';
@@ -64,6 +65,8 @@ export interface Core {
   readonly sandboxes: SandboxService;
   /** The system diff: baselines, diffs, include/exclude choices. */
   readonly diff: DiffService;
+  /** Playbooks: revisions, generation from the diff, verification, export. */
+  readonly playbooks: PlaybookService;
   readonly ca: SshCa;
   readonly guests: GuestSshPool;
   /** This data dir's identity on shared hosts: everything Fluid creates on a host is labelled with it. */
@@ -162,6 +165,20 @@ export function createCore(opts: CoreOptions = {}): Core {
     baseline: { record: (r, host, conn, signal) => diff.recordBaseline(r, host, conn, signal) },
   });
 
+  const playbooks = new PlaybookService({
+    db,
+    bus,
+    audit,
+    clock,
+    log,
+    tasks,
+    secrets,
+    hosts,
+    ca,
+    diff,
+    sandboxes: () => sandboxes!,
+  });
+
   hosts.ensureLocalHost();
   for (const t of tasks.recoverInterrupted()) {
     audit.append({
@@ -201,6 +218,7 @@ export function createCore(opts: CoreOptions = {}): Core {
     tokens,
     sandboxes,
     diff,
+    playbooks,
     ca,
     guests,
     installation,

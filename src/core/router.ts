@@ -9,6 +9,7 @@ import { schemaVersion } from './store/db.ts';
 import type { Router } from './rpc/server.ts';
 import { fluidVersion } from './version.ts';
 import { agentRoutes } from './agent/routes.ts';
+import { playbookRoutes } from './playbooks/routes.ts';
 import { AsyncQueue } from './util/queue.ts';
 import { randomUUID } from 'node:crypto';
 import { StringDecoder } from 'node:string_decoder';
@@ -295,6 +296,7 @@ export function createRouter(core: Core): Router<Contract> {
     'diff.baseline': (i) => core.diff.baseline(i.sandbox),
 
     ...agentRoutes(core),
+    ...playbookRoutes(core),
 
     // agent tools and the read-only shell policy
     'tools.list': (i) => core.tools.info(i.mode),

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { Host, Vm } from '../../shared/contract/hosts.ts';
 import type { EgressHealth, Sandbox, Snapshot } from '../../shared/contract/sandboxes.ts';
 import type { Task } from '../../shared/contract/tasks.ts';
+import { VERIFY_ACTOR } from '../../shared/contract/playbooks.ts';
 import { FluidError, toErrorPayload } from '../../shared/errors.ts';
 import { isPersonDoor, type Actor } from '../../shared/rpc.ts';
 import type { ApprovalService } from '../approvals/service.ts';
@@ -1136,6 +1137,11 @@ ${V('destroy "$d"')} >/dev/null 2>&1 || true`,
 
   private running(ref: string): SandboxRow {
     const r = this.store.row(ref);
+    if (r.created_by_door === VERIFY_ACTOR.door && r.created_by_id === VERIFY_ACTOR.id)
+      throw new FluidError(
+        'DENIED',
+        `Sandbox ${r.name} replays a playbook for verification: nobody runs commands or touches files in it.`,
+      );
     if (r.state !== 'running')
       throw new FluidError('CONFLICT', `Sandbox ${r.name} is ${r.state}; start it first.`);
     return r;

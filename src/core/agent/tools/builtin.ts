@@ -8,7 +8,7 @@ import type { Sandbox } from '../../../shared/contract/sandboxes.ts';
 import { FluidError } from '../../../shared/errors.ts';
 import type { Core } from '../../createCore.ts';
 import type { ShellPolicy } from '../../policy/shell.ts';
-import { PlaybookStore } from '../../playbooks/store.ts';
+import { registerPlaybookTools } from '../../playbooks/tools.ts';
 import { SourceAccess } from '../source.ts';
 import type { ToolContext, ToolRegistry } from './registry.ts';
 import { registerDiffTool } from '../../diff/tool.ts';
@@ -60,7 +60,6 @@ export interface BuiltinDeps {
 export function registerBuiltinTools(reg: ToolRegistry, deps: BuiltinDeps): void {
   const { core } = deps;
   const source = new SourceAccess(core.hosts);
-  const playbooks = new PlaybookStore(core.db);
 
   async function waitTask(taskId: string, ctx: ToolContext) {
     const t = await core.tasks.wait(taskId, ctx.signal);
@@ -448,91 +447,9 @@ export function registerBuiltinTools(reg: ToolRegistry, deps: BuiltinDeps): void
     },
   });
 
-  // ---- playbooks ----------------------------------------------------------------------------------
+  // ---- playbooks (src/core/playbooks/tools.ts) -------------------------------------------------------
 
-  reg.register({
-    name: 'create_playbook',
-    description:
-      'Start an Ansible playbook that reproduces your changes (one play). Add tasks with add_playbook_task as you make and verify each change.',
-    input: z.object({
-      name: z.string().min(1).max(64),
-      hosts: z.string().min(1).max(200).optional(),
-      become: z.boolean().optional(),
-    }),
-    readOnly: false,
-    risk: 'low',
-    summarize: (i) => `create_playbook ${i.name}`,
-    run: async (i, ctx) => {
-      const p = playbooks.create(i.name, i.hosts ?? 'all', i.become ?? true, ctx.sessionId);
-      core.audit.append({
-        actor: ctx.actor,
-        action: 'playbook.create',
-        target: p.id,
-        data: { name: p.name },
-      });
-      return {
-        content: `Created playbook ${p.name} (id ${p.id}).`,
-        data: { id: p.id, name: p.name, message: `Created playbook ${p.name}.` },
-      };
-    },
-  });
-
-  reg.register({
-    name: 'add_playbook_task',
-    description:
-      'Append a task to a playbook: a name, an Ansible module (prefer real modules like ansible.builtin.apt, ansible.builtin.template, ansible.builtin.systemd over shell) and its parameters.',
-    input: z.object({
-      playbook: z.string().min(1).max(128).describe('Playbook name or id'),
-      name: z.string().min(1).max(300),
-      module: z.string().min(1).max(100),
-      params: z.record(z.string(), z.unknown()).optional(),
-    }),
-    readOnly: false,
-    risk: 'low',
-    summarize: (i) => `add_playbook_task ${i.playbook}: ${i.name}`,
-    run: async (i, ctx) => {
-      const p = playbooks.addTask(i.playbook, i.name, i.module, i.params ?? {});
-      core.audit.append({
-        actor: ctx.actor,
-        action: 'playbook.task',
-        target: p.id,
-        data: { name: i.name, module: i.module },
-      });
-      return { content: `Added task ${p.tasks.length} to ${p.name}.` };
-    },
-  });
-
-  reg.register({
-    name: 'list_playbooks',
-    description: 'List playbooks.',
-    input: z.object({}),
-    readOnly: true,
-    risk: 'low',
-    summarize: () => 'list_playbooks',
-    run: async () => {
-      const list = playbooks.list();
-      return {
-        content: json(
-          list.map((p) => ({ id: p.id, name: p.name, tasks: p.taskCount, updated_at: p.updatedAt })),
-        ),
-        data: { playbooks: list },
-      };
-    },
-  });
-
-  reg.register({
-    name: 'get_playbook',
-    description: 'A playbook with its tasks and the rendered YAML.',
-    input: z.object({ playbook: z.string().min(1).max(128) }),
-    readOnly: true,
-    risk: 'low',
-    summarize: (i) => `get_playbook ${i.playbook}`,
-    run: async (i) => {
-      const p = playbooks.get(i.playbook);
-      const yaml = playbooks.yaml(p.id);
-      return { content: yaml, data: { ...p, yaml } };
-    },
-  });
+  registerPlaybookTools(reg, { playbooks: core.playbooks, tasks: core.tasks });
 
   // ---- the system diff (read-only: what changed on a sandbox, from its disk on the host) ----------
 
