@@ -42,7 +42,12 @@ const oneLine = (s: string, max = 160) => {
   return t.length > max ? `${t.slice(0, max - 1)}…` : t;
 };
 
-function describeCall(name: string, input: Record<string, unknown>): string {
+/** Sandbox names by id, so lines name sandboxes the way people do. */
+const sandboxNames = new Map<string, string>();
+
+function describeCall(name: string, raw: Record<string, unknown>): string {
+  const sid = typeof raw.sandbox_id === 'string' ? raw.sandbox_id : null;
+  const input = sid && sandboxNames.has(sid) ? { ...raw, sandbox_id: sandboxNames.get(sid) } : raw;
   const main = input.command ?? input.path ?? input.source_vm ?? input.sandbox_id ?? input.handle;
   const where = input.sandbox_id && main !== input.sandbox_id ? `${String(input.sandbox_id)}: ` : '';
   return typeof main === 'string'
@@ -233,6 +238,7 @@ export async function followSession(ctx: Ctx, sessionId: string, opts: FollowOpt
           }
         } else {
           if (ev.approvalId) prompts.get(ev.approvalId)?.abort();
+          learnName(ev.output);
           if (!io.json) {
             newline();
             const mark = ev.status === 'done' ? '✓ ok' : ev.status === 'denied' ? '✗ denied' : '✗ error';
@@ -254,6 +260,19 @@ export async function followSession(ctx: Ctx, sessionId: string, opts: FollowOpt
         break;
     }
   };
+
+  // The sandboxes known now; those the session creates are learnt from create_sandbox's result.
+  const learnName = (output: string | undefined) => {
+    try {
+      const o = JSON.parse(output ?? '') as { sandbox_id?: unknown; name?: unknown };
+      if (typeof o.sandbox_id === 'string' && typeof o.name === 'string')
+        sandboxNames.set(o.sandbox_id, o.name);
+    } catch {
+      /* not a sandbox's description */
+    }
+  };
+  for (const sb of await ctx.client.call('sandboxes.list', { includeDestroyed: true }).catch(() => []))
+    sandboxNames.set(sb.id, sb.name);
 
   process.on('SIGINT', stop);
   try {
@@ -390,6 +409,52 @@ function providerSaveCommand(verb: 'add' | 'update'): Command {
   };
 }
 
+/**
+ * A session ended and left sandboxes: on a terminal the person keeps or destroys them (a failed or
+ * stopped session's go by default, a finished one's stay); otherwise the way to do either is printed.
+ */
+async function offerToDestroy(
+  ctx: Ctx,
+  end: Session,
+  left: Array<{ id: string; name: string; state: string; expiresAt: string | null }>,
+  prompt: boolean,
+): Promise<void> {
+  const list = left
+    .map(
+      (s) => `${s.name} (${s.state}${s.expiresAt ? `, expires ${s.expiresAt.replace(/\.\d+Z$/, 'Z')}` : ''})`,
+    )
+    .join(', ');
+  ctx.io.err(`  sandboxes of this session: ${list}`);
+  const dflt = end.status !== 'done';
+  if (!prompt) {
+    ctx.io.err(
+      `  keep them to look at the changes (fluid diff <sandbox>), or destroy them: fluid session destroy-sandboxes ${end.id}`,
+    );
+    return;
+  }
+  const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+  let yes = dflt;
+  try {
+    const a = (
+      await rl.question(`  Destroy ${left.length === 1 ? 'it' : 'them'} now? [${dflt ? 'Y/n' : 'y/N'}] `)
+    )
+      .trim()
+      .toLowerCase();
+    yes = a ? a.startsWith('y') : dflt;
+  } catch {
+    /* no answer: the default */
+  } finally {
+    rl.close();
+  }
+  if (!yes) {
+    ctx.io.err(`  kept; destroy them later with: fluid session destroy-sandboxes ${end.id}`);
+    return;
+  }
+  const r = await ctx.client.call('agent.sessions.destroySandboxes', { sessionId: end.id });
+  for (const d of r.destroyed) ctx.io.err(`  destroyed ${d.name}`);
+  for (const f of r.failed) ctx.io.err(`  could not destroy ${f.name}: ${f.error}`);
+}
+
 export const agentCommands: Record<string, Command> = {
   run: {
     summary: 'Run an agent session headless: stream its work, answer approvals here, exit when it ends.',
@@ -445,11 +510,23 @@ export const agentCommands: Record<string, Command> = {
           `Session ${session.id} (${session.mode}, ${session.model})${resume ? ' resumed' : ''}: ${session.title}`,
         );
       const end = await followSession(ctx, session.id, { prompt, afterSeq });
-      if (ctx.io.json) process.stdout.write(JSON.stringify({ type: 'end', session: end }) + '\n');
+      const left = await ctx.client
+        .call('agent.sessions.links', { sessionId: end.id, auditLimit: 1 })
+        .then((l) => l.sandboxes.filter((s) => s.live))
+        .catch(() => []);
+      if (ctx.io.json)
+        process.stdout.write(
+          JSON.stringify({
+            type: 'end',
+            session: end,
+            sandboxes: left.map((s) => ({ id: s.id, name: s.name, state: s.state, expiresAt: s.expiresAt })),
+          }) + '\n',
+        );
       else {
         ctx.io.err(`Session ${end.id} ${sessionLine(end)}`);
         if (end.lastError) ctx.io.err(`  ${end.lastError.message}`);
         if (end.status !== 'done') ctx.io.err(`  continue with: fluid run --resume ${end.id} ["<message>"]`);
+        if (left.length) await offerToDestroy(ctx, end, left, prompt);
       }
       return end.status === 'done' ? 0 : 1;
     },
@@ -556,6 +633,68 @@ export const agentCommands: Record<string, Command> = {
           renderTranscript(t.messages),
         ].join('\n'),
       );
+    },
+  },
+
+  'session sandboxes': {
+    summary: 'What a session made: its sandboxes, snapshots, approvals and audit rows.',
+    usage: 'fluid session sandboxes <id> [--json]',
+    run: async (ctx) => {
+      const id = ctx.args[0];
+      if (!id) throw new UsageError('fluid session sandboxes <id>');
+      const l = await ctx.client.call('agent.sessions.links', { sessionId: id, auditLimit: 20 });
+      ctx.io.result(l, () =>
+        [
+          l.sandboxes.length
+            ? table(
+                l.sandboxes.map((s) => ({
+                  name: s.name,
+                  state: s.state,
+                  host: s.hostName,
+                  source: s.sourceName,
+                  id: s.id,
+                })),
+                [
+                  ['name', 'name'],
+                  ['state', 'state'],
+                  ['host', 'host'],
+                  ['source', 'source'],
+                  ['id', 'id'],
+                ],
+              )
+            : 'No sandboxes.',
+          ...l.snapshots.map((s) => `snapshot ${s.name} of ${s.sandboxName}`),
+          ...l.approvals.map(
+            (a) => `approval ${a.status}: ${a.title}${a.sandboxName ? ` (${a.sandboxName})` : ''}`,
+          ),
+          `${l.auditTotal} audit rows (fluid audit list)`,
+        ].join('\n'),
+      );
+    },
+  },
+
+  'session destroy-sandboxes': {
+    summary: 'Destroy the sandboxes a session made (--keep NAME keeps one).',
+    usage: 'fluid session destroy-sandboxes <id> [--keep NAME]... [--json]',
+    options: { keep: { type: 'string', multiple: true } },
+    run: async (ctx) => {
+      const id = ctx.args[0];
+      if (!id) throw new UsageError('fluid session destroy-sandboxes <id>');
+      const r = await ctx.client.call('agent.sessions.destroySandboxes', {
+        sessionId: id,
+        keep: (ctx.values.keep as string[] | undefined) ?? [],
+      });
+      ctx.io.result(r, () =>
+        [
+          ...r.destroyed.map((d) => `destroyed ${d.name}`),
+          ...r.kept.map((d) => `kept ${d.name}`),
+          ...r.failed.map((f) => `could not destroy ${f.name}: ${f.error}`),
+          r.destroyed.length + r.kept.length + r.failed.length ? '' : 'The session has no live sandboxes.',
+        ]
+          .filter(Boolean)
+          .join('\n'),
+      );
+      return r.failed.length ? 1 : 0;
     },
   },
 

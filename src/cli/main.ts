@@ -20,6 +20,20 @@ import { playbookCommands } from './playbooks.ts';
 import { diffCommands } from './diff.ts';
 import { tokenCommands } from './tokens.ts';
 import { isInteractive, withPresence } from './presence.ts';
+import { createInterface } from 'node:readline/promises';
+
+/** A yes/no question on the terminal; Enter takes the default. */
+async function askYesNo(question: string, dflt: boolean): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+  try {
+    const a = (await rl.question(`${question} [${dflt ? 'Y/n' : 'y/N'}] `)).trim().toLowerCase();
+    return a ? a.startsWith('y') : dflt;
+  } catch {
+    return dflt;
+  } finally {
+    rl.close();
+  }
+}
 
 const GLOBAL_OPTIONS = {
   json: { type: 'boolean' },
@@ -251,13 +265,36 @@ export const commands: Record<string, Command> = {
   },
 
   'host remove': {
-    summary: 'Forget a host.',
-    usage: 'fluid host remove <host> [--json]',
+    summary: "Forget a host and delete this installation's files there (--keep-files keeps them).",
+    usage: 'fluid host remove <host> [--keep-files] [--yes] [--json]',
+    options: { 'keep-files': { type: 'boolean' }, yes: { type: 'boolean' } },
     run: async (ctx) => {
       const ref = ctx.args[0];
       if (!ref) throw new UsageError('Which host? fluid host remove <name>');
-      const r = await ctx.client.call('hosts.remove', { host: ref });
-      ctx.io.result(r, () => `Removed host ${ref}.`);
+      let clean = !ctx.values['keep-files'];
+      if (clean && isInteractive() && !ctx.values.yes && !ctx.io.json) {
+        // A person on a terminal sees what would go, and may keep it (the default is to delete).
+        const p = await ctx.client.call('hosts.removePreview', { host: ref });
+        if (!p.reachable) ctx.io.err(`${p.host} cannot be reached (${p.error}); its files, if any, stay.`);
+        else if (p.files.length) {
+          const list = p.files.map((f) => `  ${f.path}  ${bytes(f.bytes)}  (${f.what})`).join('\n');
+          const shared = p.sharedWith.length
+            ? `\n(${p.sharedWith.join(', ')} reaches the same machine: its files stay.)`
+            : '';
+          ctx.io.err(`Fluid keeps ${bytes(p.totalBytes)} on ${p.host} (${p.storageDir}):\n${list}${shared}`);
+          clean = await askYesNo('Delete them too?', true);
+        }
+      }
+      const r = await ctx.client.call('hosts.remove', { host: ref, clean });
+      ctx.io.result(r, () =>
+        [
+          `Removed host ${ref}.`,
+          r.cleaned ? `Deleted ${bytes(r.cleaned.bytes)} of Fluid files there.` : null,
+          r.note ?? null,
+        ]
+          .filter(Boolean)
+          .join(' '),
+      );
     },
   },
 

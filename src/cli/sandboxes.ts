@@ -112,6 +112,8 @@ const describe = (s: Sandbox): string =>
         .join(', ') || '-'
     }`,
     `  egress:    ${s.egressAllow.length ? s.egressAllow.join(', ') : 'nothing allowed'}`,
+    ...(s.placement ? [`  placement: ${s.placement.reason}`] : []),
+    ...(s.session ? [`  session:   ${s.session.title} (${s.session.id}, ${s.session.status})`] : []),
   ].join('\n');
 
 export const sandboxCommands: Record<string, Command> = {
@@ -148,10 +150,18 @@ export const sandboxCommands: Record<string, Command> = {
         start: (v.start as 'auto' | 'restore' | 'cold' | undefined) ?? 'auto',
         refreshBase: !!v['refresh-base'],
       });
+      const made = task.target
+        ? await ctx.client.call('sandboxes.get', { sandbox: task.target }).catch(() => null)
+        : null;
       if (v.detach) {
-        ctx.io.result(task, () => `Creating in the background: task ${task.id} (sandbox ${task.target}).`);
+        ctx.io.result(
+          task,
+          () =>
+            `Creating in the background: task ${task.id} (sandbox ${task.target}).${made?.placement ? `\n${made.placement.reason}` : ''}`,
+        );
         return;
       }
+      if (made?.placement && !ctx.io.json) ctx.io.err(`  ${made.placement.reason}`);
       const t = await follow(ctx, task);
       taskOutcome(t);
       const s = t.result as Sandbox;
@@ -273,6 +283,41 @@ export const sandboxCommands: Record<string, Command> = {
         }
       }
       return code;
+    },
+  },
+  'sandbox runs': {
+    summary: 'Commands run in a sandbox from any door (the app, the CLI, agents), newest first.',
+    usage: 'fluid sandbox runs [<sandbox>] [--limit N] [--json]',
+    options: { limit: { type: 'string' } },
+    run: async (ctx) => {
+      const runs = await ctx.client.call('sandboxes.runs', {
+        sandbox: ctx.args[0],
+        limit: Number(ctx.values.limit ?? 50),
+      });
+      ctx.io.result(runs, () =>
+        runs.length
+          ? table(
+              runs.map((r) => ({
+                started: r.startedAt.replace(/\.\d+Z$/, 'Z'),
+                sandbox: r.sandboxName,
+                by: `${r.startedBy.door}:${r.startedBy.id}`,
+                status: r.status === 'exited' ? `exit ${r.exitCode ?? '?'}` : r.status,
+                took: `${(r.durationMs / 1000).toFixed(1)}s`,
+                output: `${r.stdoutBytes + r.stderrBytes} B`,
+                command: r.command.split('\n')[0]!.slice(0, 60),
+              })),
+              [
+                ['started', 'started'],
+                ['sandbox', 'sandbox'],
+                ['by', 'by'],
+                ['status', 'status'],
+                ['took', 'took'],
+                ['output', 'output'],
+                ['command', 'command'],
+              ],
+            )
+          : 'No commands yet.',
+      );
     },
   },
   'sandbox read': {

@@ -302,6 +302,8 @@ export function createCore(opts: CoreOptions = {}): Core {
       bus.detachFeed();
       sandboxes.stopJanitor();
       await agent.close();
+      // Commands, terminals and consoles of this process end with it (recorded as such).
+      await sandboxes.closeInteractive();
       tasks.abortAll();
       await tasks.drain();
       tasks.close();

@@ -92,6 +92,7 @@ export class EventBus extends TypedEventBus<Contract> {
 const RELAYED = new Set<string>([
   'hosts.changed',
   'sandboxes.changed',
+  'sandboxes.runChanged',
   'diff.changed',
   'approvals.changed',
   'settings.changed',

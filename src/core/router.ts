@@ -9,12 +9,15 @@ import { schemaVersion } from './store/db.ts';
 import type { Router } from './rpc/server.ts';
 import { fluidVersion } from './version.ts';
 import { agentRoutes } from './agent/routes.ts';
+import { sandboxSessionRoutes } from './sandboxes/routes.ts';
+import { hostFileChecks, removalPlan, removeHost } from './hosts/cleanup.ts';
+import { withNames } from './approvals/names.ts';
 import { playbookRoutes } from './playbooks/routes.ts';
 import { AsyncQueue } from './util/queue.ts';
+import { checkKeyFile } from './hosts/ssh.ts';
 import { randomUUID } from 'node:crypto';
 import { StringDecoder } from 'node:string_decoder';
 import type { GuestShell } from './ssh/guest.ts';
-import { checkKeyFile } from './hosts/ssh.ts';
 import { egressPurpose, purposeFor } from './presence/purposes.ts';
 import type { ApprovalRequest } from './approvals/service.ts';
 import type { Actor, ParsedIn } from '../shared/rpc.ts';
@@ -47,14 +50,14 @@ export function createRouter(core: Core): Router<Contract> {
       pid: process.pid,
       actor: ctx.actor,
       schemaVersion: schemaVersion(core.db),
+      now: core.clock.now().toISOString(),
     }),
     'system.doctor': async () => {
       const local = runDoctor(core);
-      now: core.clock.now().toISOString(),
-      const egress = await core.sandboxes.egressDoctor();
+      const [egress, files] = await Promise.all([core.sandboxes.egressDoctor(), hostFileChecks(core)]);
       return {
-        ok: local.ok && !egress.some((c) => c.status === 'fail'),
-        checks: [...local.checks, ...egress],
+        ok: local.ok && ![...egress, ...files].some((c) => c.status === 'fail'),
+        checks: [...local.checks, ...egress, ...files],
       };
     },
 
@@ -100,27 +103,42 @@ export function createRouter(core: Core): Router<Contract> {
     'hosts.list': () => core.hosts.list(),
     'hosts.get': (i) => core.hosts.get(i.host),
     'hosts.probe': (i) => core.hosts.probe(i.address, i.port),
+    'hosts.checkKey': (i) => checkKeyFile(i.keyPath),
     'hosts.add': (i, ctx) => core.hosts.add(i, ctx.actor),
     'hosts.update': (i, ctx) => core.hosts.update(i, ctx.actor),
     'hosts.trust': (i, ctx) => core.hosts.trust(i.host, i.acceptFingerprint, ctx.actor),
-    'hosts.checkKey': (i) => checkKeyFile(i.keyPath),
     'hosts.remove': (i, ctx) =>
-      core.hosts.remove(i.host, ctx.actor, (hostId) => {
-        const live = core.sandboxes.store.list({ hostId }).filter((r) => r.state !== 'failed');
-        if (live.length)
-          throw new FluidError(
-            'CONFLICT',
-            `The host still has ${live.length} sandbox${live.length === 1 ? '' : 'es'} (${live.map((r) => r.name).join(', ')}). Destroy them first.`,
-          );
+      removeHost(core, i.host, ctx.actor, {
+        clean: i.clean,
+        guard: (hostId) => {
+          const live = core.sandboxes.store.list({ hostId }).filter((r) => r.state !== 'failed');
+          if (live.length)
+            throw new FluidError(
+              'CONFLICT',
+              `The host still has ${live.length} sandbox${live.length === 1 ? '' : 'es'} (${live.map((r) => r.name).join(', ')}). Destroy them first.`,
+            );
+        },
       }),
+    'hosts.removePreview': async (i) => {
+      const p = await removalPlan(core, i.host);
+      return {
+        host: p.host.name,
+        storageDir: p.host.storageDir,
+        reachable: p.reachable,
+        error: p.error,
+        sharedWith: p.sharedWith,
+        files: p.files,
+        totalBytes: p.totalBytes,
+      };
+    },
     'hosts.check': (i, ctx) => core.hosts.check(i.host, ctx.actor),
     'hosts.capacity': (i, ctx) => core.hosts.capacity(i.host, ctx.signal),
     'hosts.vms': (i, ctx) => core.hosts.vms(i.host, ctx.signal),
     'sources.list': (i, ctx) => core.hosts.sources(i.host, ctx.signal),
 
     // approvals
-    'approvals.list': (i) => core.approvals.list(i),
-    'approvals.get': (i) => core.approvals.get(i.id),
+    'approvals.list': (i) => withNames(core.db, core.approvals.list(i)),
+    'approvals.get': (i) => withNames(core.db, [core.approvals.get(i.id)])[0]!,
     'approvals.decide': async (i, ctx) => {
       const purpose = purposeFor(core, 'approvals.decide', i);
       const presence = await core.presence.verify(ctx.actor, purpose, i.presence);
@@ -167,7 +185,7 @@ export function createRouter(core: Core): Router<Contract> {
     },
 
     // sandboxes
-    'sandboxes.create': (i, ctx) => core.sandboxes.create(i, ctx.actor),
+    'sandboxes.create': (i, ctx) => core.sandboxes.createPlaced(i, ctx.actor, ctx.signal),
     'sandboxes.list': (i) => core.sandboxes.list(i),
     'sandboxes.get': (i) => core.sandboxes.get(i.sandbox),
     'sandboxes.start': (i, ctx) => core.sandboxes.start(i.sandbox, ctx.actor),
@@ -296,6 +314,7 @@ export function createRouter(core: Core): Router<Contract> {
     'diff.baseline': (i) => core.diff.baseline(i.sandbox),
 
     ...agentRoutes(core),
+    ...sandboxSessionRoutes(core),
     ...playbookRoutes(core),
 
     // agent tools and the read-only shell policy

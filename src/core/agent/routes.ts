@@ -5,6 +5,9 @@
 import type { Contract } from '../../shared/contract/index.ts';
 import type { Router } from '../rpc/server.ts';
 import type { AgentService } from './service.ts';
+import type { Db } from '../store/db.ts';
+import type { SandboxService } from '../sandboxes/service.ts';
+import { destroySessionSandboxes, sessionLinks } from './links.ts';
 
 export type AgentRouteName =
   | 'providers.list'
@@ -19,10 +22,21 @@ export type AgentRouteName =
   | 'agent.setMode'
   | 'agent.transcript'
   | 'agent.toolOutput'
-  | 'agent.watch';
+  | 'agent.watch'
+  | 'agent.sessions.links'
+  | 'agent.sessions.destroySandboxes';
 
-export function agentRoutes(core: { agent: AgentService }): Pick<Router<Contract>, AgentRouteName> {
+export function agentRoutes(core: {
+  agent: AgentService;
+  /** For a session's links to its sandboxes (absent in harnesses that serve sessions alone). */
+  db?: Db;
+  sandboxes?: SandboxService;
+}): Pick<Router<Contract>, AgentRouteName> {
   const agent = core.agent;
+  const links = () => {
+    if (!core.db || !core.sandboxes) throw new Error('agentRoutes: sandboxes are not wired here');
+    return { db: core.db, agent, sandboxes: core.sandboxes };
+  };
   return {
     'providers.list': () => agent.listProviders(),
     'providers.save': (i, ctx) => agent.saveProvider(i, ctx.actor),
@@ -37,5 +51,8 @@ export function agentRoutes(core: { agent: AgentService }): Pick<Router<Contract
     'agent.transcript': (i) => agent.transcript(i.sessionId),
     'agent.toolOutput': (i) => agent.toolOutput(i.sessionId, i.handle, i.offset, i.limit),
     'agent.watch': (i, ctx) => agent.watch(i.sessionId, ctx.signal),
+    'agent.sessions.links': (i) => sessionLinks(links(), i.sessionId, i.auditLimit),
+    'agent.sessions.destroySandboxes': (i, ctx) =>
+      destroySessionSandboxes(links(), i.sessionId, i.keep, ctx.actor),
   };
 }

@@ -9,6 +9,7 @@ import { FluidError } from '../../shared/errors.ts';
 import type { Host, Vm } from '../../shared/contract/hosts.ts';
 import type { HostService } from '../hosts/service.ts';
 import { guestExec } from '../sandboxes/guest-agent.ts';
+import { machines } from '../sandboxes/placement.ts';
 
 export const SOURCE_TIMEOUT_S = 60;
 const UNPRIVILEGED = [
@@ -35,8 +36,16 @@ export class SourceAccess {
     this.hosts = hosts;
   }
 
-  /** The running, non-Fluid VM on a host (or the only one with that name on any host). */
-  async resolve(vmName: string, hostRef?: string, signal?: AbortSignal): Promise<{ host: Host; vm: Vm }> {
+  /**
+   * The running, non-Fluid VM on a host (or the only one with that name on any host). Among several,
+   * `prefer` (the session's host) wins, and records of one machine (sameMachineAs) are one VM.
+   */
+  async resolve(
+    vmName: string,
+    hostRef?: string,
+    signal?: AbortSignal,
+    prefer?: string,
+  ): Promise<{ host: Host; vm: Vm }> {
     const { vms, errors } = await this.hosts.sources(hostRef, signal);
     const matches = vms.filter((v) => v.name === vmName || v.uuid === vmName);
     if (!matches.length) {
@@ -46,12 +55,20 @@ export class SourceAccess {
         `No source VM "${vmName}"${hostRef ? ` on ${hostRef}` : ''}${unreachable}.`,
       );
     }
-    if (matches.length > 1)
-      throw new FluidError(
-        'VALIDATION',
-        `"${vmName}" exists on ${matches.map((m) => m.hostName).join(' and ')}: say which host.`,
-      );
-    const vm = matches[0]!;
+    let vm = matches[0]!;
+    if (matches.length > 1) {
+      const preferred = prefer
+        ? matches.find((m) => m.hostId === prefer || m.hostName === prefer)
+        : undefined;
+      const groups = machines(matches.map((m) => this.hosts.get(m.hostId)));
+      if (preferred) vm = preferred;
+      else if (groups.length === 1) vm = matches.find((m) => m.hostId === groups[0]!.host.id) ?? vm;
+      else
+        throw new FluidError(
+          'VALIDATION',
+          `"${vmName}" exists on ${matches.map((m) => m.hostName).join(' and ')}: say which host.`,
+        );
+    }
     if (!vm.running)
       throw new FluidError('CONFLICT', `${vm.name} is ${vm.state}; read-only access needs it running.`);
     if (!vm.hasGuestAgent)
@@ -66,9 +83,9 @@ export class SourceAccess {
     vmName: string,
     hostRef: string | undefined,
     command: string,
-    opts: { maxOutputChars?: number; signal?: AbortSignal } = {},
+    opts: { maxOutputChars?: number; signal?: AbortSignal; prefer?: string } = {},
   ): Promise<SourceResult> {
-    const { host, vm } = await this.resolve(vmName, hostRef, opts.signal);
+    const { host, vm } = await this.resolve(vmName, hostRef, opts.signal, opts.prefer);
     const conn = await this.hosts.connection(host.id);
     const r = await guestExec(
       conn,

@@ -28,7 +28,19 @@ export function hostLayout(storageDir: string, installation: string): HostLayout
   };
 }
 
-/** libvirt domain names Fluid uses (short ids keep them readable in virsh list). */
-export const sandboxDomainName = (name: string, id: string) => `fluid-${name}-${id.slice(0, 8)}`;
+/**
+ * libvirt domain names Fluid uses (short ids keep them readable in virsh list): `fluid-<name>-<id8>`,
+ * without saying "fluid" twice when the name already starts with it (a sandbox of `fluid-lab-web`
+ * is `fluid-lab-web-1a2b3c`) nor the id twice when a generated name already ends with its start.
+ * Names are only for people: reconcile recognises Fluid's domains by their metadata label (any
+ * name, older ones included).
+ */
+export function sandboxDomainName(name: string, id: string): string {
+  const short = id.slice(0, 8);
+  let stem = name.replace(/^fluid-/, '');
+  const gen = `-${id.slice(0, 6)}`;
+  if (stem.endsWith(gen)) stem = stem.slice(0, -gen.length);
+  return stem ? `fluid-${stem}-${short}` : `fluid-${short}`;
+}
 export const templateDomainName = (baseId: string) =>
   `fluid-template-${baseId.slice(0, 8)}-${Date.now().toString(36)}`;

@@ -62,6 +62,11 @@ import {
 } from './snapshots.ts';
 import { LIVE_STATES, SandboxStore, toSandbox, type SandboxRow } from './store.ts';
 import { buildTemplate, BOOT_TIMEOUT_MS, restoreFromTemplate } from './templates.ts';
+import { RunManager } from './runs.ts';
+import { TerminalManager } from './terminals.ts';
+import { BootLog, ConsoleInput, followConsole, serialLogPath } from './console.ts';
+import { choosePlacement, gatherFacts } from './placement.ts';
+import type { Placement } from '../../shared/contract/sandboxes.ts';
 
 export interface EgressHooks {
   /** Make sure the host's proxy runs and knows every sandbox's allowlist. */
@@ -108,6 +113,8 @@ export interface CreateInput {
   allow: string[];
   start: 'auto' | 'restore' | 'cold';
   refreshBase: boolean;
+  /** The host was the agent session's (recorded as the placement's reason). */
+  hostFromSession?: boolean;
 }
 
 class Phases {
@@ -147,11 +154,47 @@ export class SandboxService {
   private readonly snapshotQueues = new Map<string, Promise<void>>();
   /** Long-running doors (the app, web mode) build warm templates in the background after a cold boot. */
   backgroundTemplates = false;
+  /** Commands from every door, as runs with ids, audit rows and re-attachable output (runs.ts). */
+  readonly runs: RunManager;
+  /** Terminals that outlive the page (terminals.ts). */
+  readonly terminals: TerminalManager;
+  /** Keys for serial consoles (console.ts). */
+  private readonly consoleKeys = new ConsoleInput();
 
   constructor(deps: SandboxDeps) {
     this.d = deps;
     this.store = new SandboxStore(deps.db);
     this.bases = new BaseStore(deps.db);
+    this.runs = new RunManager({
+      db: deps.db,
+      bus: deps.bus,
+      audit: deps.audit,
+      clock: deps.clock,
+      log: deps.log,
+      instance: deps.tasks.instance,
+      exec: async (r, command, o) => {
+        await this.egressUp(r.host_id);
+        return this.guest(r).exec(command, {
+          root: true,
+          timeoutMs: o.timeoutMs,
+          maxOutputBytes: o.maxOutputBytes,
+          stdin: o.stdin,
+          signal: o.signal,
+          onStdout: o.onStdout,
+          onStderr: o.onStderr,
+        });
+      },
+    });
+    this.terminals = new TerminalManager({
+      audit: deps.audit,
+      clock: deps.clock,
+      log: deps.log,
+      shell: async (r, cols, rows) => {
+        await this.egressUp(r.host_id);
+        return this.guest(r).shell({ cols, rows });
+      },
+      idleMinutes: () => deps.settings.get().sandboxes.terminalIdleMinutes,
+    });
   }
 
   // ---- queries ----------------------------------------------------------------------------------
@@ -183,7 +226,21 @@ export class SandboxService {
         }
       }),
       egressHealth: this.d.egress?.health?.(r) ?? { status: 'unknown', message: null },
+      placement: r.placement ? (JSON.parse(r.placement) as Placement) : null,
+      session: r.created_by_door === 'agent' ? this.sessionOf(r.created_by_id) : null,
     };
+  }
+
+  /** The agent session a sandbox was made by (its title), when it still exists. */
+  private sessionOf(id: string): { id: string; title: string; status: string } | null {
+    try {
+      return (
+        (this.d.db.prepare('SELECT id, title, status FROM agent_sessions WHERE id = ?').get(id) as
+          { id: string; title: string; status: string } | undefined) ?? null
+      );
+    } catch {
+      return null;
+    }
   }
 
   get(ref: string): Sandbox {
@@ -202,12 +259,19 @@ export class SandboxService {
 
   // ---- create -----------------------------------------------------------------------------------
 
-  create(input: CreateInput, actor: Actor): Task {
-    const host = this.resolveHost(input.host, input.source);
+  create(input: CreateInput, actor: Actor, placed: { host: Host; placement: Placement } | null = null): Task {
+    const host = placed?.host ?? this.resolveHost(input.host, input.source);
+    const placement: Placement | null =
+      placed?.placement ??
+      (input.hostFromSession
+        ? { score: 0, reason: `placed on ${host.name}: the session's host`, by: 'session', candidates: [] }
+        : null);
     const id = randomUUID();
     const settings = this.d.settings.get().sandboxes;
     const name = input.name ?? `${slug(input.source)}-${id.slice(0, 6)}`;
-    const ttl = input.ttlMinutes ?? settings.defaultTtlMinutes;
+    const ttl = sessionMade(actor)
+      ? Math.min(input.ttlMinutes ?? settings.sessionTtlMinutes, settings.sessionTtlMinutes)
+      : (input.ttlMinutes ?? settings.defaultTtlMinutes);
     const now = this.d.clock.now();
     const layout = hostLayout(host.storageDir, this.d.installation);
     // Destinations a person passes (or the settings give) are allowed at once; an agent's door widens
@@ -245,6 +309,7 @@ export class SandboxService {
       task_id: null,
       owner_pid: process.pid,
       owner_instance: this.d.tasks.instance,
+      placement: placement ? JSON.stringify(placement) : null,
     });
     const task = this.d.tasks.start({
       kind: 'sandbox.create',
@@ -266,6 +331,7 @@ export class SandboxService {
         ttlMinutes: ttl,
         allow,
         ...(person ? {} : { asked }),
+        ...(placement ? { placement: placement.reason } : {}),
       },
     });
     if (!person)
@@ -279,6 +345,42 @@ export class SandboxService {
         });
     this.changed(id);
     return task;
+  }
+
+  /**
+   * Create where the sandbox fits: the named host; else the only host; else the machine that has the
+   * source and the most memory free (placement.ts), with the reason recorded on the sandbox.
+   */
+  async createPlaced(input: CreateInput, actor: Actor, signal?: AbortSignal): Promise<Task> {
+    if (input.host) return this.create(input, actor);
+    const hosts = this.d.hosts.list();
+    if (hosts.length <= 1) return this.create(input, actor);
+    return this.create(input, actor, await this.place(hosts, input.source, input.memoryMiB, signal));
+  }
+
+  /** Choose a host for a source among several (placement.ts). */
+  async place(
+    hosts: Host[],
+    source: string,
+    memoryMiB?: number,
+    signal?: AbortSignal,
+  ): Promise<{ host: Host; placement: Placement }> {
+    const pending = (hostIds: string[]) =>
+      this.store
+        .list()
+        .filter((r) => hostIds.includes(r.host_id) && r.state === 'creating')
+        .reduce((n, r) => n + r.memory_mib, 0);
+    const facts = await gatherFacts(
+      hosts,
+      source,
+      {
+        vms: (id, sig) => this.d.hosts.vms(id, sig),
+        freeMemoryMiB: async (id, sig) => (await this.d.hosts.capacity(id, sig)).freeMemoryMiB,
+        pendingMiB: pending,
+      },
+      signal,
+    );
+    return choosePlacement(source, facts, memoryMiB);
   }
 
   private resolveHost(ref: string | undefined, source: string): Host {
@@ -356,7 +458,10 @@ export class SandboxService {
           what: 'Starting the sandbox',
           signal: ctx.signal,
         });
-        await waitForAgent(conn, host.libvirtUri, row.domain_name, BOOT_TIMEOUT_MS, ctx.signal);
+        // The guest's serial console shows in the progress while it boots (and in the error if it does not).
+        await this.bootWatched(conn, host, row, ctx.signal, (f, line) =>
+          ctx.progress(0.5 + 0.28 * f, `Booting (${template.reason}): ${line}`),
+        );
         p.mark('boot');
       }
       this.store.update(id, {
@@ -750,6 +855,46 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
     return fingerprintOf(keyBlob(keys.ed25519.public));
   }
 
+  /**
+   * Wait for the guest agent while following the guest's serial log: its newest line goes to `say`
+   * (at most every 2 s) with a fraction that grows with the time spent, and a boot that fails says
+   * what the console printed last.
+   */
+  private async bootWatched(
+    conn: HostConnection,
+    host: Host,
+    r: SandboxRow,
+    signal: AbortSignal,
+    say?: (fraction: number, line: string) => void,
+  ): Promise<void> {
+    const log = new BootLog(conn, serialLogPath(r.dir));
+    const ac = new AbortController();
+    const stop = () => ac.abort();
+    signal.addEventListener('abort', stop, { once: true });
+    const t0 = Date.now();
+    // Cold boots take tens of seconds under emulation: the fraction approaches 1 without reaching it.
+    const following = log.follow((line) => say?.(1 - Math.exp(-(Date.now() - t0) / 45_000), line), ac.signal);
+    try {
+      await waitForAgent(conn, host.libvirtUri, r.domain_name, BOOT_TIMEOUT_MS, signal);
+    } catch (err) {
+      if (signal.aborted) throw err;
+      await log.poll().catch(() => null);
+      const lines = log.lines();
+      const e = toErrorPayload(err);
+      throw new FluidError(
+        e.code,
+        lines.length
+          ? `${e.message}\nThe serial console printed last:\n${lines.map((l) => `  ${l}`).join('\n')}`
+          : `${e.message} The serial console printed nothing.`,
+        e.data,
+      );
+    } finally {
+      ac.abort();
+      signal.removeEventListener('abort', stop);
+      await following;
+    }
+  }
+
   /** Runtime state (pinned address, proxy settings) after a boot of an existing sandbox. */
   private async applyRuntime(
     conn: HostConnection,
@@ -954,6 +1099,7 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
     const host = this.d.hosts.get(r.host_id);
     const conn = await this.d.hosts.connection(host.id);
     this.d.guests.close(r.id);
+    this.endInteractive(r.id, 'the sandbox was destroyed');
     const cleaned = await this.teardown(conn, host, fresh, fresh.slot);
     this.store.update(r.id, { state: 'destroyed' });
     this.d.audit.append({
@@ -1012,6 +1158,7 @@ echo $cleaned`,
     this.store.update(r.id, { state: 'stopping' });
     this.changed(r.id);
     this.d.guests.close(r.id);
+    this.endInteractive(r.id, 'the sandbox was stopped');
     const V = (a: string) => virsh(host.libvirtUri, a);
     await run(
       conn,
@@ -1053,7 +1200,9 @@ ${V('destroy "$d"')} >/dev/null 2>&1 || true`,
         try {
           const conn = await this.d.hosts.connection(host.id);
           ctx.progress(0.1, 'Booting');
-          await this.bootExisting(conn, host, r, ctx.signal, p);
+          await this.bootExisting(conn, host, r, ctx.signal, p, (f, line) =>
+            ctx.progress(0.1 + 0.6 * f, `Booting: ${line}`),
+          );
           p.total();
           this.store.update(r.id, {
             state: 'running',
@@ -1080,13 +1229,14 @@ ${V('destroy "$d"')} >/dev/null 2>&1 || true`,
     r: SandboxRow,
     signal: AbortSignal,
     p: Phases,
+    say?: (fraction: number, line: string) => void,
   ): Promise<void> {
     await ensureNetwork(conn, host.libvirtUri, signal);
     await run(conn, virsh(host.libvirtUri, `start ${shq(r.domain_name)}`), {
       what: 'Starting the sandbox',
       signal,
     });
-    await waitForAgent(conn, host.libvirtUri, r.domain_name, BOOT_TIMEOUT_MS, signal);
+    await this.bootWatched(conn, host, r, signal, say);
     p.mark('boot');
     // The reserved address and the proxy settings are runtime state: apply them again.
     await this.applyRuntime(conn, host, r, signal);
@@ -1160,29 +1310,87 @@ ${V('destroy "$d"')} >/dev/null 2>&1 || true`,
     },
     actor: Actor,
   ) {
+    // One run per command, whatever the door: audited at its start and its end (runs.ts).
     const r = this.running(ref);
-    await this.egressUp(r.host_id);
-    const res = await this.guest(r).exec(command, {
-      root: true,
-      timeoutMs: opts.timeoutSeconds * 1000,
-      maxOutputBytes: opts.maxOutputBytes,
-      stdin: opts.stdin,
-      signal: opts.signal,
-      onStdout: opts.onStdout,
-      onStderr: opts.onStderr,
-    });
-    this.d.audit.append({
-      actor,
-      action: 'sandbox.exec',
-      target: r.id,
-      data: {
-        command: command.length > 2000 ? command.slice(0, 2000) + '…' : command,
-        exitCode: res.exitCode,
-        timedOut: res.timedOut,
-        durationMs: res.durationMs,
+    const { result } = this.runs.start(
+      r,
+      {
+        command,
+        timeoutSeconds: opts.timeoutSeconds,
+        maxOutputBytes: opts.maxOutputBytes,
+        stdin: opts.stdin,
+        origin: 'exec',
+        signal: opts.signal,
+        onStdout: opts.onStdout,
+        onStderr: opts.onStderr,
       },
+      actor,
+    );
+    return result;
+  }
+
+  /** Start a command that belongs to this backend (it outlives the page that started it). */
+  runStart(
+    ref: string,
+    command: string,
+    opts: { timeoutSeconds: number; maxOutputBytes: number },
+    actor: Actor,
+  ) {
+    const r = this.running(ref);
+    return this.runs.start(r, { command, ...opts, origin: 'run' }, actor).run;
+  }
+
+  /** Open a terminal that outlives the page (a person's: the router refuses agent doors). */
+  terminalOpen(ref: string, cols: number, rows: number, actor: Actor) {
+    return this.terminals.open(this.running(ref), cols, rows, actor);
+  }
+
+  /** The serial console's log from an offset, then live (console.ts). */
+  async console(ref: string, offset: number, signal: AbortSignal) {
+    const r = this.store.row(ref);
+    if (!LIVE_STATES.includes(r.state) || (r.state === 'creating' && !r.base_id))
+      throw new FluidError('CONFLICT', `Sandbox ${r.name} is ${r.state}: it has no console.`);
+    const host = this.d.hosts.get(r.host_id);
+    const conn = await this.d.hosts.connection(host.id);
+    return followConsole(conn, {
+      logPath: serialLogPath(r.dir),
+      offset,
+      running: r.state === 'running' || r.state === 'creating' || r.state === 'starting',
+      signal,
     });
-    return res;
+  }
+
+  /** Keys for the serial console (virsh console on the host); the first of a console is audited. */
+  async consoleInput(ref: string, data: string, actor: Actor): Promise<void> {
+    const r = this.store.row(ref);
+    if (!['running', 'creating', 'starting'].includes(r.state))
+      throw new FluidError(
+        'CONFLICT',
+        `Sandbox ${r.name} is ${r.state}; its console takes keys while it runs.`,
+      );
+    const host = this.d.hosts.get(r.host_id);
+    const conn = await this.d.hosts.connection(host.id);
+    const opened = await this.consoleKeys.write(conn, r.id, host.libvirtUri, r.domain_name, data);
+    if (opened)
+      this.d.audit.append({
+        actor,
+        action: 'sandbox.console',
+        target: r.id,
+        data: { domain: r.domain_name },
+      });
+  }
+
+  /** End what belongs to a sandbox's guest session here: terminals and the console's connection. */
+  private endInteractive(id: string, reason: string): void {
+    this.terminals.closeSandbox(id, reason);
+    this.consoleKeys.close(id);
+  }
+
+  /** Shutdown: kill this process's runs, end its terminals and consoles. */
+  async closeInteractive(): Promise<void> {
+    this.terminals.closeAll();
+    this.consoleKeys.closeAll();
+    await this.runs.close();
   }
 
   /** A file's bytes; with `head`, a file over maxBytes gives its first maxBytes (truncated: true). */
@@ -1198,7 +1406,14 @@ ${V('destroy "$d"')} >/dev/null 2>&1 || true`,
       size: got.size ?? buf.length,
       encoding: text ? ('utf8' as const) : ('base64' as const),
       content: text ? buf.toString('utf8') : buf.toString('base64'),
+      ...(head ? { truncated: got.truncated } : {}),
     };
+  }
+
+  /** One level of a directory in the sandbox, as root. */
+  async listDir(ref: string, path: string, maxEntries: number) {
+    const r = this.running(ref);
+    return { path, ...(await this.guest(r).listDir(path, { maxEntries })) };
   }
 
   async writeFile(
@@ -1361,6 +1576,7 @@ ${V('destroy "$d"')} >/dev/null 2>&1 || true`,
       });
       this.changed(r.id);
       this.d.guests.close(r.id);
+      this.endInteractive(r.id, 'a snapshot was restored');
       let booted = false;
       try {
         const plan = await restoreSnapshot(conn, host.libvirtUri, r.domain_name, r.dir, detail);
@@ -1408,16 +1624,9 @@ ${V('destroy "$d"')} >/dev/null 2>&1 || true`,
     });
   }
 
-      ...(head ? { truncated: got.truncated } : {}),
   async snapshotDelete(ref: string, snapshot: string, actor: Actor): Promise<{ deleted: true }> {
     const id0 = this.store.row(ref).id;
     return this.serialize(id0, async () => {
-  /** One level of a directory in the sandbox, as root. */
-  async listDir(ref: string, path: string, maxEntries: number) {
-    const r = this.running(ref);
-    return { path, ...(await this.guest(r).listDir(path, { maxEntries })) };
-  }
-
       const r = this.store.row(id0);
       const s = this.store.snapshot(r.id, snapshot);
       const detail = parseDetail(this.store.snapshotDetails(r.id).get(s.id) ?? '{}');
@@ -1635,6 +1844,11 @@ ${V('destroy "$d"')} >/dev/null 2>&1 || true`,
 
 function sub(ctx: TaskContext, from: number, to: number): TaskContext {
   return { ...ctx, progress: (f, m) => ctx.progress(f === null ? null : from + (to - from) * f, m) };
+}
+
+/** Sandboxes an agent makes (a built-in session, an MCP client) get the shorter session TTL. */
+function sessionMade(actor: Actor): boolean {
+  return actor.door === 'agent' || actor.door === 'mcp';
 }
 
 function slug(s: string): string {

@@ -34,6 +34,8 @@ export interface SandboxRow {
   task_id: string | null;
   owner_pid: number | null;
   owner_instance: string | null;
+  /** JSON of the Placement when Fluid chose the host (placement.ts). */
+  placement?: string | null;
 }
 
 export const LIVE_STATES: SandboxState[] = [

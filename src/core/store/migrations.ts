@@ -7,6 +7,7 @@ import { PLAYBOOKS_MIGRATION } from '../playbooks/store.ts';
 import { TARGETS_MIGRATION } from '../targets/store.ts';
 import { CHANGES_MIGRATION } from '../changes/store.ts';
 import { API_MIGRATION } from '../tokens/store.ts';
+import { RUNS_MIGRATION } from '../sandboxes/runs.ts';
 
 export interface Migration {
   version: number;
@@ -356,4 +357,5 @@ export const migrations: Migration[] = [
   { version: 11, ...TARGETS_MIGRATION },
   { version: 12, ...CHANGES_MIGRATION },
   { version: 13, ...API_MIGRATION },
+  { version: 14, ...RUNS_MIGRATION },
 ];

@@ -154,6 +154,52 @@ export type AgentEvent = z.infer<typeof AgentEventSchema>;
 
 const SessionRef = z.object({ sessionId: Id });
 
+/** What a session made and did: its sandboxes, snapshots, approvals and audit rows, with names. */
+export const SessionLinksSchema = z.object({
+  sandboxes: z.array(
+    z.object({
+      id: Id,
+      name: z.string(),
+      state: z.string(),
+      hostName: z.string(),
+      sourceName: z.string(),
+      expiresAt: IsoDate.nullable(),
+      createdAt: IsoDate,
+      /** Not destroyed yet (running, stopped, being created…). */
+      live: z.boolean(),
+    }),
+  ),
+  snapshots: z.array(
+    z.object({ id: Id, name: z.string(), sandboxId: Id, sandboxName: z.string(), createdAt: IsoDate }),
+  ),
+  approvals: z.array(
+    z.object({
+      id: Id,
+      kind: z.string(),
+      title: z.string(),
+      status: z.string(),
+      risk: z.string(),
+      createdAt: IsoDate,
+      sandboxId: z.string().nullable(),
+      sandboxName: z.string().nullable(),
+    }),
+  ),
+  /** Newest first: rows by the session, about it, or about its sandboxes. */
+  audit: z.array(
+    z.object({
+      seq: z.number().int(),
+      ts: IsoDate,
+      actor: z.string(),
+      action: z.string(),
+      target: z.string().nullable(),
+      /** The target's name when it is one of the session's sandboxes (or the session itself). */
+      targetName: z.string().nullable(),
+    }),
+  ),
+  auditTotal: z.number().int(),
+});
+export type SessionLinks = z.infer<typeof SessionLinksSchema>;
+
 export const agentContract = {
   'providers.list': call(
     z.object({}),
@@ -245,6 +291,23 @@ export const agentContract = {
     SessionRef,
     AgentEventSchema,
     'The session now (snapshot), then every event until you stop watching.',
+  ),
+  'agent.sessions.links': call(
+    SessionRef.extend({ auditLimit: z.number().int().min(1).max(1000).default(100) }),
+    SessionLinksSchema,
+    "A session's sandboxes, snapshots, approvals and audit rows.",
+  ),
+  'agent.sessions.destroySandboxes': call(
+    SessionRef.extend({
+      /** Keep these (ids or names); the session's other live sandboxes are destroyed. */
+      keep: z.array(z.string().max(128)).max(100).default([]),
+    }),
+    z.object({
+      destroyed: z.array(z.object({ id: Id, name: z.string() })),
+      failed: z.array(z.object({ id: Id, name: z.string(), error: z.string() })),
+      kept: z.array(z.object({ id: Id, name: z.string() })),
+    }),
+    'Destroy the sandboxes a session made (when it ended or failed and they are no longer wanted).',
   ),
   'agent.changed': event(z.object({ sessionId: Id, status: SessionStatus }), 'A session changed status.'),
 };

@@ -19,7 +19,13 @@ export const ApprovalSchema = z.object({
   subjectHash: z.string(),
   requestedBy: ActorSchema,
   sandboxId: z.string().nullable(),
+  /** The sandbox's name (a later sandbox may take the same name: the id is what counts). Set by list and get. */
+  sandboxName: z.string().nullable().optional(),
+  /** Whether that sandbox still exists (not destroyed). Set by list and get. */
+  sandboxExists: z.boolean().nullable().optional(),
   sessionId: z.string().nullable(),
+  /** The asking session's title. Set by list and get. */
+  sessionTitle: z.string().nullable().optional(),
   status: ApprovalStatus,
   decidedBy: ActorSchema.nullable(),
   /** How the decider proved presence: webauthn, confirm, terminal, unattended, or door (none needed). */

@@ -149,6 +149,8 @@ export const VmSchema = z.object({
 });
 export type Vm = z.infer<typeof VmSchema>;
 
+const RemovedFilesSchema = z.object({ paths: z.array(z.string()), bytes: z.number() });
+
 export const CapacitySchema = z.object({
   hostId: Id,
   cpus: z.number().int().nullable(),
@@ -233,9 +235,33 @@ export const hostsContract = {
     'Pin a new host key after a deliberate change (the old one is refused until then).',
   ),
   'hosts.remove': call(
+    z.object({
+      host: HostRef,
+      /** Delete this installation's files on the host too (base copies, templates…); see hosts.removePreview. */
+      clean: z.boolean().default(true),
+    }),
+    z.object({
+      removed: z.literal(true),
+      id: Id,
+      cleaned: RemovedFilesSchema.nullable().optional(),
+      kept: RemovedFilesSchema.nullable().optional(),
+      note: z.string().nullable().optional(),
+    }),
+    "Forget a host (it must have no sandboxes) and, unless clean is false, delete this installation's files there.",
+  ),
+  'hosts.removePreview': call(
     z.object({ host: HostRef }),
-    z.object({ removed: z.literal(true), id: Id }),
-    'Forget a host.',
+    z.object({
+      host: z.string(),
+      storageDir: z.string(),
+      reachable: z.boolean(),
+      error: z.string().nullable(),
+      /** Other host records reaching the same machine and directory: only this record's own files go. */
+      sharedWith: z.array(z.string()),
+      files: z.array(z.object({ path: z.string(), bytes: z.number(), what: z.string() })),
+      totalBytes: z.number(),
+    }),
+    "What removing a host would delete there (this installation's files, with their size); changes nothing.",
   ),
   'hosts.check': call(
     z.object({ host: HostRef }),

@@ -3,6 +3,9 @@ import { call, event, stream } from '../rpc.ts';
 import { ActorSchema, ErrorPayloadSchema, HostRef, Id, IsoDate } from './common.ts';
 import { PresenceProofSchema } from './presence.ts';
 import { TaskSchema } from './tasks.ts';
+import { runsContract } from './runs.ts';
+
+export * from './runs.ts';
 
 export const SandboxState = z.enum([
   'creating',
@@ -28,6 +31,28 @@ export const EgressHealthSchema = z.object({
   message: z.string().nullable(),
 });
 export type EgressHealth = z.infer<typeof EgressHealthSchema>;
+
+/** Why a sandbox is on its host when Fluid chose it (no host was named): the score and the reason. */
+export const PlacementSchema = z.object({
+  /** Free memory left on the chosen machine after this sandbox, in MiB (higher is better). */
+  score: z.number(),
+  /** E.g. "placed on kvm2: has web-01, 6.1 GiB free (kvm1: 2.0 GiB)". */
+  reason: z.string(),
+  /** How the host was chosen. */
+  by: z.enum(['named', 'session', 'only-host', 'capacity']),
+  candidates: z.array(
+    z.object({
+      host: z.string(),
+      hasSource: z.boolean().nullable(),
+      freeMemoryMiB: z.number().nullable(),
+      note: z.string().nullable(),
+    }),
+  ),
+});
+export type Placement = z.infer<typeof PlacementSchema>;
+
+/** The agent session that made a sandbox (its createdBy is agent:<session id>). */
+export const SandboxSessionSchema = z.object({ id: Id, title: z.string(), status: z.string() });
 
 /** An allowlist entry that opens more than its name suggests (an exact IP), with what to tell a person. */
 export const EgressWarningSchema = z.object({ destination: z.string(), warning: z.string() });
@@ -65,6 +90,10 @@ export const SandboxSchema = z.object({
   egressHealth: EgressHealthSchema.optional(),
   error: ErrorPayloadSchema.nullable(),
   taskId: z.string().nullable(),
+  /** Where Fluid placed it and why (null when a host was named). Always set by the core. */
+  placement: PlacementSchema.nullable().optional(),
+  /** The agent session that created it, with its title. Always set by the core. */
+  session: SandboxSessionSchema.nullable().optional(),
 });
 export type Sandbox = z.infer<typeof SandboxSchema>;
 
@@ -129,6 +158,27 @@ export const Destination = z
     'host, *.domain or IP, with an optional :port',
   );
 
+const DirEntryType = z.enum(['file', 'dir', 'symlink', 'block', 'char', 'fifo', 'socket', 'other']);
+
+/** One entry of a directory listing (sandboxes.listDir). */
+export const DirEntrySchema = z.object({
+  /** The name as text; bytes that are not UTF-8 show as U+FFFD and `rawName` holds them. */
+  name: z.string(),
+  /** base64 of the name's bytes when they are not valid UTF-8 (such a file cannot be opened by path). */
+  rawName: z.string().nullable(),
+  type: DirEntryType,
+  size: z.number().int(),
+  /** Permission bits in octal: "0644", "4755". */
+  mode: z.string(),
+  owner: z.string(),
+  group: z.string(),
+  mtime: IsoDate,
+  /** A symlink's target as written, and the type of what it points to. */
+  target: z.string().nullable(),
+  targetType: z.union([DirEntryType, z.enum(['missing', 'loop'])]).nullable(),
+});
+export type DirEntry = z.infer<typeof DirEntrySchema>;
+
 export const sandboxesContract = {
   'sandboxes.create': call(
     z.object({
@@ -158,27 +208,6 @@ export const sandboxesContract = {
   'sandboxes.list': call(
     z.object({ host: HostRef.optional(), includeDestroyed: z.boolean().default(false) }),
     z.array(SandboxSchema),
-const DirEntryType = z.enum(['file', 'dir', 'symlink', 'block', 'char', 'fifo', 'socket', 'other']);
-
-/** One entry of a directory listing (sandboxes.listDir). */
-export const DirEntrySchema = z.object({
-  /** The name as text; bytes that are not UTF-8 show as U+FFFD and `rawName` holds them. */
-  name: z.string(),
-  /** base64 of the name's bytes when they are not valid UTF-8 (such a file cannot be opened by path). */
-  rawName: z.string().nullable(),
-  type: DirEntryType,
-  size: z.number().int(),
-  /** Permission bits in octal: "0644", "4755". */
-  mode: z.string(),
-  owner: z.string(),
-  group: z.string(),
-  mtime: IsoDate,
-  /** A symlink's target as written, and the type of what it points to. */
-  target: z.string().nullable(),
-  targetType: z.union([DirEntryType, z.enum(['missing', 'loop'])]).nullable(),
-});
-export type DirEntry = z.infer<typeof DirEntrySchema>;
-
     'Sandboxes, newest first.',
   ),
   'sandboxes.get': call(z.object({ sandbox: SandboxRef }), SandboxSchema, 'One sandbox.'),
@@ -269,14 +298,36 @@ export type DirEntry = z.infer<typeof DirEntrySchema>;
         .min(1)
         .max(64 * 1024 * 1024)
         .default(1024 * 1024),
+      /** A file over maxBytes gives its first maxBytes (truncated: true) instead of an error. */
+      head: z.boolean().default(false),
     }),
     z.object({
       path: z.string(),
+      /** The whole file's size (with head, possibly more than the bytes returned). */
       size: z.number().int(),
       encoding: z.enum(['utf8', 'base64']),
       content: z.string(),
+      /** Set with head: only the first maxBytes were read. */
+      truncated: z.boolean().optional(),
     }),
     'Read a file as root (utf8 when it is text, base64 otherwise).',
+  ),
+  'sandboxes.listDir': call(
+    z.object({
+      sandbox: SandboxRef,
+      path: AbsPath,
+      maxEntries: z.number().int().min(1).max(50_000).default(5000),
+    }),
+    z.object({
+      path: z.string(),
+      /** The directory with symlinks resolved. */
+      resolved: z.string(),
+      entries: z.array(DirEntrySchema),
+      /** Entries in the directory; more than entries.length when the listing was cut at maxEntries. */
+      total: z.number().int(),
+      truncated: z.boolean(),
+    }),
+    'List a directory as root (one level, dot files included): types, sizes, modes, owners, link targets. A path that is not a directory is VALIDATION with data.notDirectory.',
   ),
   'sandboxes.writeFile': call(
     z.object({
@@ -298,37 +349,15 @@ export type DirEntry = z.infer<typeof DirEntrySchema>;
     'Replace one unique occurrence of a string in a file.',
   ),
   'sandboxes.shell': stream(
-      /** A file over maxBytes gives its first maxBytes (truncated: true) instead of an error. */
-      head: z.boolean().default(false),
     z.object({
       sandbox: SandboxRef,
       cols: z.number().int().min(10).max(1000).default(120),
-      /** The whole file's size (with head, possibly more than the bytes returned). */
       rows: z.number().int().min(5).max(500).default(32),
     }),
     z.discriminatedUnion('kind', [
-      /** Set with head: only the first maxBytes were read. */
-      truncated: z.boolean().optional(),
       z.object({ kind: z.literal('open'), sessionId: Id }),
       z.object({ kind: z.literal('data'), data: z.string() }),
       z.object({ kind: z.literal('exit'), code: z.number().int().nullable() }),
-  'sandboxes.listDir': call(
-    z.object({
-      sandbox: SandboxRef,
-      path: AbsPath,
-      maxEntries: z.number().int().min(1).max(50_000).default(5000),
-    }),
-    z.object({
-      path: z.string(),
-      /** The directory with symlinks resolved. */
-      resolved: z.string(),
-      entries: z.array(DirEntrySchema),
-      /** Entries in the directory; more than entries.length when the listing was cut at maxEntries. */
-      total: z.number().int(),
-      truncated: z.boolean(),
-    }),
-    'List a directory as root (one level, dot files included): types, sizes, modes, owners, link targets. A path that is not a directory is VALIDATION with data.notDirectory.',
-  ),
     ]),
     'An interactive shell (PTY) in the sandbox; send keys with sandboxes.shellInput.',
   ),
@@ -423,6 +452,7 @@ export type DirEntry = z.infer<typeof DirEntrySchema>;
     z.object({ deleted: z.literal(true) }),
     'Delete a snapshot.',
   ),
+  ...runsContract,
   'sandboxes.changed': event(
     z.object({ sandboxId: Id, state: SandboxState }),
     'A sandbox changed state or details.',

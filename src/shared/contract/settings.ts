@@ -38,6 +38,13 @@ export const SettingsSchema = z.object({
       egressAllow: z.array(z.string().max(300)).max(200).default([]),
       /** Keep a saved, booted template per source and restore it for new sandboxes. */
       warmTemplates: z.boolean().default(true),
+      /**
+       * Sandboxes an agent makes (a built-in session or an MCP client) live at most this long unless a
+       * person extends them, so a session that fails or is abandoned does not leave them for hours.
+       */
+      sessionTtlMinutes: z.number().int().min(5).max(43200).default(60),
+      /** A terminal nobody is attached to (the page closed) ends after this long. */
+      terminalIdleMinutes: z.number().int().min(1).max(10080).default(30),
     })
     .prefault({}),
   agent: z

@@ -61,6 +61,20 @@ export function registerBuiltinTools(reg: ToolRegistry, deps: BuiltinDeps): void
   const { core } = deps;
   const source = new SourceAccess(core.hosts);
 
+  /** A sandbox by its name in summaries (approval titles, the audit log); the ref when unknown. */
+  const sbName = (ref: string) => {
+    try {
+      const r = core.sandboxes.store.row(ref);
+      return r.name === ref ? ref : `${r.name} (${r.id.slice(0, 8)})`;
+    } catch {
+      return ref;
+    }
+  };
+
+  /** The host the session is about (agent.sessions.create), the default where a tool names none. */
+  const sessionHost = (ctx: ToolContext) =>
+    (ctx.sessionId ? core.agent.store.tryRow(ctx.sessionId)?.host : null) ?? undefined;
+
   async function waitTask(taskId: string, ctx: ToolContext) {
     const t = await core.tasks.wait(taskId, ctx.signal);
     if (t.status !== 'succeeded')
@@ -134,7 +148,7 @@ export function registerBuiltinTools(reg: ToolRegistry, deps: BuiltinDeps): void
     input: z.object({ sandbox_id: SandboxId }),
     readOnly: true,
     risk: 'low',
-    summarize: (i) => `get_sandbox ${i.sandbox_id}`,
+    summarize: (i) => `get_sandbox ${sbName(i.sandbox_id)}`,
     run: async (i) => {
       const s = core.sandboxes.get(i.sandbox_id);
       return {
@@ -149,12 +163,19 @@ export function registerBuiltinTools(reg: ToolRegistry, deps: BuiltinDeps): void
     description:
       'Create a sandbox: a disposable copy-on-write clone of a source VM with full root, its own identity and an isolated network (outbound access only to allowed destinations, through a proxy). Nothing you do in it affects the source. Returns when it is running.',
     input: z.object({
-      source_vm: z.string().min(1).max(256).describe('Name of the source VM to clone'),
+      source_vm: z
+        .string()
+        .min(1)
+        .max(256)
+        .optional()
+        .describe("Name of the source VM to clone (default: the session's source VM)"),
       host: z
         .string()
         .max(128)
         .optional()
-        .describe('Host of the source VM (required when several hosts are registered)'),
+        .describe(
+          "Host of the source VM (default: the session's host; otherwise Fluid places the sandbox on a host that has the source and the most free memory, and says why)",
+        ),
       name: z
         .string()
         .regex(/^[a-z0-9][a-z0-9-]{0,47}$/)
@@ -178,12 +199,23 @@ export function registerBuiltinTools(reg: ToolRegistry, deps: BuiltinDeps): void
     }),
     readOnly: false,
     risk: 'medium',
-    summarize: (i) => `create_sandbox from ${i.source_vm}${i.host ? ` on ${i.host}` : ''}`,
+    summarize: (i) =>
+      `create_sandbox from ${i.source_vm ?? "the session's source"}${i.host ? ` on ${i.host}` : ''}`,
     run: async (i, ctx) => {
-      const task = core.sandboxes.create(
+      // What the session is about (agent.sessions.create host/source) is the default for both.
+      const session = ctx.sessionId ? core.agent.store.tryRow(ctx.sessionId) : undefined;
+      const source = i.source_vm ?? session?.source ?? undefined;
+      if (!source)
+        throw new FluidError(
+          'VALIDATION',
+          'Which source VM? Pass source_vm (list_vms shows them); this session names none.',
+        );
+      const host = i.host ?? session?.host ?? undefined;
+      const task = await core.sandboxes.createPlaced(
         {
-          host: i.host,
-          source: i.source_vm,
+          host,
+          hostFromSession: !i.host && !!session?.host,
+          source,
           name: i.name,
           vcpus: i.cpu,
           memoryMiB: i.memory_mb,
@@ -193,6 +225,7 @@ export function registerBuiltinTools(reg: ToolRegistry, deps: BuiltinDeps): void
           refreshBase: false,
         },
         ctx.actor,
+        ctx.signal,
       );
       try {
         const t = await waitTask(task.id, ctx);
@@ -201,6 +234,7 @@ export function registerBuiltinTools(reg: ToolRegistry, deps: BuiltinDeps): void
         return {
           content: json({
             ...brief(s),
+            ...(s.placement ? { placement: s.placement.reason } : {}),
             ...(waiting.length ? { egress_awaiting_approval: waiting } : {}),
             note:
               `Created in ${((s.timings.total ?? 0) / 1000).toFixed(1)} s (${s.startPath}).` +
@@ -228,7 +262,7 @@ export function registerBuiltinTools(reg: ToolRegistry, deps: BuiltinDeps): void
       input: z.object({ sandbox_id: SandboxId }),
       readOnly: false,
       risk,
-      summarize: (i) => `${name} ${i.sandbox_id}`,
+      summarize: (i) => `${name} ${sbName(i.sandbox_id)}`,
       run: async (i, ctx) => {
         let s: Sandbox;
         if (name === 'start_sandbox')
@@ -252,7 +286,7 @@ export function registerBuiltinTools(reg: ToolRegistry, deps: BuiltinDeps): void
     readOnly: false,
     risk: 'medium',
     summarize: (i) =>
-      `run_command ${i.sandbox_id}: ${i.command.length > 160 ? i.command.slice(0, 160) + '…' : i.command}`,
+      `run_command ${sbName(i.sandbox_id)}: ${i.command.length > 160 ? i.command.slice(0, 160) + '…' : i.command}`,
     run: async (i, ctx) => {
       const r = await core.sandboxes.exec(
         i.sandbox_id,
@@ -279,7 +313,7 @@ export function registerBuiltinTools(reg: ToolRegistry, deps: BuiltinDeps): void
     }),
     readOnly: true,
     risk: 'low',
-    summarize: (i) => `read_file ${i.sandbox_id}:${i.path}`,
+    summarize: (i) => `read_file ${sbName(i.sandbox_id)}:${i.path}`,
     run: async (i) => {
       const r = await core.sandboxes.readFile(i.sandbox_id, i.path, i.max_bytes ?? 256 * 1024);
       return {
@@ -304,7 +338,7 @@ export function registerBuiltinTools(reg: ToolRegistry, deps: BuiltinDeps): void
     }),
     readOnly: false,
     risk: 'medium',
-    summarize: (i) => `write_file ${i.sandbox_id}:${i.path} (${i.content.length} chars)`,
+    summarize: (i) => `write_file ${sbName(i.sandbox_id)}:${i.path} (${i.content.length} chars)`,
     run: async (i, ctx) => {
       const r = await core.sandboxes.writeFile(i.sandbox_id, i.path, i.content, 'utf8', i.mode, ctx.actor);
       return { content: `Wrote ${r.size} bytes to ${r.path}.`, data: r };
@@ -323,7 +357,7 @@ export function registerBuiltinTools(reg: ToolRegistry, deps: BuiltinDeps): void
     }),
     readOnly: false,
     risk: 'medium',
-    summarize: (i) => `edit_file ${i.sandbox_id}:${i.path}`,
+    summarize: (i) => `edit_file ${sbName(i.sandbox_id)}:${i.path}`,
     run: async (i, ctx) => {
       await core.sandboxes.editFile(i.sandbox_id, i.path, i.old_str, i.new_str, ctx.actor);
       return { content: `Edited ${i.path}.` };
@@ -343,7 +377,7 @@ export function registerBuiltinTools(reg: ToolRegistry, deps: BuiltinDeps): void
     }),
     readOnly: false,
     risk: 'low',
-    summarize: (i) => `create_snapshot ${i.sandbox_id}${i.name ? ` ${i.name}` : ''}`,
+    summarize: (i) => `create_snapshot ${sbName(i.sandbox_id)}${i.name ? ` ${i.name}` : ''}`,
     run: async (i, ctx) => {
       const s = await core.sandboxes.snapshotCreate(
         i.sandbox_id,
@@ -361,7 +395,7 @@ export function registerBuiltinTools(reg: ToolRegistry, deps: BuiltinDeps): void
     input: z.object({ sandbox_id: SandboxId }),
     readOnly: true,
     risk: 'low',
-    summarize: (i) => `list_snapshots ${i.sandbox_id}`,
+    summarize: (i) => `list_snapshots ${sbName(i.sandbox_id)}`,
     run: async (i) => {
       const s = core.sandboxes.snapshotList(i.sandbox_id);
       return { content: json(s), data: { snapshots: s } };
@@ -374,7 +408,7 @@ export function registerBuiltinTools(reg: ToolRegistry, deps: BuiltinDeps): void
     input: z.object({ sandbox_id: SandboxId, snapshot: z.string().min(1).max(128) }),
     readOnly: false,
     risk: 'medium',
-    summarize: (i) => `restore_snapshot ${i.sandbox_id} ${i.snapshot}`,
+    summarize: (i) => `restore_snapshot ${sbName(i.sandbox_id)} ${i.snapshot}`,
     run: async (i, ctx) => {
       const s = await core.sandboxes.snapshotRestore(i.sandbox_id, i.snapshot, ctx.actor);
       return { content: json(brief(s)), data: s };
@@ -401,7 +435,10 @@ export function registerBuiltinTools(reg: ToolRegistry, deps: BuiltinDeps): void
       return d.decision === 'deny' ? { decision: 'deny', reason: `read-only policy: ${d.reason}` } : null;
     },
     run: async (i, ctx) => {
-      const r = await source.run(i.source_vm, i.host, i.command, { signal: ctx.signal });
+      const r = await source.run(i.source_vm, i.host, i.command, {
+        signal: ctx.signal,
+        prefer: sessionHost(ctx),
+      });
       return {
         content: execText({ ...r, timedOut: r.exitCode === 124 }),
         data: r,
@@ -433,6 +470,7 @@ export function registerBuiltinTools(reg: ToolRegistry, deps: BuiltinDeps): void
       const quoted = `'${i.path.replace(/'/g, `'\\''`)}'`;
       const r = await source.run(i.source_vm, i.host, `head -c ${max} -- ${quoted}`, {
         signal: ctx.signal,
+        prefer: sessionHost(ctx),
         maxOutputChars: max + 1024,
       });
       if (r.exitCode !== 0)

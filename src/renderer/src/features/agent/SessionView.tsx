@@ -20,6 +20,7 @@ import { rpc } from '../../stores/connection.ts';
 import { useProviders } from '../../stores/providers.ts';
 import { formatTokens, formatUsd } from './format.ts';
 import { Transcript } from './Transcript.tsx';
+import { SessionLinks } from './SessionLinks.tsx';
 import { useAgentSession } from './useAgentSession.ts';
 
 export const MODE_LABEL: Record<AgentMode, string> = { edit: 'Edit', 'read-only': 'Read-only' };
@@ -319,6 +320,7 @@ export function SessionView({ sessionId }: { sessionId: string }) {
       )}
       <Transcript state={state} sessionId={session.id} working={live && isActive(session)} queued={waiting} />
       <LastError session={session} />
+      <SessionLinks session={session} />
       <Composer
         session={session}
         onQueued={(text) => setQueued((q) => [...q, { text, afterSeq: state.messages.at(-1)?.seq ?? 0 }])}

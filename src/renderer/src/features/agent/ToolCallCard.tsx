@@ -10,6 +10,7 @@ import { Badge, ErrorBox, ExitBadge } from '../../components/ui.tsx';
 import { toErrorInfo, type ErrorInfo } from '../../lib/errors.ts';
 import { RISK_TONE, actorLabel, refreshApproval, useApprovals } from '../../stores/approvals.ts';
 import { rpc } from '../../stores/connection.ts';
+import { useSandboxes } from '../../stores/sandboxes.ts';
 import { CARD_STATUS_LABEL, CARD_STATUS_TONE, argSummary } from './format.ts';
 import type { CardStatus, ToolCallView } from './sessionState.ts';
 import { ToolArgs } from './ToolArgs.tsx';
@@ -189,7 +190,10 @@ export function ToolCallCard({ call, sessionId }: { call: ToolCallView; sessionI
   let status = call.status;
   if (status === 'waiting-approval' && approval && approval.status !== 'pending')
     status = approval.status === 'approved' ? 'running' : 'denied';
-  const summary = argSummary(call.input);
+  // Sandboxes by name, not by id (the id stays in the arguments).
+  const sandboxId = typeof call.input.sandbox_id === 'string' ? call.input.sandbox_id : null;
+  const sandboxName = useSandboxes((s) => (sandboxId ? s.byId[sandboxId]?.name : undefined));
+  const summary = argSummary(sandboxName ? { ...call.input, sandbox_id: sandboxName } : call.input);
   const argsId = `args-${call.id}`;
   return (
     <article

@@ -26,8 +26,9 @@ import { ChangesTab } from './tabs/ChangesTab.tsx';
 
 // xterm is most of the bundle: load it when a terminal is first opened.
 const TerminalTab = lazy(() => import('./tabs/TerminalTab.tsx').then((m) => ({ default: m.TerminalTab })));
+const ConsoleTab = lazy(() => import('./tabs/ConsoleTab.tsx').then((m) => ({ default: m.ConsoleTab })));
 
-export type DetailTab = 'terminal' | 'run' | 'files' | 'snapshots' | 'changes';
+export type DetailTab = 'terminal' | 'run' | 'files' | 'snapshots' | 'changes' | 'console';
 
 const TAB_LABEL: Record<DetailTab, { label: string; icon: string }> = {
   terminal: { label: 'Terminal', icon: 'terminal' },
@@ -35,6 +36,7 @@ const TAB_LABEL: Record<DetailTab, { label: string; icon: string }> = {
   files: { label: 'Files', icon: 'file' },
   snapshots: { label: 'Snapshots', icon: 'camera' },
   changes: { label: 'Changes', icon: 'layers' },
+  console: { label: 'Console', icon: 'monitor' },
 };
 
 async function startSandbox(sb: Sandbox): Promise<void> {
@@ -129,6 +131,18 @@ function Tabs({ sandbox, tab, filesPath }: { sandbox: Sandbox; tab: DetailTab; f
           needsRunning(null, 'The terminal')
         )}
       </div>
+      {tab === 'console' && (
+        <div role="tabpanel" id="panel-console" aria-labelledby="tab-console">
+          {/* The serial log exists from the first boot on, so it is readable while a creation boots. */}
+          {sandbox.state === 'destroying' ? (
+            <p className="muted pad">The sandbox is being destroyed.</p>
+          ) : (
+            <Suspense fallback={<Spinner label="Loading the console" />}>
+              <ConsoleTab sandbox={sandbox} visible={tab === 'console'} />
+            </Suspense>
+          )}
+        </div>
+      )}
       {tab === 'run' && (
         <div role="tabpanel" id="panel-run" aria-labelledby="tab-run">
           {needsRunning(<RunTab sandbox={sandbox} />, 'Running commands')}
@@ -240,6 +254,7 @@ export function SandboxDetail({
           </p>
         </ErrorBox>
       )}
+      {!destroyed && sb.state !== 'failed' && <EgressHealthNote sandbox={sb} compact />}
       {destroyed && (
         <Callout tone="info" title="Destroyed">
           This sandbox and everything of it on {sb.hostName} is gone (since {formatTime(sb.updatedAt)}).
@@ -254,7 +269,6 @@ export function SandboxDetail({
           <div className="stat-label">Address</div>
         </div>
         <div className="stat">
-      {!destroyed && sb.state !== 'failed' && <EgressHealthNote sandbox={sb} compact />}
           <div className="stat-value small-value">{sizeText(sb)}</div>
           <div className="stat-label">Size</div>
         </div>
@@ -313,9 +327,15 @@ export function SandboxDetail({
             </KV>
             <KV label="Created">
               <span title={formatTime(sb.createdAt)}>{formatRelative(sb.createdAt, now)}</span> by{' '}
-              <span className="mono">
-                {sb.createdBy.door}:{sb.createdBy.id}
-              </span>
+              {sb.session ? (
+                <a href={href('agent', sb.session.id)} data-testid="sandbox-session" title={sb.session.id}>
+                  agent session “{sb.session.title}”
+                </a>
+              ) : (
+                <span className="mono">
+                  {sb.createdBy.door}:{sb.createdBy.id}
+                </span>
+              )}
             </KV>
           </dl>
         </Section>
@@ -328,6 +348,11 @@ export function SandboxDetail({
             </p>
           ) : (
             <p className="muted">{busy ? 'Not started yet.' : 'It never finished starting.'}</p>
+          )}
+          {sb.placement && (
+            <p className="muted small" data-testid="sandbox-placement">
+              {sb.placement.reason}
+            </p>
           )}
           <TimingsChart timings={sb.timings} />
         </Section>

@@ -123,6 +123,16 @@ const FIELD_TEXT: Record<string, Text> = {
     help: 'Characters of each tool result the model reads; the rest stays retrievable (and visible here).',
     unit: 'characters',
   },
+  'sandboxes.sessionTtlMinutes': {
+    label: 'Lifetime of an agent’s sandboxes',
+    help: 'Sandboxes an agent session or MCP client makes live at most this long unless a person extends them.',
+    unit: 'min',
+  },
+  'sandboxes.terminalIdleMinutes': {
+    label: 'Unattended terminals end after',
+    help: 'A terminal stays open on the backend when its page closes or reloads; nobody attached for this long ends it.',
+    unit: 'min',
+  },
   'sandboxes.warmTemplates': {
     label: 'Warm templates',
     help: 'Keep a saved, booted template per source and restore it for new sandboxes (much faster than a cold boot).',

@@ -1,21 +1,26 @@
 /**
- * An interactive shell in the sandbox: xterm over the sandboxes.shell stream. Keys and resizes go back
- * with sandboxes.shellInput (in order, batched while a call is in flight). Leaving the tab keeps the
- * session; when the shell exits, Reconnect opens a new one.
+ * An interactive shell in the sandbox: xterm over a terminal that belongs to the backend, like a tmux
+ * session (sandboxes.terminalOpen / terminalAttach). Reloading the page or losing the connection
+ * only detaches: the page finds its open terminal again and redraws it from the scrollback. Keys and
+ * resizes go with sandboxes.terminalInput (in order, batched while a call is in flight). Close ends
+ * the shell deliberately; a terminal nobody attaches to ends after the idle setting.
  */
 import { FitAddon } from '@xterm/addon-fit';
 import { Terminal } from '@xterm/xterm';
 import '@xterm/xterm/css/xterm.css';
 import { useEffect, useEffectEvent, useRef, useState } from 'react';
+import type { Terminal as TerminalDto, TerminalItem } from '../../../../../shared/contract/runs.ts';
 import type { Sandbox } from '../../../../../shared/contract/sandboxes.ts';
 import { Icon } from '../../../components/Icon.tsx';
 import { ErrorBox } from '../../../components/ui.tsx';
 import { toErrorInfo, type ErrorInfo } from '../../../lib/errors.ts';
-import { rpc } from '../../../stores/connection.ts';
+import { formatRelative } from '../../../lib/format.ts';
+import { rpc, useConnection, useOnline } from '../../../stores/connection.ts';
+import './runs.css';
 
 type Status = 'connecting' | 'open' | 'exited' | 'failed';
 
-const THEME = {
+export const THEME = {
   background: '#101318',
   foreground: '#d7dce4',
   cursor: '#9db0ff',
@@ -39,9 +44,10 @@ const THEME = {
   brightWhite: '#ffffff',
 };
 
-const MONO = "ui-monospace, 'SF Mono', 'Cascadia Mono', Menlo, Consolas, 'DejaVu Sans Mono', monospace";
+export const MONO =
+  "ui-monospace, 'SF Mono', 'Cascadia Mono', Menlo, Consolas, 'DejaVu Sans Mono', monospace";
 
-/** Sends keys in order: one shellInput in flight at a time, whatever arrived meanwhile goes next. */
+/** Sends keys in order: one terminalInput in flight at a time, whatever arrived meanwhile goes next. */
 class InputPump {
   private pending = '';
   private busy = false;
@@ -60,7 +66,7 @@ class InputPump {
       const data = this.pending.slice(0, 512 * 1024);
       this.pending = this.pending.slice(data.length);
       try {
-        await rpc().call('sandboxes.shellInput', { sessionId: this.sessionId, data });
+        await rpc().call('sandboxes.terminalInput', { terminal: this.sessionId, data });
       } catch (err) {
         this.pending = '';
         this.onLost(err);
@@ -76,11 +82,19 @@ export function TerminalTab({ sandbox, visible }: { sandbox: Sandbox; visible: b
   const fitRef = useRef<FitAddon | null>(null);
   const pumpRef = useRef<InputPump>(new InputPump());
   const reconnectRef = useRef<HTMLButtonElement>(null);
-  const [status, setStatus] = useState<Status>('connecting');
+  const [state, setStatus] = useState<Status>('connecting');
   const [error, setError] = useState<ErrorInfo | null>(null);
-  const [exitCode, setExitCode] = useState<number | null>(null);
+  const [info, setInfo] = useState<TerminalDto | null>(null);
+  const [open, setOpen] = useState<TerminalDto[]>([]);
   const [size, setSize] = useState<{ cols: number; rows: number } | null>(null);
-  const [session, setSession] = useState(0);
+  /** Which terminal to show: null picks the newest open one (or opens one); 'new' opens another. */
+  const [wanted, setWanted] = useState<{ id: string | null; nonce: number }>({ id: null, nonce: 0 });
+  const offsetRef = useRef(0);
+  const shownRef = useRef<string | null>(null);
+  const consumedRef = useRef(-1);
+  const endedRef = useRef(false);
+  const online = useOnline();
+  const generation = useConnection((s) => s.generation);
   const isVisible = useEffectEvent(() => visible);
 
   // The terminal itself: created once, fitted to its box whenever the box changes size.
@@ -115,10 +129,10 @@ export function TerminalTab({ sandbox, visible }: { sandbox: Sandbox; visible: b
       setSize({ cols, rows });
       if (resizeTimer) clearTimeout(resizeTimer);
       resizeTimer = setTimeout(() => {
-        const sessionId = pump.sessionId;
-        if (sessionId)
+        const terminal = pump.sessionId;
+        if (terminal)
           rpc()
-            .call('sandboxes.shellInput', { sessionId, cols, rows })
+            .call('sandboxes.terminalInput', { terminal, cols, rows })
             .catch(() => {});
       }, 120);
     });
@@ -139,45 +153,94 @@ export function TerminalTab({ sandbox, visible }: { sandbox: Sandbox; visible: b
     };
   }, []);
 
-  // The shell session: opened on mount and on every Reconnect; leaving closes it (breaks the stream).
+  // Find (or open) the terminal and attach to it; after a reconnection, attach again from the
+  // last byte shown. Leaving the tab or the page detaches; the shell stays on the backend.
   useEffect(() => {
+    if (!online) return;
     const term = termRef.current!;
     const pump = pumpRef.current;
     const ac = new AbortController();
     pump.onLost = (err) => {
       if (ac.signal.aborted) return;
-      const info = toErrorInfo(err);
-      if (info.code === 'NOT_FOUND') return; // the exit item follows
-      setError(info);
+      const e = toErrorInfo(err);
+      if (e.code === 'NOT_FOUND') return; // the exit item follows
+      setError(e);
     };
     void (async () => {
-      setStatus('connecting');
       setError(null);
-      setExitCode(null);
       try {
+        const list = await rpc().call('sandboxes.terminals', { sandbox: sandbox.id });
+        if (ac.signal.aborted) return;
+        setOpen(list);
+        // A choice made here (New session, the picker) counts once; a reconnection keeps what is shown.
+        const fresh = wanted.nonce !== consumedRef.current;
+        consumedRef.current = wanted.nonce;
+        if (!fresh && endedRef.current) return; // the shell ended: a new one is the person's choice
+        endedRef.current = false;
+        let id: string | null;
+        if (fresh && wanted.id === 'new') id = null;
+        else if (fresh && wanted.id) id = wanted.id;
+        else
+          id =
+            shownRef.current && list.some((t) => t.id === shownRef.current)
+              ? shownRef.current
+              : (list[0]?.id ?? null);
+        if (!id) {
+          setStatus('connecting');
+          const made = await rpc().call('sandboxes.terminalOpen', {
+            sandbox: sandbox.id,
+            cols: Math.max(10, term.cols),
+            rows: Math.max(5, term.rows),
+          });
+          if (ac.signal.aborted) return;
+          id = made.id;
+          setOpen((l) => [made, ...l.filter((t) => t.id !== made.id)]);
+        }
+        if (shownRef.current !== id) {
+          // Another terminal: redraw from its scrollback.
+          term.reset();
+          offsetRef.current = 0;
+          shownRef.current = id;
+        }
         const stream = rpc().stream(
-          'sandboxes.shell',
-          { sandbox: sandbox.id, cols: Math.max(10, term.cols), rows: Math.max(5, term.rows) },
+          'sandboxes.terminalAttach',
+          { terminal: id, offset: offsetRef.current },
           { signal: ac.signal },
         );
-        for await (const item of stream) {
-          if (item.kind === 'open') {
-            pump.sessionId = item.sessionId;
+        for await (const item of stream as AsyncIterable<TerminalItem>) {
+          if (ac.signal.aborted) return;
+          if (item.kind === 'terminal') {
+            setInfo(item.terminal);
+            pump.sessionId = item.terminal.id;
             setStatus('open');
+            // This page's size wins (the terminal may have been drawn elsewhere).
+            if (item.terminal.cols !== term.cols || item.terminal.rows !== term.rows)
+              void rpc()
+                .call('sandboxes.terminalInput', { terminal: id, cols: term.cols, rows: term.rows })
+                .catch(() => {});
             if (isVisible()) term.focus();
-          } else if (item.kind === 'data') term.write(item.data);
-          else {
-            setExitCode(item.code);
-            break;
+          } else if (item.kind === 'dropped') {
+            term.write(`\x1b[2m[${item.bytes} bytes of earlier output are no longer kept]\x1b[0m\r\n`);
+          } else if (item.kind === 'data') {
+            offsetRef.current = item.offset;
+            term.write(item.data);
+          } else {
+            setInfo(item.terminal);
+            pump.sessionId = null;
+            term.write(
+              `\r\n\x1b[2m[${item.terminal.endReason ?? 'the shell exited'}${item.terminal.exitCode !== null ? ` (code ${item.terminal.exitCode})` : ''}]\x1b[0m\r\n`,
+            );
+            setStatus('exited');
+            endedRef.current = true;
+            setOpen((l) => l.filter((t) => t.id !== item.terminal.id));
+            return;
           }
         }
-        if (ac.signal.aborted) return;
-        pump.sessionId = null;
-        term.write('\r\n\x1b[2m[the shell exited]\x1b[0m\r\n');
-        setStatus('exited');
       } catch (err) {
         if (ac.signal.aborted) return;
         pump.sessionId = null;
+        // A dropped connection is not a failure: the next connection attaches again.
+        if (useConnection.getState().state !== 'connected') return;
         setError(toErrorInfo(err));
         setStatus('failed');
       }
@@ -186,7 +249,7 @@ export function TerminalTab({ sandbox, visible }: { sandbox: Sandbox; visible: b
       ac.abort();
       pump.sessionId = null;
     };
-  }, [sandbox.id, session]);
+  }, [sandbox.id, wanted, online, generation]);
 
   // Coming back to the tab: fit (the box may have changed while hidden) and take the focus.
   useEffect(() => {
@@ -198,23 +261,43 @@ export function TerminalTab({ sandbox, visible }: { sandbox: Sandbox; visible: b
     return () => clearTimeout(t);
   }, [visible]);
 
-  function reconnect() {
-    termRef.current?.reset();
-    setSession((n) => n + 1);
+  function openNew() {
+    shownRef.current = null;
+    setWanted((w) => ({ id: 'new', nonce: w.nonce + 1 }));
   }
 
+  function pick(id: string) {
+    if (id === shownRef.current) return;
+    setWanted((w) => ({ id, nonce: w.nonce + 1 }));
+  }
+
+  async function close() {
+    const id = info?.id;
+    if (!id) return;
+    try {
+      await rpc().call('sandboxes.terminalClose', { terminal: id });
+    } catch (err) {
+      setError(toErrorInfo(err));
+    }
+  }
+
+  // Offline, an open shell is not reachable from here (it stays open on the backend).
+  const status = !online && state === 'open' ? 'connecting' : state;
   const ended = status === 'exited' || status === 'failed';
+  const others = open.filter((t) => t.status === 'open');
   return (
-    <div className="terminal-tab" data-status={status}>
+    <div className="terminal-tab" data-status={status} data-terminal={info?.id ?? ''}>
       <div className="terminal-bar">
         <span
           className={`dot dot-${status === 'open' ? 'ok' : ended ? 'fail' : 'warn'}`}
           aria-hidden="true"
         />
         <span role="status" className="terminal-status">
-          {status === 'connecting' && 'Connecting…'}
+          {status === 'connecting' &&
+            (online ? 'Connecting…' : 'Offline: the shell stays open on the backend')}
           {status === 'open' && `Shell on ${sandbox.name}`}
-          {status === 'exited' && `The shell exited${exitCode !== null ? ` (code ${exitCode})` : ''}`}
+          {status === 'exited' &&
+            `The shell ended${info?.exitCode != null ? ` (code ${info.exitCode})` : ''}`}
           {status === 'failed' && 'The shell could not be opened'}
         </span>
         {size && (
@@ -222,14 +305,33 @@ export function TerminalTab({ sandbox, visible }: { sandbox: Sandbox; visible: b
             {size.cols}×{size.rows}
           </span>
         )}
+        {others.length > 1 && (
+          <select
+            className="input input-small terminal-picker"
+            aria-label="Open terminals"
+            value={info?.id ?? ''}
+            onChange={(e) => pick(e.target.value)}
+          >
+            {others.map((t, i) => (
+              <option key={t.id} value={t.id}>
+                Terminal {others.length - i} · opened {formatRelative(t.openedAt)}
+              </option>
+            ))}
+          </select>
+        )}
         <span className="toolbar-spacer" />
-        <span className="muted small">Shift+Esc leaves the terminal</span>
+        <span className="muted small">Shift+Esc leaves the terminal · it stays open if you reload</span>
+        {status === 'open' && (
+          <button type="button" className="btn btn-small" onClick={() => void close()} title="End this shell">
+            <Icon name="x" size={12} /> Close
+          </button>
+        )}
         <button
           ref={reconnectRef}
           type="button"
           className={ended ? 'btn btn-small btn-primary' : 'btn btn-small'}
-          onClick={reconnect}
-          disabled={status === 'connecting'}
+          onClick={openNew}
+          disabled={status === 'connecting' || !online}
         >
           <Icon name="refresh" size={12} /> {ended ? 'Reconnect' : 'New session'}
         </button>
