@@ -19,6 +19,7 @@ import { agentCommands } from './agent.ts';
 import { playbookCommands } from './playbooks.ts';
 import { diffCommands } from './diff.ts';
 import { tokenCommands } from './tokens.ts';
+import { changeCommands } from './changes.ts';
 import { isInteractive, withPresence } from './presence.ts';
 import { createInterface } from 'node:readline/promises';
 
@@ -520,6 +521,7 @@ export const commands: Record<string, Command> = {
   ...tokenCommands,
   ...agentCommands,
   ...playbookCommands,
+  ...changeCommands,
   ...lazy(
     'policy check',
     'Would a shell command be allowed on a source or production VM? (--jsonl for many)',

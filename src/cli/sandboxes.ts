@@ -661,7 +661,9 @@ function describeApplyApproval(a: Approval): string {
     `  playbook:  ${b.playbook?.name} revision ${b.playbook?.revision}, sha256 ${b.playbook?.sha256}`,
     `  verified:  ${b.verification?.status}; target baseline ${b.baseline?.sha256}`,
     `  preview:   ${b.preview?.changed} task(s) would change the target:`,
-    ...(b.preview?.tasks ?? []).map((t) => `    ${t.changed ? 'CHANGE' : (t.status ?? '').padEnd(6)}  ${t.task}`),
+    ...(b.preview?.tasks ?? []).map(
+      (t) => `    ${t.changed ? 'CHANGE' : (t.status ?? '').padEnd(6)}  ${t.task}`,
+    ),
     `  bundle:    sha256 ${a.subjectHash} (the approval names exactly this)`,
     `  requested by ${a.requestedBy.door}:${a.requestedBy.id} at ${a.createdAt} (id ${a.id})`,
     `  the diffs: fluid change show ${a.id} --diffs`,
@@ -688,11 +690,10 @@ function decideCommand(decision: 'approve' | 'deny'): Record<string, Command> {
         let presence: PresenceProof | undefined;
         if (isInteractive()) {
           ctx.io.err(describeApproval(a));
-          const strong = decision === 'approve' && (a.risk === 'high' || ['egress', 'apply', 'settings'].includes(a.kind));
+          const strong =
+            decision === 'approve' && (a.risk === 'high' || ['egress', 'apply', 'settings'].includes(a.kind));
           const ok =
-            yes && !strong
-              ? true
-              : await confirmOnTerminal(`${verb} this request?`, strong ? decision : 'y');
+            yes && !strong ? true : await confirmOnTerminal(`${verb} this request?`, strong ? decision : 'y');
           if (!ok) throw new FluidError('DENIED', 'Not confirmed; the request is still pending.');
           presence = { kind: 'terminal' };
         } else if (yes) presence = { kind: 'unattended' };

@@ -26,6 +26,8 @@ import { SandboxService, type EgressHooks } from './sandboxes/service.ts';
 import { EgressManager } from './sandboxes/egress.ts';
 import { DiffService } from './diff/index.ts';
 import { PlaybookService } from './playbooks/index.ts';
+import { TargetService } from './targets/index.ts';
+import { ChangeService } from './changes/index.ts';
 import { ToolRegistry } from './agent/tools/registry.ts';
 import { AgentService } from './agent/service.ts';
 import { registerBuiltinTools } from './agent/tools/builtin.ts';
@@ -67,6 +69,10 @@ export interface Core {
   readonly diff: DiffService;
   /** Playbooks: revisions, generation from the diff, verification, export. */
   readonly playbooks: PlaybookService;
+  /** Production targets: machines approved changes are applied to over SSH. */
+  readonly targets: TargetService;
+  /** Changes: sealed bundles, their previews and approvals, and applies of exactly them. */
+  readonly changes: ChangeService;
   readonly ca: SshCa;
   readonly guests: GuestSshPool;
   /** This data dir's identity on shared hosts: everything Fluid creates on a host is labelled with it. */
@@ -179,6 +185,24 @@ export function createCore(opts: CoreOptions = {}): Core {
     sandboxes: () => sandboxes!,
   });
 
+  const targets = new TargetService({ db, audit, bus, clock, log, secrets, hosts, settings, presence });
+  const changes = new ChangeService({
+    db,
+    bus,
+    audit,
+    clock,
+    log,
+    tasks,
+    settings,
+    secrets,
+    approvals,
+    presence,
+    playbooks,
+    diff,
+    targets,
+    sandboxes: () => sandboxes!,
+  });
+
   hosts.ensureLocalHost();
   for (const t of tasks.recoverInterrupted()) {
     audit.append({
@@ -219,6 +243,8 @@ export function createCore(opts: CoreOptions = {}): Core {
     sandboxes,
     diff,
     playbooks,
+    targets,
+    changes,
     ca,
     guests,
     installation,
@@ -306,6 +332,7 @@ export function createCore(opts: CoreOptions = {}): Core {
       await sandboxes.closeInteractive();
       tasks.abortAll();
       await tasks.drain();
+      changes.close();
       tasks.close();
       guests.closeAll();
       if (egress && 'close' in egress) await (egress as EgressManager).close();

@@ -13,6 +13,7 @@ import { sandboxSessionRoutes } from './sandboxes/routes.ts';
 import { hostFileChecks, removalPlan, removeHost } from './hosts/cleanup.ts';
 import { withNames } from './approvals/names.ts';
 import { playbookRoutes } from './playbooks/routes.ts';
+import { changeRoutes } from './changes/routes.ts';
 import { AsyncQueue } from './util/queue.ts';
 import { checkKeyFile } from './hosts/ssh.ts';
 import { randomUUID } from 'node:crypto';
@@ -167,8 +168,7 @@ export function createRouter(core: Core): Router<Contract> {
 
     // human presence
     'presence.status': (_i, ctx) => core.presence.status(ctx.actor),
-    'presence.challenge': (i, ctx) =>
-      core.presence.challenge(ctx.actor, purposeFor(core, i.member, i.input)),
+    'presence.challenge': (i, ctx) => core.presence.challenge(ctx.actor, purposeFor(core, i.member, i.input)),
     'presence.registerBegin': async (i, ctx) => {
       const purpose = purposeFor(core, 'presence.registerBegin', i);
       return core.presence.registerBegin(
@@ -316,6 +316,7 @@ export function createRouter(core: Core): Router<Contract> {
     ...agentRoutes(core),
     ...sandboxSessionRoutes(core),
     ...playbookRoutes(core),
+    ...changeRoutes(core),
 
     // agent tools and the read-only shell policy
     'tools.list': (i) => core.tools.info(i.mode),

@@ -205,6 +205,57 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/v1/applies': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Applies, newest first (the history of a target or of a change). */
+    get: operations['changes.applies'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/v1/applies/{apply}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** One apply, with its whole log. */
+    get: operations['changes.applyGet'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/v1/applies/{apply}/watch': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** An apply now, then its log as it is written and each change of its state, until it ends. */
+    get: operations['changes.watchApply'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/v1/approvals': {
     parameters: {
       query?: never;
@@ -404,6 +455,75 @@ export interface paths {
     put?: never;
     /** Build a source's warm template now (boot once, save with memory), so new sandboxes restore in seconds. */
     post: operations['bases.warm'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/v1/changes': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Changes, newest first. */
+    get: operations['changes.list'];
+    put?: never;
+    /** Submit a change for review: verify the playbook if needed, take the target’s baseline, preview on the target in check mode with --diff (read-only), seal the bundle and ask for approval (a task). */
+    post: operations['changes.submit'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/v1/changes/{change}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** One change, with its preview and applies. */
+    get: operations['changes.get'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/v1/changes/{change}/apply': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Apply an approved change to its target (a task): waits for the target’s lock, re-takes the baseline (refused as STALE if the target moved), uses the approval once, runs exactly the approved bytes, then checks that the target needs nothing more. A person only. */
+    post: operations['changes.apply'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/v1/changes/{change}/bundle': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The sealed bundle: its canonical JSON (whose sha256 is the change’s identity). */
+    get: operations['changes.bundle'];
+    put?: never;
+    post?: never;
     delete?: never;
     options?: never;
     head?: never;
@@ -1645,6 +1765,93 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/v1/targets': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Production targets. */
+    get: operations['targets.list'];
+    put?: never;
+    /** Register a production target after its fingerprint was confirmed; logs in once and checks that it can become root. A person only. */
+    post: operations['targets.add'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/v1/targets/{target}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** One target. */
+    get: operations['targets.get'];
+    put?: never;
+    post?: never;
+    /** Forget a target and its credential. A person only; refused while an apply runs. */
+    delete: operations['targets.remove'];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/v1/targets/{target}/check': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Log in with the pinned key and the held credential, check that the user can become root and that Python is there; records the result. */
+    post: operations['targets.check'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/v1/targets/{target}/trust': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Pin a new host key after a deliberate change (changes submitted before then can no longer be applied). A person only. */
+    post: operations['targets.trust'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/v1/targets/probe': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Fetch a target's SSH host key without logging in (through the jump host when given), to confirm its fingerprint. */
+    post: operations['targets.probe'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/v1/tasks': {
     parameters: {
       query?: never;
@@ -1890,6 +2097,74 @@ export interface components {
       /** @enum {string} */
       scope: 'agent' | 'operator';
     };
+    Apply: {
+      approvalId: string | null;
+      approvedBy: components['schemas']['Actor'] | null;
+      approvedVia: string | null;
+      baselineAfter: {
+        sha256: string;
+      } | null;
+      bundleSha256: string;
+      changeId: string;
+      changeTitle: string;
+      finishedAt: string | null;
+      id: string;
+      log?: string;
+      postCheck: {
+        changed: number;
+        matches: boolean;
+        mismatches: components['schemas']['DriftItem'][];
+        tasks: components['schemas']['PreviewTask'][];
+      } | null;
+      refusal: {
+        drift: components['schemas']['DriftItem'][];
+        message: string;
+        /** @enum {string} */
+        reason:
+          'STALE' | 'USED' | 'EXPIRED' | 'UNAPPROVED' | 'VERIFICATION' | 'INTEGRITY' | 'TOOLS' | 'TARGET';
+      } | null;
+      requestedBy: components['schemas']['Actor'];
+      /** @description ISO-8601 timestamp (UTC) */
+      startedAt: string;
+      /** @enum {string} */
+      status:
+        | 'queued'
+        | 'waiting'
+        | 'checking'
+        | 'running'
+        | 'post-check'
+        | 'succeeded'
+        | 'failed'
+        | 'cancelled'
+        | 'refused'
+        | 'interrupted';
+      summary: string;
+      target: {
+        id: string;
+        name: string;
+      };
+      taskId: string | null;
+      tasks: components['schemas']['TaskResult'][];
+      timings: {
+        [key: string]: number;
+      };
+    };
+    ApplyEvent:
+      | {
+          apply: components['schemas']['Apply'];
+          /** @constant */
+          kind: 'state';
+        }
+      | {
+          data: string;
+          /** @constant */
+          kind: 'log';
+        }
+      | {
+          apply: components['schemas']['Apply'];
+          /** @constant */
+          kind: 'end';
+        };
     Approval: {
       /** @description ISO-8601 timestamp (UTC) */
       createdAt: string;
@@ -2073,6 +2348,248 @@ export interface components {
       memoryMiB: number | null;
       runningVms: number;
       virtType: ('kvm' | 'qemu') | null;
+    };
+    Change: {
+      applies: components['schemas']['Apply'][];
+      approval: {
+        decidedAt: string | null;
+        decidedBy: components['schemas']['Actor'] | null;
+        decidedVia: string | null;
+        id: string;
+        status: string;
+        usableUntil: string | null;
+        usedBy: string | null;
+      } | null;
+      baseline: {
+        counts: {
+          [key: string]: number;
+        };
+        sha256: string;
+        /** @description ISO-8601 timestamp (UTC) */
+        takenAt: string;
+        unscoped: string[];
+      } | null;
+      /** @description ISO-8601 timestamp (UTC) */
+      createdAt: string;
+      createdBy: components['schemas']['Actor'];
+      diff: {
+        id: string;
+        items: number;
+        sha256: string;
+      } | null;
+      error: components['schemas']['ErrorPayload'] | null;
+      id: string;
+      playbook: {
+        id: string;
+        name: string;
+        revision: number;
+        sha256: string;
+      };
+      preview: components['schemas']['Preview'] | null;
+      sandbox: {
+        id: string;
+        name: string;
+      } | null;
+      sessionId: string | null;
+      sha256: string | null;
+      /** @enum {string} */
+      status:
+        | 'submitting'
+        | 'submit-failed'
+        | 'awaiting-approval'
+        | 'approved'
+        | 'denied'
+        | 'applying'
+        | 'applied'
+        | 'apply-failed'
+        | 'void';
+      statusDetail: string;
+      submitTaskId: string | null;
+      target: {
+        id: string;
+        name: string;
+      };
+      title: string;
+      verification: components['schemas']['VerificationBrief'] | null;
+      warnings: string[];
+    };
+    ChangeBaseline: {
+      scope: components['schemas']['Scope'];
+      sha256: string;
+      state: components['schemas']['TargetState'];
+      unscoped: string[];
+    };
+    ChangeBundle: {
+      baseline: components['schemas']['ChangeBaseline'];
+      diff: {
+        diffId: string;
+        excluded: string[];
+        items: number;
+        sandboxId: string;
+        sandboxName: string;
+        sha256: string;
+      } | null;
+      /** @constant */
+      format: 'fluid-change/1';
+      inventory: string;
+      playbook: {
+        files: components['schemas']['ShippedFile'][];
+        id: string;
+        name: string;
+        revision: number;
+        sha256: string;
+        yaml: string;
+        yamlSha256: string;
+      };
+      preview: {
+        changed: number;
+        sha256: string;
+        tasks: {
+          action: string;
+          changed: boolean;
+          diff: string | null;
+          handler: boolean;
+          host: string;
+          play: string;
+          /** @enum {string} */
+          status: 'ok' | 'changed' | 'failed' | 'skipped' | 'unreachable';
+          task: string;
+        }[];
+      };
+      target: {
+        address: string;
+        /** @enum {string} */
+        become: 'sudo' | 'doas' | 'none';
+        credentialFingerprint: string;
+        hostKeyFingerprint: string;
+        id: string;
+        jump: {
+          fingerprint: string | null;
+          hostId: string;
+          name: string;
+        } | null;
+        name: string;
+        port: number;
+        user: string;
+      };
+      tools: {
+        ansibleCore: string;
+        collections: {
+          [key: string]: string;
+        };
+        python: string | null;
+      };
+      vars: {
+        secrets: {
+          digest: string;
+          name: string;
+          ref: string;
+        }[];
+      };
+      verification: {
+        /** @description ISO-8601 timestamp (UTC) */
+        finishedAt: string;
+        id: string;
+        sha256: string;
+        /** @constant */
+        status: 'passed';
+        steps: {
+          id: string;
+          status: string;
+        }[];
+      };
+    };
+    'changes.applies.Output': components['schemas']['Apply'][];
+    'changes.apply.Output': {
+      apply: components['schemas']['Apply'];
+      task: components['schemas']['Task'];
+    };
+    'changes.bundle.Output': {
+      bundle: components['schemas']['ChangeBundle'];
+      json: string;
+      sha256: string;
+    };
+    'changes.changed.Event': {
+      applyId: string | null;
+      changeId: string;
+      /** @enum {string} */
+      status:
+        | 'submitting'
+        | 'submit-failed'
+        | 'awaiting-approval'
+        | 'approved'
+        | 'denied'
+        | 'applying'
+        | 'applied'
+        | 'apply-failed'
+        | 'void';
+    };
+    'changes.list.Output': {
+      applies: components['schemas']['Apply'][];
+      approval: {
+        decidedAt: string | null;
+        decidedBy: components['schemas']['Actor'] | null;
+        decidedVia: string | null;
+        id: string;
+        status: string;
+        usableUntil: string | null;
+        usedBy: string | null;
+      } | null;
+      baseline: {
+        counts: {
+          [key: string]: number;
+        };
+        sha256: string;
+        /** @description ISO-8601 timestamp (UTC) */
+        takenAt: string;
+        unscoped: string[];
+      } | null;
+      /** @description ISO-8601 timestamp (UTC) */
+      createdAt: string;
+      createdBy: components['schemas']['Actor'];
+      diff: {
+        id: string;
+        items: number;
+        sha256: string;
+      } | null;
+      error: components['schemas']['ErrorPayload'] | null;
+      id: string;
+      playbook: {
+        id: string;
+        name: string;
+        revision: number;
+        sha256: string;
+      };
+      sandbox: {
+        id: string;
+        name: string;
+      } | null;
+      sessionId: string | null;
+      sha256: string | null;
+      /** @enum {string} */
+      status:
+        | 'submitting'
+        | 'submit-failed'
+        | 'awaiting-approval'
+        | 'approved'
+        | 'denied'
+        | 'applying'
+        | 'applied'
+        | 'apply-failed'
+        | 'void';
+      statusDetail: string;
+      submitTaskId: string | null;
+      target: {
+        id: string;
+        name: string;
+      };
+      title: string;
+      verification: components['schemas']['VerificationBrief'] | null;
+      warnings: string[];
+    }[];
+    'changes.submit.Output': {
+      change: components['schemas']['Change'];
+      task: components['schemas']['Task'];
     };
     CompatCommandResponse: {
       command: {
@@ -2299,6 +2816,13 @@ export interface components {
       /** @enum {string} */
       status: 'pass' | 'warn' | 'fail';
       title: string;
+    };
+    DriftItem: {
+      detail: string;
+      fields: string[];
+      key: string;
+      /** @enum {string} */
+      kind: 'package' | 'file' | 'unit' | 'user' | 'group' | 'sysctl';
     };
     EgressHealth: {
       message: string | null;
@@ -2723,6 +3247,29 @@ export interface components {
       origins: string[];
       unattendedCli: boolean;
     };
+    Preview: {
+      changed: number;
+      durationMs: number;
+      log: string;
+      sha256: string;
+      /** @description ISO-8601 timestamp (UTC) */
+      takenAt: string;
+      tasks: components['schemas']['PreviewTask'][];
+      warnings: string[];
+    };
+    PreviewTask: {
+      action: string;
+      changed: boolean;
+      diff: string | null;
+      durationMs: number | null;
+      handler: boolean;
+      host: string;
+      message: string | null;
+      play: string;
+      /** @enum {string} */
+      status: 'ok' | 'changed' | 'failed' | 'skipped' | 'unreachable';
+      task: string;
+    };
     Provider: {
       baseUrl: string | null;
       contextTokens: number;
@@ -2966,6 +3513,14 @@ export interface components {
       id: string;
       status: string;
       title: string;
+    };
+    Scope: {
+      files: string[];
+      groups: string[];
+      packages: string[];
+      sysctl: string[];
+      units: string[];
+      users: string[];
     };
     SecretVar: {
       description: string;
@@ -3228,6 +3783,130 @@ export interface components {
       platform: string;
       schemaVersion: number;
       version: string;
+    };
+    Target: {
+      address: string;
+      /** @enum {string} */
+      become: 'sudo' | 'doas' | 'none';
+      /** @description ISO-8601 timestamp (UTC) */
+      createdAt: string;
+      createdBy: components['schemas']['Actor'];
+      credential: {
+        fingerprint: string;
+        publicKey: string;
+        /** @constant */
+        type: 'key';
+      };
+      hostKey: {
+        fingerprint: string;
+        type: string;
+      } | null;
+      id: string;
+      jump: {
+        hostId: string;
+        hostName: string;
+      } | null;
+      lastBaseline: {
+        applyId: string;
+        sha256: string;
+        /** @description ISO-8601 timestamp (UTC) */
+        takenAt: string;
+      } | null;
+      lastCheck: components['schemas']['TargetCheck'] | null;
+      lockedBy: {
+        applyId: string;
+        /** @description ISO-8601 timestamp (UTC) */
+        since: string;
+      } | null;
+      name: string;
+      port: number;
+      sourceVm: {
+        hostId: string;
+        hostName: string;
+        vm: string;
+      } | null;
+      user: string;
+    };
+    TargetCheck: {
+      /** @description ISO-8601 timestamp (UTC) */
+      checkedAt: string;
+      checks: components['schemas']['PreflightCheck'][];
+      facts: {
+        hostname: string | null;
+        os: string | null;
+        python: string | null;
+      };
+      ok: boolean;
+    };
+    'targets.changed.Event': {
+      /** @enum {string} */
+      change: 'added' | 'updated' | 'removed' | 'checked' | 'locked';
+      targetId: string;
+    };
+    'targets.list.Output': components['schemas']['Target'][];
+    'targets.probe.Output': {
+      address: string;
+      hostKey: {
+        fingerprint: string;
+        type: string;
+      };
+      known: {
+        id: string;
+        matches: boolean;
+        name: string;
+      } | null;
+      port: number;
+    };
+    'targets.remove.Output': {
+      id: string;
+      /** @constant */
+      removed: true;
+    };
+    TargetState: {
+      files: {
+        [key: string]: {
+          entries?: string[];
+          group: string | null;
+          mode: string;
+          sha256: string | null;
+          size: number;
+          target: string | null;
+          type: string;
+          user: string | null;
+        } | null;
+      };
+      groups: {
+        [key: string]: {
+          gid: number;
+          members: string[];
+        } | null;
+      };
+      packages: {
+        [key: string]: string | null;
+      };
+      sysctl: {
+        [key: string]: string | null;
+      };
+      units: {
+        [key: string]: {
+          active: string;
+          enabled: string;
+          fragment: string | null;
+          load: string;
+        };
+      };
+      users: {
+        [key: string]: {
+          gecos: string;
+          gid: number;
+          groups: string[];
+          home: string;
+          password: string | null;
+          passwordDigest: string | null;
+          shell: string;
+          uid: number;
+        } | null;
+      };
     };
     Task: {
       cancellable: boolean;
@@ -4299,6 +4978,188 @@ export interface operations {
       };
     };
   };
+  'changes.applies': {
+    parameters: {
+      query?: {
+        change?: string;
+        /** @description The X-Next-Cursor of the previous page */
+        cursor?: string;
+        limit?: number;
+        target?: string;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Bad input, not found, conflict */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description A host or the server failed */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description OK */
+      200: {
+        headers: {
+          /** @description <…?cursor=…>; rel="next" */
+          Link?: string;
+          /** @description The next page (absent on the last) */
+          'X-Next-Cursor'?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['changes.applies.Output'];
+        };
+      };
+      /** @description No API token, or not a valid one */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description The token's scope does not reach this, or only a person decides it */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+    };
+  };
+  'changes.applyGet': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        apply: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Bad input, not found, conflict */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description A host or the server failed */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Apply'];
+        };
+      };
+      /** @description No API token, or not a valid one */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description The token's scope does not reach this, or only a person decides it */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+    };
+  };
+  'changes.watchApply': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        apply: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Bad input, not found, conflict */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description A host or the server failed */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description Server-Sent Events: `item` (the schema in x-fluid-item) for each item, then `end`, or `error` ({code, message, data}) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'text/event-stream': string;
+        };
+      };
+      /** @description No API token, or not a valid one */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description The token's scope does not reach this, or only a person decides it */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+    };
+  };
   'approvals.list': {
     parameters: {
       query?: {
@@ -5184,6 +6045,329 @@ export interface operations {
       };
     };
   };
+  'changes.list': {
+    parameters: {
+      query?: {
+        /** @description The X-Next-Cursor of the previous page */
+        cursor?: string;
+        limit?: number;
+        sandbox?: string;
+        target?: string;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Bad input, not found, conflict */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description A host or the server failed */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description OK */
+      200: {
+        headers: {
+          /** @description <…?cursor=…>; rel="next" */
+          Link?: string;
+          /** @description The next page (absent on the last) */
+          'X-Next-Cursor'?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['changes.list.Output'];
+        };
+      };
+      /** @description No API token, or not a valid one */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description The token's scope does not reach this, or only a person decides it */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+    };
+  };
+  'changes.submit': {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Send the same key again to get the first response back instead of acting twice */
+        'Idempotency-Key'?: string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          playbook?: string;
+          /** @description Default: the head */
+          revision?: number;
+          /** @description The sandbox whose playbook's head is the change */
+          sandbox?: string;
+          /** @description A target id or name */
+          target: string;
+          title?: string;
+        };
+      };
+    };
+    responses: {
+      /** @description Bad input, not found, conflict */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description A host or the server failed */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description Accepted: the work runs as a task */
+      202: {
+        headers: {
+          /** @description The task: GET it, or watch it at …/watch */
+          Location?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['changes.submit.Output'];
+        };
+      };
+      /** @description No API token, or not a valid one */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description The token's scope does not reach this, or only a person decides it */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+    };
+  };
+  'changes.get': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        change: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Bad input, not found, conflict */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description A host or the server failed */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Change'];
+        };
+      };
+      /** @description No API token, or not a valid one */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description The token's scope does not reach this, or only a person decides it */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+    };
+  };
+  'changes.apply': {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Send the same key again to get the first response back instead of acting twice */
+        'Idempotency-Key'?: string;
+      };
+      path: {
+        change: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: {
+      content: {
+        'application/json': Record<string, never>;
+      };
+    };
+    responses: {
+      /** @description Bad input, not found, conflict */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description A host or the server failed */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description Accepted: the work runs as a task */
+      202: {
+        headers: {
+          /** @description The task: GET it, or watch it at …/watch */
+          Location?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['changes.apply.Output'];
+        };
+      };
+      /** @description No API token, or not a valid one */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description The token's scope does not reach this, or only a person decides it */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+    };
+  };
+  'changes.bundle': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        change: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Bad input, not found, conflict */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description A host or the server failed */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['changes.bundle.Output'];
+        };
+      };
+      /** @description No API token, or not a valid one */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description The token's scope does not reach this, or only a person decides it */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+    };
+  };
   events: {
     parameters: {
       query?: {
@@ -5199,6 +6383,8 @@ export interface operations {
           | 'agent.changed'
           | 'presence.changed'
           | 'playbooks.changed'
+          | 'targets.changed'
+          | 'changes.changed'
           | 'tokens.changed'
         )[];
       };
@@ -10749,6 +11935,486 @@ export interface operations {
         };
         content: {
           'application/json': components['schemas']['system.info.Output'];
+        };
+      };
+      /** @description No API token, or not a valid one */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description The token's scope does not reach this, or only a person decides it */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+    };
+  };
+  'targets.list': {
+    parameters: {
+      query?: {
+        /** @description The X-Next-Cursor of the previous page */
+        cursor?: string;
+        /** @description Page size */
+        limit?: number;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Bad input, not found, conflict */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description A host or the server failed */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description OK */
+      200: {
+        headers: {
+          /** @description <…?cursor=…>; rel="next" */
+          Link?: string;
+          /** @description The next page (absent on the last) */
+          'X-Next-Cursor'?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['targets.list.Output'];
+        };
+      };
+      /** @description No API token, or not a valid one */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description The token's scope does not reach this, or only a person decides it */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+    };
+  };
+  'targets.add': {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Send the same key again to get the first response back instead of acting twice */
+        'Idempotency-Key'?: string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /** Format: starts_with */
+          acceptFingerprint: string;
+          address: string;
+          /**
+           * @default sudo
+           * @enum {string}
+           */
+          become?: 'sudo' | 'doas' | 'none';
+          credential:
+            | {
+                privateKey: string;
+                /** @constant */
+                type: 'key';
+              }
+            | {
+                path: string;
+                /** @constant */
+                type: 'keyFile';
+              };
+          /** @description Reach the target through this registered host */
+          jump?: string;
+          name: string;
+          /** @default 22 */
+          port?: number;
+          sourceVm?: {
+            /** @description A host id or name */
+            host: string;
+            vm: string;
+          };
+          user: string;
+        };
+      };
+    };
+    responses: {
+      /** @description Bad input, not found, conflict */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description A host or the server failed */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description OK */
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Target'];
+        };
+      };
+      /** @description No API token, or not a valid one */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description The token's scope does not reach this, or only a person decides it */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+    };
+  };
+  'targets.get': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        target: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Bad input, not found, conflict */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description A host or the server failed */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Target'];
+        };
+      };
+      /** @description No API token, or not a valid one */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description The token's scope does not reach this, or only a person decides it */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+    };
+  };
+  'targets.remove': {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Send the same key again to get the first response back instead of acting twice */
+        'Idempotency-Key'?: string;
+      };
+      path: {
+        target: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Bad input, not found, conflict */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description A host or the server failed */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['targets.remove.Output'];
+        };
+      };
+      /** @description No API token, or not a valid one */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description The token's scope does not reach this, or only a person decides it */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+    };
+  };
+  'targets.check': {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Send the same key again to get the first response back instead of acting twice */
+        'Idempotency-Key'?: string;
+      };
+      path: {
+        target: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: {
+      content: {
+        'application/json': Record<string, never>;
+      };
+    };
+    responses: {
+      /** @description Bad input, not found, conflict */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description A host or the server failed */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Target'];
+        };
+      };
+      /** @description No API token, or not a valid one */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description The token's scope does not reach this, or only a person decides it */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+    };
+  };
+  'targets.trust': {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Send the same key again to get the first response back instead of acting twice */
+        'Idempotency-Key'?: string;
+      };
+      path: {
+        target: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /** Format: starts_with */
+          acceptFingerprint: string;
+        };
+      };
+    };
+    responses: {
+      /** @description Bad input, not found, conflict */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description A host or the server failed */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Target'];
+        };
+      };
+      /** @description No API token, or not a valid one */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description The token's scope does not reach this, or only a person decides it */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+    };
+  };
+  'targets.probe': {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Send the same key again to get the first response back instead of acting twice */
+        'Idempotency-Key'?: string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          address: string;
+          /** @description A host id or name */
+          jump?: string;
+          /** @default 22 */
+          port?: number;
+        };
+      };
+    };
+    responses: {
+      /** @description Bad input, not found, conflict */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description A host or the server failed */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['targets.probe.Output'];
         };
       };
       /** @description No API token, or not a valid one */

@@ -10,6 +10,7 @@ import { agentContract } from './agent.ts';
 import { tasksContract } from './tasks.ts';
 import { presenceContract } from './presence.ts';
 import { playbooksContract } from './playbooks.ts';
+import { changesContract } from './changes.ts';
 import { tokensContract } from './tokens.ts';
 
 export const contract = {
@@ -24,6 +25,7 @@ export const contract = {
   ...agentContract,
   ...presenceContract,
   ...playbooksContract,
+  ...changesContract,
   ...tokensContract,
 };
 export type Contract = typeof contract;
@@ -40,4 +42,5 @@ export * from './sandboxes.ts';
 export * from './agent.ts';
 export * from './presence.ts';
 export * from './playbooks.ts';
+export * from './changes.ts';
 export * from './tokens.ts';

@@ -12,6 +12,7 @@ import { registerPlaybookTools } from '../../playbooks/tools.ts';
 import { SourceAccess } from '../source.ts';
 import type { ToolContext, ToolRegistry } from './registry.ts';
 import { registerDiffTool } from '../../diff/tool.ts';
+import { registerChangeTools } from '../../changes/tools.ts';
 import { canonicalDestinations } from '../../egress/reach.ts';
 
 const SandboxId = z
@@ -492,4 +493,13 @@ export function registerBuiltinTools(reg: ToolRegistry, deps: BuiltinDeps): void
   // ---- the system diff (read-only: what changed on a sandbox, from its disk on the host) ----------
 
   registerDiffTool(reg, { diff: core.diff, tasks: core.tasks });
+
+  // ---- production changes: submit for review and wait; never decide (src/core/changes/tools.ts) ----
+
+  registerChangeTools(reg, {
+    changes: core.changes,
+    targets: core.targets,
+    approvals: core.approvals,
+    tasks: core.tasks,
+  });
 }
