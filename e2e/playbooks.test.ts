@@ -45,7 +45,7 @@ function fluid(dataDir: string, args: string[]): string {
     const err = e as { status: number; stdout: string; stderr: string };
     // verify exits 1 when a step fails: that is expected here.
     if (err.status === 1 && args[1] === 'verify') return err.stdout;
-    throw new Error(`fluid ${args.join(' ')} exited ${err.status}: ${err.stderr}`);
+    throw new Error(`fluid ${args.join(' ')} exited ${err.status}: ${err.stderr}`, { cause: e });
   }
 }
 

@@ -5,7 +5,7 @@
  * sidebar, no element wider than its box on any main page, screenshots of each).
  */
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { createCore } from '../src/core/createCore.ts';
 import { createLogger } from '../src/core/platform/logger.ts';
 import { MemorySecretStore } from '../src/core/platform/secrets.ts';
@@ -25,7 +25,7 @@ import {
 } from './support/index.ts';
 
 /** A data dir whose local host was checked: the app is past its first run. */
-async function checkedServer(t: import('node:test').TestContext) {
+async function checkedServer(t: TestContext) {
   const server = await startServer();
   t.after(() => server.dispose());
   const core = createCore({

@@ -3,7 +3,7 @@ import type { Locator } from 'playwright-core';
 
 export async function waitFor<T>(
   what: string,
-  probe: () => Promise<T | null | undefined | false>,
+  probe: () => T | null | undefined | false | Promise<T | null | undefined | false>,
   timeoutMs = 15_000,
   intervalMs = 100,
 ): Promise<T> {

@@ -98,7 +98,7 @@ export function softKey(): SoftKey {
       const authData = Buffer.concat([sha256(rpId), Buffer.from([flagsUpUv]), count()]);
       const cdj = clientData('webauthn.get', options.challenge, origin);
       const signature = sign('sha256', Buffer.concat([authData, sha256(cdj)]), privateKey);
-      if (tamper) signature[signature.length - 1] ^= 1;
+      if (tamper) signature.writeUInt8(signature.readUInt8(signature.length - 1) ^ 1, signature.length - 1);
       return {
         id: b64u(credId),
         rawId: b64u(credId),

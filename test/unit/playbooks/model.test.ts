@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { PlaybookDoc, structureDiagnostics } from '../../../src/core/playbooks/model.ts';
 import { diagnose } from '../../../src/core/playbooks/revisions.ts';
 import { newDocument, parseYaml, renderYaml } from '../../../src/core/playbooks/yaml.ts';
-import { FluidError } from '../../../src/shared/errors.ts';
+import { type FluidError } from '../../../src/shared/errors.ts';
 
 const PERSON = `# Written by a person: keep these comments.
 - name: Web tier   # the play

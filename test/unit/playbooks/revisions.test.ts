@@ -15,7 +15,7 @@ import { writeExport } from '../../../src/cli/playbooks.ts';
 import { hashRevision } from '../../../src/core/playbooks/revisions.ts';
 import { compareReplay, playGroups } from '../../../src/core/playbooks/verify.ts';
 import { BundlePath, revisionManifest, VERIFY_ACTOR } from '../../../src/shared/contract/playbooks.ts';
-import { FluidError } from '../../../src/shared/errors.ts';
+import { type FluidError } from '../../../src/shared/errors.ts';
 import { testCore } from '../../support/core.ts';
 import { buildTestDiff, fileChange } from './fixtures.ts';
 
@@ -62,8 +62,8 @@ test('every save is a new revision; its sha256 is that of the manifest of the ex
   const old = await person.call('playbooks.get', { playbook: 'rev-a', revision: 1 });
   assert.equal(old.revision!.yaml, WITH_COMMENTS);
   const d = await person.call('playbooks.revisionDiff', { playbook: 'rev-a', from: 1, to: 2 });
-  assert.match(d.diff, /^-        content: "hi\\n"$/m);
-  assert.match(d.diff, /^\+        content: "hello\\n"$/m);
+  assert.match(d.diff, /^- {8}content: "hi\\n"$/m);
+  assert.match(d.diff, /^\+ {8}content: "hello\\n"$/m);
   const hist = await person.call('playbooks.revisions', { playbook: 'rev-a' });
   assert.deepEqual(
     hist.map((h) => h.number),
