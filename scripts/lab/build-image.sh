@@ -29,6 +29,8 @@ step() { local t=${EPOCHREALTIME//[!0-9]/}; local d=$((10#$t - 10#$t0)); t0=$t
 # the GENERIC kernel: it has CONFIG_VMGENID, so a VM cloned from a memory image reseeds its RNG
 PKGS=systemd-sysv,udev,dbus,openssh-server,python3,sudo,iproute2,qemu-guest-agent,curl
 PKGS=$PKGS,ca-certificates,less,linux-image-amd64,initramfs-tools,zstd
+# a web server, as on any web host (its site and the app behind it are per VM: mkvmdisk.sh + demo/)
+PKGS=$PKGS,nginx
 
 SOURCES=("deb $MIRROR $SUITE main" "deb $MIRROR $SUITE-updates main")
 [ -n "$SECURITY_MIRROR" ] && SOURCES+=("deb $SECURITY_MIRROR $SUITE-security main")

@@ -205,7 +205,8 @@ setup_disks() {
   mkdir -p "$VMS_DIR"
   DISKS_REBUILT=()
   for vm in "${LAB_VMS[@]}"; do
-    stamp=$( { printf '%s\n' "$IMG_KEY" "${VM_HOSTNAME[$vm]}" "$DISK_SIZE"; cat "$HERE/mkvmdisk.sh"; } | sha256sum | cut -c1-16)
+    stamp=$( { printf '%s\n' "$IMG_KEY" "${VM_HOSTNAME[$vm]}" "$DISK_SIZE" "${VM_DEMO[$vm]}"; cat "$HERE/mkvmdisk.sh" "$HERE"/demo/*; } \
+      | sha256sum | cut -c1-16)
     if [ -s "$(disk_of "$vm")" ] && [ "$(cat "$VMS_DIR/$vm.stamp" 2>/dev/null)" = "$stamp" ]; then
       continue
     fi
@@ -215,7 +216,7 @@ setup_disks() {
     fi
     rm -f "$VMS_DIR/$vm.stamp"
     log "   building disk of $vm (hostname ${VM_HOSTNAME[$vm]})"
-    "$HERE/mkvmdisk.sh" "$IMG_DIR/rootfs" "${VM_HOSTNAME[$vm]}" "$(disk_of "$vm")" "$DISK_SIZE" \
+    "$HERE/mkvmdisk.sh" "$IMG_DIR/rootfs" "${VM_HOSTNAME[$vm]}" "$(disk_of "$vm")" "$DISK_SIZE" "${VM_DEMO[$vm]}" \
       >"$VMS_DIR/$vm.build.log" 2>&1 &
     pids+=($!); names+=("$vm:$stamp")
   done
@@ -405,7 +406,7 @@ export_lj() {
   for vm in "${LAB_VMS[@]}"; do
     k=${vm//-/_}
     export "LJ_${k}_HOSTNAME=${VM_HOSTNAME[$vm]}" "LJ_${k}_DISK=$(disk_of "$vm")" "LJ_${k}_MAC=${VM_MAC[$vm]}" \
-      "LJ_${k}_IPHOST=${VM_IPHOST[$vm]}" "LJ_${k}_SERIAL=$(serial_of "$vm")"
+      "LJ_${k}_IPHOST=${VM_IPHOST[$vm]}" "LJ_${k}_SERIAL=$(serial_of "$vm")" "LJ_${k}_DEMO=${VM_DEMO[$vm]}"
   done
 }
 

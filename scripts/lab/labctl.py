@@ -96,6 +96,7 @@ def cmd_lab_json(args):
             "ip": str(ipaddress.ip_address(net_base) + int(e[f"LJ_{key}_IPHOST"])) if net_base else None,
             "serialLog": e[f"LJ_{key}_SERIAL"],
             "state": e[f"LJ_{key}_STATE"],
+            "demo": e.get(f"LJ_{key}_DEMO") or None,
         }
         sources.append(src)
     doc = {
@@ -116,6 +117,13 @@ def cmd_lab_json(args):
         "kernel": e["LJ_KERNEL"],
         "initrd": e["LJ_INITRD"],
         "kernelVersion": e.get("LJ_KVER", ""),
+        # the demo service in the sources (demo/install.sh): each source's "demo" is working or fault
+        "demo": {
+            "url": "http://127.0.0.1/",
+            "site": "/etc/nginx/sites-available/shop",
+            "app": {"unit": "shop.service", "listen": "127.0.0.1:8080"},
+            "fault": "the site proxies to 127.0.0.1:8081, where nothing listens: nginx answers 502",
+        },
     }
     prod = next((x for x in sources if x["name"] == "fluid-lab-prod"), None)
     if prod and e.get("LJ_TARGET_FP"):

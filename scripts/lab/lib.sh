@@ -14,12 +14,14 @@ LAB_VMS=(fluid-lab-web fluid-lab-prod)
 declare -A VM_HOSTNAME=([fluid-lab-web]=web-base [fluid-lab-prod]=prod-web)
 declare -A VM_MAC=([fluid-lab-web]=52:54:00:f1:ab:01 [fluid-lab-prod]=52:54:00:f1:ab:02)
 declare -A VM_IPHOST=([fluid-lab-web]=11 [fluid-lab-prod]=12)
+# The demo service (demo/install.sh): the web base has it working, production has its fault.
+declare -A VM_DEMO=([fluid-lab-web]=working [fluid-lab-prod]=fault)
 declare -A VM_TITLE=(
   [fluid-lab-web]="web-base: a plain web-server base"
   [fluid-lab-prod]="prod-web: the production web server")
 declare -A VM_DESC=(
-  [fluid-lab-web]="A plain Debian 12 web-server base image (hostname web-base). Normally shut off; used as a source to clone from."
-  [fluid-lab-prod]="The production Debian 12 web server (hostname prod-web). Normally running; clone it, do not modify it.")
+  [fluid-lab-web]="A plain Debian 12 web-server base image (hostname web-base): nginx in front of the shop app, working. Normally shut off; used as a source to clone from."
+  [fluid-lab-prod]="The production Debian 12 web server (hostname prod-web): nginx in front of the shop app. Normally running; clone it, do not modify it.")
 
 log() { printf '%s\n' "$*"; }
 warn() { printf 'lab: warning: %s\n' "$*" >&2; }

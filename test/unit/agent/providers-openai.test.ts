@@ -18,10 +18,9 @@ after(async () => {
 
 providerSuite('openai');
 
-describe('the example scenario, driven like the agent loop drives a provider', () => {
-  test('examples/fix-nginx.yaml: clone, rate limit, inspect, start, report', async () => {
-    const file = new URL('../../../src/core/agent/scripted/examples/fix-nginx.yaml', import.meta.url)
-      .pathname;
+describe('a walkthrough scenario, driven like the agent loop drives a provider', () => {
+  test('fixtures/wire-walkthrough.yaml: clone, rate limit, inspect, start, report', async () => {
+    const file = new URL('./fixtures/wire-walkthrough.yaml', import.meta.url).pathname;
     server.load(file);
     const provider = providerFor(server, 'openai', {});
     const tools = [
