@@ -10,6 +10,7 @@ import {
   ApprovalModal,
   ApprovalsPage,
   AuditPage,
+  PresenceDialog,
   SandboxesPage,
   SettingsPage,
   openApp,
@@ -118,7 +119,16 @@ test('a sandbox over the capacity limit waits for a person, who denies it', asyn
   await modal.waitOpen(60_000);
   const waiting = (await labData.cli(['approval', 'list', '--status', 'pending'])) as Array<{ id: string }>;
   assert.equal(waiting.length, 1);
-  await labData.cli(['approval', 'deny', waiting[0]!.id, '--note', 'from the CLI']);
+  // a person at a terminal (a script without one is refused: only a person decides)
+  const denied = await labData.cliOnTerminal([
+    'approval',
+    'deny',
+    waiting[0]!.id,
+    '--yes',
+    '--note',
+    'from the CLI',
+  ]);
+  assert.equal(denied.code, 0, denied.out);
   await waitForText(modal.root.locator('.callout'), /Already denied/);
   await waitForText(modal.root.locator('.callout'), /Decided by cli:/);
   await app.shot('decided elsewhere');
@@ -128,10 +138,13 @@ test('a sandbox over the capacity limit waits for a person, who denies it', asyn
   assert.match(await again.errorText(), /denied by cli:[^:]+: from the CLI/);
   await again.close();
 
-  // Back to no limit.
+  // Back to no limit: lifting a limit loosens the rules, so the person confirms it is them.
   await shell.goto('Settings');
   await settings.setNumber('sandboxes.maxCommittedVcpus', '');
   await settings.save();
+  const confirm = new PresenceDialog(page);
+  assert.match(await confirm.what(), /maxCommittedVcpus|limit|settings/i);
+  await confirm.confirm();
   await settings.waitSaved();
   const saved = (await labData.cli(['settings', 'get'])) as {
     sandboxes: { maxCommittedVcpus: number | null };

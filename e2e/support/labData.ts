@@ -4,7 +4,7 @@
  * own directory on the host (its base copies) removed. Nothing else on the host is touched.
  */
 import Database from 'better-sqlite3';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +20,11 @@ export interface LabData {
   hostName: string;
   /** Run the CLI on this data dir (JSON output parsed when it is JSON). */
   cli(args: string[], opts?: { timeoutMs?: number }): Promise<unknown>;
+  /**
+   * Run the CLI on a real pseudo-terminal (util-linux `script`), as a person at a terminal would:
+   * a decision from a process without one is refused. Returns what it printed and its exit code.
+   */
+  cliOnTerminal(args: string[]): Promise<{ code: number | null; out: string }>;
   /** Destroy every sandbox of this data dir and remove its installation directory on the host. */
   cleanup(): Promise<string[]>;
 }
@@ -60,6 +65,23 @@ export function prepareLabData(lab: Lab, opts: { hostName?: string; check?: bool
     } catch {
       return stdout;
     }
+  }
+
+  function cliOnTerminal(args: string[]): Promise<{ code: number | null; out: string }> {
+    const quote = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
+    const cmd = [process.execPath, ...fluidArgs(dataDir, args)].map(quote).join(' ');
+    return new Promise((resolve, reject) => {
+      const child = spawn('script', ['-qec', cmd, '/dev/null'], {
+        cwd: ROOT,
+        env: { ...process.env, FLUID_DATA_DIR: dataDir },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, out }));
+    });
   }
 
   async function cleanup(): Promise<string[]> {
@@ -132,5 +154,5 @@ export function prepareLabData(lab: Lab, opts: { hostName?: string; check?: bool
     return problems;
   }
 
-  return { dataDir, hostName, cli, cleanup };
+  return { dataDir, hostName, cli, cliOnTerminal, cleanup };
 }

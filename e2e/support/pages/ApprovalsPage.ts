@@ -145,7 +145,8 @@ export class ApprovalsPage {
   }
 
   async select(id: string): Promise<Locator> {
-    await this.table.locator(`tr[data-approval="${id}"] a`).click();
+    // the row's own link (the row also links its sandbox)
+    await this.table.locator(`tr[data-approval="${id}"] a[href="#/audit/approvals/${id}"]`).click();
     const detail = this.page.getByRole('article', { name: 'Approval request' });
     await detail.waitFor();
     return detail;
