@@ -121,8 +121,8 @@ def cmd_lab_json(args):
         "demo": {
             "url": "http://127.0.0.1/",
             "site": "/etc/nginx/sites-available/shop",
-            "app": {"unit": "shop.service", "listen": "127.0.0.1:8080"},
-            "fault": "the site proxies to 127.0.0.1:8081, where nothing listens: nginx answers 502",
+            "app": {"unit": "shop.service", "listen": "127.0.0.1:8000"},
+            "fault": "the site proxies to 127.0.0.1:8001, where nothing listens: nginx answers 502",
         },
     }
     prod = next((x for x in sources if x["name"] == "fluid-lab-prod"), None)

@@ -96,7 +96,7 @@ before(async () => {
     /^[0-9a-f]{64} {2}\/etc\/nginx\/sites-available\/shop\nactive\nactive\nGET \/ -> 502\n$/,
     'production has the fault (both units active, 502)',
   );
-  assert.match(onProd(`grep -c 'server 127.0.0.1:8081;' ${SITE}`), /^1\n$/);
+  assert.match(onProd(`grep -c 'server 127.0.0.1:8001;' ${SITE}`), /^1\n$/);
 
   server = await startScriptedModelServer({ scenario: SCENARIO });
   await t.call('hosts.add', {
@@ -167,8 +167,8 @@ describe('the demo on the lab', () => {
       // What the agent found is what the lab has: the session's source, the app's port, the wrong one.
       const v = server.vars;
       assert.equal(v.vm, PROD);
-      assert.equal(v.port, '8080');
-      assert.equal(v.badport, '8081');
+      assert.equal(v.port, '8000');
+      assert.equal(v.badport, '8001');
       assert.equal(v.target, 'prod-web');
       assert.match(r.stdout, /Change \S+ to prod-web waits for a person's approval; nothing was applied/);
 
@@ -177,7 +177,7 @@ describe('the demo on the lab', () => {
       assert.equal(sbx.sourceName, PROD);
       const inSbx = await t.call('sandboxes.exec', {
         sandbox: sbx.id,
-        command: `grep -c 'server 127.0.0.1:8080;' ${SITE}; curl -sS -o /dev/null -w '%{http_code}' http://127.0.0.1/`,
+        command: `grep -c 'server 127.0.0.1:8000;' ${SITE}; curl -sS -o /dev/null -w '%{http_code}' http://127.0.0.1/`,
       });
       assert.equal(inSbx.stdout, '1\n200', JSON.stringify(inSbx));
 

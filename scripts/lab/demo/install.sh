@@ -4,9 +4,9 @@
 #   install.sh STAGE working|fault
 #
 # The service: nginx on port 80 (from the image) in front of the "shop" app (shop.py, a systemd unit
-# running as www-data on 127.0.0.1:8080). `working` is the clean state (fluid-lab-web): nginx proxies
-# to 8080 and http://127.0.0.1/ answers 200. `fault` is production's diagnosable fault
-# (fluid-lab-prod): the site proxies to 8081, where nothing listens, so nginx answers 502 Bad Gateway
+# running as www-data on 127.0.0.1:8000). `working` is the clean state (fluid-lab-web): nginx proxies
+# to 8000 and http://127.0.0.1/ answers 200. `fault` is production's diagnosable fault
+# (fluid-lab-prod): the site proxies to 8001, where nothing listens, so nginx answers 502 Bad Gateway
 # while shop.service itself is fine. The fix is one line in /etc/nginx/sites-available/shop.
 #
 # STAGE is a hard-link copy of the shared rootfs: files are removed before they are written, never
@@ -15,8 +15,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 S=${1:?usage: install.sh STAGE working|fault}
 case ${2:-} in
-  working) PORT=8080 ;;
-  fault) PORT=8081 ;;
+  working) PORT=8000 ;;
+  fault) PORT=8001 ;;
   *) echo "install.sh: the state is working or fault, not '${2:-}'" >&2; exit 2 ;;
 esac
 [ -d "$S/etc/nginx/sites-available" ] || { echo "install.sh: $S has no nginx (build-image.sh installs it)" >&2; exit 1; }

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The lab's demo web app ("shop"): a tiny HTTP service behind nginx on the lab's web VMs.
 
-    shop.py [--host 127.0.0.1] [--port 8080]
+    shop.py [--host 127.0.0.1] [--port 8000]
 
 GET / answers a small HTML page naming the machine; GET /health answers {"status": "ok", ...}.
 Anything else is a 404. It only reads: no state, no files written. nginx proxies port 80 to it
@@ -51,7 +51,7 @@ class Handler(BaseHTTPRequestHandler):
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="The lab's demo web app.")
     ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=8080)
+    ap.add_argument("--port", type=int, default=8000)
     args = ap.parse_args(argv)
     httpd = ThreadingHTTPServer((args.host, args.port), Handler)
     print(f"shop: listening on {args.host}:{args.port}", file=sys.stderr, flush=True)

@@ -46,8 +46,8 @@ function fakeTools(prodCode: string): Record<string, (i: Record<string, unknown>
   return {
     run_source_command: (i) =>
       String(i.command).startsWith('systemctl status')
-        ? `exit code: 0\nstdout:\n● nginx.service - A high performance web server and a reverse proxy server\n     Active: active (running)\n● shop.service - shop: the demo web app behind nginx\n     Active: active (running)\n     CGroup: /system.slice/shop.service\n             └─412 /usr/bin/python3 /opt/shop/shop.py --host 127.0.0.1 --port 8080\nGET http://127.0.0.1/ -> ${prodCode}\n`
-        : `exit code: 0\nstdout:\nupstream shop_app {\n    server 127.0.0.1:8081;\n}\nState  Recv-Q Send-Q Local Address:Port Peer Address:Port\nLISTEN 0      5          127.0.0.1:8080      0.0.0.0:*\n`,
+        ? `exit code: 0\nstdout:\n● nginx.service - A high performance web server and a reverse proxy server\n     Active: active (running)\n● shop.service - shop: the demo web app behind nginx\n     Active: active (running)\n     CGroup: /system.slice/shop.service\n             └─412 /usr/bin/python3 /opt/shop/shop.py --host 127.0.0.1 --port 8000\nGET http://127.0.0.1/ -> ${prodCode}\n`
+        : `exit code: 0\nstdout:\nupstream shop_app {\n    server 127.0.0.1:8001;\n}\nState  Recv-Q Send-Q Local Address:Port Peer Address:Port\nLISTEN 0      5          127.0.0.1:8000      0.0.0.0:*\n`,
     create_sandbox: () =>
       JSON.stringify({ sandbox_id: SBX, name: 'fluid-lab-prod-1', state: 'running' }, null, 2),
     run_command: (i) =>
@@ -133,8 +133,8 @@ describe('examples/fix-nginx.yaml', () => {
       { ...server.vars },
       {
         vm: 'fluid-lab-prod',
-        port: '8080',
-        badport: '8081',
+        port: '8000',
+        badport: '8001',
         sbx: SBX,
         playbook: `${SBX.slice(0, 8)}-fix`,
         task: 'Configure /etc/nginx/sites-available/shop',
@@ -145,8 +145,8 @@ describe('examples/fix-nginx.yaml', () => {
     // the fix is the upstream line, from the wrong port to the app's
     const edit = server.requests
       .flatMap((r) => JSON.stringify(r.body))
-      .find((b) => b.includes('"old_str":"server 127.0.0.1:8081;"'));
-    assert.ok(edit?.includes('"new_str":"server 127.0.0.1:8080;"'));
+      .find((b) => b.includes('"old_str":"server 127.0.0.1:8001;"'));
+    assert.ok(edit?.includes('"new_str":"server 127.0.0.1:8000;"'));
     const last = history.at(-1)!.content[0]!;
     assert.ok(last.type === 'text');
     assert.match(last.text, /waits for a person's approval; nothing was applied to production/);
