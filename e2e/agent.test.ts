@@ -12,6 +12,7 @@ import {
   AgentSettingsPage,
   ApprovalModal,
   ApprovalsPage,
+  PresenceDialog,
   ProvidersPage,
   offeredTools,
   openApp,
@@ -39,6 +40,9 @@ const READ_ONLY_TOOLS = new Set([
   'list_playbooks',
   'get_playbook',
   'read_tool_output',
+  'diff_sandbox',
+  'list_targets',
+  'get_change',
 ]);
 const usage = (inputTokens: number, outputTokens: number) => ({ inputTokens, outputTokens });
 
@@ -147,6 +151,8 @@ test('an agent session: streaming, tool calls, approvals inline and in the modal
   });
   await app.shot('approval rules');
   await agentSettings.save();
+  // changed rules may loosen them: the person confirms it is them
+  await new PresenceDialog(page).confirm();
   await agentSettings.waitSaved();
 
   // ---- Agent: start a session.
@@ -405,6 +411,8 @@ test('providers and agent settings: presets, a failing test, a write-only key, d
   await waitForText(settings.field('agent.maxSteps').locator('.field-error'), /at least 1/);
   await settings.setNumber('agent.maxSteps', '25');
   await settings.save();
+  // a new rule may loosen the rules: the person confirms it is them
+  await new PresenceDialog(page).confirm();
   await settings.waitSaved();
   await waitForText(page.locator('.rules-table tr[data-rule="1"]'), /./);
   assert.equal(await page.getByLabel('Rule 1: decision').inputValue(), 'deny');
