@@ -1,7 +1,7 @@
 import type { ContractDef, EventName, Payload } from '../shared/rpc.ts';
 import type { Contract } from '../shared/contract/index.ts';
 import type { EventSource } from './rpc/server.ts';
-import type { Db } from './store/db.ts';
+import { prepared, type Db } from './store/db.ts';
 
 /** In-process pub/sub for contract events. Listeners that throw are isolated from each other. */
 export class TypedEventBus<C extends ContractDef> implements EventSource<C> {
@@ -44,9 +44,12 @@ export class EventBus extends TypedEventBus<Contract> {
     super.emit(name, payload);
     if (this.feed && RELAYED.has(name)) {
       try {
-        this.feed.db
-          .prepare('INSERT INTO event_feed (name, payload, origin, ts) VALUES (?, ?, ?, ?)')
-          .run(name, JSON.stringify(payload), this.feed.origin, Date.now());
+        prepared(this.feed.db, 'INSERT INTO event_feed (name, payload, origin, ts) VALUES (?, ?, ?, ?)').run(
+          name,
+          JSON.stringify(payload),
+          this.feed.origin,
+          Date.now(),
+        );
       } catch {
         /* the feed is best effort; local listeners already have the event */
       }
@@ -66,9 +69,10 @@ export class EventBus extends TypedEventBus<Contract> {
     let sweeps = 0;
     f.timer = setInterval(() => {
       try {
-        const rows = f.db
-          .prepare('SELECT seq, name, payload, origin FROM event_feed WHERE seq > ? ORDER BY seq LIMIT 500')
-          .all(f.last) as Array<{ seq: number; name: string; payload: string; origin: string }>;
+        const rows = prepared(
+          f.db,
+          'SELECT seq, name, payload, origin FROM event_feed WHERE seq > ? ORDER BY seq LIMIT 500',
+        ).all(f.last) as Array<{ seq: number; name: string; payload: string; origin: string }>;
         for (const r of rows) {
           f.last = r.seq;
           if (r.origin !== f.origin)

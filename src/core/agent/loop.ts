@@ -41,6 +41,7 @@ import {
   sliceOutput,
 } from './tool-output.ts';
 import type { ToolRegistry } from './tools/registry.ts';
+import type { StepGate } from './gate.ts';
 
 /** Output budget of one model turn. */
 export const MAX_OUTPUT_TOKENS = 8192;
@@ -115,6 +116,8 @@ export interface LoopHost {
   model(row: SessionRow): ModelProvider;
   redactor(sessionId: string): Redactor;
   emit(sessionId: string, ev: AgentEvent): void;
+  /** Spreads the steps of many sessions over passes of the event loop (see gate.ts). */
+  gate?: StepGate;
   /** Persist a change of the session row and tell watchers (status event; agent.changed on a new status). */
   update(sessionId: string, patch: Parameters<SessionStore['update']>[1]): SessionRow;
   /** The run's last update: it no longer takes messages (a later agent.send starts a new run). */
@@ -131,11 +134,33 @@ export function costOf(p: Price, u: Usage): number {
 }
 
 export function toolDefinitions(tools: ToolRegistry, mode: AgentMode, maxChars: number): ToolDefinition[] {
-  const defs = tools
+  return [...toolSet(tools, mode, maxChars).defs];
+}
+
+interface ToolSet {
+  version: number;
+  defs: readonly ToolDefinition[];
+  /** Their size in the request, for the context estimate. */
+  chars: number;
+}
+
+const toolSets = new WeakMap<ToolRegistry, Map<string, ToolSet>>();
+
+/** The tool definitions of a mode, built once per set of registered tools (every turn sends them). */
+export function toolSet(tools: ToolRegistry, mode: AgentMode, maxChars: number): ToolSet {
+  let byKey = toolSets.get(tools);
+  if (!byKey) toolSets.set(tools, (byKey = new Map()));
+  const key = `${mode}:${maxChars}`;
+  const hit = byKey.get(key);
+  if (hit && hit.version === tools.version) return hit;
+  const defs: ToolDefinition[] = tools
     .info(mode)
-    .map((t) => ({ name: t.name, description: t.description, inputSchema: t.inputSchema }));
-  if (!defs.some((d) => d.name === READ_TOOL_OUTPUT)) defs.push(readToolOutputDefinition(maxChars));
-  return defs;
+    .map((t) => Object.freeze({ name: t.name, description: t.description, inputSchema: t.inputSchema }));
+  if (!defs.some((d) => d.name === READ_TOOL_OUTPUT))
+    defs.push(Object.freeze(readToolOutputDefinition(maxChars)));
+  const set = { version: tools.version, defs: Object.freeze(defs), chars: JSON.stringify(defs).length };
+  byKey.set(key, set);
+  return set;
 }
 
 /** Why the next model turn must not happen, or null. */
@@ -163,6 +188,7 @@ export async function runSession(h: LoopHost, run: LiveRun): Promise<void> {
   const signal = run.ac.signal;
   try {
     for (;;) {
+      await h.gate?.wait();
       if (signal.aborted) throw cancelled('The session');
       flushPending(h, run);
       let row = h.store.row(id);
@@ -187,9 +213,10 @@ export async function runSession(h: LoopHost, run: LiveRun): Promise<void> {
         return;
       }
       const model = h.model(row);
-      const tools = toolDefinitions(h.tools, row.mode, settings.toolOutputChars);
+      const toolsNow = toolSet(h.tools, row.mode, settings.toolOutputChars);
+      const tools = [...toolsNow.defs];
       const system = systemPrompt(row, h.clock.now());
-      const fixedChars = system.length + JSON.stringify(tools).length;
+      const fixedChars = system.length + toolsNow.chars;
       let messages = modelMessages(h.store.messages(id), row.summary, row.compacted_through);
       const estimate = estimateTokens(fixedChars + messagesChars(messages), {
         tokens: row.context_tokens,
@@ -204,6 +231,7 @@ export async function runSession(h: LoopHost, run: LiveRun): Promise<void> {
       const totalChars = fixedChars + messagesChars(messages);
       const maxTokens = Math.max(1024, Math.min(MAX_OUTPUT_TOKENS, Math.floor(provider.contextTokens / 4)));
       const turn = await streamTurn(h, run, model, { system, messages, tools, maxTokens, model: row.model });
+      await h.gate?.wait();
 
       // Account and persist the reply.
       const usage: Usage = turn.usage ?? {

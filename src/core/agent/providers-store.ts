@@ -10,7 +10,7 @@ import type { Actor } from '../../shared/rpc.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { SecretStore } from '../platform/secrets.ts';
 import type { AuditLog } from '../store/audit.ts';
-import type { Db } from '../store/db.ts';
+import { prepared, type Db } from '../store/db.ts';
 import type { ProviderConfig, ProviderKind } from './providers/types.ts';
 import { listModelsLazy as listModels } from './providers/lazy.ts';
 
@@ -236,7 +236,7 @@ export class ProviderStore {
   }
 
   private row(id: string): Row | undefined {
-    return this.d.db.prepare('SELECT * FROM providers WHERE id = ?').get(id) as Row | undefined;
+    return prepared(this.d.db, 'SELECT * FROM providers WHERE id = ?').get(id) as Row | undefined;
   }
 
   list(): Provider[] {

@@ -7,7 +7,7 @@
  * idle) continue to running on agent.send. A session whose process died while running is shown as
  * idle with a lastError saying it was interrupted; agent.send continues the same transcript.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type {
   AgentEvent,
   AgentMode,
@@ -30,6 +30,7 @@ import type { Db } from '../store/db.ts';
 import type { SettingsService } from '../store/settings.ts';
 import { pidAlive } from '../store/tasks.ts';
 import { AsyncQueue } from '../util/queue.ts';
+import { StepGate } from './gate.ts';
 import { runSession, type LiveRun, type LoopHost } from './loop.ts';
 import type { ModelProvider, ProviderConfig } from './providers/types.ts';
 import { createProviderLazy as defaultCreateProvider } from './providers/lazy.ts';
@@ -122,6 +123,19 @@ export class AgentService {
     });
     this.store = new SessionStore(deps.db, deps.clock);
     const create = deps.createProvider ?? defaultCreateProvider;
+    // One client per provider configuration, reused by every turn of every session (a client keeps
+    // its connection pool); a changed key, URL, model or tuning is a new configuration.
+    const clients = new Map<string, ModelProvider>();
+    const client = (config: ProviderConfig): ModelProvider => {
+      const key = createHash('sha256').update(JSON.stringify(config)).digest('hex');
+      let c = clients.get(key);
+      if (!c) {
+        c = create(config);
+        if (clients.size >= 32) clients.delete(clients.keys().next().value!);
+        clients.set(key, c);
+      }
+      return c;
+    };
     this.host = {
       store: this.store,
       tools: deps.tools,
@@ -131,9 +145,10 @@ export class AgentService {
       log: deps.log,
       provider: (id) => this.providers.get(id),
       price: (row) => this.providers.price(row.provider_id, row.model),
-      model: (row) => create(this.providers.config(row.provider_id, row.model, deps.providerTuning)),
+      model: (row) => client(this.providers.config(row.provider_id, row.model, deps.providerTuning)),
       redactor: (id) => this.redactor(id),
       emit: (id, ev) => this.emit(id, ev),
+      gate: new StepGate(),
       update: (id, patch) => this.update(id, patch),
       end: (id, patch) => {
         this.detach(id);

@@ -14,7 +14,7 @@ import type {
 import { FluidError, type ErrorPayload } from '../../shared/errors.ts';
 import type { Actor } from '../../shared/rpc.ts';
 import type { Clock } from '../platform/clock.ts';
-import type { Db } from '../store/db.ts';
+import { prepared, type Db } from '../store/db.ts';
 import type { RedactorState } from './redact.ts';
 
 export interface SessionRow {
@@ -119,6 +119,7 @@ export type SessionPatch = Partial<
 export class SessionStore {
   private readonly db: Db;
   private readonly clock: Clock;
+  private appendTx: ((sessionId: string, role: string, body: string, now: string) => number) | null = null;
 
   constructor(db: Db, clock: Clock) {
     this.db = db;
@@ -133,53 +134,54 @@ export class SessionStore {
   insert(s: NewSession): SessionRow {
     const id = this.newId();
     const now = this.clock.now().toISOString();
-    this.db
-      .prepare(
-        `INSERT INTO agent_sessions (id, title, status, mode, provider_id, model, host, source, max_steps, max_cost_usd,
+    prepared(
+      this.db,
+      `INSERT INTO agent_sessions (id, title, status, mode, provider_id, model, host, source, max_steps, max_cost_usd,
            owner_pid, owner_instance, created_by_door, created_by_id, created_at, updated_at)
          VALUES (?, ?, 'idle', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
-        id,
-        s.title,
-        s.mode,
-        s.providerId,
-        s.model,
-        s.host,
-        s.source,
-        s.maxSteps,
-        s.maxCostUsd,
-        s.owner.pid,
-        s.owner.instance,
-        s.createdBy.door,
-        s.createdBy.id,
-        now,
-        now,
-      );
+    ).run(
+      id,
+      s.title,
+      s.mode,
+      s.providerId,
+      s.model,
+      s.host,
+      s.source,
+      s.maxSteps,
+      s.maxCostUsd,
+      s.owner.pid,
+      s.owner.instance,
+      s.createdBy.door,
+      s.createdBy.id,
+      now,
+      now,
+    );
     return this.row(id);
   }
 
   row(id: string): SessionRow {
-    const r = this.db.prepare('SELECT * FROM agent_sessions WHERE id = ?').get(id) as SessionRow | undefined;
+    const r = prepared(this.db, 'SELECT * FROM agent_sessions WHERE id = ?').get(id) as
+      SessionRow | undefined;
     if (!r) throw new FluidError('NOT_FOUND', `No agent session ${id}.`);
     return r;
   }
 
   tryRow(id: string): SessionRow | undefined {
-    return this.db.prepare('SELECT * FROM agent_sessions WHERE id = ?').get(id) as SessionRow | undefined;
+    return prepared(this.db, 'SELECT * FROM agent_sessions WHERE id = ?').get(id) as SessionRow | undefined;
   }
 
   list(limit: number): SessionRow[] {
-    return this.db
-      .prepare('SELECT * FROM agent_sessions ORDER BY created_at DESC, id DESC LIMIT ?')
-      .all(limit) as SessionRow[];
+    return prepared(this.db, 'SELECT * FROM agent_sessions ORDER BY created_at DESC, id DESC LIMIT ?').all(
+      limit,
+    ) as SessionRow[];
   }
 
   /** Sessions marked running or waiting by some process (to find those whose process died). */
   active(): SessionRow[] {
-    return this.db
-      .prepare("SELECT * FROM agent_sessions WHERE status IN ('running','waiting-approval')")
-      .all() as SessionRow[];
+    return prepared(
+      this.db,
+      "SELECT * FROM agent_sessions WHERE status IN ('running','waiting-approval')",
+    ).all() as SessionRow[];
   }
 
   update(id: string, patch: SessionPatch): SessionRow {
@@ -192,7 +194,7 @@ export class SessionStore {
     }
     sets.push('updated_at = ?');
     args.push(this.clock.now().toISOString());
-    this.db.prepare(`UPDATE agent_sessions SET ${sets.join(', ')} WHERE id = ?`).run(...args, id);
+    prepared(this.db, `UPDATE agent_sessions SET ${sets.join(', ')} WHERE id = ?`).run(...args, id);
     return this.row(id);
   }
 
@@ -226,34 +228,38 @@ export class SessionStore {
 
   messages(sessionId: string, afterSeq = 0): TranscriptMessage[] {
     const through = this.row(sessionId).compacted_through;
-    const rows = this.db
-      .prepare('SELECT * FROM agent_messages WHERE session_id = ? AND seq > ? ORDER BY seq')
-      .all(sessionId, afterSeq) as MessageRow[];
+    const rows = prepared(
+      this.db,
+      'SELECT * FROM agent_messages WHERE session_id = ? AND seq > ? ORDER BY seq',
+    ).all(sessionId, afterSeq) as MessageRow[];
     return rows.map((r) => this.toMessage(r, through));
   }
 
   lastMessage(sessionId: string): TranscriptMessage | null {
-    const r = this.db
-      .prepare('SELECT * FROM agent_messages WHERE session_id = ? ORDER BY seq DESC LIMIT 1')
-      .get(sessionId) as MessageRow | undefined;
+    const r = prepared(
+      this.db,
+      'SELECT * FROM agent_messages WHERE session_id = ? ORDER BY seq DESC LIMIT 1',
+    ).get(sessionId) as MessageRow | undefined;
     return r ? this.toMessage(r, this.row(sessionId).compacted_through) : null;
   }
 
   append(sessionId: string, role: 'user' | 'assistant', content: TranscriptBlock[]): TranscriptMessage {
     const now = this.clock.now().toISOString();
-    const tx = this.db.transaction(() => {
-      const { n } = this.db
-        .prepare('SELECT COALESCE(MAX(seq), 0) AS n FROM agent_messages WHERE session_id = ?')
-        .get(sessionId) as { n: number };
-      this.db
-        .prepare(
+    const tx = (this.appendTx ??= this.db.transaction(
+      (sessionId: string, role: string, body: string, now: string) => {
+        const { n } = prepared(
+          this.db,
+          'SELECT COALESCE(MAX(seq), 0) AS n FROM agent_messages WHERE session_id = ?',
+        ).get(sessionId) as { n: number };
+        prepared(
+          this.db,
           'INSERT INTO agent_messages (session_id, seq, role, content, created_at) VALUES (?, ?, ?, ?, ?)',
-        )
-        .run(sessionId, n + 1, role, JSON.stringify(content), now);
-      this.db.prepare('UPDATE agent_sessions SET updated_at = ? WHERE id = ?').run(now, sessionId);
-      return n + 1;
-    });
-    const seq = tx();
+        ).run(sessionId, n + 1, role, body, now);
+        prepared(this.db, 'UPDATE agent_sessions SET updated_at = ? WHERE id = ?').run(now, sessionId);
+        return n + 1;
+      },
+    ));
+    const seq = tx(sessionId, role, JSON.stringify(content), now);
     return { seq, role, content, compacted: false, createdAt: now };
   }
 
@@ -265,20 +271,18 @@ export class SessionStore {
    */
   saveOutput(sessionId: string, toolUseId: string, toolName: string, content: string): string {
     const handle = `out_${randomBytes(6).toString('hex')}`;
-    this.db
-      .prepare(
-        'INSERT INTO agent_outputs (handle, session_id, tool_use_id, tool_name, content, created_at) VALUES (?, ?, ?, ?, ?, ?)',
-      )
-      .run(handle, sessionId, toolUseId, toolName, content, this.clock.now().toISOString());
+    prepared(
+      this.db,
+      'INSERT INTO agent_outputs (handle, session_id, tool_use_id, tool_name, content, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+    ).run(handle, sessionId, toolUseId, toolName, content, this.clock.now().toISOString());
     return handle;
   }
 
   output(sessionId: string, handle: string): { content: string; toolName: string; toolUseId: string } {
-    const r = this.db
-      .prepare(
-        'SELECT content, tool_name, tool_use_id FROM agent_outputs WHERE handle = ? AND session_id = ?',
-      )
-      .get(handle, sessionId) as { content: string; tool_name: string; tool_use_id: string } | undefined;
+    const r = prepared(
+      this.db,
+      'SELECT content, tool_name, tool_use_id FROM agent_outputs WHERE handle = ? AND session_id = ?',
+    ).get(handle, sessionId) as { content: string; tool_name: string; tool_use_id: string } | undefined;
     if (!r) throw new FluidError('NOT_FOUND', `No tool output ${handle} in session ${sessionId}.`);
     return { content: r.content, toolName: r.tool_name, toolUseId: r.tool_use_id };
   }

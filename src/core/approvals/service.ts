@@ -11,7 +11,7 @@ import { FluidError } from '../../shared/errors.ts';
 import { isPersonDoor, type Actor } from '../../shared/rpc.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { AuditLog } from '../store/audit.ts';
-import type { Db } from '../store/db.ts';
+import { prepared, type Db } from '../store/db.ts';
 import type { EventBus } from '../events.ts';
 import { canonicalJson, sha256Hex } from '../util/canonical.ts';
 import { purposeOf, type Presence, type PresenceService } from '../presence/service.ts';
@@ -155,7 +155,7 @@ export class ApprovalService {
   }
 
   get(id: string): Approval {
-    const r = this.db.prepare('SELECT * FROM approvals WHERE id = ?').get(id) as Row | undefined;
+    const r = prepared(this.db, 'SELECT * FROM approvals WHERE id = ?').get(id) as Row | undefined;
     if (!r) throw new FluidError('NOT_FOUND', `No approval request ${id}.`);
     return this.expireIfDue(toApproval(r));
   }
@@ -309,7 +309,7 @@ export class ApprovalService {
   private expireIfDue(a: Approval): Approval {
     if (a.status === 'pending' && a.expiresAt && a.expiresAt <= this.clock.now().toISOString()) {
       this.expire(a.id);
-      const r = this.db.prepare('SELECT * FROM approvals WHERE id = ?').get(a.id) as Row;
+      const r = prepared(this.db, 'SELECT * FROM approvals WHERE id = ?').get(a.id) as Row;
       return toApproval(r);
     }
     return a;
@@ -326,7 +326,7 @@ export class ApprovalService {
         target: id,
         data: {},
       });
-      const r = this.db.prepare('SELECT * FROM approvals WHERE id = ?').get(id) as Row;
+      const r = prepared(this.db, 'SELECT * FROM approvals WHERE id = ?').get(id) as Row;
       this.bus.emit('approvals.changed', toApproval(r));
     }
   }

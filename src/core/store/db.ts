@@ -5,6 +5,33 @@ import { migrations as allMigrations, type Migration } from './migrations.ts';
 
 export type Db = Database.Database;
 
+/** How many distinct statements one database keeps prepared (the least recently used go first). */
+export const STATEMENT_CACHE_SIZE = 256;
+
+const statementCache = new WeakMap<Db, Map<string, Database.Statement>>();
+
+/**
+ * A prepared statement for this SQL, prepared once per database and kept (preparing parses and plans
+ * the SQL: on hot paths that costs more than running it). For plain run/get/all only: a statement
+ * that is switched with pluck(), raw(), expand() or iterated must be prepared by its caller, since
+ * the cached one is shared. SQLite re-prepares it by itself after a schema change.
+ */
+export function prepared(db: Db, sql: string): Database.Statement {
+  let cache = statementCache.get(db);
+  if (!cache) statementCache.set(db, (cache = new Map()));
+  let st = cache.get(sql);
+  if (st) {
+    // Most recently used last: the first key is the one to drop.
+    cache.delete(sql);
+    cache.set(sql, st);
+    return st;
+  }
+  st = db.prepare(sql);
+  cache.set(sql, st);
+  if (cache.size > STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value!);
+  return st;
+}
+
 /** Open (and migrate) the SQLite database: WAL, foreign keys, a busy timeout for other processes. */
 export function openDatabase(file: string, migrations: Migration[] = allMigrations): Db {
   const fresh = file !== ':memory:' && !existsSync(file);

@@ -9,7 +9,7 @@ import type { Actor } from '../../shared/rpc.ts';
 import { validationError } from '../../shared/rpc.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { AuditLog } from './audit.ts';
-import type { Db } from './db.ts';
+import { prepared, type Db } from './db.ts';
 import type { EventBus } from '../events.ts';
 import { purposeOf, type Presence, type PresenceService } from '../presence/service.ts';
 
@@ -46,6 +46,8 @@ export class SettingsService {
   private readonly bus: EventBus;
   private readonly clock: Clock;
   private readonly presence: () => PresenceService;
+  /** The last stored text read and what it parsed to. */
+  private parsed: { text: string | null; value: Settings } | null = null;
 
   constructor(db: Db, audit: AuditLog, bus: EventBus, clock: Clock, presence: () => PresenceService) {
     this.db = db;
@@ -56,12 +58,18 @@ export class SettingsService {
   }
 
   get(): Settings {
-    const row = this.db.prepare("SELECT value FROM settings WHERE key = 'main'").get() as
+    const row = prepared(this.db, "SELECT value FROM settings WHERE key = 'main'").get() as
       { value: string } | undefined;
-    const stored: unknown = row ? JSON.parse(row.value) : {};
-    const parsed = SettingsSchema.safeParse(stored);
-    // A stored value that no longer validates (e.g. after a downgrade) falls back to defaults, never crashes.
-    return parsed.success ? parsed.data : SettingsSchema.parse({});
+    // Read on every model turn and tool call: parsed and validated again only when the stored text
+    // changed (here or in another process); each caller gets its own copy.
+    const text = row?.value ?? null;
+    if (!this.parsed || this.parsed.text !== text) {
+      const stored: unknown = text !== null ? JSON.parse(text) : {};
+      const parsed = SettingsSchema.safeParse(stored);
+      // A stored value that no longer validates (e.g. after a downgrade) falls back to defaults, never crashes.
+      this.parsed = { text, value: parsed.success ? parsed.data : SettingsSchema.parse({}) };
+    }
+    return structuredClone(this.parsed.value);
   }
 
   /**

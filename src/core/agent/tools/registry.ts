@@ -77,16 +77,36 @@ export interface RegistryDeps {
   knownSecrets?: () => readonly string[];
 }
 
-/** Tool inputs are validated by zod; their JSON Schema is what models and MCP clients see. */
-export function jsonSchemaOf(schema: z.ZodType): Record<string, unknown> {
-  const js = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
-  delete js.$schema;
+/**
+ * Tool inputs are validated by zod; their JSON Schema is what models and MCP clients see. Built once
+ * per schema (zod schemas are immutable: a changed input is a new schema object, so it misses the
+ * cache) and frozen, because every model turn of every session sends it again.
+ */
+export function jsonSchemaOf(schema: z.ZodType): Readonly<Record<string, unknown>> {
+  let js = schemaCache.get(schema);
+  if (!js) {
+    js = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+    delete js.$schema;
+    deepFreeze(js);
+    schemaCache.set(schema, js);
+  }
   return js;
+}
+
+const schemaCache = new WeakMap<z.ZodType, Record<string, unknown>>();
+
+function deepFreeze(v: unknown): void {
+  if (!v || typeof v !== 'object' || Object.isFrozen(v)) return;
+  Object.freeze(v);
+  for (const x of Object.values(v)) deepFreeze(x);
 }
 
 export class ToolRegistry {
   private readonly tools = new Map<string, ToolDef>();
   private readonly d: RegistryDeps;
+  /** The tool infos by mode, built once per set of registered tools. */
+  private infos = new Map<AgentMode, readonly ToolInfo[]>();
+  #version = 0;
 
   constructor(deps: RegistryDeps) {
     this.d = deps;
@@ -96,6 +116,13 @@ export class ToolRegistry {
     if (this.tools.has(def.name)) throw new Error(`tool ${def.name} is registered twice`);
     if (!/^[a-z][a-z0-9_]{1,63}$/.test(def.name)) throw new Error(`bad tool name ${def.name}`);
     this.tools.set(def.name, def as unknown as ToolDef);
+    this.#version++;
+    this.infos = new Map();
+  }
+
+  /** Changes whenever the set of tools changes (caches of what is derived from it compare it). */
+  get version(): number {
+    return this.#version;
   }
 
   /** A redactor for one door's conversation (an MCP connection): stable placeholders within it. */
@@ -112,14 +139,21 @@ export class ToolRegistry {
     return [...this.tools.values()].filter((t) => mode === 'edit' || t.readOnly);
   }
 
-  info(mode?: AgentMode): ToolInfo[] {
-    return this.list(mode).map((t) => ({
-      name: t.name,
-      description: t.description,
-      readOnly: t.readOnly,
-      risk: t.risk,
-      inputSchema: jsonSchemaOf(t.input),
-    }));
+  info(mode: AgentMode = 'edit'): ToolInfo[] {
+    let infos = this.infos.get(mode);
+    if (!infos) {
+      infos = this.list(mode).map((t) =>
+        Object.freeze({
+          name: t.name,
+          description: t.description,
+          readOnly: t.readOnly,
+          risk: t.risk,
+          inputSchema: jsonSchemaOf(t.input) as Record<string, unknown>,
+        }),
+      );
+      this.infos.set(mode, infos);
+    }
+    return [...infos];
   }
 
   /** The gate every call goes through. Tool failures come back as error outcomes; a cancel throws. */
