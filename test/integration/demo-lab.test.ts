@@ -1,7 +1,7 @@
 /**
  * The demo, as the README gives it, end to end on the lab: the README's own `fluid run "nginx on
- * prod-web returns 502…" --source fluid-lab-prod` line, run by the real CLI with the shipped scenario
- * (src/core/agent/scripted/examples/fix-nginx.yaml) served by the scripted model. The agent finds
+ * prod-web returns 502…" --source fluid-lab-prod --host lab` line, run by the real CLI with the
+ * shipped scenario (src/core/agent/scripted/examples/fix-nginx.yaml) served by the scripted model. The agent finds
  * the fault read-only on production (fluid-lab-prod: nginx proxies to a port where nothing listens),
  * reproduces and fixes it in a sandbox cloned from production, confirms the page answers 200 there,
  * generates the playbook from the sandbox's diff (reloading nginx), verifies it, and submits the
@@ -71,14 +71,15 @@ async function finish(task: Task): Promise<Task> {
   return last;
 }
 
-/** The README's demo line: `npx fluid run "…" --source fluid-lab-prod`, as shell words. */
+/** The README's demo line, `npx fluid run "…" --source fluid-lab-prod …`, as the CLI's arguments. */
 function readmeRunLine(): string[] {
   const line = readFileSync(README, 'utf8')
     .split('\n')
-    .find((l) => /^npx fluid run ".*" --source fluid-lab-prod\s*$/.test(l));
+    .find((l) => /^npx fluid run ".*" --source fluid-lab-prod\b/.test(l));
   assert.ok(line, 'README.md shows the demo: npx fluid run "…" --source fluid-lab-prod');
-  const m = /^npx fluid run "([^"]+)" --source (\S+)\s*$/.exec(line)!;
-  return ['run', m[1]!, '--source', m[2]!];
+  const m = /^npx fluid run "([^"]+)" ([^#"']*?)\s*$/.exec(line)!;
+  assert.ok(m, `one quoted task and plain options: ${line}`);
+  return ['run', m[1]!, ...m[2]!.split(/\s+/)];
 }
 
 let before0 = '';

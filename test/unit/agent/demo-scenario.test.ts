@@ -90,7 +90,7 @@ async function drive(prodCode: string): Promise<{ history: Message[]; calls: str
   server.load(SCENARIO);
   const provider = providerFor(server, 'anthropic', {});
   const tools = fakeTools(prodCode);
-  const system = systemPrompt({ mode: 'edit', host: null, source: 'fluid-lab-prod' }, new Date());
+  const system = systemPrompt({ mode: 'edit', host: 'lab', source: 'fluid-lab-prod' }, new Date());
   const history: Message[] = [user(TASK)];
   const calls: string[] = [];
   for (let turn = 0; turn < 20; turn++) {
