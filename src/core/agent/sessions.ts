@@ -119,6 +119,9 @@ export type SessionPatch = Partial<
 export class SessionStore {
   private readonly db: Db;
   private readonly clock: Clock;
+  /** Parsed transcripts by session, least recently used first (see messages()). */
+  private readonly transcripts = new Map<string, { messages: TranscriptMessage[]; chars: number }>();
+  private cachedChars = 0;
   private appendTx: ((sessionId: string, role: string, body: string, now: string) => number) | null = null;
 
   constructor(db: Db, clock: Clock) {
@@ -228,11 +231,39 @@ export class SessionStore {
 
   messages(sessionId: string, afterSeq = 0): TranscriptMessage[] {
     const through = this.row(sessionId).compacted_through;
+    // Every model turn reads the whole transcript: the messages are parsed once and kept (they are
+    // never changed once written), and only the rows added since are read, by any process.
+    const cached = this.transcripts.get(sessionId);
+    const from = cached ? (cached.messages.at(-1)?.seq ?? 0) : afterSeq;
     const rows = prepared(
       this.db,
       'SELECT * FROM agent_messages WHERE session_id = ? AND seq > ? ORDER BY seq',
-    ).all(sessionId, afterSeq) as MessageRow[];
-    return rows.map((r) => this.toMessage(r, through));
+    ).all(sessionId, from) as MessageRow[];
+    const added = rows.map((r) => deepFreeze(this.toMessage(r, 0)));
+    let all = added;
+    if (cached || afterSeq === 0) {
+      if (cached) all = [...cached.messages, ...added];
+      this.remember(
+        sessionId,
+        all,
+        rows.reduce((n, r) => n + r.content.length, 0),
+      );
+    }
+    return all.filter((m) => m.seq > afterSeq).map((m) => ({ ...m, compacted: m.seq <= through }));
+  }
+
+  /** Keep a transcript parsed, within TRANSCRIPT_CACHE_CHARS for all sessions (least recently used go). */
+  private remember(sessionId: string, messages: TranscriptMessage[], addedChars: number): void {
+    const before = this.transcripts.get(sessionId);
+    this.transcripts.delete(sessionId);
+    const chars = (before?.chars ?? 0) + addedChars;
+    this.cachedChars += addedChars;
+    this.transcripts.set(sessionId, { messages, chars });
+    for (const [id, t] of this.transcripts) {
+      if (this.cachedChars <= TRANSCRIPT_CACHE_CHARS || id === sessionId) break;
+      this.transcripts.delete(id);
+      this.cachedChars -= t.chars;
+    }
   }
 
   lastMessage(sessionId: string): TranscriptMessage | null {
@@ -286,4 +317,15 @@ export class SessionStore {
     if (!r) throw new FluidError('NOT_FOUND', `No tool output ${handle} in session ${sessionId}.`);
     return { content: r.content, toolName: r.tool_name, toolUseId: r.tool_use_id };
   }
+}
+
+/** How much transcript text (in characters of stored JSON) one store keeps parsed. */
+export const TRANSCRIPT_CACHE_CHARS = 64 * 1024 * 1024;
+
+function deepFreeze<T>(v: T): T {
+  if (v && typeof v === 'object' && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const x of Object.values(v)) deepFreeze(x);
+  }
+  return v;
 }

@@ -184,3 +184,55 @@ test('a session reuses one model client per provider configuration; a changed ke
     await h.dispose();
   }
 });
+
+test('a transcript is parsed once and followed: rows another process appends, offsets, compaction', async () => {
+  const core = testCore();
+  const { SessionStore } = await import('../../../src/core/agent/sessions.ts');
+  const mine = new SessionStore(core.db, core.clock);
+  const other = new SessionStore(core.db, core.clock); // another process on the same database
+  const row = mine.insert({
+    title: 't',
+    mode: 'edit',
+    providerId: 'p',
+    model: 'm',
+    host: null,
+    source: null,
+    maxSteps: 10,
+    maxCostUsd: 1,
+    createdBy: person,
+    owner: { pid: process.pid, instance: 'i' },
+  });
+  mine.append(row.id, 'user', [{ type: 'text', text: 'one' }]);
+  const first = mine.messages(row.id);
+  assert.deepEqual(
+    first.map((m) => [m.seq, m.role, m.compacted]),
+    [[1, 'user', false]],
+  );
+  assert.ok(Object.isFrozen(first[0]!.content), 'the kept content cannot be changed by a caller');
+  other.append(row.id, 'assistant', [{ type: 'tool_use', id: 'tu1', name: 'echo', input: { text: 'x' } }]);
+  other.append(row.id, 'user', [{ type: 'tool_result', toolUseId: 'tu1', content: 'x' }]);
+  const second = mine.messages(row.id);
+  assert.deepEqual(
+    second.map((m) => m.seq),
+    [1, 2, 3],
+    'rows appended elsewhere are read',
+  );
+  assert.equal(second[0]!.content, first[0]!.content, 'the first message was not parsed again');
+  assert.deepEqual(
+    mine.messages(row.id, 1).map((m) => m.seq),
+    [2, 3],
+  );
+  assert.deepEqual(
+    other.messages(row.id, 2).map((m) => m.seq),
+    [3],
+    'a tail read without a kept transcript',
+  );
+  mine.update(row.id, { compacted_through: 2 });
+  assert.deepEqual(
+    mine.messages(row.id).map((m) => m.compacted),
+    [true, true, false],
+    'the compacted mark follows the session row',
+  );
+  assert.deepEqual(mine.messages(row.id), other.messages(row.id), 'the same transcript either way');
+  await core.dispose();
+});
