@@ -236,3 +236,21 @@ test('a transcript is parsed once and followed: rows another process appends, of
   assert.deepEqual(mine.messages(row.id), other.messages(row.id), 'the same transcript either way');
   await core.dispose();
 });
+
+test('rule patterns are compiled once and decide as before, an invalid pattern never matching', async () => {
+  const { decideRule } = await import('../../../src/core/agent/tools/rules.ts');
+  const rules = [
+    { tool: 'run_*', args: { command: '^rm ' }, decision: 'deny' as const },
+    { tool: 'x', args: { a: '(' }, decision: 'deny' as const },
+    { tool: 'run_?ommand', decision: 'ask' as const },
+  ];
+  const call = (tool: string, args: Record<string, unknown>) =>
+    decideRule(rules, { tool, args, mode: 'edit', risk: 'low' }).decision;
+  for (let i = 0; i < 3; i++) {
+    // The same answers on every call: a kept pattern carries no state from one test to the next.
+    assert.equal(call('run_command', { command: 'rm -rf /' }), 'deny');
+    assert.equal(call('run_command', { command: 'ls' }), 'ask');
+    assert.equal(call('x', { a: '(' }), 'allow', 'the invalid pattern matches nothing');
+    assert.equal(call('run_commandx', { command: 'ls' }), 'allow', 'a glob is anchored');
+  }
+});

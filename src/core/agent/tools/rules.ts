@@ -16,12 +16,38 @@ export interface RuleDecision {
 }
 
 function globToRegExp(glob: string): RegExp {
-  return new RegExp(
-    `^${glob
-      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-      .replace(/\*/g, '.*')
-      .replace(/\?/g, '.')}$`,
-  );
+  return compiled(
+    `glob:${glob}`,
+    () =>
+      new RegExp(
+        `^${glob
+          .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+          .replace(/\*/g, '.*')
+          .replace(/\?/g, '.')}$`,
+      ),
+  )!;
+}
+
+/**
+ * Every tool call is decided against every rule: a rule's patterns are compiled once and kept (a
+ * RegExp without the g or y flag keeps no state between tests, so one can be shared). null: the
+ * pattern does not compile.
+ */
+const regexps = new Map<string, RegExp | null>();
+const MAX_REGEXPS = 1024;
+
+function compiled(key: string, make: () => RegExp): RegExp | null {
+  let re = regexps.get(key);
+  if (re === undefined) {
+    try {
+      re = make();
+    } catch {
+      re = null;
+    }
+    if (regexps.size >= MAX_REGEXPS) regexps.clear();
+    regexps.set(key, re);
+  }
+  return re;
 }
 
 function argText(v: unknown): string {
@@ -35,12 +61,8 @@ export function ruleMatches(
   if (!globToRegExp(rule.tool).test(call.tool)) return false;
   if (rule.mode && rule.mode !== call.mode) return false;
   for (const [name, pattern] of Object.entries(rule.args ?? {})) {
-    let re: RegExp;
-    try {
-      re = new RegExp(pattern);
-    } catch {
-      return false; // an invalid pattern never matches (Settings validation reports it)
-    }
+    const re = compiled(`arg:${pattern}`, () => new RegExp(pattern));
+    if (!re) return false; // an invalid pattern never matches (Settings validation reports it)
     if (!(name in call.args) || !re.test(argText(call.args[name]))) return false;
   }
   return true;
