@@ -299,7 +299,7 @@ describe('fluid run', () => {
     // Mid-session: the destroy waits for an approval nobody gives; the process is killed there.
     // The approval row, the session's status and the terminal prompt appear in that order, each a
     // moment after the other: wait for all three.
-    const asked = /waiting for approval [0-9a-f-]+\n\s+approve: fluid approval approve/;
+    const asked = /waiting for a person to decide approval [0-9a-f-]+ \(in the Fluid app or web UI/;
     let sessionId = '';
     const deadline = Date.now() + 60_000;
     for (;;) {
