@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { ToolRegistry, jsonSchemaOf } from '../../../src/core/agent/tools/registry.ts';
 import { toolDefinitions, toolSet } from '../../../src/core/agent/loop.ts';
 import { StepGate } from '../../../src/core/agent/gate.ts';
+import type { Rule } from '../../../src/core/agent/tools/rules.ts';
 import { createProviderLazy } from '../../../src/core/agent/providers/lazy.ts';
 import type { ProviderConfig } from '../../../src/core/agent/providers/types.ts';
 import { testCore } from '../../support/core.ts';
@@ -239,10 +240,10 @@ test('a transcript is parsed once and followed: rows another process appends, of
 
 test('rule patterns are compiled once and decide as before, an invalid pattern never matching', async () => {
   const { decideRule } = await import('../../../src/core/agent/tools/rules.ts');
-  const rules = [
-    { tool: 'run_*', args: { command: '^rm ' }, decision: 'deny' as const },
-    { tool: 'x', args: { a: '(' }, decision: 'deny' as const },
-    { tool: 'run_?ommand', decision: 'ask' as const },
+  const rules: Rule[] = [
+    { tool: 'run_*', args: { command: '^rm ' }, decision: 'deny' },
+    { tool: 'x', args: { a: '(' }, decision: 'deny' },
+    { tool: 'run_?ommand', decision: 'ask' },
   ];
   const call = (tool: string, args: Record<string, unknown>) =>
     decideRule(rules, { tool, args, mode: 'edit', risk: 'low' }).decision;
