@@ -43,16 +43,34 @@ export class EventBus extends TypedEventBus<Contract> {
   override emit<K extends EventName<Contract>>(name: K, payload: Payload<Contract, K>): void {
     super.emit(name, payload);
     if (this.feed && RELAYED.has(name)) {
-      try {
-        prepared(this.feed.db, 'INSERT INTO event_feed (name, payload, origin, ts) VALUES (?, ?, ?, ?)').run(
-          name,
-          JSON.stringify(payload),
-          this.feed.origin,
-          Date.now(),
-        );
-      } catch {
-        /* the feed is best effort; local listeners already have the event */
+      // Written in one transaction per pass of the event loop: a commit per event cost more than the
+      // rest of an audit append, and readers poll every 500 ms anyway.
+      this.unwritten.push([name, JSON.stringify(payload), Date.now()]);
+      if (!this.flushing) {
+        this.flushing = true;
+        unflushed.add(this);
+        setImmediate(() => this.flushFeed());
       }
+    }
+  }
+
+  private unwritten: Array<[name: string, payload: string, ts: number]> = [];
+  private flushing = false;
+
+  /** Write the events emitted since the last pass (also at detach and at process exit). */
+  flushFeed(): void {
+    this.flushing = false;
+    unflushed.delete(this);
+    const rows = this.unwritten.splice(0);
+    const f = this.feed;
+    if (!f || !rows.length) return;
+    try {
+      const insert = prepared(f.db, 'INSERT INTO event_feed (name, payload, origin, ts) VALUES (?, ?, ?, ?)');
+      f.db.transaction(() => {
+        for (const [name, payload, ts] of rows) insert.run(name, payload, f.origin, ts);
+      })();
+    } catch {
+      /* the feed is best effort; local listeners already have the event */
     }
   }
 
@@ -88,10 +106,17 @@ export class EventBus extends TypedEventBus<Contract> {
   }
 
   detachFeed(): void {
+    this.flushFeed();
     if (this.feed?.timer) clearInterval(this.feed.timer);
     this.feed = null;
   }
 }
+
+/** Buses with events not yet written: written at exit too (a CLI command may exit right after one). */
+const unflushed = new Set<EventBus>();
+process.on('exit', () => {
+  for (const bus of [...unflushed]) bus.flushFeed();
+});
 
 const RELAYED = new Set<string>([
   'hosts.changed',
