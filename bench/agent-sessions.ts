@@ -23,6 +23,14 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
+import {
+  MessageChannel,
+  type MessagePort,
+  Worker,
+  isMainThread,
+  parentPort,
+  workerData,
+} from 'node:worker_threads';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '..');
@@ -37,7 +45,10 @@ interface Result {
   failures: string[];
   turns: number;
   wallMs: number;
+  /** CPU of the core's thread (where the sessions run). */
   cpuMs: number;
+  /** CPU of the whole process (the watchers' thread and V8's helper threads included). */
+  processCpuMs: number;
   dispatch: number[];
   loopP99Ms: number;
   loopMaxMs: number;
@@ -72,8 +83,7 @@ async function child(): Promise<void> {
   const { createCore } = await mod('src/core/createCore.ts');
   const { MemorySecretStore } = await mod('src/core/platform/secrets.ts');
   const { createLogger } = await mod('src/core/platform/logger.ts');
-  const { memoryPortPair, RpcClient } = await mod('src/shared/rpc.ts');
-  const { contract } = await mod('src/shared/contract/index.ts');
+  const { portFromMessagePort } = await mod('src/shared/rpc.ts');
   const { z } = await import('zod');
 
   const dir = mkdtempSync(join(tmpdir(), 'fluid-bench-sessions-'));
@@ -82,10 +92,20 @@ async function child(): Promise<void> {
     secrets: new MemorySecretStore(),
     logger: createLogger({ level: 'error', stderr: true }),
   });
-  const person = { door: 'test', id: 'bench' };
-  const [a, b] = memoryPortPair();
-  core.serve(b, person);
-  const client = new RpcClient(contract, a);
+  // The people watching: a worker thread on a MessagePort, as the app's window is on Electron's (the
+  // frames are structured-cloned across; the core's thread pays for validating and sending them).
+  const { port1, port2 } = new MessageChannel();
+  core.serve(portFromMessagePort(port1 as never), { door: 'test', id: 'bench' });
+  const watchers = new Worker(fileURLToPath(import.meta.url), {
+    workerData: { root, calls, timeoutS: Number(values['timeout-s']), port: port2 },
+    transferList: [port2],
+  });
+  const ask = (msg: { n: number; from: number }) =>
+    new Promise<WatchReport>((res, rej) => {
+      watchers.once('message', res);
+      watchers.once('error', rej);
+      watchers.postMessage(msg);
+    });
 
   // The tool: trivial and in-process, registered through the real gate (mode, validation, policy,
   // audit, redaction). It counts its calls per session and says when the script is finished.
@@ -109,110 +129,153 @@ async function child(): Promise<void> {
     },
   });
   // The reply persisted (the loop's own event, synchronous): the start of a dispatch.
-  const agentInternals = core.agent as unknown as {
-    subscribe(id: string, l: (ev: { type: string; message?: { role: string } }) => void): () => void;
+  const agent = core.agent as unknown as {
+    emit(id: string, ev: { type: string; message?: { role: string } }): void;
+  };
+  const emit = agent.emit.bind(agent);
+  agent.emit = (id, ev) => {
+    if (ev.type === 'message' && ev.message?.role === 'assistant') lastReply.set(id, performance.now());
+    emit(id, ev);
   };
 
-  await client.call('providers.save', {
-    id: 'scripted',
-    kind: 'anthropic',
-    label: 'Scripted model',
-    baseUrl: url,
-    model: 'scripted-model',
-    apiKey: 'sk-ant-bench-0123456789abcdef',
-    isDefault: true,
-    inputPerMTok: 0,
-    outputPerMTok: 0,
-  });
-
-  let watchEvents = 0;
-  const failures: string[] = [];
-  const deadline = AbortSignal.timeout(Number(values['timeout-s']) * 1000);
-  const one = async (i: number): Promise<{ ok: boolean; turns: number }> => {
-    const s = (await client.call('agent.sessions.create', {
-      task: `Benchmark task ${i}: call bench_step until it says it is done.`,
-      maxSteps: calls + 5,
-    })) as { id: string };
-    const un = agentInternals.subscribe(s.id, (ev) => {
-      if (ev.type === 'message' && ev.message?.role === 'assistant') lastReply.set(s.id, performance.now());
-    });
-    let last: { status: string; steps: number; lastError: unknown } | null = null;
-    try {
-      for await (const ev of client.stream(
-        'agent.watch',
-        { sessionId: s.id },
-        { signal: deadline },
-      ) as AsyncIterable<{
-        type: string;
-        session?: { status: string; steps: number; lastError: unknown };
-      }>) {
-        watchEvents++;
-        if ((ev.type === 'status' || ev.type === 'snapshot') && ev.session) {
-          last = ev.session;
-          if (TERMINAL.includes(ev.session.status)) break;
-        }
-      }
-    } catch (err) {
-      failures.push(`session ${i}: ${(err as Error).message}`);
-      return { ok: false, turns: last?.steps ?? 0 };
-    } finally {
-      un();
-    }
-    const ok = last?.status === 'done' && last.steps === calls + 1 && count.get(s.id) === calls;
-    if (!ok && failures.length < 5)
-      failures.push(
-        `session ${i}: ${last?.status} after ${last?.steps} turns: ${JSON.stringify(last?.lastError)}`,
-      );
-    return { ok, turns: last?.steps ?? 0 };
-  };
+  core.agent.saveProvider(
+    {
+      id: 'scripted',
+      kind: 'anthropic',
+      label: 'Scripted model',
+      baseUrl: url,
+      model: 'scripted-model',
+      apiKey: 'sk-ant-bench-0123456789abcdef',
+      isDefault: true,
+      inputPerMTok: 0,
+      outputPerMTok: 0,
+    },
+    { door: 'test', id: 'bench' },
+  );
 
   // Warm up (module loading, JIT, the provider's client) outside the measured window.
-  await Promise.all(Array.from({ length: 4 }, (_, i) => one(-1 - i)));
+  await ask({ n: 4, from: -4 });
+  dispatch.length = 0;
   count.clear();
   lastReply.clear();
-  dispatch.length = 0;
-  failures.length = 0;
-  watchEvents = 0;
 
   const eld = monitorEventLoopDelay({ resolution: 10 });
   let profiling: { stop(): Promise<void> } | null = null;
   if (values['cpu-prof']) profiling = await startProfile(values['cpu-prof']);
   eld.enable();
   const cpu0 = process.cpuUsage();
+  const thread0 = process.threadCpuUsage();
   const t0 = performance.now();
-
-  // Each start is its own request, as over a real door (the in-memory port would deliver them all
-  // in one pass of the event loop).
-  const started: Array<Promise<{ ok: boolean; turns: number }>> = [];
-  for (let i = 0; i < n; i++) {
-    started.push(one(i));
-    await new Promise((r) => setImmediate(r));
-  }
-  const outcomes = await Promise.all(started);
+  const report = await ask({ n, from: 0 });
   const wallMs = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
+  const thread = process.threadCpuUsage(thread0);
   eld.disable();
   await profiling?.stop();
   const audit = core.audit.verify() as { ok: boolean };
+  // Every session's tool ran exactly `calls` times (the gate neither lost nor repeated a call).
+  const wrongCounts = [...count.values()].filter((k) => k !== calls).length + (n - count.size);
+  if (wrongCounts) report.failures.push(`${wrongCounts} sessions did not make exactly ${calls} tool calls`);
   const result: Result = {
     build: root,
     sessions: n,
-    completed: outcomes.filter((o) => o.ok).length,
-    failed: outcomes.filter((o) => !o.ok).length,
-    failures,
-    turns: outcomes.reduce((s, o) => s + o.turns, 0),
+    completed: Math.max(0, report.outcomes.filter((o) => o.ok).length - wrongCounts),
+    failed: report.outcomes.filter((o) => !o.ok).length + wrongCounts,
+    failures: report.failures,
+    turns: report.outcomes.reduce((s, o) => s + o.turns, 0),
     wallMs,
-    cpuMs: (cpu.user + cpu.system) / 1000,
+    cpuMs: (thread.user + thread.system) / 1000,
+    processCpuMs: (cpu.user + cpu.system) / 1000,
     dispatch: summarize(dispatch),
     loopP99Ms: eld.percentile(99) / 1e6,
     loopMaxMs: eld.max / 1e6,
-    watchEvents,
+    watchEvents: report.watchEvents,
     auditOk: audit.ok,
   };
+  await watchers.terminate();
   await core.close();
   rmSync(dir, { recursive: true, force: true });
   process.stdout.write(JSON.stringify(result) + '\n');
   process.exit(0);
+}
+
+interface WatchReport {
+  outcomes: Array<{ ok: boolean; turns: number }>;
+  failures: string[];
+  watchEvents: number;
+}
+
+/** The worker: starts sessions over the contract and watches each until it ends. */
+async function watcher(): Promise<void> {
+  const {
+    root,
+    calls: perSession,
+    timeoutS,
+    port,
+  } = workerData as {
+    root: string;
+    calls: number;
+    timeoutS: number;
+    port: MessagePort;
+  };
+  const mod = (p: string) => import(pathToFileURL(join(root, p)).href);
+  const { RpcClient, portFromMessagePort } = await mod('src/shared/rpc.ts');
+  const { contract } = await mod('src/shared/contract/index.ts');
+  const client = new RpcClient(contract, portFromMessagePort(port as never));
+  const deadline = AbortSignal.timeout(timeoutS * 1000);
+  parentPort!.on('message', (msg: { n: number; from: number }) => {
+    void (async () => {
+      let watchEvents = 0;
+      const failures: string[] = [];
+      // Sessions start one after another (each create answered before the next is sent, as people or
+      // scripts start them), then run concurrently.
+      const watch = async (i: number, id: string): Promise<{ ok: boolean; turns: number }> => {
+        let last: { status: string; steps: number; lastError: unknown } | null = null;
+        try {
+          const events = client.stream(
+            'agent.watch',
+            { sessionId: id },
+            { signal: deadline },
+          ) as AsyncIterable<{
+            type: string;
+            session?: { status: string; steps: number; lastError: unknown };
+          }>;
+          for await (const ev of events) {
+            watchEvents++;
+            if ((ev.type === 'status' || ev.type === 'snapshot') && ev.session) {
+              last = ev.session;
+              if (TERMINAL.includes(ev.session.status)) break;
+            }
+          }
+        } catch (err) {
+          failures.push(`session ${i}: ${(err as Error).message}`);
+          return { ok: false, turns: last?.steps ?? 0 };
+        }
+        const ok = last?.status === 'done' && last.steps === perSession + 1;
+        if (!ok && failures.length < 5)
+          failures.push(
+            `session ${i}: ${last?.status} after ${last?.steps} turns: ${JSON.stringify(last?.lastError)}`,
+          );
+        return { ok, turns: last?.steps ?? 0 };
+      };
+      const running: Array<Promise<{ ok: boolean; turns: number }>> = [];
+      for (let k = 0; k < msg.n; k++) {
+        const i = msg.from + k;
+        try {
+          const s = (await client.call('agent.sessions.create', {
+            task: `Benchmark task ${i}: call bench_step until it says it is done.`,
+            maxSteps: perSession + 5,
+          })) as { id: string };
+          running.push(watch(i, s.id));
+        } catch (err) {
+          failures.push(`session ${i}: not created: ${(err as Error).message}`);
+          running.push(Promise.resolve({ ok: false, turns: 0 }));
+        }
+      }
+      const outcomes = await Promise.all(running);
+      parentPort!.postMessage({ outcomes, failures, watchEvents } satisfies WatchReport);
+    })();
+  });
 }
 
 function summarize(xs: number[]): number[] {
@@ -282,13 +345,13 @@ async function parent(): Promise<void> {
           await fetch(`${server.url}/_scripted/reset`, { method: 'POST' });
           const res = await runChild(build, n, server.anthropicBaseUrl);
           results.push(res);
-          print(res, builds);
+          print(res);
         }
       }
     }
     console.log('');
     console.log(header());
-    for (const r of results) print(r, builds, true);
+    for (const r of results) print(r, true);
     if (values.base) {
       console.log('\nratios (this build vs base; >1 is better for turns/s, <1 for the others):');
       for (const n of sizes) {
@@ -298,7 +361,7 @@ async function parent(): Promise<void> {
         const cur = pick(ROOT);
         const ratio = (f: (r: Result) => number) => (mean(cur, f) / mean(base, f)).toFixed(2);
         console.log(
-          `  ${String(n).padStart(5)} sessions: turns/s ×${ratio(tps)}  cpu/turn ×${ratio(cpuPerTurn)}  dispatch p99 ×${ratio((r) => r.dispatch[1]!)}  loop p99 ×${ratio((r) => r.loopP99Ms)}`,
+          `  ${String(n).padStart(5)} sessions: turns/s ×${ratio(tps)}  cpu/turn ×${ratio(cpuPerTurn)} (process ×${ratio(procCpuPerTurn)})  dispatch p99 ×${ratio((r) => r.dispatch[1]!)}  loop p99 ×${ratio((r) => r.loopP99Ms)}`,
         );
       }
     }
@@ -312,20 +375,31 @@ async function parent(): Promise<void> {
 
 const tps = (r: Result) => r.turns / (r.wallMs / 1000);
 const cpuPerTurn = (r: Result) => r.cpuMs / Math.max(1, r.turns);
+const procCpuPerTurn = (r: Result) => r.processCpuMs / Math.max(1, r.turns);
 
 function header(): string {
-  return 'build     sessions  completed  failed  turns/s  cpu/turn ms  dispatch p50/p99 ms  loop p99/max ms  audit';
+  return 'build     sessions  completed  failed  turns/s  cpu/turn ms (thread/process)  dispatch p50/p99 ms  loop p99/max ms  audit';
 }
 
-function print(r: Result, builds: string[], row = false): void {
+function print(r: Result, row = false): void {
   const name = r.build === ROOT ? 'this' : 'base';
-  const line = `${name.padEnd(8)} ${String(r.sessions).padStart(9)} ${String(r.completed).padStart(10)} ${String(r.failed).padStart(7)} ${tps(r).toFixed(0).padStart(8)} ${cpuPerTurn(r).toFixed(2).padStart(12)} ${`${r.dispatch[0]!.toFixed(1)}/${r.dispatch[1]!.toFixed(1)}`.padStart(20)} ${`${r.loopP99Ms.toFixed(0)}/${r.loopMaxMs.toFixed(0)}`.padStart(16)}  ${r.auditOk ? 'ok' : 'BAD'}`;
+  const cpu = `${cpuPerTurn(r).toFixed(2)} / ${procCpuPerTurn(r).toFixed(2)}`;
+  const line = [
+    name.padEnd(8),
+    String(r.sessions).padStart(9),
+    String(r.completed).padStart(10),
+    String(r.failed).padStart(7),
+    tps(r).toFixed(0).padStart(8),
+    cpu.padStart(30),
+    `${r.dispatch[0]!.toFixed(1)}/${r.dispatch[1]!.toFixed(1)}`.padStart(20),
+    `${r.loopP99Ms.toFixed(0)}/${r.loopMaxMs.toFixed(0)}`.padStart(16),
+    ` ${r.auditOk ? 'ok' : 'BAD'}`,
+  ].join(' ');
   if (row) console.log(line);
   else {
     console.log(`${line}   (${(r.wallMs / 1000).toFixed(1)} s, ${r.watchEvents} watch events)`);
     for (const f of r.failures) console.log(`    ${f}`);
   }
-  void builds;
 }
 
 function runChild(build: string, n: number, url: string): Promise<Result> {
@@ -364,5 +438,6 @@ function runChild(build: string, n: number, url: string): Promise<Result> {
   });
 }
 
-if (values.child) await child();
+if (!isMainThread) await watcher();
+else if (values.child) await child();
 else await parent();
