@@ -270,6 +270,21 @@ function occurrences(text: string, value: string, kind: SecretKind, into: Span[]
   }
 }
 
+/**
+ * A multi-line secret with any line endings, compiled once per value (every redaction looks for every
+ * stored key). matchAll works on a copy, so the shared expression's lastIndex never moves.
+ */
+const lineEndingsRes = new Map<string, RegExp>();
+function lineEndingsRe(v: string): RegExp {
+  let re = lineEndingsRes.get(v);
+  if (!re) {
+    re = new RegExp(escapeRe(v.trim()).replace(/\n/g, '\\r?\\n'), 'g');
+    if (lineEndingsRes.size >= 256) lineEndingsRes.clear();
+    lineEndingsRes.set(v, re);
+  }
+  return re;
+}
+
 /** Secret values shorter than this are only found by pattern, never by value (too many false hits). */
 const MIN_VALUE_CHARS = 6;
 
@@ -288,7 +303,7 @@ export function findSecrets(
     occurrences(text, v, kind, spans);
     // A multi-line secret (a PEM key) may come back with other line endings.
     if (v.includes('\n')) {
-      const re = new RegExp(escapeRe(v.trim()).replace(/\n/g, '\\r?\\n'), 'g');
+      const re = lineEndingsRe(v);
       for (const m of text.matchAll(re)) spans.push({ start: m.index, end: m.index + m[0].length, kind });
     }
   }

@@ -255,3 +255,21 @@ test('rule patterns are compiled once and decide as before, an invalid pattern n
     assert.equal(call('run_commandx', { command: 'ls' }), 'allow', 'a glob is anchored');
   }
 });
+
+test('a stored multi-line secret is found with any line endings on every call (its pattern is kept)', async () => {
+  const { findSecrets } = await import('../../../src/core/agent/redact.ts');
+  const key = [
+    '-----BEGIN TEST KEY-----',
+    'QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=',
+    '-----END TEST KEY-----',
+  ].join('\n');
+  const known = [{ value: key, kind: 'secret' as const }];
+  for (let i = 0; i < 3; i++) {
+    const text = `before\r\n${key.replace(/\n/g, '\r\n')}\r\nafter ${i}`;
+    const spans = findSecrets(text, known);
+    assert.ok(
+      spans.some((s) => text.slice(s.start, s.end) === key.replace(/\n/g, '\r\n')),
+      `call ${i}: the CRLF copy is found whole`,
+    );
+  }
+});
