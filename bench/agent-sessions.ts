@@ -4,16 +4,21 @@
  * store in SQLite, redaction, and every session watched through the contract's agent.watch stream),
  * against the scripted model server in a separate process speaking the real Anthropic wire format.
  * Each session makes `--calls` tool calls (one per model turn) to a trivial in-process tool, then ends.
+ * The sessions are started and watched from a worker thread over a MessagePort, as the app's window
+ * does over Electron's, so the core's thread pays for what it serves and not for the watchers.
  *
  *   node bench/agent-sessions.ts [--sessions 50,200,1000] [--calls 10] [--base DIR] [--runs 1]
+ *                                [--cpu-prof PREFIX]
  *
  * Prints, per session count and build: completed/failed, model turns per second, CPU per model turn
- * (process.cpuUsage over the run / turns), dispatch p50/p99 (from the model's reply persisted to the
- * tool running: the loop, the gate and the event loop's queueing) and event-loop delay p99
+ * (process.threadCpuUsage of the core's thread, and process.cpuUsage of the whole process, over the
+ * run / turns), dispatch p50/p99 (from the model's reply persisted to the tool running: the loop, the
+ * gate and the event loop's queueing) and event-loop delay p99/max of the core's thread
  * (perf_hooks.monitorEventLoopDelay). With --base DIR (a checkout of an earlier commit, e.g.
  * `git worktree add /tmp/base <commit>` with node_modules linked), the same run is made against that
  * build's core, alternating with this one, and the ratios are printed. Every run is a child process
- * of its own (one build, one size); no VM, host or network beyond loopback is used.
+ * of its own (one build, one size) after a warm-up of 4 sessions; no VM, host or network beyond
+ * loopback is used. Exits 1 when a session of this build failed or its audit chain does not verify.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
