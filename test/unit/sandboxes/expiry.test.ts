@@ -21,6 +21,7 @@ import {
 } from '../../../src/core/sandboxes/expiry.ts';
 import { hostLayout } from '../../../src/core/sandboxes/layout.ts';
 import { pidAlive } from '../../../src/core/store/tasks.ts';
+import { eventually } from '../../support/eventually.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'fluid-expiry-'));
 const fake = join(work, 'libvirt');
@@ -66,12 +67,6 @@ function sandbox(opts: { labelledFor?: string; at: number }): ExpiryEntry {
   return { id, domain, uri: 'qemu:///system', dir, at: opts.at };
 }
 
-async function until(what: string, cond: () => boolean): Promise<void> {
-  // Event-driven enough: the watcher acts within its own pass; the bound only stops a hung test.
-  for (let i = 0; i < 600 && !cond(); i++) await new Promise((r) => setTimeout(r, 100));
-  assert.ok(cond(), `timed out waiting for: ${what}`);
-}
-
 const watcherPid = async () => {
   const r = await conn.exec(`python3 ${expiryDir(layout)}/expiry.py status ${layout.root}`);
   assert.equal(r.code, 0, r.stderr.toString());
@@ -103,7 +98,7 @@ test('a due sandbox is destroyed on the host with no Fluid process involved; one
   started.push(pid);
 
   const tomb = join(expiryDir(layout), `${due.id}.expired`);
-  await until('the due sandbox to be expired', () => existsSync(tomb));
+  await eventually('the due sandbox to be expired', () => existsSync(tomb));
   assert.ok(!existsSync(join(fake, 'domains', due.domain)), 'its domain was undefined');
   assert.ok(!existsSync(due.dir), 'its files were removed');
   const t = JSON.parse(readFileSync(tomb, 'utf8')) as { id: string; destroyed: boolean };
@@ -126,7 +121,7 @@ test('a due sandbox is destroyed on the host with no Fluid process involved; one
 
   // Forgetting everything stops the watcher and leaves nothing of the watchdog behind.
   await disarmExpiry(conn, layout, [due.id, later.id]);
-  await until('the watcher to exit', () => !pidAlive(pid));
+  await eventually('the watcher to exit', () => !pidAlive(pid));
   assert.ok(!existsSync(expiryDir(layout)), 'the expiry directory is gone');
 });
 
@@ -136,7 +131,7 @@ test('a domain with the entry’s name that is not labelled as that sandbox is l
   const r = await armExpiry(conn, layout, [impostor]);
   assert.deepEqual([r.watcher, r.entries], ['process', 1]);
   // With its only entry dropped the watcher tidies up and exits: the directory goes with it.
-  await until('the entry to be dropped', () => !existsSync(expiryDir(layout)));
+  await eventually('the entry to be dropped', () => !existsSync(expiryDir(layout)));
   assert.ok(existsSync(join(fake, 'domains', impostor.domain)), 'the domain is still defined');
   assert.ok(existsSync(impostor.dir), 'its files are still there');
   assert.doesNotMatch(
@@ -161,6 +156,6 @@ test('entries outside this installation’s directory, or not naming a sandbox, 
   const pid = await watcherPid();
   if (pid) started.push(pid);
   await disarmExpiry(conn, layout, [good.id]);
-  if (pid) await until('the watcher to exit', () => !pidAlive(pid));
+  if (pid) await eventually('the watcher to exit', () => !pidAlive(pid));
   assert.ok(!existsSync(expiryDir(layout)), 'nothing is left');
 });

@@ -9,6 +9,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { fluid } from '../../support/cli.ts';
+import { eventually } from '../../support/eventually.ts';
 import { tempDir, testCore } from '../../support/core.ts';
 import { createCore } from '../../../src/core/createCore.ts';
 import { claimSweepSpawn, dueForSweep } from '../../../src/core/sandboxes/expiry.ts';
@@ -95,8 +96,10 @@ test('a plain CLI command answers at once and leaves a sweep behind that destroy
   const look = createCore({ dataDir: dir });
   try {
     const state = (id: string) => look.sandboxes.store.maybe(id)?.state;
-    for (let i = 0; i < 600 && (state(expired.id) !== 'destroyed' || state(failed.id) !== 'destroyed'); i++)
-      await new Promise((res) => setTimeout(res, 100));
+    await eventually(
+      'the background sweep to destroy the expired sandbox and close the failed row',
+      () => state(expired.id) === 'destroyed' && state(failed.id) === 'destroyed',
+    );
     assert.equal(state(expired.id), 'destroyed', 'the expired sandbox was destroyed in the background');
     assert.equal(state(failed.id), 'destroyed', 'the expired failed row was closed');
     // A sandbox with time left is not destroyed (the sweep's reconcile of the host does mark this
