@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `npm test`: set up what the selected suites need, static checks, build, then one node:test run over
-# every selected test file. The LAST line of output is "N passed, N failed, N skipped" (CI reads it).
+# `npm test`: set up what the selected suites need, static checks, build, then node:test over every
+# selected test file (the lab's files one at a time, the others beside them). The LAST line of output
+# is "N passed, N failed, N skipped" (CI reads it).
 # The run fails (non-zero exit) when a test fails, when a test is skipped or todo (a skipped test proves
 # nothing), when no test runs, and when FLUID_TEST_ONLY names something that holds no test file.
 #
@@ -103,11 +104,68 @@ else
   step "build";     npm run -s build >/dev/null
 fi
 
-# ---- the tests: the summary reporter's line is the last line of output
-step "tests: ${#FILES[@]} files"
+# ---- the tests: two lanes side by side, then one summary line, the last line of output
+# Files that use the lab (they boot VMs, change fluid-lab-prod, serve the sandboxes' egress) run one
+# at a time in the lab lane; everything else (unit, conformance, and the e2e and integration files
+# that never touch the lab) runs in a second lane beside it, so the machine's waits on the guests are
+# not also the whole suite's. A file is a lab file when it reads the lab's description.
+LAB_FILES=() FREE_FILES=()
+for f in "${FILES[@]}"; do
+  case $f in
+    test/unit/*|test/conformance/*) FREE_FILES+=("$f");;
+    *) if grep -qE 'readLab|prepareLabData|support/lab\.ts|lab\.json' "$f"; then LAB_FILES+=("$f"); else FREE_FILES+=("$f"); fi;;
+  esac
+done
+step "tests: ${#FILES[@]} files (${#LAB_FILES[@]} on the lab, ${#FREE_FILES[@]} beside them)"
 mkdir -p test-artifacts
-exec node --test \
-  --test-reporter=spec --test-reporter-destination=stdout \
-  --test-reporter=./scripts/summary-reporter.mjs --test-reporter-destination=stdout \
-  --test-timeout="${FLUID_TEST_TIMEOUT_MS:-900000}" \
-  "${FILES[@]}"
+LANES=$(mktemp -d "${TMPDIR:-/tmp}/fluid-test-lanes.XXXXXX")
+trap 'rm -rf "$LANES"' EXIT
+run_lane() {
+  node --test \
+    --test-reporter=spec --test-reporter-destination=stdout \
+    --test-reporter=./scripts/summary-reporter.mjs --test-reporter-destination=stdout \
+    --test-timeout="${FLUID_TEST_TIMEOUT_MS:-900000}" \
+    "$@"
+}
+FREE_LOG=$LANES/free.log
+free_pid=
+if [ ${#FREE_FILES[@]} -gt 0 ]; then
+  if [ ${#LAB_FILES[@]} -gt 0 ]; then
+    run_lane "${FREE_FILES[@]}" >"$FREE_LOG" 2>&1 &
+    free_pid=$!
+  else
+    run_lane "${FREE_FILES[@]}" 2>&1 | tee "$FREE_LOG"
+  fi
+fi
+lab_rc=0 free_rc=0
+LAB_LOG=$LANES/lab.log
+if [ ${#LAB_FILES[@]} -gt 0 ]; then
+  set +e
+  run_lane "${LAB_FILES[@]}" 2>&1 | tee "$LAB_LOG"
+  lab_rc=${PIPESTATUS[0]}
+  set -e
+fi
+if [ -n "$free_pid" ]; then
+  set +e
+  wait "$free_pid"
+  free_rc=$?
+  set -e
+  printf '\n== the tests beside the lab (%s files)\n' "${#FREE_FILES[@]}"
+  cat "$FREE_LOG"
+fi
+# one line for the run: the sum of the lanes' summary lines; a lane without one failed as a whole
+passed=0 failed=0 skipped=0 rc=0
+for log in "$LAB_LOG" "$FREE_LOG"; do
+  [ -f "$log" ] || continue
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$log" | tail -1 || true)
+  if [ -z "$line" ]; then
+    printf 'npm test: the %s lane printed no summary line: it did not finish (see above)\n' "$(basename "$log" .log)"
+    failed=$((failed + 1))
+    continue
+  fi
+  read -r p _ f _ k _ <<<"${line//,/}"
+  passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + k))
+done
+[ "$lab_rc" = 0 ] && [ "$free_rc" = 0 ] && [ "$failed" = 0 ] && [ "$skipped" = 0 ] || rc=1
+printf '\n%s passed, %s failed, %s skipped\n' "$passed" "$failed" "$skipped"
+exit $rc

@@ -70,6 +70,10 @@ before(() => {
   write('todo/todo.test.ts', "test('runs', () => {});\ntest('later', { todo: 'not written yet' });");
   write('fail/fail.test.ts', "test('runs', () => {});\ntest('breaks', () => { throw new Error('boom'); });");
   write('empty/empty.test.ts', 'export const nothing = 1;');
+  // one file that reads the lab's description (the lab lane) and two that do not (the lane beside it)
+  write('lanes/lab.test.ts', "const readLab = () => 'lab';\ntest('on the lab', () => { readLab(); });");
+  write('lanes/free.test.ts', "test('beside the lab', () => {});");
+  write('lanes/free-fail.test.ts', "test('breaks beside the lab', () => { throw new Error('boom'); });");
   mkdirSync(join(dir, 'no-tests'));
   writeFileSync(join(dir, 'no-tests/readme.txt'), 'no test files here');
   // a list with a package no machine has, for the setup checks
@@ -191,6 +195,24 @@ describe('the summary and the exit code', () => {
     });
     assert.notEqual(r.code, 0);
     assert.equal(r.last, '6 passed, 1 failed, 3 skipped');
+  });
+});
+
+describe('two lanes', () => {
+  test('lab files and the others run in separate lanes, and one summary line adds them up', async () => {
+    const r = await runTestScript({ FLUID_TEST_ONLY: file('lanes') });
+    assert.notEqual(r.code, 0, 'a failure in the lane beside the lab fails the run');
+    assert.equal(r.last, '2 passed, 1 failed, 0 skipped');
+    assert.match(r.stdout, /3 files \(1 on the lab, 2 beside them\)/);
+    assert.match(r.stdout, /== the tests beside the lab \(2 files\)[\s\S]*breaks beside the lab/);
+  });
+
+  test('a passing run of both lanes exits 0', async () => {
+    const r = await runTestScript({
+      FLUID_TEST_ONLY: `${file('lanes/lab.test.ts')} ${file('lanes/free.test.ts')}`,
+    });
+    assert.equal(r.code, 0, r.stdout);
+    assert.equal(r.last, '2 passed, 0 failed, 0 skipped');
   });
 });
 
