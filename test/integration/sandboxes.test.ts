@@ -271,7 +271,7 @@ exit 7`;
   test('a certificate past its validity is refused by the guest’s sshd; a valid one works', async () => {
     const { expiredCertificateLogin } = await import('../support/guest-cert.ts');
     const host = await core.hosts.connection('lab');
-    const r = await expiredCertificateLogin(core, host, web.ip!, web.hostKeyFingerprint!);
+    const r = await expiredCertificateLogin(core, host, web.id, web.ip!, web.hostKeyFingerprint!);
     assert.equal(r.valid, 'ok');
     assert.notEqual(r.expired, 'logged in');
     assert.match(r.sshdLog, /expired/i, `sshd should say why it refused: ${r.sshdLog}`);

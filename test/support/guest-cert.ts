@@ -1,13 +1,18 @@
-/** Log in to a sandbox with a certificate issued an hour ago (now expired) and with a fresh one. */
+/**
+ * Log in to a sandbox as Fluid does (its principal, from the gateway) with a certificate issued an hour
+ * ago (now expired) and with a fresh one.
+ */
 import type { Core } from '../../src/core/createCore.ts';
 import type { HostConnection } from '../../src/core/hosts/connection.ts';
 import { SshCa } from '../../src/core/ssh/ca.ts';
 import { GuestSsh } from '../../src/core/ssh/guest.ts';
-import { FLUID_USER } from '../../src/core/sandboxes/identity.ts';
+import { sandboxLogin } from '../../src/core/sandboxes/identity.ts';
+import { GATEWAY } from '../../src/core/sandboxes/network.ts';
 
 export async function expiredCertificateLogin(
   core: Core,
   host: HostConnection,
+  sandboxId: string,
   ip: string,
   fingerprint: string,
 ): Promise<{ valid: string; expired: string; sshdLog: string }> {
@@ -16,7 +21,9 @@ export async function expiredCertificateLogin(
     db: core.db,
     clock: { now: () => new Date(Date.now() - 3600_000) },
   });
-  const target = (key: string) => ({ key, host, address: ip, user: FLUID_USER, hostKey: { fingerprint } });
+  // as Fluid logs in: the sandbox's own principal, from the sandbox network's gateway
+  const login = sandboxLogin(sandboxId, GATEWAY);
+  const target = (key: string) => ({ key, host, address: ip, ...login, hostKey: { fingerprint } });
   const old = new GuestSsh(target('expired-cert'), { ca: anHourAgo });
   let expired = 'logged in';
   try {

@@ -315,7 +315,7 @@ export class SandboxesPage {
   /** Go to a path with the path field (a directory is listed, a file opens). */
   async goToPath(path: string): Promise<void> {
     const panel = await this.tab('Files');
-    await panel.getByLabel('Path', { exact: true }).fill(path);
+    await panel.getByRole('textbox', { name: 'Path', exact: true }).fill(path);
     await panel.getByRole('button', { name: 'Go', exact: true }).click();
   }
 
