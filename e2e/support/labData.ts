@@ -142,7 +142,13 @@ export function prepareLabData(lab: Lab, opts: { hostName?: string; check?: bool
             'BatchMode=yes',
             ...hostOpts,
             `${lab.sshUser}@${lab.sshHost}`,
-            `rm -rf -- '${storageDir.replace(/\/+$/, '')}/${installation}'`,
+            // a domain of this installation still defined (a warm template whose build the stopped
+            // server left behind) goes first, then the directory
+            `for d in $(virsh -c qemu:///system list --all --name); do ` +
+              `virsh -c qemu:///system dumpxml "$d" 2>/dev/null | grep -q 'installation="${installation}"' && ` +
+              `{ echo "left behind: $d" >&2; virsh -c qemu:///system destroy "$d" >/dev/null 2>&1; ` +
+              `virsh -c qemu:///system undefine "$d" --managed-save >/dev/null 2>&1; }; done; ` +
+              `rm -rf -- '${storageDir.replace(/\/+$/, '')}/${installation}'`,
           ],
           { timeout: 60_000 },
         );
