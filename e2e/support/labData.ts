@@ -52,6 +52,14 @@ export function prepareLabData(lab: Lab, opts: { hostName?: string; check?: bool
     ]),
     { cwd: ROOT, stdio: 'pipe', env: { ...process.env, FLUID_DATA_DIR: dataDir }, timeout: 120_000 },
   );
+  // No warm template behind a test's first sandbox: building one boots and saves another VM, which a
+  // test creating one or two sandboxes never restores (a cold boot costs what a build and a restore do)
+  execFileSync(process.execPath, fluidArgs(dataDir, ['settings', 'set', 'sandboxes.warmTemplates=false']), {
+    cwd: ROOT,
+    stdio: 'pipe',
+    env: { ...process.env, FLUID_DATA_DIR: dataDir },
+    timeout: 60_000,
+  });
 
   async function cli(args: string[], o: { timeoutMs?: number } = {}): Promise<unknown> {
     const { stdout } = await run(process.execPath, fluidArgs(dataDir, args), {
