@@ -100,7 +100,10 @@ cat >/dev/null`;
  * after a quiet spell, when the domain stops (virsh ends by itself), or on close().
  */
 export class ConsoleInput {
-  private readonly open = new Map<string, { proc: HostProcess; timer: NodeJS.Timeout }>();
+  private readonly open = new Map<
+    string,
+    { proc: HostProcess; timer: NodeJS.Timeout; ready: Promise<void> }
+  >();
   private readonly quietMs: number;
 
   constructor(quietMs = 10 * 60_000) {
@@ -132,9 +135,27 @@ export class ConsoleInput {
     if (!entry) {
       const cmd = virsh(uri, `console --force ${shq(domain)}`);
       const proc = conn.spawn(`exec script -qfec ${shq(cmd)} /dev/null`);
-      proc.stdout.resume();
+      // Keys written before virsh has attached (it says "Escape character is ...") would be lost:
+      // the first ones wait for that line (or the console's exit, or a few seconds at most).
+      const ready = new Promise<void>((resolve) => {
+        let seen = '';
+        const done = () => {
+          clearTimeout(t);
+          proc.stdout.off('data', onData);
+          proc.stdout.resume();
+          resolve();
+        };
+        const onData = (d: Buffer) => {
+          seen = (seen + d.toString('latin1')).slice(-4096);
+          if (/Escape character|Connected to domain/i.test(seen)) done();
+        };
+        const t = setTimeout(done, 5000);
+        t.unref();
+        proc.stdout.on('data', onData);
+        void proc.exited.then(done);
+      });
       proc.stderr.resume();
-      const made = { proc, timer: setTimeout(() => this.close(key), this.quietMs) };
+      const made = { proc, ready, timer: setTimeout(() => this.close(key), this.quietMs) };
       made.timer.unref();
       void proc.exited.then(() => {
         if (this.open.get(key) === made) {
@@ -150,6 +171,7 @@ export class ConsoleInput {
       entry.timer = setTimeout(() => this.close(key), this.quietMs);
       entry.timer.unref();
     }
+    await entry.ready;
     entry.proc.stdin.write(keys);
     return opened;
   }

@@ -11,9 +11,12 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import type { ConsoleItem } from '../../../src/shared/contract/runs.ts';
 import { LocalConnection } from '../../../src/core/hosts/connection.ts';
+import { PassThrough, Writable } from 'node:stream';
+import type { HostConnection } from '../../../src/core/hosts/connection.ts';
 import {
   BootLog,
   CONSOLE_BACKLOG_BYTES,
+  ConsoleInput,
   cleanLine,
   followConsole,
 } from '../../../src/core/sandboxes/console.ts';
@@ -91,4 +94,46 @@ test('console stream: from an offset, live, the skipped part counted, the follow
   assert.deepEqual(big[1], { kind: 'dropped', bytes: 100 });
   assert.equal(data(big).length, CONSOLE_BACKLOG_BYTES);
   await it2.return?.();
+});
+
+test('console keys wait until virsh has attached to the console, in the order they were typed', async () => {
+  const written: string[] = [];
+  const stdout = new PassThrough();
+  let exit!: (code: number | null) => void;
+  const proc = {
+    stdin: new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        written.push(chunk.toString());
+        cb();
+      },
+    }),
+    stdout,
+    stderr: new PassThrough(),
+    exited: new Promise<number | null>((r) => (exit = r)),
+    kill: () => exit(null),
+  };
+  const spawned: string[] = [];
+  const conn = {
+    hostId: 'h',
+    kind: 'local',
+    exec: async () => ({ code: 0, stdout: Buffer.from('/usr/bin/script\n'), stderr: Buffer.alloc(0) }),
+    spawn: (cmd: string) => {
+      spawned.push(cmd);
+      return proc;
+    },
+  } as unknown as HostConnection;
+  const keys = new ConsoleInput();
+  const first = keys.write(conn, 'sbx', 'qemu:///system', 'fluid-x', '\r');
+  const second = keys.write(conn, 'sbx', 'qemu:///system', 'fluid-x', 'root\r');
+  await new Promise((r) => setImmediate(r));
+  assert.equal(spawned.length, 1, 'one console for the sandbox');
+  assert.match(spawned[0]!, /console --force/);
+  assert.deepEqual(written, [], 'nothing typed before virsh is attached');
+  stdout.write("Connected to domain 'fluid-x'\r\nEscape character is ^] (Ctrl + ])\r\n");
+  assert.equal(await first, true, 'the first write opened the console');
+  assert.equal(await second, false);
+  assert.deepEqual(written, ['\r', 'root\r']);
+  assert.equal(await keys.write(conn, 'sbx', 'qemu:///system', 'fluid-x', 'x'), false);
+  assert.deepEqual(written, ['\r', 'root\r', 'x']);
+  keys.closeAll();
 });
