@@ -123,7 +123,7 @@ test('files of a lab sandbox: browse /etc, edit in Monaco, large files, download
   assert.match(await sandboxes.fileError(), /NOT_FOUND/);
 
   // ---- Edit in Monaco and save; the CLI reads back exactly that ----
-  const motd = `Managed by the e2e test ${name}\n  indented line\tand a tab\n`;
+  const motd = `Managed by the e2e test ${name}\n  indented line\tand a tab\nthe end\n`;
   const saved = await sandboxes.writeFile('/etc/motd', motd);
   assert.match(saved, /Saved \d+ B to \/etc\/motd/);
   assert.equal((await exec(name, 'cat /etc/motd')).stdout, motd);

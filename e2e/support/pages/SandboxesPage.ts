@@ -411,12 +411,23 @@ export class SandboxesPage {
     return waitForText(this.detail.locator('[role="tabpanel"]:not([hidden]) .callout-fail'), /./);
   }
 
-  /** Replace the editor's whole content (Monaco has the focus) with text, as typed at once. */
+  /**
+   * Replace the editor's whole content with text, pasted as a person would (typed text would be
+   * auto-indented line by line, as in any editor): select all, then a paste event carrying the text.
+   */
   async replaceEditorText(view: Locator, text: string): Promise<void> {
     await view.locator('.code-editor .monaco-editor .view-lines').click();
     await this.page.keyboard.press('ControlOrMeta+A');
     await this.page.keyboard.press('Delete');
-    await this.page.keyboard.insertText(text);
+    await this.page.evaluate((t) => {
+      const target = document.activeElement;
+      if (!target) throw new Error('nothing has the focus to paste into');
+      const data = new DataTransfer();
+      data.setData('text/plain', t);
+      target.dispatchEvent(
+        new ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true }),
+      );
+    }, text);
   }
 
   /**

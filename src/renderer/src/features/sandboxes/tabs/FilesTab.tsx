@@ -296,12 +296,13 @@ export function FilesTab({ sandbox, path: routed }: { sandbox: Sandbox; path?: s
   const [creating, setCreating] = useState<string | null>(null);
   const [createError, setCreateError] = useState<string | null>(null);
 
-  // A new address: the path field follows it, and a new file elsewhere is dropped.
+  // A new address: the path field follows it, and a new file elsewhere is dropped (the new file's
+  // own address keeps it: its view stays on screen, with its "Saved" note, once it is written).
   if (seenTarget !== target) {
     setSeenTarget(target);
     setGoValue(target);
     setPathError(null);
-    setNewFile((n) => (n && parentOf(n) === target ? n : null));
+    setNewFile((n) => (n && (parentOf(n) === target || n === target) ? n : null));
   }
 
   useEffect(() => void lastPath.set(sandbox.id, target), [sandbox.id, target]);
@@ -526,7 +527,6 @@ export function FilesTab({ sandbox, path: routed }: { sandbox: Sandbox; path?: s
             isNew={isNew && !entry}
             onChanged={() => {
               const written = place.file!;
-              setNewFile(null);
               setNonce((n) => n + 1);
               if (written !== target) goTo(sandbox.id, written);
             }}
