@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import {
   AuditPage,
+  PresenceDialog,
   SandboxesPage,
   openApp,
   prepareLabData,
@@ -127,6 +128,8 @@ test('a sandbox of the lab: create, run, terminal, files, snapshot, destroy', as
   await sandboxes.allowDestination('not a host!');
   assert.match(await sandboxes.egressError(), /host/i);
   await sandboxes.allowDestination('deb.debian.org');
+  // new egress is a person's decision: confirmed in the window (no passkey enrolled here)
+  await new PresenceDialog(page).confirm();
   await waitFor('the destination to be allowed', async () =>
     (await sandboxes.allowed()).includes('deb.debian.org'),
   );
