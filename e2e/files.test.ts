@@ -188,7 +188,7 @@ test('files of a lab sandbox: browse /etc, edit in Monaco, large files, download
   await waitForText(
     sandboxes.fileView('/root/upload.bin').getByLabel('Hex preview'),
     new RegExp(
-      `^00000000  ${[...payload.subarray(0, 4)].map((b) => b.toString(16).padStart(2, '0')).join(' ')}`,
+      `^00000000 ${[...payload.subarray(0, 4)].map((b) => b.toString(16).padStart(2, '0')).join(' ')}`,
     ),
   );
   lap('files');
