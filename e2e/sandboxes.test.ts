@@ -114,8 +114,10 @@ test('a sandbox of the lab: create, run, terminal, files, snapshot, destroy', as
   const content = `written by the e2e test\nsandbox ${name}\n`;
   const saved = await sandboxes.writeFile('/root/e2e.txt', content, { newFile: true });
   assert.match(saved, /Saved \d+ B to \/root\/e2e\.txt/);
-  const back = await sandboxes.openFile('/root/e2e.txt');
-  assert.equal(back.text, content);
+  await waitFor(
+    'the saved file read back in the editor',
+    async () => (await sandboxes.openFile('/root/e2e.txt')).text === content,
+  );
   const cat = await sandboxes.run('cat /root/e2e.txt');
   assert.equal(cat.output, content);
   const binary = await sandboxes.openFile('/bin/true');

@@ -380,9 +380,12 @@ export class SandboxesPage {
     let text = '';
     if (encoding === 'utf8') {
       const editor = view.locator('.code-editor-wrap');
+      // ready, and its lines drawn (an empty file still draws one line)
       await waitFor(
         'the editor',
-        async () => (await editor.getAttribute('data-ready')) === 'true',
+        async () =>
+          (await editor.getAttribute('data-ready')) === 'true' &&
+          (await view.locator('.code-editor .view-lines .view-line').count()) > 0,
         timeoutMs,
       );
       text = await this.editorText(view);
