@@ -253,12 +253,17 @@ export class SandboxesPage {
     timeoutMs = 60_000,
   ): Promise<{ exit: string; output: string; duration: string }> {
     const panel = await this.tab('Run');
+    const out = panel.locator('.run-output');
+    // the run on screen before this one (its output stays until the new run shows)
+    const before = (await out.count()) ? await out.getAttribute('data-run') : null;
     await panel.getByLabel(/Command or script/).fill(command);
     await panel.getByRole('button', { name: 'Run', exact: true }).click();
-    const out = panel.locator('.run-output');
     await waitFor(
       'the command to finish',
-      async () => (await out.getAttribute('data-running')) === 'false',
+      async () =>
+        (await out.count()) > 0 &&
+        (await out.getAttribute('data-run')) !== before &&
+        (await out.getAttribute('data-running')) === 'false',
       timeoutMs,
       200,
     );
