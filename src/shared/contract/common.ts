@@ -20,3 +20,19 @@ export const ActorSchema = z.object({
 
 export const Empty = z.object({}).strict();
 export const Ok = z.object({ ok: z.literal(true) });
+
+/** How long a command may run and how much of its output is kept: one rule for exec, its stream and runs. */
+export const ExecLimits = {
+  timeoutSeconds: z
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 3600)
+    .default(600),
+  maxOutputBytes: z
+    .number()
+    .int()
+    .min(1024)
+    .max(64 * 1024 * 1024)
+    .default(1024 * 1024),
+};

@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { call, event, stream } from '../rpc.ts';
-import { ActorSchema, ErrorPayloadSchema, Id, IsoDate } from './common.ts';
+import { ActorSchema, ErrorPayloadSchema, ExecLimits, Id, IsoDate } from './common.ts';
 
 const SandboxRef = z.string().min(1).max(128).describe('A sandbox id or name');
 /** A byte position in an output stream: attach from the `offset` of the last chunk you have. */
@@ -118,18 +118,7 @@ export const runsContract = {
     z.object({
       sandbox: SandboxRef,
       command: Command,
-      timeoutSeconds: z
-        .number()
-        .int()
-        .min(1)
-        .max(24 * 3600)
-        .default(600),
-      maxOutputBytes: z
-        .number()
-        .int()
-        .min(1024)
-        .max(64 * 1024 * 1024)
-        .default(1024 * 1024),
+      ...ExecLimits,
     }),
     RunSchema,
     'Start a command as root in the sandbox, owned by the backend: it goes on when the page reloads or the connection drops. Follow it with sandboxes.runAttach.',

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { call, event, stream } from '../rpc.ts';
-import { ActorSchema, ErrorPayloadSchema, HostRef, Id, IsoDate } from './common.ts';
+import { ActorSchema, ErrorPayloadSchema, ExecLimits, HostRef, Id, IsoDate } from './common.ts';
 import { PresenceProofSchema } from './presence.ts';
 import { TaskSchema } from './tasks.ts';
 import { runsContract } from './runs.ts';
@@ -241,18 +241,7 @@ export const sandboxesContract = {
         .string()
         .min(1)
         .max(1024 * 1024),
-      timeoutSeconds: z
-        .number()
-        .int()
-        .min(1)
-        .max(24 * 3600)
-        .default(600),
-      maxOutputBytes: z
-        .number()
-        .int()
-        .min(1024)
-        .max(64 * 1024 * 1024)
-        .default(1024 * 1024),
+      ...ExecLimits,
       stdin: z
         .string()
         .max(16 * 1024 * 1024)
@@ -268,18 +257,7 @@ export const sandboxesContract = {
         .string()
         .min(1)
         .max(1024 * 1024),
-      timeoutSeconds: z
-        .number()
-        .int()
-        .min(1)
-        .max(24 * 3600)
-        .default(600),
-      maxOutputBytes: z
-        .number()
-        .int()
-        .min(1024)
-        .max(64 * 1024 * 1024)
-        .default(1024 * 1024),
+      ...ExecLimits,
     }),
     z.discriminatedUnion('kind', [
       z.object({ kind: z.literal('stdout'), data: z.string() }),
