@@ -7,6 +7,16 @@ import { relative } from 'node:path';
 
 const where = (data) => `${data.file ? relative(process.cwd(), data.file) : '?'} › ${data.name}`;
 const reason = (value) => (typeof value === 'string' && value ? value : 'no reason given');
+/** The first lines of why a test failed (the assertion or error, not the runner's wrapper), indented. */
+const why = (error) => {
+  const e = error?.cause ?? error;
+  const text = String(e?.message ?? e ?? '').trim();
+  if (!text) return '';
+  const lines = text.split('\n');
+  const kept = lines.slice(0, 8).map((l) => `      ${l.slice(0, 300)}`);
+  if (lines.length > kept.length) kept.push(`      … ${lines.length - kept.length} more lines (the test's own output above has them all)`);
+  return `\n${kept.join('\n')}`;
+};
 
 export default async function* summary(source) {
   let passed = 0;
@@ -39,7 +49,7 @@ export default async function* summary(source) {
     if (event.type === 'test:pass' && !isSuite) passed++;
     if (event.type === 'test:fail' && (!isSuite || data.details?.error?.failureType === 'hookFailed')) {
       failed++;
-      failures.push(where(data));
+      failures.push(where(data) + why(data.details?.error));
     }
   }
   let out = '';

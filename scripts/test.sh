@@ -153,7 +153,17 @@ if [ -n "$free_pid" ]; then
   printf '\n== the tests beside the lab (%s files)\n' "${#FREE_FILES[@]}"
   cat "$FREE_LOG"
 fi
-# one line for the run: the sum of the lanes' summary lines; a lane without one failed as a whole
+# what failed or was skipped in either lane, with why, just above the summary (the end of a long
+# output is what a reader, or CI, sees first); then one line for the run: the sum of the lanes'
+# summary lines; a lane without one failed as a whole
+for log in "$LAB_LOG" "$FREE_LOG"; do
+  [ -f "$log" ] || continue
+  block=$(awk '/^(Failed:|Skipped \(|No test ran\.)/ && !inblock { inblock = 1; buf = "" }
+    inblock && /^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$/ { last = buf; inblock = 0; next }
+    inblock { buf = buf $0 "\n" }
+    END { printf "%s", last }' "$log")
+  [ -z "$block" ] || printf '\n== the %s lane\n%s\n' "$(basename "$log" .log)" "$block"
+done
 passed=0 failed=0 skipped=0 rc=0
 for log in "$LAB_LOG" "$FREE_LOG"; do
   [ -f "$log" ] || continue

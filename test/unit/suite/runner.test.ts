@@ -74,6 +74,10 @@ before(() => {
   write('lanes/lab.test.ts', "const readLab = () => 'lab';\ntest('on the lab', () => { readLab(); });");
   write('lanes/free.test.ts', "test('beside the lab', () => {});");
   write('lanes/free-fail.test.ts', "test('breaks beside the lab', () => { throw new Error('boom'); });");
+  write(
+    'lanes/lab-fail.test.ts',
+    "const readLab = () => 'lab';\ntest('breaks on the lab', () => { readLab(); throw new Error('the host said no\\nline two'); });",
+  );
   mkdirSync(join(dir, 'no-tests'));
   writeFileSync(join(dir, 'no-tests/readme.txt'), 'no test files here');
   // a list with a package no machine has, for the setup checks
@@ -200,11 +204,29 @@ describe('the summary and the exit code', () => {
 
 describe('two lanes', () => {
   test('lab files and the others run in separate lanes, and one summary line adds them up', async () => {
-    const r = await runTestScript({ FLUID_TEST_ONLY: file('lanes') });
+    const r = await runTestScript({
+      FLUID_TEST_ONLY: `${file('lanes/lab.test.ts')} ${file('lanes/free.test.ts')} ${file('lanes/free-fail.test.ts')}`,
+    });
     assert.notEqual(r.code, 0, 'a failure in the lane beside the lab fails the run');
     assert.equal(r.last, '2 passed, 1 failed, 0 skipped');
     assert.match(r.stdout, /3 files \(1 on the lab, 2 beside them\)/);
     assert.match(r.stdout, /== the tests beside the lab \(2 files\)[\s\S]*breaks beside the lab/);
+  });
+
+  test("the end of the output names every lane's failures with why, just above the summary", async () => {
+    const r = await runTestScript({ FLUID_TEST_ONLY: file('lanes') });
+    assert.notEqual(r.code, 0);
+    assert.equal(r.last, '2 passed, 2 failed, 0 skipped');
+    // After both lanes' own logs (the free lane's is printed last), right before the summary line.
+    const tail = r.stdout.slice(r.stdout.lastIndexOf('== the lab lane'));
+    assert.ok(r.stdout.indexOf('== the tests beside the lab') < r.stdout.lastIndexOf('== the lab lane'));
+    assert.match(tail, /line two\n[\s\S]*boom\n\n2 passed, 2 failed, 0 skipped\n$/);
+    assert.match(
+      tail,
+      /== the lab lane\nFailed:\n {2}\S*lab-fail\.test\.ts › breaks on the lab\n {6}the host said no\n {6}line two\n/,
+    );
+    assert.match(tail, /== the free lane\nFailed:\n {2}\S*free-fail\.test\.ts › breaks beside the lab\n {6}boom\n/);
+    assert.ok(tail.indexOf('== the lab lane') < tail.indexOf('== the free lane'));
   });
 
   test('a passing run of both lanes exits 0', async () => {
