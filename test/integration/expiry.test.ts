@@ -33,18 +33,32 @@ const virsh = (args: string) =>
 const expiryDir = () => `/var/lib/fluid/${installation}/expiry`;
 
 /** Fluid processes using this data dir (by environment or command line): the CLI, serve, a sweep. */
-function fluidProcesses(): number[] {
-  const out: number[] = [];
+function fluidProcesses(): string[] {
+  const out: string[] = [];
   for (const p of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+    if (Number(p) === process.pid) continue;
     try {
       const env = readFileSync(`/proc/${p}/environ`, 'utf8');
       const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
-      if (env.includes(`FLUID_DATA_DIR=${dataDir}\0`) || cmd.includes(dataDir)) out.push(Number(p));
+      if (env.includes(`FLUID_DATA_DIR=${dataDir}\0`) || cmd.includes(dataDir))
+        out.push(`${p}: ${cmd.split('\0').join(' ').trim()}`);
     } catch {
       /* gone, or not ours to read */
     }
   }
-  return out.filter((p) => p !== process.pid);
+  return out;
+}
+
+/** What the host's watchdog holds and says, for a failure message. */
+function hostExpiryState(): string {
+  const d = expiryDir();
+  if (!existsSync(d)) return `${d} does not exist`;
+  const files = readdirSync(d).map((f) => {
+    const text = f.endsWith('.json') || f.endsWith('.expired') ? readFileSync(`${d}/${f}`, 'utf8') : '';
+    return `  ${f} ${text}`.trimEnd();
+  });
+  const log = existsSync(`${d}/watch.log`) ? readFileSync(`${d}/watch.log`, 'utf8').slice(-2000) : '(no log)';
+  return `now ${Math.floor(Date.now() / 1000)}; ${d}:\n${files.join('\n')}\nlog:\n${log}`;
 }
 
 async function setGrace(minutes: number): Promise<void> {
@@ -59,13 +73,18 @@ async function setGrace(minutes: number): Promise<void> {
   }
 }
 
-async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 300_000): Promise<void> {
+async function until(
+  what: string,
+  cond: () => boolean | Promise<boolean>,
+  ms = 300_000,
+  state: () => string = () => '',
+): Promise<void> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
     if (await cond()) return;
     await new Promise((r) => setTimeout(r, 1000));
   }
-  assert.fail(`timed out after ${ms / 1000} s waiting for: ${what}`);
+  assert.fail(`timed out after ${ms / 1000} s waiting for: ${what}\n${state()}`);
 }
 
 async function create(name: string): Promise<Sandbox> {
@@ -146,13 +165,23 @@ test('the host destroys an expired sandbox by itself while no Fluid process runs
   const soon = await expireIn(hostOnly, 1);
 
   // From here until the domain is gone, nothing of Fluid may run: only the host's watchdog acts.
-  await until('every fluid process to exit', () => fluidProcesses().length === 0, 30_000);
-  const seen: number[][] = [];
-  await until(`the host to destroy ${hostOnly.domainName}`, () => {
-    seen.push(fluidProcesses());
-    return virsh(`domstate ${hostOnly.domainName}`) === 'gone';
-  });
-  assert.deepEqual(seen.flat(), [], 'no Fluid process ran while the host expired the sandbox');
+  await until(
+    'every fluid process to exit',
+    () => fluidProcesses().length === 0,
+    120_000,
+    () => fluidProcesses().join('\n'),
+  );
+  const seen = new Set<string>();
+  await until(
+    `the host to destroy ${hostOnly.domainName}`,
+    () => {
+      for (const p of fluidProcesses()) seen.add(p);
+      return virsh(`domstate ${hostOnly.domainName}`) === 'gone';
+    },
+    300_000,
+    hostExpiryState,
+  );
+  assert.deepEqual([...seen], [], 'no Fluid process ran while the host expired the sandbox');
   assert.ok(Date.now() >= Date.parse(soon.expiresAt!), 'not before its expiry');
   assert.ok(!existsSync(`/var/lib/fluid/${installation}/sandboxes/${hostOnly.id}`), 'its files are gone');
   const tomb = JSON.parse(readFileSync(`${expiryDir()}/${hostOnly.id}.expired`, 'utf8')) as {
@@ -182,19 +211,31 @@ test('with only the CLI used, an expired sandbox disappears after any command', 
   await until(
     `the sweep to destroy ${onlyCli.domainName}`,
     () => virsh(`domstate ${onlyCli.domainName}`) === 'gone',
+    300_000,
+    () => `${fluidProcesses().join('\n')}\n${hostExpiryState()}`,
   );
-  await until('the sweep to finish', () => fluidProcesses().length === 0, 120_000);
+  await until(
+    'the sweep to finish',
+    () => fluidProcesses().length === 0,
+    120_000,
+    () => fluidProcesses().join('\n'),
+  );
 
   const rows = (await cli(['sandbox', 'list', '--all', '--json'])).json<Sandbox[]>();
   const state = (id: string) => rows.find((s) => s.id === id)?.state;
   assert.equal(state(onlyCli.id), 'destroyed');
-  const destroyed = (await audit('sandbox.destroy')).find((e) => e.target === onlyCli.id)!;
+  const destroyed = (await audit('sandbox.destroy')).find((e) => e.target === onlyCli.id);
+  assert.ok(
+    destroyed,
+    `the sweep audited the destroy; expiries audited: ${JSON.stringify(await audit('sandbox.expire'))}`,
+  );
   assert.deepEqual(destroyed.actor, { door: 'system', id: 'expiry' });
   assert.match((destroyed.data as { reason: string }).reason, /^expired at /);
   // The sweep also closed the row of the sandbox the host had destroyed, from its tombstone.
   const host = made.find((s) => s.name === 'exp-host')!;
   assert.equal(state(host.id), 'destroyed');
-  const expired = (await audit('sandbox.expire')).find((e) => e.target === host.id)!;
+  const expired = (await audit('sandbox.expire')).find((e) => e.target === host.id);
+  assert.ok(expired, `the host's expiry was audited; state: ${state(host.id)}`);
   assert.deepEqual(expired.actor, { door: 'system', id: 'host-expiry' });
   assert.ok(!existsSync(`${expiryDir()}/${host.id}.expired`), 'the tombstone was read and removed');
 });
