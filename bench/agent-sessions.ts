@@ -143,7 +143,7 @@ async function child(): Promise<void> {
     emit(id, ev);
   };
 
-  core.agent.saveProvider(
+  await core.agent.saveProvider(
     {
       id: 'scripted',
       kind: 'anthropic',

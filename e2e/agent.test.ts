@@ -122,7 +122,8 @@ test('an agent session: streaming, tool calls, approvals inline and in the modal
   const providers = new ProvidersPage(page);
   await providers.open();
   await page.getByRole('heading', { name: 'No providers yet' }).waitFor();
-  await providers.add({
+  // A price for a model nothing prices: the person confirms it (the cost cap counts with it).
+  const asked = await providers.add({
     preset: 'Anthropic',
     label: 'Scripted',
     baseUrl: model.url,
@@ -130,7 +131,12 @@ test('an agent session: streaming, tool calls, approvals inline and in the modal
     apiKey: 'sk-ant-e2e-not-a-real-key',
     inputPerMTok: 3,
     outputPerMTok: 15,
+    confirmPrice: true,
   });
+  assert.match(
+    asked ?? '',
+    /price of model "scripted-model" .* to \$3 in \/ \$15 out per million tokens \(nothing prices it now/,
+  );
   await providers.waitForBadge('Scripted', /key stored/);
   assert.ok((await providers.badges('Scripted')).includes('default'), 'the first provider is the default');
   const tested = await providers.test('Scripted');
@@ -494,6 +500,7 @@ test('a stream that fails mid-reply is retried from the start, and older turns a
     // A model Fluid has no price for: a session starts only with one (free, like a local model).
     inputPerMTok: 0,
     outputPerMTok: 0,
+    confirmPrice: true,
   });
   const settings = new AgentSettingsPage(page);
   await settings.open();

@@ -16,6 +16,7 @@ import type {
 import { FluidError, toErrorPayload } from '../shared/errors.ts';
 import type { Command, Ctx } from './command.ts';
 import { table, UsageError } from './io.ts';
+import { withPresence } from './presence.ts';
 
 /** What `fluid run --resume` says when no new instruction is given. */
 export const RESUME_TEXT = 'Continue the task where you left off.';
@@ -381,9 +382,9 @@ function providerSaveCommand(verb: 'add' | 'update'): Command {
         apiKey = Buffer.concat(chunks).toString('utf8').trim();
         if (!apiKey) throw new UsageError('--key-stdin read no key from stdin.');
       }
-      const p = await ctx.client.call('providers.save', {
+      const input = {
         id,
-        kind,
+        kind: kind as 'anthropic' | 'openai',
         model,
         label: (v.label as string | undefined) ?? existing?.label ?? id,
         ...(v['base-url'] !== undefined ? { baseUrl: (v['base-url'] as string) || null } : {}),
@@ -395,7 +396,11 @@ function providerSaveCommand(verb: 'add' | 'update'): Command {
         ...(priceIn !== undefined ? { inputPerMTok: num(priceIn, 'price-in', false) } : {}),
         ...(priceOut !== undefined ? { outputPerMTok: num(priceOut, 'price-out', false) } : {}),
         ...(v['table-price'] ? { inputPerMTok: null, outputPerMTok: null } : {}),
-      });
+      };
+      // A lower price is a person's decision: confirmed on the terminal when the core asks.
+      const p = await withPresence(ctx, (presence) =>
+        ctx.client.call('providers.save', { ...input, presence }),
+      );
       const price =
         p.inputPerMTok === null || p.outputPerMTok === null
           ? `no price known for ${p.model}: sessions will not start until you set one (--price-in USD --price-out USD per million tokens; 0 and 0 for a free, self-hosted model)`

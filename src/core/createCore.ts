@@ -221,6 +221,7 @@ export function createCore(opts: CoreOptions = {}): Core {
     settings,
     secrets,
     approvals,
+    presence,
     tools,
     clock,
     log,

@@ -1,6 +1,7 @@
 /** Settings → Providers (add, edit, test, delete model providers) and Settings → Agent (limits, approval rules). */
 import type { Locator, Page } from 'playwright-core';
 import { waitFor, waitForText } from '../wait.ts';
+import { PresenceDialog } from './SecurityPage.ts';
 
 export type SettingsTab = 'General' | 'Providers' | 'Agent';
 
@@ -25,6 +26,8 @@ export interface ProviderForm {
   inputPerMTok?: number;
   outputPerMTok?: number;
   isDefault?: boolean;
+  /** The prices are below what the model costs now: the person confirms them in the window. */
+  confirmPrice?: boolean;
 }
 
 export interface TestOutcome {
@@ -76,21 +79,34 @@ export class ProvidersPage {
     if (o.isDefault !== undefined) await d.getByLabel('Default for new sessions').setChecked(o.isDefault);
   }
 
-  async add(o: ProviderForm): Promise<void> {
+  async add(o: ProviderForm): Promise<string | null> {
     await this.page.getByRole('button', { name: 'Add provider' }).first().click();
     await this.dialog.waitFor();
     await this.fill(o);
     await this.dialog.locator('.modal-foot').getByRole('button', { name: 'Add provider' }).click();
+    const confirmed = await this.confirmPrice(o);
     await this.dialog.waitFor({ state: 'detached' });
     if (o.label) await this.item(o.label).waitFor();
+    return confirmed;
   }
 
-  async edit(label: string, o: ProviderForm): Promise<void> {
+  /** What the person was asked to confirm (null when the form asked nothing). */
+  private async confirmPrice(o: ProviderForm): Promise<string | null> {
+    if (!o.confirmPrice) return null;
+    const presence = new PresenceDialog(this.page);
+    const what = await presence.what();
+    await presence.confirm();
+    return what;
+  }
+
+  async edit(label: string, o: ProviderForm): Promise<string | null> {
     await this.item(label).getByRole('button', { name: 'Edit' }).click();
     await this.dialog.waitFor();
     await this.fill(o);
     await this.dialog.locator('.modal-foot').getByRole('button', { name: 'Save' }).click();
+    const confirmed = await this.confirmPrice(o);
     await this.dialog.waitFor({ state: 'detached' });
+    return confirmed;
   }
 
   async remove(label: string): Promise<void> {

@@ -1121,7 +1121,7 @@ export interface paths {
     };
     get?: never;
     put?: never;
-    /** Add or change a provider; the key goes to the secret store. */
+    /** Add or change a provider; the key goes to the secret store. A price below what the provider's model costs now (it is what the cost cap counts with) is a person's decision and needs presence. */
     post: operations['providers.save'];
     delete?: never;
     options?: never;
@@ -8395,7 +8395,8 @@ export interface operations {
             | 'sandboxes.egressAllow'
             | 'presence.registerBegin'
             | 'presence.remove'
-            | 'tokens.create';
+            | 'tokens.create'
+            | 'providers.save';
         };
       };
     };
@@ -8872,6 +8873,27 @@ export interface operations {
           label: string;
           model: string;
           outputPerMTok?: number | null;
+          presence?:
+            | {
+                /** @constant */
+                kind: 'confirm';
+              }
+            | {
+                /** @constant */
+                kind: 'terminal';
+              }
+            | {
+                /** @constant */
+                kind: 'unattended';
+              }
+            | {
+                challengeId: string;
+                /** @constant */
+                kind: 'webauthn';
+                response: {
+                  [key: string]: unknown;
+                };
+              };
         };
       };
     };

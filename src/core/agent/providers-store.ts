@@ -8,6 +8,7 @@ import type { Provider } from '../../shared/contract/agent.ts';
 import { FluidError, toErrorPayload } from '../../shared/errors.ts';
 import type { Actor } from '../../shared/rpc.ts';
 import type { Clock } from '../platform/clock.ts';
+import { purposeOf, type Presence, type PresenceService } from '../presence/service.ts';
 import type { SecretStore } from '../platform/secrets.ts';
 import type { AuditLog } from '../store/audit.ts';
 import { prepared, type Db } from '../store/db.ts';
@@ -203,7 +204,23 @@ export interface ProviderStoreDeps {
   secrets: SecretStore;
   audit: AuditLog;
   clock: Clock;
+  /** A lower price widens every cost cap counted with it: a person's decision, with presence. */
+  presence: PresenceService;
 }
+
+/**
+ * What a presence proof for this save must have been made for: the call as given, with the key's
+ * value left out (only whether it is set, kept or removed).
+ */
+export function providerPurpose(input: ProviderInput): string {
+  const { apiKey, ...rest } = input;
+  return purposeOf('providers.save', {
+    ...rest,
+    apiKey: apiKey === undefined ? undefined : apiKey === '' ? 'remove' : 'set',
+  });
+}
+
+const usd = (p: Price) => `$${p.inputPerMTok} in / $${p.outputPerMTok} out per million tokens`;
 
 /** Extra settings for every provider client built here (tests shorten the retry delays). */
 export type ProviderTuning = Partial<
@@ -272,7 +289,12 @@ export class ProviderStore {
     return p;
   }
 
-  save(input: ProviderInput, actor: Actor): Provider {
+  /**
+   * Add or change a provider. A person's price below what the model costs now (the kept price of an
+   * unchanged model, else the model table's; a model nothing prices costs "unknown", which sessions
+   * refuse) lets every cost cap counted with it allow more: only a person sets it, with presence.
+   */
+  save(input: ProviderInput, actor: Actor, presence: Presence | null = null): Provider {
     const now = this.d.clock.now().toISOString();
     const existing = input.id ? this.row(input.id) : undefined;
     const id = input.id ?? this.newId(input.label);
@@ -283,6 +305,28 @@ export class ProviderStore {
     const contextTokens =
       input.contextTokens ?? (modelChanged ? info.contextTokens : existing.context_tokens);
     const price = this.priceOf(existing && !modelChanged ? existing : null, info.price, input);
+    const before: Price | null =
+      existing && !modelChanged
+        ? (({ inputPerMTok, outputPerMTok }) =>
+            inputPerMTok === null || outputPerMTok === null ? null : { inputPerMTok, outputPerMTok })(
+            this.toProvider(existing),
+          )
+        : info.price;
+    const after: Price | null = price.set ? price : info.price;
+    if (
+      after &&
+      (!before || after.inputPerMTok < before.inputPerMTok || after.outputPerMTok < before.outputPerMTok)
+    )
+      this.d.presence.demand(
+        actor,
+        {
+          purpose: providerPurpose(input),
+          required: true,
+          what: `set the price of model "${input.model}" on provider ${id} to ${usd(after)} (${before ? `it costs ${usd(before)} now` : 'nothing prices it now'}; the cost caps of its sessions count with this price)`,
+          scripts: true,
+        },
+        presence,
+      );
     const first = !(this.d.db.prepare('SELECT 1 FROM providers LIMIT 1').get() as unknown);
     const makeDefault = input.isDefault === true || (!existing && first);
     const tx = this.d.db.transaction(() => {

@@ -34,8 +34,11 @@ import { StepGate } from './gate.ts';
 import { runSession, type LiveRun, type LoopHost } from './loop.ts';
 import type { ModelProvider, ProviderConfig } from './providers/types.ts';
 import { createProviderLazy as defaultCreateProvider } from './providers/lazy.ts';
+import type { PresenceProof } from '../../shared/contract/presence.ts';
+import type { PresenceService } from '../presence/service.ts';
 import {
   ProviderStore,
+  providerPurpose,
   unpricedMessage,
   type ProviderInput,
   type ProviderTuning,
@@ -51,6 +54,8 @@ export interface AgentDeps {
   settings: SettingsService;
   secrets: SecretStore;
   approvals: ApprovalService;
+  /** Who may lower a provider's price (a person, with presence). */
+  presence: PresenceService;
   tools: ToolRegistry;
   clock: Clock;
   log: Logger;
@@ -120,6 +125,7 @@ export class AgentService {
       secrets: deps.secrets,
       audit: deps.audit,
       clock: deps.clock,
+      presence: deps.presence,
     });
     this.store = new SessionStore(deps.db, deps.clock);
     const create = deps.createProvider ?? defaultCreateProvider;
@@ -164,8 +170,11 @@ export class AgentService {
     return this.providers.list();
   }
 
-  saveProvider(input: ProviderInput, actor: Actor): Provider {
-    return this.providers.save(input, actor);
+  /** Add or change a provider; `presence` is verified at the door for exactly this call (providerPurpose). */
+  async saveProvider(input: ProviderInput & { presence?: PresenceProof }, actor: Actor): Promise<Provider> {
+    const { presence: proof, ...rest } = input;
+    const presence = await this.d.presence.verify(actor, providerPurpose(rest), proof);
+    return this.providers.save(rest, actor, presence);
   }
 
   deleteProvider(id: string, actor: Actor): { deleted: true } {

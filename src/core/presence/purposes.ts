@@ -10,6 +10,8 @@ import type { Core } from '../createCore.ts';
 import { settingsPurpose } from '../store/settings.ts';
 import { purposeOf } from './service.ts';
 import { tokenPurpose } from '../tokens/service.ts';
+import { providerPurpose } from '../agent/providers-store.ts';
+import { agentContract } from '../../shared/contract/agent.ts';
 
 const text = (v: unknown, what: string): string => {
   if (typeof v !== 'string' || !v) throw new FluidError('VALIDATION', `${what} is missing.`);
@@ -44,6 +46,12 @@ export function purposeFor(core: Core, member: GuardedMember, input: Record<stri
       if (scope !== 'agent' && scope !== 'operator')
         throw new FluidError('VALIDATION', 'scope must be agent or operator.');
       return tokenPurpose(text(input.name, 'The token name').trim(), scope);
+    }
+    case 'providers.save': {
+      const parsed = agentContract['providers.save'].input.safeParse(input);
+      if (!parsed.success) throw validationError(parsed.error);
+      const { presence: _presence, ...rest } = parsed.data;
+      return providerPurpose(rest);
     }
   }
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { call, event, stream } from '../rpc.ts';
 import { ErrorPayloadSchema, Id, IsoDate } from './common.ts';
+import { PresenceProofSchema } from './presence.ts';
 
 export const AgentMode = z.enum(['edit', 'read-only']);
 export type AgentMode = z.infer<typeof AgentMode>;
@@ -207,9 +208,9 @@ export const agentContract = {
     'Configured model providers (keys are never returned).',
   ),
   'providers.save': call(
-    ProviderInput,
+    ProviderInput.extend({ presence: PresenceProofSchema.optional() }),
     ProviderSchema,
-    'Add or change a provider; the key goes to the secret store.',
+    "Add or change a provider; the key goes to the secret store. A price below what the provider's model costs now (it is what the cost cap counts with) is a person's decision and needs presence.",
   ),
   'providers.delete': call(
     z.object({ id: Id }),

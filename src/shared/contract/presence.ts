@@ -49,6 +49,7 @@ export const GuardedMember = z.enum([
   'presence.registerBegin',
   'presence.remove',
   'tokens.create',
+  'providers.save',
 ]);
 export type GuardedMember = z.infer<typeof GuardedMember>;
 

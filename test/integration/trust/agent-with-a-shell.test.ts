@@ -8,7 +8,6 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -21,7 +20,7 @@ import { createLogger } from '../../../src/core/platform/logger.ts';
 import { MemorySecretStore } from '../../../src/core/platform/secrets.ts';
 import { connectWebSocket } from '../../../src/shared/web.ts';
 import type { Approval } from '../../../src/shared/contract/approvals.ts';
-import { FLUID_BIN, fluid } from '../../support/cli.ts';
+import { FLUID_BIN, fluid, fluidOnTerminal } from '../../support/cli.ts';
 import { tempDir } from '../../support/core.ts';
 
 const data = tempDir('fluid-trust-');
@@ -140,7 +139,7 @@ test('an MCP client with a shell cannot get its own pending call decided; a pers
   assert.doesNotMatch(mcpText.join('\n'), /fluid approval approve/);
 
   // A person at a real terminal (a pty) confirms, and the call goes ahead.
-  const person = await onTerminal(['approval', 'approve', a.id], 'y\n');
+  const person = await fluidOnTerminal(['approval', 'approve', a.id], { dataDir: data.dir, answer: 'y\n' });
   assert.equal(person.code, 0, person.out);
   const decided = core.approvals.get(a.id);
   assert.equal(decided.status, 'approved');
@@ -186,27 +185,3 @@ test('a person in the web UI, holding the URL they were shown, decides with an i
   assert.equal(result.isError, true);
   assert.match(JSON.stringify(result.content), /denied/);
 });
-
-/** Run the CLI on a real pseudo-terminal (util-linux `script`), typing `input`. */
-function onTerminal(args: string[], input: string): Promise<{ code: number | null; out: string }> {
-  const cmd = [process.execPath, FLUID_BIN, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
-  return new Promise((resolve, reject) => {
-    const child = spawn('script', ['-qec', cmd, '/dev/null'], {
-      env: { ...process.env, FLUID_DATA_DIR: data.dir },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let typed = false;
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      if (!typed && /anything else cancels/.test(out)) {
-        typed = true;
-        child.stdin.write(input);
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, out }));
-  });
-}

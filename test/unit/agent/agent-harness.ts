@@ -140,6 +140,7 @@ export async function harness(opts: { deps?: Partial<AgentDeps> } = {}): Promise
     settings: core.settings,
     secrets: core.secrets,
     approvals: core.approvals,
+    presence: core.presence,
     tools,
     clock: core.clock,
     log: core.log,

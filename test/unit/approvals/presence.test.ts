@@ -286,3 +286,89 @@ test('unattended CLI decisions exist only after a person allowed them, with pres
     denied(),
   );
 });
+
+test("a provider's lower price is a person's decision: the cost caps count with it", async (t) => {
+  const core = testCore();
+  t.after(() => core.dispose());
+  core.presence.addOrigin(ORIGIN);
+  const w = connectInProcess(core, web);
+  // Adding a provider at the model table's price (3 / 15 USD per million tokens) asks nothing.
+  const base = { id: 'claude', kind: 'anthropic' as const, label: 'Claude', model: 'claude-sonnet-4-5' };
+  const added = await connectInProcess(core, script).call('providers.save', { ...base, apiKey: 'sk-ant-x' });
+  assert.deepEqual([added.inputPerMTok, added.outputPerMTok, added.priceSource], [3, 15, 'table']);
+  const free = { ...base, inputPerMTok: 0, outputPerMTok: 0 };
+
+  // Agents' doors, a script and an API token cannot lower it, whatever proof they send.
+  for (const who of [mcp, agent, script, { door: 'http', id: 'token:ci' } as Actor]) {
+    const c = connectInProcess(core, who);
+    for (const proof of [undefined, { kind: 'confirm' as const }, { kind: 'terminal' as const }])
+      await assert.rejects(c.call('providers.save', { ...free, presence: proof }), denied());
+    // Nor can they price a new provider's unpriced model, or a cheaper one than its table price.
+    await assert.rejects(
+      c.call('providers.save', {
+        id: 'cheap',
+        kind: 'openai',
+        label: 'x',
+        model: 'vendor/unknown',
+        inputPerMTok: 0,
+        outputPerMTok: 0,
+      }),
+      denied(),
+    );
+    await assert.rejects(
+      c.call('providers.save', { ...base, id: 'cheap', inputPerMTok: 1, outputPerMTok: 15 }),
+      denied(),
+    );
+  }
+  const kept = core.agent.providers.get('claude');
+  assert.deepEqual([kept.inputPerMTok, kept.outputPerMTok], [3, 15]);
+  assert.deepEqual(
+    core.agent.providers.list().map((p) => p.id),
+    ['claude'],
+  );
+
+  // A script may raise it (it only tightens the caps).
+  const raised = await connectInProcess(core, script).call('providers.save', {
+    ...base,
+    inputPerMTok: 4,
+    outputPerMTok: 20,
+  });
+  assert.deepEqual([raised.inputPerMTok, raised.outputPerMTok], [4, 20]);
+
+  // A person in the window confirms; once a key is enrolled, only a key proof made for this very save.
+  await assert.rejects(
+    w.call('providers.save', free),
+    (e: { code: string; message: string; data: { presence: { methods: string[] } } }) =>
+      e.code === 'DENIED' &&
+      e.data.presence.methods.join() === 'confirm' &&
+      /it costs \$4 in \/ \$20 out per million tokens now/.test(e.message),
+  );
+  const key = softKey();
+  const reg = await w.call('presence.registerBegin', { name: 'yubikey', presence: { kind: 'confirm' } });
+  await w.call('presence.registerFinish', {
+    challengeId: reg.challengeId,
+    response: key.register(reg.options, ORIGIN),
+  });
+  await assert.rejects(w.call('providers.save', { ...free, presence: { kind: 'confirm' } }), denied());
+  const proofFor = async (input: Record<string, unknown>) => {
+    const ch = await w.call('presence.challenge', { member: 'providers.save', input });
+    return {
+      kind: 'webauthn' as const,
+      challengeId: ch.challengeId,
+      response: key.assert(ch.options, ORIGIN),
+    };
+  };
+  // A proof made for a price of 1 does not set a price of 0.
+  await assert.rejects(
+    w.call('providers.save', {
+      ...free,
+      presence: await proofFor({ ...base, inputPerMTok: 1, outputPerMTok: 1 }),
+    }),
+    denied(),
+  );
+  assert.equal(core.agent.providers.get('claude').inputPerMTok, 4);
+  const saved = await w.call('providers.save', { ...free, presence: await proofFor(free) });
+  assert.deepEqual([saved.inputPerMTok, saved.outputPerMTok, saved.priceSource], [0, 0, 'person']);
+  const log = core.audit.list({ limit: 10, action: 'provider.update' }).entries;
+  assert.equal(log.length, 2, 'the raise and the confirmed lowering; nothing refused was written');
+});

@@ -18,6 +18,7 @@ import {
 } from '../../components/ui.tsx';
 import { issuesByField, toErrorInfo, validationIssues, type ErrorInfo } from '../../lib/errors.ts';
 import { rpc } from '../../stores/connection.ts';
+import { withPresence } from '../../lib/presence.ts';
 import { reloadProviders, upsertProvider, useProviders } from '../../stores/providers.ts';
 import { toast } from '../../stores/toasts.ts';
 
@@ -189,7 +190,7 @@ function ProviderDialog({ provider, onClose }: { provider: Provider | null; onCl
     if (Object.keys(errs).length) return;
     setBusy(true);
     try {
-      const saved = await rpc().call('providers.save', {
+      const input = {
         ...(provider ? { id: provider.id } : {}),
         kind: d.kind,
         label: d.label.trim(),
@@ -200,7 +201,13 @@ function ProviderDialog({ provider, onClose }: { provider: Provider | null; onCl
         ...(inputPerMTok !== undefined ? { inputPerMTok } : {}),
         ...(outputPerMTok !== undefined ? { outputPerMTok } : {}),
         ...(d.isDefault !== original.isDefault || !provider ? { isDefault: d.isDefault } : {}),
-      });
+      };
+      // A lower price is a person's decision (it widens the cost caps): confirmed when the core asks.
+      // The key's value plays no part in what is confirmed, so it never travels with the challenge.
+      const challengeInput = input.apiKey ? { ...input, apiKey: 'set' } : input;
+      const saved = await withPresence('providers.save', challengeInput, (presence) =>
+        rpc().call('providers.save', { ...input, presence }),
+      );
       upsertProvider(saved);
       void reloadProviders();
       toast({ kind: 'success', title: provider ? 'Provider saved' : 'Provider added', message: saved.label });
