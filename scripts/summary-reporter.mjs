@@ -14,7 +14,8 @@ const why = (error) => {
   if (!text) return '';
   const lines = text.split('\n');
   const kept = lines.slice(0, 8).map((l) => `      ${l.slice(0, 300)}`);
-  if (lines.length > kept.length) kept.push(`      … ${lines.length - kept.length} more lines (the test's own output above has them all)`);
+  if (lines.length > kept.length)
+    kept.push(`      … ${lines.length - kept.length} more lines (the test's own output above has them all)`);
   return `\n${kept.join('\n')}`;
 };
 

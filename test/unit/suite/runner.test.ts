@@ -225,7 +225,10 @@ describe('two lanes', () => {
       tail,
       /== the lab lane\nFailed:\n {2}\S*lab-fail\.test\.ts › breaks on the lab\n {6}the host said no\n {6}line two\n/,
     );
-    assert.match(tail, /== the free lane\nFailed:\n {2}\S*free-fail\.test\.ts › breaks beside the lab\n {6}boom\n/);
+    assert.match(
+      tail,
+      /== the free lane\nFailed:\n {2}\S*free-fail\.test\.ts › breaks beside the lab\n {6}boom\n/,
+    );
     assert.ok(tail.indexOf('== the lab lane') < tail.indexOf('== the free lane'));
   });
 
