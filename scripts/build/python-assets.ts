@@ -1,17 +1,18 @@
 /**
- * A build plugin for bundles that carry Python programs: every `.py` file a module reads with
- * `new URL('./name.py', import.meta.url)` is copied next to the output chunk that holds that module,
- * so the same relative read works in the bundle as in the source tree (where the CLI runs the
- * TypeScript directly). Used by electron.vite.config.ts for the main process.
+ * A build plugin for bundles that carry Python programs and scenario files: every `.py` or `.yaml`
+ * file a module reads with `new URL('./name.py', import.meta.url)` (or `./dir/name.yaml`) is copied to
+ * the same relative place beside the output chunk that holds that module, so the same relative read
+ * works in the bundle as in the source tree (where the CLI runs the TypeScript directly). Used by
+ * electron.vite.config.ts for the main process and by the CLI bundle.
  */
 import { readFileSync } from 'node:fs';
-import { basename, dirname, join, posix } from 'node:path';
+import { dirname, join, posix } from 'node:path';
 import type { Plugin } from 'vite';
 
-const PY_URL_RE = /new URL\(\s*(['"])\.\/([\w.-]+\.py)\1\s*,\s*import\.meta\.url\s*\)/g;
+const PY_URL_RE = /new URL\(\s*(['"])\.\/((?:[\w-]+\/)*[\w.-]+\.(?:py|yaml))\1\s*,\s*import\.meta\.url\s*\)/g;
 
 export function pythonAssets(): Plugin {
-  /** Module id → the Python files it reads. */
+  /** Module id → the files it reads, relative to the module. */
   const wanted = new Map<string, string[]>();
   return {
     name: 'fluid:python-assets',
@@ -19,10 +20,10 @@ export function pythonAssets(): Plugin {
     transform(code, id) {
       const file = id.split('?')[0]!;
       if (!/\.[cm]?[jt]sx?$/.test(file)) return null;
-      const found = [...code.matchAll(PY_URL_RE)].map((m) => join(dirname(file), m[2]!));
+      const found = [...code.matchAll(PY_URL_RE)].map((m) => m[2]!);
       if (found.length) {
         wanted.set(file, found);
-        for (const f of found) this.addWatchFile(f);
+        for (const f of found) this.addWatchFile(join(dirname(file), f));
       }
       return null;
     },
@@ -31,11 +32,12 @@ export function pythonAssets(): Plugin {
       for (const chunk of Object.values(bundle)) {
         if (chunk.type !== 'chunk') continue;
         for (const id of chunk.moduleIds) {
-          for (const file of wanted.get(id.split('?')[0]!) ?? []) {
-            const fileName = posix.join(posix.dirname(chunk.fileName), basename(file));
+          const module = id.split('?')[0]!;
+          for (const rel of wanted.get(module) ?? []) {
+            const fileName = posix.join(posix.dirname(chunk.fileName), rel);
             if (emitted.has(fileName)) continue;
             emitted.add(fileName);
-            this.emitFile({ type: 'asset', fileName, source: readFileSync(file) });
+            this.emitFile({ type: 'asset', fileName, source: readFileSync(join(dirname(module), rel)) });
           }
         }
       }

@@ -20,6 +20,7 @@ import { EventBus } from './events.ts';
 import { HostService } from './hosts/service.ts';
 import { ApprovalService } from './approvals/service.ts';
 import { PresenceService } from './presence/service.ts';
+import { DemoService } from './agent/demo.ts';
 import { TokenService } from './tokens/service.ts';
 import { authorize, ownSandboxOnly } from './tokens/scopes.ts';
 import { SandboxService, type EgressHooks } from './sandboxes/service.ts';
@@ -82,6 +83,8 @@ export interface Core {
   readonly tools: ToolRegistry;
   /** Agent sessions and model providers. */
   readonly agent: AgentService;
+  /** The shipped demo, started from the Agent view. */
+  readonly demo: DemoService;
   /** The read-only shell policy (loaded on first use). */
   shellPolicy(): Promise<ShellPolicy>;
   readonly log: Logger;
@@ -227,6 +230,7 @@ export function createCore(opts: CoreOptions = {}): Core {
     log,
     instance: tasks.instance,
   });
+  const demo = new DemoService({ targets, agent });
   let shellPolicy: Promise<ShellPolicy> | null = null;
   const served = new Set<Served>();
   let closed = false;
@@ -250,6 +254,7 @@ export function createCore(opts: CoreOptions = {}): Core {
     guests,
     installation,
     secrets,
+    demo,
     tools,
     agent,
     // Loaded on first use: the parser (wasm) costs startup time every command would pay.
@@ -329,6 +334,7 @@ export function createCore(opts: CoreOptions = {}): Core {
       bus.detachFeed();
       sandboxes.stopJanitor();
       await agent.close();
+      await demo.close();
       // Commands, terminals and consoles of this process end with it (recorded as such).
       await sandboxes.closeInteractive();
       tasks.abortAll();

@@ -205,6 +205,23 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/v1/agent/sessions/demo': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** The shipped demo: whether this installation is set up for it (the lab's production VM registered as a target) and, when it is, its scripted model, started in Fluid's own process. A person's door only. */
+    post: operations['agent.demo'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/v1/applies': {
     parameters: {
       query?: never;
@@ -2670,6 +2687,20 @@ export interface components {
       sensitive: boolean;
       user: string | null;
     };
+    Demo: {
+      baseUrl: string | null;
+      description: string;
+      host: string | null;
+      missing: string | null;
+      model: string;
+      name: string;
+      providerId: string;
+      running: string | null;
+      source: string;
+      target: string | null;
+      task: string;
+      title: string;
+    };
     Diagnostic: {
       column: number;
       endColumn: number;
@@ -4956,6 +4987,69 @@ export interface operations {
         };
         content: {
           'text/event-stream': string;
+        };
+      };
+      /** @description No API token, or not a valid one */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description The token's scope does not reach this, or only a person decides it */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+    };
+  };
+  'agent.demo': {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Send the same key again to get the first response back instead of acting twice */
+        'Idempotency-Key'?: string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: {
+      content: {
+        'application/json': Record<string, never>;
+      };
+    };
+    responses: {
+      /** @description Bad input, not found, conflict */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description A host or the server failed */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Demo'];
         };
       };
       /** @description No API token, or not a valid one */

@@ -8,6 +8,7 @@ import type { AgentService } from './service.ts';
 import type { Db } from '../store/db.ts';
 import type { SandboxService } from '../sandboxes/service.ts';
 import { destroySessionSandboxes, sessionLinks } from './links.ts';
+import type { DemoService } from './demo.ts';
 
 export type AgentRouteName =
   | 'providers.list'
@@ -23,6 +24,7 @@ export type AgentRouteName =
   | 'agent.transcript'
   | 'agent.toolOutput'
   | 'agent.watch'
+  | 'agent.demo'
   | 'agent.sessions.links'
   | 'agent.sessions.destroySandboxes';
 
@@ -31,6 +33,8 @@ export function agentRoutes(core: {
   /** For a session's links to its sandboxes (absent in harnesses that serve sessions alone). */
   db?: Db;
   sandboxes?: SandboxService;
+  /** The shipped demo (absent in harnesses that serve sessions alone). */
+  demo?: DemoService;
 }): Pick<Router<Contract>, AgentRouteName> {
   const agent = core.agent;
   const links = () => {
@@ -51,6 +55,10 @@ export function agentRoutes(core: {
     'agent.transcript': (i) => agent.transcript(i.sessionId),
     'agent.toolOutput': (i) => agent.toolOutput(i.sessionId, i.handle, i.offset, i.limit),
     'agent.watch': (i, ctx) => agent.watch(i.sessionId, ctx.signal),
+    'agent.demo': (_i, ctx) => {
+      if (!core.demo) throw new Error('agentRoutes: the demo is not wired here');
+      return core.demo.prepare(ctx.actor);
+    },
     'agent.sessions.links': (i) => sessionLinks(links(), i.sessionId, i.auditLimit),
     'agent.sessions.destroySandboxes': (i, ctx) =>
       destroySessionSandboxes(links(), i.sessionId, i.keep, ctx.actor),

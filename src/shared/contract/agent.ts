@@ -201,6 +201,29 @@ export const SessionLinksSchema = z.object({
 });
 export type SessionLinks = z.infer<typeof SessionLinksSchema>;
 
+/** The demo a person starts from the Agent view (src/core/agent/demo.ts). */
+export const DemoSchema = z.object({
+  name: z.string(),
+  title: z.string(),
+  description: z.string(),
+  /** The task the session is started with. */
+  task: z.string(),
+  /** The source VM it works on, the host that has it, and the production target that is a copy of it. */
+  source: z.string(),
+  host: z.string().nullable(),
+  target: z.string().nullable(),
+  /** What to do first when this installation is not set up for it; null when it can run. */
+  missing: z.string().nullable(),
+  /** The provider the demo's sessions use: the scripted model, served inside Fluid's own process. */
+  providerId: z.string(),
+  model: z.string(),
+  /** The scripted model's Anthropic endpoint (null while the demo cannot run). */
+  baseUrl: z.string().nullable(),
+  /** A demo session that has not ended yet (the demo runs one session at a time). */
+  running: Id.nullable(),
+});
+export type Demo = z.infer<typeof DemoSchema>;
+
 export const agentContract = {
   'providers.list': call(
     z.object({}),
@@ -292,6 +315,11 @@ export const agentContract = {
     SessionRef,
     AgentEventSchema,
     'The session now (snapshot), then every event until you stop watching.',
+  ),
+  'agent.demo': call(
+    z.object({}),
+    DemoSchema,
+    "The shipped demo: whether this installation is set up for it (the lab's production VM registered as a target) and, when it is, its scripted model, started in Fluid's own process. A person's door only.",
   ),
   'agent.sessions.links': call(
     SessionRef.extend({ auditLimit: z.number().int().min(1).max(1000).default(100) }),

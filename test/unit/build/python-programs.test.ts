@@ -1,5 +1,5 @@
 /**
- * Every Python program Fluid runs ships with the app: the Electron main bundle (built by electron-vite
+ * Every Python program Fluid runs (and every scenario file it serves, like the demo's) ships with the app: the Electron main bundle (built by electron-vite
  * with the project's own main config) must carry each `.py` file beside the chunk that refers to it, so
  * that `new URL('./x.py', import.meta.url)` finds the same bytes from the bundle as from the source
  * tree. The programs are found by reading the sources, so a new one is checked without editing this.
@@ -21,13 +21,15 @@ import { build } from 'electron-vite';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 
-/** `export const NAME = new URL('./x.py', import.meta.url)` in src/core: module, constant, file. */
+/** `export const NAME = new URL('./x.py', import.meta.url)` (or `./dir/x.yaml`) in src/core: module, constant, file. */
 function shippedPrograms(): { module: string; name: string; file: string }[] {
   const found: { module: string; name: string; file: string }[] = [];
   const files = readdirSync(join(root, 'src/core'), { recursive: true }).map(String);
   for (const f of files.filter((f) => f.endsWith('.ts')).sort()) {
     const text = readFileSync(join(root, 'src/core', f), 'utf8');
-    for (const m of text.matchAll(/export const (\w+) = new URL\('\.\/([\w-]+\.py)', import\.meta\.url\)/g)) {
+    for (const m of text.matchAll(
+      /export const (\w+) = new URL\('\.\/((?:[\w-]+\/)*[\w-]+\.(?:py|yaml))', import\.meta\.url\)/g,
+    )) {
       found.push({ module: `src/core/${f}`, name: m[1]!, file: join(dirname(`src/core/${f}`), m[2]!) });
     }
   }
@@ -37,7 +39,14 @@ function shippedPrograms(): { module: string; name: string; file: string }[] {
 test('a bundle built with the main config carries every Python program beside the chunk that reads it', async () => {
   const programs = shippedPrograms();
   // the ones known today must be among them (the scan itself must not silently find nothing)
-  for (const known of ['collect.py', 'proxy.py', 'expiry.py', 'fluid_json.py', 'target_state.py'])
+  for (const known of [
+    'collect.py',
+    'proxy.py',
+    'expiry.py',
+    'fluid_json.py',
+    'target_state.py',
+    'examples/fix-nginx.yaml',
+  ])
     assert.ok(
       programs.some((p) => p.file.endsWith(`/${known}`)),
       `${known} not found: ${JSON.stringify(programs)}`,

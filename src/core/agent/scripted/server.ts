@@ -87,6 +87,11 @@ export interface ScriptedModelServerOptions {
   host?: string;
   /** A line per request, for the CLI's --verbose. */
   log?: (line: string) => void;
+  /**
+   * false: no /_scripted/ routes (404), so nothing else on the machine can read the recorded requests
+   * or change the script (the app's own demo server). Default true.
+   */
+  admin?: boolean;
 }
 
 const CREDENTIAL_HEADERS = new Set(['authorization', 'x-api-key', 'cookie', 'proxy-authorization']);
@@ -119,11 +124,13 @@ export class ScriptedModelServer {
   #host: string;
   #events = new EventEmitter();
   #log: ((line: string) => void) | undefined;
+  #admin: boolean;
 
   private constructor(opts: ScriptedModelServerOptions) {
     this.#cursor = new ScenarioCursor(toScenario(opts.scenario));
     this.#host = opts.host ?? '127.0.0.1';
     this.#log = opts.log;
+    this.#admin = opts.admin ?? true;
     this.#events.setMaxListeners(0);
     this.#server = createServer((req, res) => {
       this.#handle(req, res).catch((err: unknown) => {
@@ -245,7 +252,10 @@ export class ScriptedModelServer {
     const method = req.method ?? 'GET';
     const bodyText = await readBody(req);
 
-    if (path.startsWith('/_scripted/')) return this.#admin(method, path, bodyText, res);
+    if (path.startsWith('/_scripted/'))
+      return this.#admin
+        ? this.#adminRoute(method, path, bodyText, res)
+        : this.#json(res, 404, { ok: false, error: 'this server takes no admin requests' });
     if (method === 'GET' && (path === '/' || path === '/health')) return this.#json(res, 200, { ok: true });
 
     const api: RecordedRequest['api'] =
@@ -471,7 +481,7 @@ export class ScriptedModelServer {
     res.end(text);
   }
 
-  #admin(method: string, path: string, bodyText: string, res: ServerResponse): void {
+  #adminRoute(method: string, path: string, bodyText: string, res: ServerResponse): void {
     if (method === 'GET' && path === '/_scripted/requests')
       return this.#json(res, 200, { requests: this.requests });
     if (method === 'GET' && path === '/_scripted/state') return this.#json(res, 200, this.state());

@@ -14,6 +14,7 @@ import { href, navigate, redirect } from '../../lib/route.ts';
 import { sortSessions, useAgent } from '../../stores/agent.ts';
 import { useProviders } from '../../stores/providers.ts';
 import { formatUsd } from './format.ts';
+import { DemoCard } from './DemoCard.tsx';
 import { NewSessionForm } from './NewSessionForm.tsx';
 import { ModeChip, SessionStatusBadge, SessionView } from './SessionView.tsx';
 
@@ -105,6 +106,7 @@ function Empty() {
             First, <a href={href('settings', 'providers')}>add a model provider</a> in Settings → Providers.
           </p>
         )}
+        <DemoCard />
         <h3 className="empty-sub">What to do now</h3>
         <ReadinessChecklist />
         <p className="muted small">
@@ -155,6 +157,7 @@ export function AgentView({ sub }: { sub: string[] }) {
               The agent works through Fluid’s tools only: it clones VMs into sandboxes, works there, and asks
               you before anything risky.
             </p>
+            <DemoCard />
             <NewSessionForm onCancel={() => (list[0] ? navigate('agent', list[0].id) : navigate('agent'))} />
           </div>
         ) : wanted && !selected ? (
