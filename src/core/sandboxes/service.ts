@@ -454,10 +454,12 @@ export class SandboxService {
         ctx.progress(0.5, `Booting (${template.reason})`);
         await this.coldDefine(conn, host, row, base, virtType, pinAddresses, ctx.signal);
         p.mark('define');
+        // Not cancelled midway (seconds): a cancel that only closed the connection could leave the
+        // start finishing on the host after the cleanup, and a VM running that nobody owns.
         await run(conn, virsh(host.libvirtUri, `start ${shq(row.domain_name)}`), {
           what: 'Starting the sandbox',
-          signal: ctx.signal,
         });
+        if (ctx.signal.aborted) throw new FluidError('CANCELLED', 'The sandbox creation was cancelled.');
         // The guest's serial console shows in the progress while it boots (and in the error if it does not).
         await this.bootWatched(conn, host, row, ctx.signal, (f, line) =>
           ctx.progress(0.5 + 0.28 * f, `Booting (${template.reason}): ${line}`),

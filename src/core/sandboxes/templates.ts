@@ -70,15 +70,19 @@ export async function buildTemplate(
   });
   const started = Date.now();
   ctx.progress(0.05, `Booting ${base.sourceName} once, without a network, for its memory template`);
-  await run(
-    conn,
-    `set -e; rm -rf ${shq(dir)}; mkdir -p ${shq(dir)}; chmod 755 ${shq(layout.root)} ${shq(dir)}; mkdir -p ${shq(layout.templates)}; chmod 755 ${shq(layout.templates)}
+  try {
+    // Not cancelled midway: a cancel that only closed the connection could leave `virsh create`
+    // finishing on the host after the cleanup below ran, and a template VM running that nobody owns.
+    // It takes seconds; a cancel takes effect right after it, and the cleanup then finds the VM.
+    await run(
+      conn,
+      `set -e; rm -rf ${shq(dir)}; mkdir -p ${shq(dir)}; chmod 755 ${shq(layout.root)} ${shq(dir)}; mkdir -p ${shq(layout.templates)}; chmod 755 ${shq(layout.templates)}
 ${layers.map((l) => `qemu-img create -q -f qcow2 -F qcow2 -b ${shq(l.base)} ${shq(l.layer)}`).join('\n')}
 cat > ${shq(dir + '/domain.xml')}
 ${V(`create ${shq(dir + '/domain.xml')}`)} >/dev/null`,
-    { stdin: derived.xml, what: 'Starting the template VM', signal: ctx.signal, timeoutMs: 120_000 },
-  );
-  try {
+      { stdin: derived.xml, what: 'Starting the template VM', timeoutMs: 120_000 },
+    );
+    if (ctx.signal.aborted) throw new FluidError('CANCELLED', 'The template build was cancelled.');
     await waitForAgent(conn, host.libvirtUri, name, BOOT_TIMEOUT_MS, ctx.signal);
     ctx.progress(0.6, 'Waiting for the guest to finish booting');
     // Fully up: systemd reports running (or degraded: a failed unit in the source is not ours to fix).
@@ -195,7 +199,11 @@ rc=0; ${V(`restore ${shq(fifo)}`)} >/dev/null || rc=$?
 kill $writer 2>/dev/null || true; wait $writer 2>/dev/null || true
 rm -f ${shq(fifo)}
 exit $rc`;
-  const r = await conn.exec(script, { stdin: newHeader.toString('base64'), signal, timeoutMs: 300_000 });
+  // Not cancelled midway: a cancel that only closed the connection could leave the restore finishing
+  // on the host after the caller's cleanup, and a VM running that nobody owns. It takes seconds; a
+  // cancel takes effect right after it (the caller's cleanup then finds the VM).
+  const r = await conn.exec(script, { stdin: newHeader.toString('base64'), timeoutMs: 300_000 });
+  if (signal?.aborted) throw new FluidError('CANCELLED', 'The sandbox creation was cancelled.');
   if (r.code !== 0)
     throw new FluidError(
       'INTERNAL',

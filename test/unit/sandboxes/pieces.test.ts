@@ -7,6 +7,10 @@ import {
   rewriteDomainXml,
   SAVE_MAGIC,
 } from '../../../src/core/sandboxes/save-image.ts';
+import { restoreFromTemplate } from '../../../src/core/sandboxes/templates.ts';
+import type { ExecOptions, ExecResult, HostConnection } from '../../../src/core/hosts/connection.ts';
+import type { Host } from '../../../src/shared/contract/hosts.ts';
+import type { TemplateInfo } from '../../../src/core/sandboxes/bases.ts';
 import { networkXml, slotFromIp, slotIp, slotMac, SLOT_COUNT } from '../../../src/core/sandboxes/network.ts';
 import {
   generateHostKeys,
@@ -146,4 +150,63 @@ test('the identity, runtime and template scripts are valid POSIX sh and carry wh
   const out = parseIdentityOutput(`noise\n${HOSTKEY_MARK}\n${keys.ed25519.public}\niface=enp1s0\nabc123\n`);
   assert.equal(out.hostKey, keys.ed25519.public.trim());
   assert.equal(out.iface, 'enp1s0');
+});
+
+test('a cancelled restore lets the host finish `virsh restore`, then says CANCELLED (no VM left that nobody owns)', async () => {
+  const xml = "<domain><name>tmpl</name><uuid>u-1</uuid><genid>g-1</genid><fluid:template x='1'/></domain>";
+  const image = fakeSave(xml, '<cookie/>', Buffer.from('QEVM'));
+  // A connection that behaves like a real one: a command given a signal is killed when it aborts.
+  let finishRestore: (() => void) | null = null;
+  const seen: Array<{ restore: boolean; killed: boolean; finished: boolean }> = [];
+  const conn = {
+    hostId: 'h',
+    kind: 'ssh',
+    closed: false,
+    exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
+      if (command.startsWith('head -c'))
+        return Promise.resolve({
+          code: 0,
+          stdout: Buffer.from(image.toString('base64')),
+          stderr: Buffer.alloc(0),
+        } as ExecResult);
+      const call = { restore: command.includes('restore'), killed: false, finished: false };
+      seen.push(call);
+      return new Promise((resolve, reject) => {
+        opts.signal?.addEventListener('abort', () => {
+          call.killed = true;
+          reject(new Error('killed'));
+        });
+        finishRestore = () => {
+          call.finished = true;
+          resolve({ code: 0, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0) } as ExecResult);
+        };
+      });
+    },
+  } as unknown as HostConnection;
+  const host = { libvirtUri: 'qemu:///system' } as Host;
+  const t = { save: '/t/memory.save', serialLog: '/t/serial.log' } as TemplateInfo;
+  const ac = new AbortController();
+  const restoring = restoreFromTemplate(
+    conn,
+    host,
+    t,
+    {
+      name: 'sbx',
+      uuid: 'u-2',
+      genid: 'g-2',
+      dir: '/s',
+      disks: [['/t/vda.qcow2', '/s/vda.qcow2']],
+      serialLog: '/s/serial.log',
+      label: { id: 'id', installation: 'inst', source: 'web', base: 'b' },
+    },
+    ac.signal,
+  );
+  await new Promise((r) => setImmediate(r));
+  assert.equal(seen.length, 1, 'the restore command was sent');
+  ac.abort();
+  await new Promise((r) => setImmediate(r));
+  assert.equal(seen[0]!.killed, false, 'the cancel does not cut the restore off midway');
+  finishRestore!();
+  await assert.rejects(restoring, (e: { code: string }) => e.code === 'CANCELLED');
+  assert.deepEqual(seen[0], { restore: true, killed: false, finished: true });
 });
