@@ -9,10 +9,8 @@
  * Needs the lab (npm run lab) and the built UI; run under the VM lock.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { createCore } from '../src/core/createCore.ts';
 import { createLogger } from '../src/core/platform/logger.ts';
 import type { Sandbox } from '../src/shared/contract/sandboxes.ts';
@@ -22,6 +20,8 @@ import {
   addVirtualAuthenticator,
   openApp,
   prepareLabData,
+  onLabVm,
+  prodTargetOf,
   readLab,
   startServer,
   waitFor,
@@ -29,25 +29,12 @@ import {
 } from './support/index.ts';
 import { ReviewPage } from './support/pages/ReviewPage.ts';
 
-const LABCTL = fileURLToPath(new URL('../scripts/lab/labctl.py', import.meta.url));
 const FILE = '/etc/fluid-e2e-release';
-
-interface ProdTarget {
-  vm: string;
-  address: string;
-  user: string;
-  keyPath: string;
-  hostKeyFingerprint: string;
-}
 
 test('review a change, approve it with a passkey, apply it and watch the log', async (t) => {
   const lab = readLab();
-  const prod = (lab as typeof lab & { prodTarget?: ProdTarget }).prodTarget;
-  if (!prod) throw new Error('lab.json has no prodTarget: run `bash scripts/lab/lab.sh up` (as root).');
-  const onProd = (script: string) =>
-    execFileSync('python3', [LABCTL, 'ga-exec', prod.vm, '/bin/sh', '-c', script], {
-      timeout: 120_000,
-    }).toString();
+  const prod = prodTargetOf(lab);
+  const onProd = (script: string) => onLabVm(prod.vm, script);
   const started = Date.now();
   const lap = (what: string) => console.log(`# ${what}: ${((Date.now() - started) / 1000).toFixed(1)} s`);
   onProd(`rm -f ${FILE}`);

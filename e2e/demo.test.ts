@@ -8,9 +8,7 @@
  * Needs the lab (npm run lab) and the built UI; run under the VM lock.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { createCore } from '../src/core/createCore.ts';
 import { createLogger } from '../src/core/platform/logger.ts';
 import {
@@ -18,32 +16,21 @@ import {
   PresenceDialog,
   openApp,
   prepareLabData,
+  onLabVm,
+  prodTargetOf,
   readLab,
   startServer,
   waitFor,
   type App,
 } from './support/index.ts';
 
-const LABCTL = fileURLToPath(new URL('../scripts/lab/labctl.py', import.meta.url));
 const PROD = 'fluid-lab-prod';
 const SITE = '/etc/nginx/sites-available/shop';
 
-interface ProdTarget {
-  vm: string;
-  address: string;
-  user: string;
-  keyPath: string;
-  hostKeyFingerprint: string;
-}
-
 test('the demo runs from the Agent view and leaves its change waiting for a person', async (t) => {
   const lab = readLab();
-  const prod = (lab as typeof lab & { prodTarget?: ProdTarget }).prodTarget;
-  if (!prod) throw new Error('lab.json has no prodTarget: run `bash scripts/lab/lab.sh up` (as root).');
-  const onProd = (script: string) =>
-    execFileSync('python3', [LABCTL, 'ga-exec', PROD, '/bin/sh', '-c', script], {
-      timeout: 120_000,
-    }).toString();
+  const prod = prodTargetOf(lab);
+  const onProd = (script: string) => onLabVm(PROD, script);
   const prodWeb = () =>
     onProd(
       `sha256sum ${SITE}; systemctl is-active nginx shop; curl -sS -o /dev/null -w 'GET / -> %{http_code}\\n' http://127.0.0.1/`,

@@ -4,7 +4,7 @@ export { startServer, assertUiBuilt, ROOT, type FluidServer } from './server.ts'
 export { launchBrowser, CHROMIUM, CHROMIUM_ARGS } from './browser.ts';
 export { Screenshots, ARTIFACTS, slug } from './artifacts.ts';
 export { waitFor, waitForText } from './wait.ts';
-export { readLab, LAB_JSON, type Lab } from './lab.ts';
+export { readLab, prodTargetOf, onLabVm, LAB_JSON, type Lab, type ProdTarget } from './lab.ts';
 export { AppShell, type Overflow, type SectionName } from './pages/AppShell.ts';
 export { OverviewPage, type OverviewHost } from './pages/OverviewPage.ts';
 export { OnboardingPage, type CheckRow, type SourceRow } from './pages/OnboardingPage.ts';
