@@ -305,13 +305,12 @@ export class ProviderStore {
     const contextTokens =
       input.contextTokens ?? (modelChanged ? info.contextTokens : existing.context_tokens);
     const price = this.priceOf(existing && !modelChanged ? existing : null, info.price, input);
-    const before: Price | null =
-      existing && !modelChanged
-        ? (({ inputPerMTok, outputPerMTok }) =>
-            inputPerMTok === null || outputPerMTok === null ? null : { inputPerMTok, outputPerMTok })(
-            this.toProvider(existing),
-          )
-        : info.price;
+    const kept = existing && !modelChanged ? this.toProvider(existing) : null;
+    const before: Price | null = !kept
+      ? info.price
+      : kept.inputPerMTok === null || kept.outputPerMTok === null
+        ? null
+        : { inputPerMTok: kept.inputPerMTok, outputPerMTok: kept.outputPerMTok };
     const after: Price | null = price.set ? price : info.price;
     if (
       after &&
