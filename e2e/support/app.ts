@@ -72,6 +72,9 @@ export async function openApp(t: TestContext, opts: OpenAppOptions = {}): Promis
     const problems: string[] = [];
     const allowed = [...(opts.allowErrors ?? [])];
     const report = (text: string) => {
+      // A stopped server refuses the page's reconnects: expected, not the page's problem (a test's
+      // server may stop before its page closes: node:test runs after-hooks in the order they were added).
+      if (!server.running && /WebSocket connection to .* failed: .*ERR_CONNECTION_REFUSED/.test(text)) return;
       if (!allowed.some((re) => re.test(text))) problems.push(text);
     };
     page.on('console', (m: ConsoleMessage) => {

@@ -24,6 +24,8 @@ export interface FluidServer extends ServerInfo {
   token: string;
   /** Everything the server wrote to stderr (for failure messages). */
   readonly stderr: string;
+  /** false from the moment it is asked to stop until a restart has it listening again. */
+  readonly running: boolean;
   /** Stop the process (SIGTERM, then SIGKILL). Idempotent. */
   stop(): Promise<void>;
   /** Start it again on the same port, data dir and token (a reconnecting client gets back in). */
@@ -122,19 +124,29 @@ export async function startServer(
     throw err;
   }
   const token = new URL(current.info.url).hash.replace(/^#token=/, '');
+  let running = true;
   const server: FluidServer = {
     ...current.info,
     token,
     get stderr() {
       return log.stderr;
     },
-    stop: () => stopChild(current.child),
+    get running() {
+      return running;
+    },
+    stop: () => {
+      running = false;
+      return stopChild(current.child);
+    },
     restart: async () => {
+      running = false;
       await stopChild(current.child);
       current = await spawnServer(dataDir, server.port, token, log, env);
       server.pid = current.info.pid;
+      running = true;
     },
     dispose: async () => {
+      running = false;
       await stopChild(current.child);
       if (ownDir) rmSync(dataDir, { recursive: true, force: true });
     },
