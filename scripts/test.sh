@@ -90,18 +90,22 @@ fi
 export PATH="$ROOT/node_modules/.bin:$PATH"
 node -e 'if (+process.versions.node.split(".")[0] < 24) { console.error("npm test: the pinned Node 24 is missing: run npm ci"); process.exit(1) }'
 
-# ---- static checks and the build
+# ---- static checks and the build: a failure is the run's one failure, and the summary line still ends it
+before_tests_failed() {
+  printf '\nFailed:\n  %s (see above); no test was run\n\n0 passed, 1 failed, 0 skipped\n' "$1"
+  exit 1
+}
 if on FLUID_SKIP_CHECKS; then
   step "lint, format and type checks skipped (FLUID_SKIP_CHECKS=1)"
 else
-  step "lint";      eslint . --max-warnings=0
-  step "format";    prettier --check . >/dev/null || { prettier --check . | tail -20; exit 1; }
-  step "typecheck"; npm run -s typecheck
+  step "lint";      eslint . --max-warnings=0 || before_tests_failed "lint"
+  step "format";    prettier --check . >/dev/null || { prettier --check . 2>&1 | tail -20 || true; before_tests_failed "format"; }
+  step "typecheck"; npm run -s typecheck || before_tests_failed "typecheck"
 fi
 if on FLUID_SKIP_BUILD; then
   step "build skipped (FLUID_SKIP_BUILD=1)"
 else
-  step "build";     npm run -s build >/dev/null
+  step "build";     npm run -s build >/dev/null || before_tests_failed "build"
 fi
 
 # ---- the tests: two lanes side by side, then one summary line, the last line of output
