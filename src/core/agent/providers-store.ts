@@ -326,8 +326,11 @@ export class ProviderStore {
         },
         presence,
       );
-    const first = !(this.d.db.prepare('SELECT 1 FROM providers LIMIT 1').get() as unknown);
-    const makeDefault = input.isDefault === true || (!existing && first);
+    // A new provider becomes the default while none is, unless it asks not to be (the demo's).
+    const noDefault = !(this.d.db
+      .prepare('SELECT 1 FROM providers WHERE is_default = 1 LIMIT 1')
+      .get() as unknown);
+    const makeDefault = input.isDefault === true || (!existing && noDefault && input.isDefault !== false);
     const tx = this.d.db.transaction(() => {
       if (makeDefault) this.d.db.prepare('UPDATE providers SET is_default = 0').run();
       if (existing) {

@@ -43,6 +43,7 @@ const ProviderInput = z.object({
   /** A person's price for the model (USD per million tokens); set both, or null both to use the model table. */
   inputPerMTok: z.number().min(0).max(10_000).nullable().optional(),
   outputPerMTok: z.number().min(0).max(10_000).nullable().optional(),
+  /** true: the default for new sessions from now on. A new provider is the default while none is, unless false. */
   isDefault: z.boolean().optional(),
 });
 

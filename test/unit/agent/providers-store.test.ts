@@ -82,6 +82,18 @@ describe('model providers', () => {
       [['anthropic', true]],
       'the default moves on',
     );
+    // A provider that asks not to be the default is not, and the next one added becomes it.
+    await c.call('providers.delete', { id: 'anthropic' });
+    const demo = await c.call('providers.save', {
+      id: 'demo',
+      kind: 'anthropic',
+      label: 'Demo',
+      model: 'claude-sonnet-4-6',
+      isDefault: false,
+    });
+    assert.equal(demo.isDefault, false);
+    const next = await c.call('providers.save', { kind: 'openai', label: 'Real', model: 'gpt-4.1' });
+    assert.equal(next.isDefault, true, 'the first provider added while none is the default');
     await assert.rejects(
       c.call('providers.delete', { id: 'local' }),
       (e: FluidError) => e.code === 'NOT_FOUND',

@@ -38,6 +38,8 @@ export function DemoCard() {
         apiKey: 'scripted-demo',
         inputPerMTok: 0,
         outputPerMTok: 0,
+        // Not the default for the person's own sessions; the demo names it.
+        isDefault: false,
       };
       await withPresence('providers.save', { ...provider, apiKey: 'set' }, (presence) =>
         rpc().call('providers.save', { ...provider, presence }),

@@ -200,7 +200,14 @@ function ProviderDialog({ provider, onClose }: { provider: Provider | null; onCl
         ...(contextTokens !== undefined ? { contextTokens } : {}),
         ...(inputPerMTok !== undefined ? { inputPerMTok } : {}),
         ...(outputPerMTok !== undefined ? { outputPerMTok } : {}),
-        ...(d.isDefault !== original.isDefault || !provider ? { isDefault: d.isDefault } : {}),
+        // A new provider is the default while none is; the box makes it the default over another.
+        ...(provider
+          ? d.isDefault !== original.isDefault
+            ? { isDefault: d.isDefault }
+            : {}
+          : d.isDefault
+            ? { isDefault: true }
+            : {}),
       };
       // A lower price is a person's decision (it widens the cost caps): confirmed when the core asks.
       // The key's value plays no part in what is confirmed, so it never travels with the challenge.
