@@ -1,8 +1,10 @@
 /**
- * Anthropic Messages API through the official SDK, streamed. The SDK's own retries are off: the
- * shared attempt loop retries, so that it can announce each retry and stop at once on cancel.
+ * Anthropic Messages API, streamed, in the wire format of the official SDK (its types describe the
+ * requests and events) over the lean client in http.ts: one keep-alive connection pool per provider
+ * client, the request body built with the tool definitions serialised once, the stream folded as it
+ * arrives. The shared attempt loop (retry.ts) retries, times out and cancels.
  */
-import Anthropic from '@anthropic-ai/sdk';
+import type Anthropic from '@anthropic-ai/sdk';
 import type {
   MessageCreateParamsStreaming,
   MessageParam,
@@ -13,6 +15,7 @@ import type {
 } from '@anthropic-ai/sdk/resources/messages/messages';
 import { FluidError } from '../../../shared/errors.ts';
 import { IncompleteStreamError, retryPolicy, runWithRetries, type ProviderLabel } from './retry.ts';
+import { JsonHttpClient, StreamErrorEvent, readJson, sseEvents, type HttpAnswer } from './http.ts';
 import {
   defaultBaseUrl,
   type AssistantMessage,
@@ -101,6 +104,38 @@ export function buildAnthropicParams(
     // No temperature: the Messages API of this SDK release has deprecated the sampling parameters.
     stream: true,
   };
+}
+
+/** Serialised tool definitions, by definition (only frozen ones: they cannot change afterwards). */
+const toolJson = [new WeakMap<ToolDefinition, string>(), new WeakMap<ToolDefinition, string>()] as const;
+
+function toolText(t: ToolDefinition, cache: boolean): string {
+  const frozen = Object.isFrozen(t) && Object.isFrozen(t.inputSchema);
+  const map = toolJson[cache ? 1 : 0];
+  let text = frozen ? map.get(t) : undefined;
+  if (text === undefined) {
+    text = JSON.stringify(toAnthropicTools([t], cache)[0]);
+    if (frozen) map.set(t, text);
+  }
+  return text;
+}
+
+/**
+ * The request body: exactly `JSON.stringify(buildAnthropicParams(req, config))`, with the tool
+ * definitions (sent unchanged with every turn, often the largest part) serialised once each.
+ */
+export function anthropicBody(
+  req: ModelRequest,
+  config: Pick<ProviderConfig, 'model' | 'promptCaching'>,
+): string {
+  const { tools: _tools, stream: _stream, ...rest } = buildAnthropicParams({ ...req, tools: [] }, config);
+  const cache = config.promptCaching !== false;
+  let body = JSON.stringify(rest).slice(0, -1);
+  if (req.tools.length) {
+    const last = req.tools.length - 1;
+    body += `,"tools":[${req.tools.map((t, i) => toolText(t, cache && i === last)).join(',')}]`;
+  }
+  return `${body},"stream":true}`;
 }
 
 interface OpenBlock {
@@ -205,11 +240,75 @@ export async function* foldAnthropicStream(
   yield { type: 'done', stopReason: anthropicStopReason(stop), message };
 }
 
+/** The stream's events as the SDK yields them: `ping` and unnamed events skipped, `error` thrown. */
+export async function* anthropicStreamEvents(answer: HttpAnswer): AsyncGenerator<RawMessageStreamEvent> {
+  for await (const sse of sseEvents(answer.body)) {
+    if (sse.event === 'ping' || sse.event === '') continue;
+    if (sse.event === 'error') {
+      let body: unknown = sse.data;
+      try {
+        body = JSON.parse(sse.data);
+      } catch {
+        /* kept as text */
+      }
+      throw new StreamErrorEvent(body, answer.headers);
+    }
+    if (!sse.data) continue;
+    yield JSON.parse(sse.data) as RawMessageStreamEvent;
+  }
+}
+
+/** A whole message (a server that answered without streaming) as the events of its stream. */
+export function* anthropicMessageEvents(message: Anthropic.Message): Generator<RawMessageStreamEvent> {
+  const usage = message.usage ?? { input_tokens: 0, output_tokens: 0 };
+  yield {
+    type: 'message_start',
+    message: { ...message, content: [], stop_reason: null, usage: { ...usage, output_tokens: 0 } },
+  } as RawMessageStreamEvent;
+  for (const [index, block] of (message.content ?? []).entries()) {
+    if (block.type === 'text') {
+      yield {
+        type: 'content_block_start',
+        index,
+        content_block: { type: 'text', text: '', citations: null },
+      };
+      yield { type: 'content_block_delta', index, delta: { type: 'text_delta', text: block.text } };
+    } else if (block.type === 'tool_use') {
+      yield {
+        type: 'content_block_start',
+        index,
+        content_block: { ...block, input: {} },
+      } as RawMessageStreamEvent;
+      yield {
+        type: 'content_block_delta',
+        index,
+        delta: { type: 'input_json_delta', partial_json: JSON.stringify(block.input ?? {}) },
+      };
+    } else {
+      yield { type: 'content_block_start', index, content_block: block } as RawMessageStreamEvent;
+    }
+    yield { type: 'content_block_stop', index };
+  }
+  yield {
+    type: 'message_delta',
+    delta: { stop_reason: message.stop_reason, stop_sequence: message.stop_sequence ?? null },
+    usage,
+  } as unknown as RawMessageStreamEvent;
+  yield { type: 'message_stop' };
+}
+
+async function* toAsync<T>(items: Iterable<T>): AsyncGenerator<T> {
+  yield* items;
+}
+
+/** The version of the Messages API spoken (the one the SDK in package.json sends). */
+export const ANTHROPIC_VERSION = '2026-10-21';
+
 export class AnthropicProvider implements ModelProvider {
   readonly kind = 'anthropic' as const;
   readonly model: string;
   readonly #config: ProviderConfig;
-  readonly #client: Anthropic;
+  readonly #client: JsonHttpClient;
   readonly #label: ProviderLabel;
 
   constructor(config: ProviderConfig) {
@@ -217,14 +316,15 @@ export class AnthropicProvider implements ModelProvider {
     this.model = config.model;
     const baseURL = (config.baseUrl || defaultBaseUrl('anthropic')).replace(/\/+$/, '');
     this.#label = { name: 'Anthropic', baseUrl: baseURL, apiKey: config.apiKey };
-    this.#client = new Anthropic({
-      apiKey: config.apiKey || 'missing',
-      baseURL,
-      maxRetries: 0,
-      // The attempt loop's own idle timer (same length) fires first; this is a backstop.
-      timeout: retryPolicy(config).timeoutMs + 1000,
-      logLevel: 'off',
-      ...(config.headers ? { defaultHeaders: config.headers } : {}),
+    this.#client = new JsonHttpClient({
+      baseUrl: baseURL,
+      headers: {
+        accept: 'application/json',
+        'user-agent': 'Fluid',
+        'anthropic-version': ANTHROPIC_VERSION,
+        ...(config.apiKey ? { authorization: `Bearer ${config.apiKey}` } : {}),
+        ...config.headers,
+      },
     });
   }
 
@@ -238,12 +338,15 @@ export class AnthropicProvider implements ModelProvider {
         provider: 'Anthropic',
       });
     }
-    const params = buildAnthropicParams(req, this.#config);
+    const body = anthropicBody(req, this.#config);
     const client = this.#client;
     yield* runWithRetries(
       async function* ({ signal }) {
-        const stream = await client.messages.create(params, { signal });
-        yield* foldAnthropicStream(stream);
+        const answer = await client.post('/v1/messages', body, signal);
+        if (/^application\/json\b/i.test(answer.contentType)) {
+          const message = (await readJson(answer.body)) as Anthropic.Message;
+          yield* foldAnthropicStream(toAsync(anthropicMessageEvents(message)));
+        } else yield* foldAnthropicStream(anthropicStreamEvents(answer));
       },
       { policy: retryPolicy(this.#config), label: this.#label, signal: req.signal },
     );

@@ -1,5 +1,3 @@
-import Anthropic from '@anthropic-ai/sdk';
-import OpenAI from 'openai';
 import { FluidError, cancelled } from '../../../shared/errors.ts';
 import { AnthropicProvider } from './anthropic.ts';
 import { OpenAIProvider } from './openai.ts';
@@ -23,7 +21,8 @@ export function createProvider(config: ProviderConfig): ModelProvider {
 
 /**
  * The models the service offers (`GET /v1/models`), which also proves the base URL and the key:
- * the settings UI's "Test connection". No retries; errors are FluidErrors like the stream's.
+ * the settings UI's "Test connection". No retries; errors are FluidErrors like the stream's. Through
+ * the official SDKs (their pagination), loaded here only: model turns do not need them.
  */
 export async function listModels(
   config: Omit<ProviderConfig, 'model'> & { model?: string },
@@ -46,9 +45,11 @@ export async function listModels(
   try {
     const ids: string[] = [];
     if (config.kind === 'anthropic') {
+      const { default: Anthropic } = await import('@anthropic-ai/sdk');
       const client = new Anthropic({ ...common, apiKey: config.apiKey || 'missing' });
       for await (const m of client.models.list({ limit: 100 }, { signal })) ids.push(m.id);
     } else {
+      const { default: OpenAI } = await import('openai');
       const client = new OpenAI({
         ...common,
         apiKey: config.apiKey || 'no-key',

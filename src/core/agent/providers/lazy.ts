@@ -1,5 +1,6 @@
 /**
- * The provider SDKs are large; load them on the first model call, not with every CLI command.
+ * The provider clients (and, for listing models, the SDKs) load on first use, not with every CLI
+ * command.
  */
 import type { ModelProvider, ModelRequest, ProviderConfig } from './types.ts';
 import type { listModels } from './index.ts';

@@ -1,9 +1,10 @@
 /**
- * OpenAI-compatible Chat Completions through the official SDK, streamed: OpenAI, OpenRouter,
- * Ollama, vLLM (the base URL picks the service). The SDK's own retries are off, as for Anthropic.
+ * OpenAI-compatible Chat Completions, streamed, in the wire format of the official SDK (its types
+ * describe the requests and chunks) over the lean client in http.ts: OpenAI, OpenRouter, Ollama, vLLM
+ * (the base URL picks the service). The shared attempt loop (retry.ts) retries, times out and cancels.
  */
-import OpenAI from 'openai';
 import type {
+  ChatCompletion,
   ChatCompletionChunk,
   ChatCompletionCreateParamsStreaming,
   ChatCompletionMessageParam,
@@ -13,6 +14,7 @@ import type {
 import { FluidError } from '../../../shared/errors.ts';
 import { IncompleteStreamError, retryPolicy, runWithRetries, type ProviderLabel } from './retry.ts';
 import { parseToolInput } from './json.ts';
+import { JsonHttpClient, StreamErrorEvent, readJson, sseEvents, type HttpAnswer } from './http.ts';
 import {
   defaultBaseUrl,
   type AssistantMessage,
@@ -197,11 +199,68 @@ export async function* foldOpenAIStream(
   };
 }
 
+/**
+ * The chunks of a stream as the SDK yields them: parsed until `[DONE]`; an error sent in the stream
+ * (an `error` event, or a chunk carrying `error`, as OpenRouter and vLLM send) is thrown.
+ */
+export async function* openaiStreamChunks(answer: HttpAnswer): AsyncGenerator<ChatCompletionChunk> {
+  for await (const sse of sseEvents(answer.body)) {
+    if (sse.data === '[DONE]') return;
+    let data: unknown;
+    try {
+      data = JSON.parse(sse.data);
+    } catch {
+      throw new SyntaxError('Error reading response: malformed server-sent event JSON.');
+    }
+    const body = data as { error?: unknown } | null;
+    if (sse.event === 'error') throw new StreamErrorEvent(body?.error ?? body, answer.headers);
+    if (body && body.error) throw new StreamErrorEvent(body.error, answer.headers);
+    yield data as ChatCompletionChunk;
+  }
+}
+
+/** A whole completion (a server that answered without streaming) as the one chunk of its stream. */
+export function openaiCompletionChunk(c: ChatCompletion): ChatCompletionChunk {
+  return {
+    id: c.id,
+    object: 'chat.completion.chunk',
+    created: c.created,
+    model: c.model,
+    choices: (c.choices ?? []).map((ch) => ({
+      index: ch.index ?? 0,
+      delta: {
+        role: 'assistant',
+        ...(typeof ch.message?.content === 'string' ? { content: ch.message.content } : {}),
+        ...(typeof ch.message?.refusal === 'string' ? { refusal: ch.message.refusal } : {}),
+        ...(ch.message?.tool_calls?.length
+          ? {
+              tool_calls: ch.message.tool_calls
+                .filter((tc) => tc.type === 'function')
+                .map((tc, index) => ({
+                  index,
+                  id: tc.id,
+                  type: 'function' as const,
+                  function: { name: tc.function.name, arguments: tc.function.arguments },
+                })),
+            }
+          : {}),
+      },
+      finish_reason: ch.finish_reason,
+      logprobs: null,
+    })),
+    ...(c.usage ? { usage: c.usage } : {}),
+  };
+}
+
+async function* once<T>(item: T): AsyncGenerator<T> {
+  yield item;
+}
+
 export class OpenAIProvider implements ModelProvider {
   readonly kind = 'openai' as const;
   readonly model: string;
   readonly #config: ProviderConfig;
-  readonly #client: OpenAI;
+  readonly #client: JsonHttpClient;
   readonly #label: ProviderLabel;
   readonly #keyRequired: boolean;
 
@@ -217,17 +276,15 @@ export class OpenAIProvider implements ModelProvider {
         ? 'OpenAI'
         : 'The model server';
     this.#label = { name, baseUrl: baseURL, apiKey: config.apiKey };
-    this.#client = new OpenAI({
-      // A local server takes any key; the SDK insists on one.
-      apiKey: config.apiKey || 'no-key',
-      baseURL,
-      organization: null,
-      project: null,
-      maxRetries: 0,
-      // The attempt loop's own idle timer (same length) fires first; this is a backstop.
-      timeout: retryPolicy(config).timeoutMs + 1000,
-      logLevel: 'off',
-      ...(config.headers ? { defaultHeaders: config.headers } : {}),
+    this.#client = new JsonHttpClient({
+      baseUrl: baseURL,
+      headers: {
+        accept: 'application/json',
+        'user-agent': 'Fluid',
+        // A local server takes any key; like the SDK, send one anyway.
+        authorization: `Bearer ${config.apiKey || 'no-key'}`,
+        ...config.headers,
+      },
     });
   }
 
@@ -245,12 +302,15 @@ export class OpenAIProvider implements ModelProvider {
         },
       );
     }
-    const params = buildOpenAIParams(req, this.#config);
+    const body = JSON.stringify(buildOpenAIParams(req, this.#config));
     const client = this.#client;
     yield* runWithRetries(
       async function* ({ signal }) {
-        const stream = await client.chat.completions.create(params, { signal });
-        yield* foldOpenAIStream(stream);
+        const answer = await client.post('/chat/completions', body, signal);
+        if (/^application\/json\b/i.test(answer.contentType)) {
+          const completion = (await readJson(answer.body)) as ChatCompletion;
+          yield* foldOpenAIStream(once(openaiCompletionChunk(completion)));
+        } else yield* foldOpenAIStream(openaiStreamChunks(answer));
       },
       { policy: retryPolicy(this.#config), label: this.#label, signal: req.signal },
     );

@@ -85,6 +85,9 @@ const sleep = (ms: number, signal?: AbortSignal) =>
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 
+/** The abort reason of an attempt that is over (no longer needed by anyone). */
+const ATTEMPT_OVER = Object.assign(new Error('The attempt is over.'), { name: 'AbortError' });
+
 /** Exponential backoff with equal jitter: half fixed, half random. */
 export function backoffDelay(retry: number, policy: RetryPolicy, random = Math.random): number {
   const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** Math.max(0, retry - 1));
@@ -162,7 +165,9 @@ export async function* runWithRetries(
     } finally {
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
-      ctl.abort();
+      // Ends whatever the attempt left open (the consumer may have stopped early); a reason of our
+      // own spares building a DOMException on every turn.
+      ctl.abort(ATTEMPT_OVER);
     }
     last = failure;
     if (!failure.retryable) throw failure.error;
