@@ -197,8 +197,12 @@ export class SessionStore {
     }
     sets.push('updated_at = ?');
     args.push(this.clock.now().toISOString());
-    prepared(this.db, `UPDATE agent_sessions SET ${sets.join(', ')} WHERE id = ?`).run(...args, id);
-    return this.row(id);
+    const r = prepared(this.db, `UPDATE agent_sessions SET ${sets.join(', ')} WHERE id = ? RETURNING *`).get(
+      ...args,
+      id,
+    ) as SessionRow | undefined;
+    if (!r) throw new FluidError('NOT_FOUND', `No agent session ${id}.`);
+    return r;
   }
 
   /** Set columns only while the session is still owned by `instance` (a guard against a takeover). */
