@@ -111,8 +111,11 @@ export interface LoopHost {
   clock: Clock;
   log: Logger;
   provider(id: string): Provider;
-  /** The price of the session's model (null: nothing prices it; the session must not run). */
-  price(row: SessionRow): Price | null;
+  /**
+   * The price of the session's model at its provider, as just read (null: nothing prices it; the
+   * session must not run).
+   */
+  price(row: SessionRow, provider: Provider): Price | null;
   model(row: SessionRow): ModelProvider;
   redactor(sessionId: string): Redactor;
   emit(sessionId: string, ev: AgentEvent): void;
@@ -200,7 +203,7 @@ export async function runSession(h: LoopHost, run: LiveRun): Promise<void> {
       const settings = h.settings.get().agent;
       const provider = h.provider(row.provider_id);
       // Without a price the cost cap caps nothing: no turn runs (the price may have been removed).
-      const price = h.price(row);
+      const price = h.price(row, provider);
       if (!price) {
         h.end(id, {
           status: 'stopped',

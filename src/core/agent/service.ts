@@ -7,7 +7,7 @@
  * idle) continue to running on agent.send. A session whose process died while running is shown as
  * idle with a lastError saying it was interrupted; agent.send continues the same transcript.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type {
   AgentEvent,
   AgentMode,
@@ -38,6 +38,7 @@ import type { PresenceProof } from '../../shared/contract/presence.ts';
 import type { PresenceService } from '../presence/service.ts';
 import {
   ProviderStore,
+  priceFor,
   providerPurpose,
   unpricedMessage,
   type ProviderInput,
@@ -132,8 +133,9 @@ export class AgentService {
     // One client per provider configuration, reused by every turn of every session (a client keeps
     // its connection pool); a changed key, URL, model or tuning is a new configuration.
     const clients = new Map<string, ModelProvider>();
+    // (Keyed by the configuration's JSON itself: the client holds the same key in memory anyway.)
     const client = (config: ProviderConfig): ModelProvider => {
-      const key = createHash('sha256').update(JSON.stringify(config)).digest('hex');
+      const key = JSON.stringify(config);
       let c = clients.get(key);
       if (!c) {
         c = create(config);
@@ -150,7 +152,7 @@ export class AgentService {
       clock: deps.clock,
       log: deps.log,
       provider: (id) => this.providers.get(id),
-      price: (row) => this.providers.price(row.provider_id, row.model),
+      price: (row, provider) => priceFor(provider, row.model),
       model: (row) => client(this.providers.config(row.provider_id, row.model, deps.providerTuning)),
       redactor: (id) => this.redactor(id),
       emit: (id, ev) => this.emit(id, ev),

@@ -143,6 +143,15 @@ describe('the Anthropic request body', () => {
       });
 });
 
+test('the Anthropic request body follows a changed list of the same frozen definitions', () => {
+  const defs = TOOLS.map((t) => Object.freeze({ ...t, inputSchema: Object.freeze({ ...t.inputSchema }) }));
+  const cfg = { model: 'm' };
+  for (const tools of [defs, [defs[0]!], defs, [defs[0]!, defs[0]!], [defs[1]!, defs[0]!]]) {
+    const req = request([user('hi')], { tools });
+    assert.equal(anthropicBody(req, cfg), JSON.stringify(buildAnthropicParams(req, cfg)));
+  }
+});
+
 describe('the Anthropic provider over its own client', () => {
   test('a streamed answer: the headers sent, the key only in authorization', async () => {
     const s = await serve((_req, res) => {

@@ -109,8 +109,10 @@ export function buildAnthropicParams(
 /** Serialised tool definitions, by definition (only frozen ones: they cannot change afterwards). */
 const toolJson = [new WeakMap<ToolDefinition, string>(), new WeakMap<ToolDefinition, string>()] as const;
 
+const isFrozenTool = (t: ToolDefinition) => Object.isFrozen(t) && Object.isFrozen(t.inputSchema);
+
 function toolText(t: ToolDefinition, cache: boolean): string {
-  const frozen = Object.isFrozen(t) && Object.isFrozen(t.inputSchema);
+  const frozen = isFrozenTool(t);
   const map = toolJson[cache ? 1 : 0];
   let text = frozen ? map.get(t) : undefined;
   if (text === undefined) {
@@ -120,22 +122,50 @@ function toolText(t: ToolDefinition, cache: boolean): string {
   return text;
 }
 
+/** The `"tools":[…]` part of the last bodies, encoded, by the first definition of their list. */
+const toolsPart = new WeakMap<ToolDefinition, { tools: ToolDefinition[]; cache: boolean; bytes: Buffer }>();
+
+function toolsBytes(tools: ToolDefinition[], cache: boolean): Buffer {
+  const last = tools.length - 1;
+  const encode = () =>
+    Buffer.from(`,"tools":[${tools.map((t, i) => toolText(t, cache && i === last)).join(',')}]`, 'utf8');
+  if (!tools.every(isFrozenTool)) return encode();
+  const hit = toolsPart.get(tools[0]!);
+  if (
+    hit &&
+    hit.cache === cache &&
+    hit.tools.length === tools.length &&
+    hit.tools.every((t, i) => t === tools[i])
+  )
+    return hit.bytes;
+  const bytes = encode();
+  toolsPart.set(tools[0]!, { tools: [...tools], cache, bytes });
+  return bytes;
+}
+
+const STREAM_END = Buffer.from(',"stream":true}', 'utf8');
+
 /**
- * The request body: exactly `JSON.stringify(buildAnthropicParams(req, config))`, with the tool
- * definitions (sent unchanged with every turn, often the largest part) serialised once each.
+ * The request body, encoded: exactly `JSON.stringify(buildAnthropicParams(req, config))`, with the
+ * tool definitions (sent unchanged with every turn, often the largest part) serialised and encoded
+ * once for a list of frozen definitions.
  */
+export function anthropicPayload(
+  req: ModelRequest,
+  config: Pick<ProviderConfig, 'model' | 'promptCaching'>,
+): Buffer {
+  const { tools: _tools, stream: _stream, ...rest } = buildAnthropicParams({ ...req, tools: [] }, config);
+  const head = Buffer.from(JSON.stringify(rest).slice(0, -1), 'utf8');
+  if (!req.tools.length) return Buffer.concat([head, STREAM_END]);
+  return Buffer.concat([head, toolsBytes(req.tools, config.promptCaching !== false), STREAM_END]);
+}
+
+/** The request body as text (see anthropicPayload). */
 export function anthropicBody(
   req: ModelRequest,
   config: Pick<ProviderConfig, 'model' | 'promptCaching'>,
 ): string {
-  const { tools: _tools, stream: _stream, ...rest } = buildAnthropicParams({ ...req, tools: [] }, config);
-  const cache = config.promptCaching !== false;
-  let body = JSON.stringify(rest).slice(0, -1);
-  if (req.tools.length) {
-    const last = req.tools.length - 1;
-    body += `,"tools":[${req.tools.map((t, i) => toolText(t, cache && i === last)).join(',')}]`;
-  }
-  return `${body},"stream":true}`;
+  return anthropicPayload(req, config).toString('utf8');
 }
 
 interface OpenBlock {
@@ -338,7 +368,7 @@ export class AnthropicProvider implements ModelProvider {
         provider: 'Anthropic',
       });
     }
-    const body = anthropicBody(req, this.#config);
+    const body = anthropicPayload(req, this.#config);
     const client = this.#client;
     yield* runWithRetries(
       async function* ({ signal }) {

@@ -103,13 +103,13 @@ export class JsonHttpClient {
   }
 
   /**
-   * POST `body` (JSON text) to `path` under the base URL. Resolves once a 2xx answer's headers are in;
+   * POST `body` (JSON, as text or encoded) to `path` under the base URL. Resolves once a 2xx answer's headers are in;
    * a non-2xx answer is read whole and thrown as an HttpStatusError. Aborting the signal destroys the
    * request and its answer (the body's iteration then throws the signal's reason).
    */
-  async post(path: string, body: string, signal: AbortSignal): Promise<HttpAnswer> {
+  async post(path: string, body: string | Buffer, signal: AbortSignal): Promise<HttpAnswer> {
     signal.throwIfAborted();
-    const payload = Buffer.from(body, 'utf8');
+    const payload = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
     let res: http.IncomingMessage;
     try {
       res = await this.#send(path, payload, signal);
