@@ -220,7 +220,11 @@ export async function runSession(h: LoopHost, run: LiveRun): Promise<void> {
       const tools = [...toolsNow.defs];
       const system = systemPrompt(row, h.clock.now());
       const fixedChars = system.length + toolsNow.chars;
-      let messages = modelMessages(h.store.messages(id), row.summary, row.compacted_through);
+      let messages = modelMessages(
+        h.store.messages(id, 0, row.compacted_through),
+        row.summary,
+        row.compacted_through,
+      );
       const estimate = estimateTokens(fixedChars + messagesChars(messages), {
         tokens: row.context_tokens,
         chars: row.context_chars,
@@ -228,7 +232,11 @@ export async function runSession(h: LoopHost, run: LiveRun): Promise<void> {
       if (estimate >= settings.compactAt * provider.contextTokens) {
         if (await compact(h, run, row, model, price)) {
           row = h.store.row(id);
-          messages = modelMessages(h.store.messages(id), row.summary, row.compacted_through);
+          messages = modelMessages(
+            h.store.messages(id, 0, row.compacted_through),
+            row.summary,
+            row.compacted_through,
+          );
         }
       }
       const totalChars = fixedChars + messagesChars(messages);
@@ -241,18 +249,21 @@ export async function runSession(h: LoopHost, run: LiveRun): Promise<void> {
         inputTokens: Math.ceil(totalChars / 4),
         outputTokens: Math.ceil(JSON.stringify(turn.content).length / 4),
       };
-      row = h.store.row(id);
       const content = turn.content;
-      const msg = h.store.append(id, 'assistant', content);
-      run.partial = '';
-      h.emit(id, { type: 'message', message: msg });
-      row = h.update(id, {
-        steps: row.steps + 1,
-        input_tokens: row.input_tokens + usage.inputTokens,
-        output_tokens: row.output_tokens + usage.outputTokens,
-        cost_usd: row.cost_usd + costOf(price, usage),
-        context_tokens: usage.inputTokens,
-        context_chars: totalChars,
+      // The reply and its accounting in one commit.
+      row = h.store.atomically(() => {
+        const before = h.store.row(id);
+        const msg = h.store.append(id, 'assistant', content);
+        run.partial = '';
+        h.emit(id, { type: 'message', message: msg });
+        return h.update(id, {
+          steps: before.steps + 1,
+          input_tokens: before.input_tokens + usage.inputTokens,
+          output_tokens: before.output_tokens + usage.outputTokens,
+          cost_usd: before.cost_usd + costOf(price, usage),
+          context_tokens: usage.inputTokens,
+          context_chars: totalChars,
+        });
       });
 
       const uses = turn.toolUses;
@@ -439,7 +450,7 @@ async function runTool(
       actor: actorOf(id),
       sessionId: id,
       // A switch to read-only applies at once, even to the rest of this turn.
-      mode: h.store.row(id).mode,
+      mode: h.store.mode(id),
       signal: run.ac.signal,
       // The gate redacts the outcome with this session's redactor (stable placeholders).
       redactor: h.redactor(id),

@@ -566,7 +566,7 @@ export class AgentService {
   }
 
   private update(id: string, patch: SessionPatch): SessionRow {
-    const before = this.store.row(id).status;
+    const before = this.store.status(id);
     const row = this.store.update(id, patch);
     this.emit(id, { type: 'status', session: toSession(row) });
     if (row.status !== before) this.d.bus.emit('agent.changed', { sessionId: id, status: row.status });

@@ -169,6 +169,27 @@ export class SessionStore {
     return r;
   }
 
+  /** The session's status alone (cheaper than the whole row, for checks on every turn). */
+  status(id: string): SessionStatus {
+    const r = prepared(this.db, 'SELECT status FROM agent_sessions WHERE id = ?').get(id) as
+      { status: SessionStatus } | undefined;
+    if (!r) throw new FluidError('NOT_FOUND', `No agent session ${id}.`);
+    return r.status;
+  }
+
+  /** The session's mode alone (read before every tool call: a switch applies at once). */
+  mode(id: string): AgentMode {
+    const r = prepared(this.db, 'SELECT mode FROM agent_sessions WHERE id = ?').get(id) as
+      { mode: AgentMode } | undefined;
+    if (!r) throw new FluidError('NOT_FOUND', `No agent session ${id}.`);
+    return r.mode;
+  }
+
+  /** Run `fn` as one transaction (one commit for several writes of a step). */
+  atomically<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
   tryRow(id: string): SessionRow | undefined {
     return prepared(this.db, 'SELECT * FROM agent_sessions WHERE id = ?').get(id) as SessionRow | undefined;
   }
@@ -233,8 +254,9 @@ export class SessionStore {
     };
   }
 
-  messages(sessionId: string, afterSeq = 0): TranscriptMessage[] {
-    const through = this.row(sessionId).compacted_through;
+  /** The transcript after `afterSeq`; `compactedThrough` when the caller has just read the row. */
+  messages(sessionId: string, afterSeq = 0, compactedThrough?: number): TranscriptMessage[] {
+    const through = compactedThrough ?? this.row(sessionId).compacted_through;
     // Every model turn reads the whole transcript: the messages are parsed once and kept (they are
     // never changed once written), and only the rows added since are read, by any process.
     const cached = this.transcripts.get(sessionId);

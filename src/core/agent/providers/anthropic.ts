@@ -146,18 +146,18 @@ function toolsBytes(tools: ToolDefinition[], cache: boolean): Buffer {
 const STREAM_END = Buffer.from(',"stream":true}', 'utf8');
 
 /**
- * The request body, encoded: exactly `JSON.stringify(buildAnthropicParams(req, config))`, with the
+ * The request body, encoded, in parts (sent one after another): exactly `JSON.stringify(buildAnthropicParams(req, config))`, with the
  * tool definitions (sent unchanged with every turn, often the largest part) serialised and encoded
  * once for a list of frozen definitions.
  */
 export function anthropicPayload(
   req: ModelRequest,
   config: Pick<ProviderConfig, 'model' | 'promptCaching'>,
-): Buffer {
+): Buffer[] {
   const { tools: _tools, stream: _stream, ...rest } = buildAnthropicParams({ ...req, tools: [] }, config);
   const head = Buffer.from(JSON.stringify(rest).slice(0, -1), 'utf8');
-  if (!req.tools.length) return Buffer.concat([head, STREAM_END]);
-  return Buffer.concat([head, toolsBytes(req.tools, config.promptCaching !== false), STREAM_END]);
+  if (!req.tools.length) return [head, STREAM_END];
+  return [head, toolsBytes(req.tools, config.promptCaching !== false), STREAM_END];
 }
 
 /** The request body as text (see anthropicPayload). */
@@ -165,7 +165,7 @@ export function anthropicBody(
   req: ModelRequest,
   config: Pick<ProviderConfig, 'model' | 'promptCaching'>,
 ): string {
-  return anthropicPayload(req, config).toString('utf8');
+  return Buffer.concat(anthropicPayload(req, config)).toString('utf8');
 }
 
 interface OpenBlock {

@@ -103,13 +103,14 @@ export class JsonHttpClient {
   }
 
   /**
-   * POST `body` (JSON, as text or encoded) to `path` under the base URL. Resolves once a 2xx answer's headers are in;
+   * POST `body` (JSON, as text or encoded, whole or in parts sent one after another) to `path` under the base URL. Resolves once a 2xx answer's headers are in;
    * a non-2xx answer is read whole and thrown as an HttpStatusError. Aborting the signal destroys the
    * request and its answer (the body's iteration then throws the signal's reason).
    */
-  async post(path: string, body: string | Buffer, signal: AbortSignal): Promise<HttpAnswer> {
+  async post(path: string, body: string | Buffer | Buffer[], signal: AbortSignal): Promise<HttpAnswer> {
     signal.throwIfAborted();
-    const payload = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+    const payload =
+      typeof body === 'string' ? [Buffer.from(body, 'utf8')] : Array.isArray(body) ? body : [body];
     let res: http.IncomingMessage;
     try {
       res = await this.#send(path, payload, signal);
@@ -136,7 +137,9 @@ export class JsonHttpClient {
     this.#agent.destroy();
   }
 
-  #send(path: string, payload: Buffer, signal: AbortSignal): Promise<http.IncomingMessage> {
+  #send(path: string, payload: Buffer[], signal: AbortSignal): Promise<http.IncomingMessage> {
+    let length = 0;
+    for (const part of payload) length += part.length;
     return new Promise((resolve, reject) => {
       const req = this.#request({
         agent: this.#agent,
@@ -148,7 +151,7 @@ export class JsonHttpClient {
         headers: {
           ...this.#headers,
           'content-type': 'application/json',
-          'content-length': String(payload.length),
+          'content-length': String(length),
         },
       });
       const onAbort = () => req.destroy(abortReason(signal));
@@ -163,7 +166,11 @@ export class JsonHttpClient {
         if (req.reusedSocket && err.code === 'ECONNRESET' && !signal.aborted) err.reusedSocket = true;
         reject(signal.aborted ? abortReason(signal) : err);
       });
-      req.end(payload);
+      // The parts go out in one write of the socket (corked), without being copied together first.
+      req.cork();
+      for (const part of payload) req.write(part);
+      req.end();
+      req.uncork();
     });
   }
 }
