@@ -93,7 +93,9 @@ export class JsonHttpClient {
       keepAlive: true,
       ...(opts.maxSockets ? { maxSockets: opts.maxSockets } : {}),
       // The environment's proxy, when Node is asked to use it (as fetch does).
-      ...(process.env.NODE_USE_ENV_PROXY === '1' ? { proxyEnv: process.env } : {}),
+      ...(process.env.NODE_USE_ENV_PROXY === '1' || process.execArgv.includes('--use-env-proxy')
+        ? { proxyEnv: process.env }
+        : {}),
     };
     this.#agent = secure ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
     this.#request = secure ? https.request : http.request;
@@ -103,9 +105,10 @@ export class JsonHttpClient {
   }
 
   /**
-   * POST `body` (JSON, as text or encoded, whole or in parts sent one after another) to `path` under the base URL. Resolves once a 2xx answer's headers are in;
-   * a non-2xx answer is read whole and thrown as an HttpStatusError. Aborting the signal destroys the
-   * request and its answer (the body's iteration then throws the signal's reason).
+   * POST `body` (JSON: text, or encoded parts sent one after another) to `path` under the base URL.
+   * Resolves once a 2xx answer's headers are in; a non-2xx answer is read whole and thrown as an
+   * HttpStatusError. Aborting the signal destroys the request and its answer (the body's iteration
+   * then throws the signal's reason).
    */
   async post(path: string, body: string | Buffer | Buffer[], signal: AbortSignal): Promise<HttpAnswer> {
     signal.throwIfAborted();
