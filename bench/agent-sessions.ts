@@ -18,7 +18,9 @@
  * `git worktree add /tmp/base <commit>` with node_modules linked), the same run is made against that
  * build's core, alternating with this one, and the ratios are printed. Every run is a child process
  * of its own (one build, one size) after a warm-up of 4 sessions; no VM, host or network beyond
- * loopback is used. Exits 1 when a session of this build failed or its audit chain does not verify.
+ * loopback is used. Ends with whether this build meets the goal (every session completes, at most
+ * 2 ms of CPU per model turn, event-loop p99 under 100 ms at 200 sessions; the worst run counts).
+ * Exits 1 when a session of this build failed or its audit chain does not verify.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -370,6 +372,25 @@ async function parent(): Promise<void> {
         );
       }
     }
+    console.log(
+      `\ngoal (this build): every session completes, CPU per model turn <= ${GOAL_CPU_MS} ms, event-loop p99 < ${GOAL_LOOP_P99_MS} ms at ${GOAL_LOOP_AT} sessions`,
+    );
+    for (const n of sizes) {
+      const cur = results.filter((r) => r.sessions === n && r.build === ROOT);
+      const worstCpu = Math.max(...cur.map(cpuPerTurn));
+      const worstLoop = Math.max(...cur.map((r) => r.loopP99Ms));
+      const failed = cur.reduce((k, r) => k + r.failed, 0);
+      const checks = [
+        failed === 0 ? 'all complete' : `${failed} FAILED`,
+        `cpu/turn ${worstCpu.toFixed(2)} ms ${worstCpu <= GOAL_CPU_MS ? 'met' : 'NOT MET'}`,
+        ...(n === GOAL_LOOP_AT
+          ? [`loop p99 ${worstLoop.toFixed(0)} ms ${worstLoop < GOAL_LOOP_P99_MS ? 'met' : 'NOT MET'}`]
+          : []),
+      ];
+      console.log(
+        `  ${String(n).padStart(5)} sessions (worst of ${cur.length} run(s)): ${checks.join(', ')}`,
+      );
+    }
   } finally {
     model.kill('SIGTERM');
     rmSync(scenarioDir, { recursive: true, force: true });
@@ -377,6 +398,11 @@ async function parent(): Promise<void> {
   const bad = results.filter((r) => r.build === ROOT && (r.failed > 0 || !r.auditOk));
   if (bad.length) process.exitCode = 1;
 }
+
+/** What a process should sustain: CPU of the core's thread per model turn, its event-loop delay. */
+const GOAL_CPU_MS = 2;
+const GOAL_LOOP_P99_MS = 100;
+const GOAL_LOOP_AT = 200;
 
 const tps = (r: Result) => r.turns / (r.wallMs / 1000);
 const cpuPerTurn = (r: Result) => r.cpuMs / Math.max(1, r.turns);
