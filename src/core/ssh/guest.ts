@@ -28,7 +28,13 @@ import {
   validatePath,
   writeScript,
 } from './files.ts';
-import { DEFAULT_KILL_GRACE_MS, HeadTailBuffer, runnerCommand, TIMEOUT_SIGNAL } from './runner.ts';
+import {
+  DEFAULT_KILL_GRACE_MS,
+  HeadTailBuffer,
+  runnerCommand,
+  type RunnerKind,
+  TIMEOUT_SIGNAL,
+} from './runner.ts';
 import { certificateKey } from './ssh2-cert.ts';
 
 export type HostKeyPolicy =
@@ -66,6 +72,8 @@ export interface GuestSshOptions {
   idleTimeoutMs?: number;
   /** After the exit status, wait this long without output for the channel to close. Default 500 ms. */
   exitGraceMs?: number;
+  /** How commands run on the guest (runner.ts): 'inline' in the login shell (default) or 'classic'. */
+  runner?: RunnerKind;
 }
 
 export interface GuestExecOptions {
@@ -228,6 +236,8 @@ export class GuestSsh {
   private idleTimer: NodeJS.Timeout | null = null;
   private readonly shells = new Set<GuestShellSession>();
   private disposed = false;
+  /** Held for a VM that will be paused (see hold). */
+  private held = false;
 
   constructor(target: GuestTarget, opts: GuestSshOptions) {
     if (!target.address) throw new FluidError('VALIDATION', 'The guest address is empty.');
@@ -241,6 +251,7 @@ export class GuestSsh {
       maxChannels: opts.maxChannels ?? 8,
       idleTimeoutMs: opts.idleTimeoutMs ?? 5 * 60_000,
       exitGraceMs: opts.exitGraceMs ?? 500,
+      runner: opts.runner ?? 'inline',
     };
     const hk = target.hostKey;
     this.pinned = 'fingerprint' in hk ? [hk.fingerprint].flat() : null;
@@ -271,6 +282,22 @@ export class GuestSsh {
   }
 
   /** The host key fingerprint(s) trusted now (after a trust-on-first-use, the accepted one). */
+  /**
+   * Keep the connection for a guest that is about to be paused (a warm pool member): a connection
+   * opened while held sends no keepalives and is never closed for being idle, so it is still there
+   * when the guest resumes, hours later. Releasing lets the idle close apply again; that connection
+   * keeps going without keepalives until it closes, and the next one has them.
+   */
+  hold(on: boolean): void {
+    if (this.held === on) return;
+    this.held = on;
+    if (on && this.idleTimer) {
+      clearTimeout(this.idleTimer);
+      this.idleTimer = null;
+    }
+    if (!on) this.armIdle();
+  }
+
   get trustedFingerprints(): readonly string[] | null {
     return this.pinned;
   }
@@ -396,7 +423,8 @@ export class GuestSsh {
         sock,
         username: t.user,
         readyTimeout: this.opts.connectTimeoutMs,
-        keepaliveInterval: this.opts.keepaliveIntervalMs,
+        // A held connection outlives a pause: keepalives unanswered for a while would end it.
+        keepaliveInterval: this.held ? 0 : this.opts.keepaliveIntervalMs,
         keepaliveCountMax: 3,
         hostVerifier: (key: Buffer, verify: (ok: boolean) => void): void => {
           const seen: HostKeyInfo = { type: keyTypeOf(key), fingerprint: fingerprintOf(key) };
@@ -495,7 +523,11 @@ export class GuestSsh {
 
   private end(): void {
     this.inFlight--;
-    if (this.inFlight === 0 && this.opts.idleTimeoutMs > 0) {
+    this.armIdle();
+  }
+
+  private armIdle(): void {
+    if (this.inFlight === 0 && this.opts.idleTimeoutMs > 0 && !this.held && !this.idleTimer) {
       this.idleTimer = setTimeout(() => {
         this.idleTimer = null;
         if (this.inFlight === 0 && this.live && !this.live.closed) this.live.close();
@@ -507,7 +539,12 @@ export class GuestSsh {
   // ---- exec --------------------------------------------------------------------------------
 
   private async runRaw(script: string | Buffer, o: RawOptions): Promise<RawResult> {
-    const cmd = runnerCommand(script, { timeoutMs: o.timeoutMs, killGraceMs: o.killGraceMs, root: o.root });
+    const cmd = runnerCommand(script, {
+      timeoutMs: o.timeoutMs,
+      killGraceMs: o.killGraceMs,
+      root: o.root,
+      runner: this.opts.runner,
+    });
     if (o.signal?.aborted) throw cancelled('The command');
     this.begin();
     try {

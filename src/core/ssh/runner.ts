@@ -6,26 +6,88 @@
  * 1. reads exactly <length> bytes of script from stdin (bash's `read -N` in the C locale reads
  *    exactly that many bytes from a pipe, leaving the rest) and refuses to run anything if stdin
  *    ends early, so a cut connection never runs a truncated script (`rm -rf /tmp/x` cut to `rm -rf /`);
- * 2. runs it with bash as a file: `bash /dev/fd/9` with fd 9 fed from memory (a here-string; a
- *    pipe from a subshell for scripts over 32 KiB), so the script is not visible in `ps`, there is no
- *    argument length limit, and the rest of stdin is the script's own stdin;
- * 3. starts it in its own process group (job control on for that one `&`), under timeout(1) when
- *    there is a deadline: at the deadline timeout signals the whole group, KILL after a grace
- *    period. One helper process instead of a watchdog subshell and a sleep: every process costs a
- *    fork and an exec, a noticeable share of a round trip in an emulated guest. The runner's own
- *    stderr goes to /dev/null (the script gets the real one), so bash's job notices never reach the output;
+ * 2. runs it from a file, `. /dev/fd/9` with fd 9 fed from memory (a here-string; a pipe from a
+ *    subshell for scripts over 32 KiB), so the script is not visible in `ps`, there is no argument
+ *    length limit, errors name the script's lines, and the rest of stdin is the script's own stdin;
+ * 3. starts it in a subshell in its own process group (job control on for that one `&`); with a
+ *    deadline, a timer subshell (in a process group of its own, so that a signal to the session
+ *    does not end it) signals the runner (USR1) when it passes, and the runner signals the whole
+ *    group TERM, then KILL after a grace period. Should the runner itself be gone (killed with the
+ *    session), the timer kills the group at the deadline. The runner's own stderr goes to
+ *    /dev/null (the script gets the real one), so bash's job notices never reach the output;
  * 4. on timeout, kills itself with SIGALRM after cleaning up. sshd reports that as exit-signal ALRM,
- *    which the client maps to `timedOut` (a script that exits 124 or 137 on its own before its
- *    deadline stays that exit code). On TERM/HUP/INT (a cancel from the client) it kills the group
- *    the same way.
+ *    which the client maps to `timedOut` (a script that exits 124 or 137 on its own stays that exit
+ *    code). On TERM/HUP/INT (a cancel from the client) it kills the group the same way.
+ *
+ * Every process costs a fork and an exec, and an exec of bash or a coreutils binary is the expensive
+ * part of a round trip in an emulated guest (60 ms or more each under TCG, a fork a fraction of it). So the runner is
+ * the login shell itself (sshd's `bash -c`; another login shell hands it to bash), the script runs in
+ * a forked subshell of it, and the timer is a forked subshell too: a command costs sshd's one exec of
+ * the login shell, like a bare `ssh host true`. The script's subshell starts clean: the runner's
+ * variables, functions and traps are gone, and its positional parameters are empty; `$0` is the
+ * login shell's name and `BASH_SOURCE` is /dev/fd/9.
  *
  * Background processes a script leaves behind are not killed on normal exit (`nohup srv &` keeps
  * running); if they keep stdout open, the client stops waiting shortly after the exit status.
+ *
+ * `CLASSIC_RUNNER` is the previous way (bash + timeout(1) + bash per command), kept for comparison in
+ * bench/ssh-exec.ts and as a fallback (`runner: 'classic'`).
  */
 import { FluidError } from '../../shared/errors.ts';
 
-/** bash, run as `bash -c RUNNER fluid-exec <script bytes> <timeout seconds|0> <grace tenths>`. */
-export const RUNNER = `n=$1 t=$2 k=$3 to=0 cx=0 s=
+/**
+ * bash, run as the login shell's command with $1..$3 = <script bytes> <timeout seconds|0> <grace
+ * tenths> (see `runnerCommand` for the line around it). No single quotes: it travels quoted in them.
+ */
+export const RUNNER = `n=$1 t=$2 k=$3 to=0 cx=0 s= p= tp= rc=0
+exec 8>&2 2>/dev/null
+if [ "$n" -gt 0 ] && ! LC_ALL=C IFS= read -r -N "$n" s; then echo "fluid-exec: the script arrived incomplete" >&8; exit 125; fi
+alive() {
+  local f l
+  for f in /proc/[0-9]*/stat; do
+    read -r l 2>/dev/null <"$f" || continue
+    set -- \${l##*) }
+    [ "$3" = "$p" ] && [ "$1" != Z ] && return 0
+  done
+  return 1
+}
+trap "cx=1" TERM HUP INT
+trap "to=1" USR1
+if [ "$n" -le 32768 ]; then exec 9<<<"$s"; else exec 9< <(printf %s "$s"); fi
+set -m
+(trap - TERM HUP INT USR1; set +m; exec 2>&8 8>&-; unset -v n t k to cx s p tp rc R; unset -f alive; set --; . /dev/fd/9) &
+p=$!
+set +m
+exec 9<&-
+if [ "$t" != 0 ]; then
+  set -m
+  (exec </dev/null >/dev/null 8>&-; read -t "$t" <> <(:)
+   while read -r l </proc/self/stat && set -- \${l##*) } && [ "$2" = "$$" ]; do kill -USR1 "$$"; read -t 1 <> <(:); done
+   alive || exit; kill -TERM -- -"$p"; kill -CONT -- -"$p"; read -t "$((k / 10)).$((k % 10))" <> <(:); kill -KILL -- -"$p") &
+  tp=$!
+  set +m
+fi
+[ "$to$cx" = 00 ] && wait "$p"
+rc=$?
+[ -n "$tp" ] && kill "$tp"
+if [ "$to$cx" != 00 ]; then
+  kill -TERM -- -"$p"; kill -CONT -- -"$p"
+  exec 7<> <(:)
+  i=0
+  while [ "$i" -lt "$k" ] && alive; do read -t 0.1 -u 7; i=$((i + 1)); done
+  kill -KILL -- -"$p"
+  i=0
+  while [ "$i" -lt 20 ] && alive; do read -t 0.05 -u 7; i=$((i + 1)); done
+  if [ "$to" = 1 ]; then trap - ALRM; kill -ALRM $$; fi
+  exit 143
+fi
+exit "$rc"`;
+
+/**
+ * The previous runner: `bash -c CLASSIC_RUNNER fluid-exec <len> <timeout> <grace>` after an exec of
+ * bash, with timeout(1) and a second bash per command. Same contract as RUNNER; three execs more.
+ */
+export const CLASSIC_RUNNER = `n=$1 t=$2 k=$3 to=0 cx=0 s=
 exec 8>&2 2>/dev/null
 if [ "$n" -gt 0 ] && ! LC_ALL=C IFS= read -r -N "$n" s; then echo "fluid-exec: the script arrived incomplete" >&8; exit 125; fi
 alive() {
@@ -61,7 +123,8 @@ exit "$rc"`;
 /** The signal the runner dies of when the script ran out of time. */
 export const TIMEOUT_SIGNAL = 'ALRM';
 
-if (RUNNER.includes("'")) throw new Error('RUNNER must not contain single quotes');
+if (RUNNER.includes("'") || CLASSIC_RUNNER.includes("'"))
+  throw new Error('The runners must not contain single quotes');
 
 export interface RunnerCommand {
   /** The command line for the exec request (fixed text plus numbers). */
@@ -70,6 +133,9 @@ export interface RunnerCommand {
   preamble: Buffer;
 }
 
+/** 'inline': RUNNER in the login shell (the default); 'classic': CLASSIC_RUNNER. */
+export type RunnerKind = 'inline' | 'classic';
+
 export interface RunnerOptions {
   /** Remote timeout; 0 or undefined for none. */
   timeoutMs?: number;
@@ -77,6 +143,7 @@ export interface RunnerOptions {
   killGraceMs?: number;
   /** Run as root through `sudo -n`. */
   root?: boolean;
+  runner?: RunnerKind;
 }
 
 export const DEFAULT_KILL_GRACE_MS = 2000;
@@ -90,11 +157,18 @@ export function runnerCommand(script: string | Buffer, opts: RunnerOptions = {})
     throw new FluidError('VALIDATION', 'timeoutMs must be a positive number of milliseconds.');
   const seconds = timeoutMs > 0 ? Math.max(0.001, timeoutMs / 1000).toFixed(3) : '0';
   const tenths = Math.max(1, Math.ceil((opts.killGraceMs ?? DEFAULT_KILL_GRACE_MS) / 100));
-  const prefix = opts.root ? 'exec sudo -n -- bash -c' : 'exec bash -c';
-  return {
-    command: `${prefix} '${RUNNER}' fluid-exec ${preamble.length} ${seconds} ${tenths}`,
-    preamble,
-  };
+  const numbers = `${preamble.length} ${seconds} ${tenths}`;
+  const args = `fluid-exec ${numbers}`;
+  if (opts.runner === 'classic') {
+    const prefix = opts.root ? 'exec sudo -n -- bash -c' : 'exec bash -c';
+    return { command: `${prefix} '${CLASSIC_RUNNER}' ${args}`, preamble };
+  }
+  // As root, sudo starts bash. Otherwise the login shell runs the runner itself when it is bash
+  // (not in POSIX mode); any other login shell hands it to bash.
+  const command = opts.root
+    ? `R='${RUNNER}'; exec sudo -n -- bash -c "$R" ${args}`
+    : `R='${RUNNER}'; if [ -n "$BASH_VERSION" ] && ! shopt -qo posix; then set -- ${numbers}; eval "$R"; else exec bash -c "$R" ${args}; fi`;
+  return { command, preamble };
 }
 
 /**

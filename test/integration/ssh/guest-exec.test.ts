@@ -13,12 +13,14 @@ import {
   type TestCa,
 } from './harness.ts';
 import { GuestSsh } from '../../../src/core/ssh/guest.ts';
+import { readdirSync, readFileSync } from 'node:fs';
 import { FluidError } from '../../../src/shared/errors.ts';
 
 const NOSUDO = 'fluid-test-nosudo';
 let sshd: CaSshd;
 let t: TestCa;
 let g: GuestSsh;
+let classic: GuestSsh;
 
 before(async () => {
   ensureTestUser();
@@ -29,31 +31,57 @@ before(async () => {
     principals: { [TEST_USER]: [TEST_USER], [NOSUDO]: [NOSUDO] },
   });
   g = new GuestSsh(localTarget(sshd), { ca: t.ca });
+  classic = new GuestSsh(localTarget(sshd, { key: 'sb-classic' }), { ca: t.ca, runner: 'classic' });
 });
 
 after(async () => {
   g?.close();
+  classic?.close();
   await sshd?.stop();
 });
 
+const inlineSession = () => g;
 const isCode = (c: string) => (e: unknown) => e instanceof FluidError && e.code === c;
+/** Live processes in session sid. */
+function inSession(sid: number): number[] {
+  const found: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(f[3]) === sid && f[0] !== 'Z') found.push(Number(e));
+    } catch {
+      /* gone */
+    }
+  }
+  return found;
+}
+
 /** A unique marker for processes a test starts, so it can look for survivors. */
 const marker = () => `${3000 + Math.floor(Math.random() * 6000)}.${Date.now() % 100000}`;
 
-describe('exec', () => {
-  test('exit code, stdout and stderr', async () => {
-    const r = await g.exec('echo out; echo err >&2; exit 3');
-    assert.equal(r.exitCode, 3);
-    assert.equal(r.signal, null);
-    assert.equal(r.stdout, 'out\n');
-    assert.equal(r.stderr, 'err\n');
-    assert.equal(r.truncated, false);
-    assert.equal(r.timedOut, false);
-    assert.ok(r.durationMs >= 0);
-  });
+for (const runner of ['inline', 'classic'] as const)
+  describe(`exec (${runner} runner)`, () => {
+    // Each test reads the session for its runner.
+    let g!: GuestSsh;
+    before(() => {
+      g = runner === 'inline' ? inlineSession() : classic;
+    });
 
-  test('a multi-line script with heredocs, $VARS and quotes arrives and runs exactly as written', async () => {
-    const script = `#!/bin/bash
+    test('exit code, stdout and stderr', async () => {
+      const r = await g.exec('echo out; echo err >&2; exit 3');
+      assert.equal(r.exitCode, 3);
+      assert.equal(r.signal, null);
+      assert.equal(r.stdout, 'out\n');
+      assert.equal(r.stderr, 'err\n');
+      assert.equal(r.truncated, false);
+      assert.equal(r.timedOut, false);
+      assert.ok(r.durationMs >= 0);
+    });
+
+    test('a multi-line script with heredocs, $VARS and quotes arrives and runs exactly as written', async () => {
+      const script = `#!/bin/bash
 set -euo pipefail
 greeting="hello   world"   # three spaces survive quoting
 echo "$greeting" '$greeting' \\$greeting
@@ -73,182 +101,227 @@ arr=(one "two three"); echo "\${#arr[@]} \${arr[1]}"
 echo 'ünïcødé ✓ — %q would have broken this: "\\n"'
 if [[ "x" == x ]]; then echo "bashisms work"; fi
 false || echo "exit status $?"`;
-    const r = await g.exec(script);
-    assert.equal(r.stderr, '');
-    assert.equal(r.exitCode, 0);
-    assert.equal(
-      r.stdout,
-      [
-        'hello   world $greeting $greeting',
-        'literal: $HOME $(id -u) `date` "double" \'single\' \\back\\slash',
-        `expanded: user=${TEST_USER} sum=42`,
-        '\ttab-indented line kept',
-        'dash-heredoc strips tabs',
-        'a b|c"d|e\'f|',
-        '2 two three',
-        'ünïcødé ✓ — %q would have broken this: "\\n"',
-        'bashisms work',
-        'exit status 1',
-        '',
-      ].join('\n'),
-    );
-  });
-
-  test('a script larger than the kernel argument limit (128 KiB) runs', async () => {
-    const lines = Array.from({ length: 6000 }, (_, i) => `x${i}='${'v'.repeat(40)}'`);
-    const script = `${lines.join('\n')}\necho "$x0 $x5999" | wc -c`;
-    assert.ok(Buffer.byteLength(script) > 256 * 1024);
-    const r = await g.exec(script);
-    assert.equal(r.exitCode, 0, r.stderr);
-    assert.equal(r.stdout.trim(), '82');
-  });
-
-  test('stdin reaches the script; without stdin reads see EOF', async () => {
-    const input = 'line one\nline "two"\n\u00e9\n';
-    const r = await g.exec('cat; echo "[$(wc -l </dev/null)]"', { stdin: input });
-    assert.equal(r.stdout, `${input}[0]\n`);
-    assert.equal((await g.exec('read -r x || echo eof')).stdout, 'eof\n');
-    const bin = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
-    const sum = await g.exec('sha256sum | cut -d" " -f1', { stdin: bin });
-    const { createHash } = await import('node:crypto');
-    assert.equal(sum.stdout.trim(), createHash('sha256').update(bin).digest('hex'));
-  });
-
-  test('syntax errors and unknown commands name the line', async () => {
-    const r = await g.exec('echo a\nnosuch-cmd-xyz\nif then');
-    assert.equal(r.exitCode, 2);
-    assert.match(r.stderr, /line 2: nosuch-cmd-xyz: command not found/);
-    assert.match(r.stderr, /syntax error/);
-  });
-
-  test('root through sudo', async () => {
-    const r = await g.exec(
-      'id -u; cat > /root/fluid-root-test <<EOF\n$(id -un)\nEOF\ncat /root/fluid-root-test; rm /root/fluid-root-test',
-      {
-        root: true,
-      },
-    );
-    assert.equal(r.stdout, '0\nroot\n');
-    assert.notEqual((await g.exec('id -u')).stdout, '0\n', 'not root without root: true');
-  });
-
-  test('a user without passwordless sudo gets DENIED, not a cryptic exit 1', async () => {
-    const n = new GuestSsh(localTarget(sshd, { user: NOSUDO, key: 'nosudo' }), { ca: t.ca });
-    try {
-      assert.equal((await n.exec('id -un')).stdout, `${NOSUDO}\n`);
-      await assert.rejects(
-        n.exec('id -u', { root: true }),
-        (e: unknown) =>
-          isCode('DENIED')(e) && /passwordless sudo|sudo without a password/.test((e as Error).message),
+      const r = await g.exec(script);
+      assert.equal(r.stderr, '');
+      assert.equal(r.exitCode, 0);
+      assert.equal(
+        r.stdout,
+        [
+          'hello   world $greeting $greeting',
+          'literal: $HOME $(id -u) `date` "double" \'single\' \\back\\slash',
+          `expanded: user=${TEST_USER} sum=42`,
+          '\ttab-indented line kept',
+          'dash-heredoc strips tabs',
+          'a b|c"d|e\'f|',
+          '2 two three',
+          'ünïcødé ✓ — %q would have broken this: "\\n"',
+          'bashisms work',
+          'exit status 1',
+          '',
+        ].join('\n'),
       );
-      await assert.rejects(n.readFile('/etc/hostname'), isCode('DENIED'));
-    } finally {
-      n.close();
-    }
-  });
-
-  test('a timeout kills the whole remote process tree and reports timedOut', async () => {
-    const m = marker();
-    const started = Date.now();
-    const r = await g.exec(`sleep ${m} & (trap "" TERM; exec sleep ${m}1) & echo started; sleep ${m}2`, {
-      timeoutMs: 800,
-      killGraceMs: 500,
     });
-    const took = Date.now() - started;
-    assert.equal(r.timedOut, true);
-    assert.equal(r.exitCode, null);
-    assert.equal(r.stdout, 'started\n');
-    assert.ok(took >= 800 && took < 4000, `took ${took} ms`);
-    await waitFor('no survivors', () => liveProcesses(`sleep ${m}`).length === 0, 2000);
-    // The connection is still good.
-    assert.equal((await g.exec('echo after')).stdout, 'after\n');
-  });
 
-  test('a timeout as root kills root processes too', async () => {
-    const m = marker();
-    const r = await g.exec(`sleep ${m} & sleep ${m}9`, { timeoutMs: 500, killGraceMs: 300, root: true });
-    assert.equal(r.timedOut, true);
-    await waitFor('no survivors', () => liveProcesses(`sleep ${m}`).length === 0, 2000);
-  });
-
-  test('exit 124 from the script is an exit code, not a timeout', async () => {
-    const r = await g.exec('exit 124', { timeoutMs: 10_000 });
-    assert.equal(r.exitCode, 124);
-    assert.equal(r.timedOut, false);
-  });
-
-  test('cancel through an AbortSignal kills the process tree', async () => {
-    const m = marker();
-    const ac = new AbortController();
-    const started = Date.now();
-    const p = g.exec(`sleep ${m} & sleep ${m}5`, { signal: ac.signal, killGraceMs: 300 });
-    await waitFor('started', () => liveProcesses(`sleep ${m}5`).length === 1);
-    ac.abort();
-    await assert.rejects(p, isCode('CANCELLED'));
-    assert.ok(Date.now() - started < 5000);
-    await waitFor('no survivors', () => liveProcesses(`sleep ${m}`).length === 0, 2000);
-    await assert.rejects(g.exec('true', { signal: ac.signal }), isCode('CANCELLED'));
-  });
-
-  test('cancel works for root commands too (sudo relays the signal)', async () => {
-    const m = marker();
-    const ac = new AbortController();
-    const p = g.exec(`sleep ${m} & sleep ${m}5`, { signal: ac.signal, killGraceMs: 300, root: true });
-    await waitFor('started', () => liveProcesses(`sleep ${m}5`).length === 1);
-    ac.abort();
-    await assert.rejects(p, isCode('CANCELLED'));
-    await waitFor('no survivors', () => liveProcesses(`sleep ${m}`).length === 0, 2000);
-  });
-
-  test('output over the cap keeps head and tail around a visible marker', async () => {
-    const r = await g.exec('seq 1 200000; echo done >&2', { maxOutputBytes: 1000 });
-    assert.equal(r.exitCode, 0);
-    assert.equal(r.truncated, true);
-    const total = Array.from({ length: 200000 }, (_, i) => `${i + 1}\n`).join('').length;
-    const m = /\n…\[truncated (\d+) bytes\]…\n/.exec(r.stdout);
-    assert.ok(m, 'marker present');
-    assert.equal(Number(m[1]), total - 1000);
-    assert.ok(r.stdout.startsWith('1\n2\n3\n'));
-    assert.ok(r.stdout.endsWith('199999\n200000\n'));
-    assert.equal(r.stderr, 'done\n');
-  });
-
-  test('output streams live to callbacks', async () => {
-    const chunks: { at: number; text: string }[] = [];
-    const started = Date.now();
-    const r = await g.exec('echo one; sleep 0.6; echo two >&2; sleep 0.2', {
-      onStdout: (c) => chunks.push({ at: Date.now() - started, text: `out:${c}` }),
-      onStderr: (c) => chunks.push({ at: Date.now() - started, text: `err:${c}` }),
+    test('a script larger than the kernel argument limit (128 KiB) runs', async () => {
+      const lines = Array.from({ length: 6000 }, (_, i) => `x${i}='${'v'.repeat(40)}'`);
+      const script = `${lines.join('\n')}\necho "$x0 $x5999" | wc -c`;
+      assert.ok(Buffer.byteLength(script) > 256 * 1024);
+      const r = await g.exec(script);
+      assert.equal(r.exitCode, 0, r.stderr);
+      assert.equal(r.stdout.trim(), '82');
     });
-    assert.deepEqual(
-      chunks.map((c) => c.text),
-      ['out:one\n', 'err:two\n'],
-    );
-    assert.ok(chunks[0]!.at < r.durationMs - 500, `first chunk at ${chunks[0]!.at} of ${r.durationMs} ms`);
-  });
 
-  test('a background process holding stdout does not hang the call', async () => {
-    const m = marker();
-    const started = Date.now();
-    const r = await g.exec(`sleep ${m} & echo "pid $!"`);
-    assert.ok(Date.now() - started < 3000, `took ${Date.now() - started} ms`);
-    assert.equal(r.exitCode, 0);
-    const pid = Number(/pid (\d+)/.exec(r.stdout)?.[1]);
-    assert.ok(liveProcesses(`sleep ${m}`).includes(pid), 'left running, as nohup-style jobs expect');
-    process.kill(pid, 'SIGTERM');
-  });
+    test('stdin reaches the script; without stdin reads see EOF', async () => {
+      const input = 'line one\nline "two"\n\u00e9\n';
+      const r = await g.exec('cat; echo "[$(wc -l </dev/null)]"', { stdin: input });
+      assert.equal(r.stdout, `${input}[0]\n`);
+      assert.equal((await g.exec('read -r x || echo eof')).stdout, 'eof\n');
+      const bin = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+      const sum = await g.exec('sha256sum | cut -d" " -f1', { stdin: bin });
+      const { createHash } = await import('node:crypto');
+      assert.equal(sum.stdout.trim(), createHash('sha256').update(bin).digest('hex'));
+    });
 
-  test('many concurrent commands share one connection', async () => {
-    const before = g.stats.connects;
-    const results = await Promise.all(Array.from({ length: 30 }, (_, i) => g.exec(`sleep 0.1; echo ${i}`)));
-    assert.deepEqual(
-      results.map((r) => r.stdout),
-      Array.from({ length: 30 }, (_, i) => `${i}\n`),
-    );
-    assert.equal(g.stats.connects, before);
-  });
+    test('syntax errors and unknown commands name the line', async () => {
+      const r = await g.exec('echo a\nnosuch-cmd-xyz\nif then');
+      assert.equal(r.exitCode, 2);
+      assert.match(r.stderr, /line 2: nosuch-cmd-xyz: command not found/);
+      assert.match(r.stderr, /syntax error/);
+    });
 
-  test('NUL bytes in a script are refused up front', async () => {
-    await assert.rejects(g.exec('echo a\0b'), isCode('VALIDATION'));
+    test('root through sudo', async () => {
+      const r = await g.exec(
+        'id -u; cat > /root/fluid-root-test <<EOF\n$(id -un)\nEOF\ncat /root/fluid-root-test; rm /root/fluid-root-test',
+        {
+          root: true,
+        },
+      );
+      assert.equal(r.stdout, '0\nroot\n');
+      assert.notEqual((await g.exec('id -u')).stdout, '0\n', 'not root without root: true');
+    });
+
+    test('a user without passwordless sudo gets DENIED, not a cryptic exit 1', async () => {
+      const n = new GuestSsh(localTarget(sshd, { user: NOSUDO, key: 'nosudo' }), { ca: t.ca, runner });
+      try {
+        assert.equal((await n.exec('id -un')).stdout, `${NOSUDO}\n`);
+        await assert.rejects(
+          n.exec('id -u', { root: true }),
+          (e: unknown) =>
+            isCode('DENIED')(e) && /passwordless sudo|sudo without a password/.test((e as Error).message),
+        );
+        await assert.rejects(n.readFile('/etc/hostname'), isCode('DENIED'));
+      } finally {
+        n.close();
+      }
+    });
+
+    test('a timeout kills the whole remote process tree and reports timedOut', async () => {
+      const m = marker();
+      const started = Date.now();
+      const r = await g.exec(`sleep ${m} & (trap "" TERM; exec sleep ${m}1) & echo started; sleep ${m}2`, {
+        timeoutMs: 800,
+        killGraceMs: 500,
+      });
+      const took = Date.now() - started;
+      assert.equal(r.timedOut, true);
+      assert.equal(r.exitCode, null);
+      assert.equal(r.stdout, 'started\n');
+      assert.ok(took >= 800 && took < 4000, `took ${took} ms`);
+      await waitFor('no survivors', () => liveProcesses(`sleep ${m}`).length === 0, 2000);
+      // The connection is still good.
+      assert.equal((await g.exec('echo after')).stdout, 'after\n');
+    });
+
+    test('a timeout as root kills root processes too', async () => {
+      const m = marker();
+      const r = await g.exec(`sleep ${m} & sleep ${m}9`, { timeoutMs: 500, killGraceMs: 300, root: true });
+      assert.equal(r.timedOut, true);
+      await waitFor('no survivors', () => liveProcesses(`sleep ${m}`).length === 0, 2000);
+    });
+
+    test('exit 124 from the script is an exit code, not a timeout', async () => {
+      const r = await g.exec('exit 124', { timeoutMs: 10_000 });
+      assert.equal(r.exitCode, 124);
+      assert.equal(r.timedOut, false);
+    });
+
+    test('cancel through an AbortSignal kills the process tree', async () => {
+      const m = marker();
+      const ac = new AbortController();
+      const started = Date.now();
+      const p = g.exec(`sleep ${m} & sleep ${m}5`, { signal: ac.signal, killGraceMs: 300 });
+      await waitFor('started', () => liveProcesses(`sleep ${m}5`).length === 1);
+      ac.abort();
+      await assert.rejects(p, isCode('CANCELLED'));
+      assert.ok(Date.now() - started < 5000);
+      await waitFor('no survivors', () => liveProcesses(`sleep ${m}`).length === 0, 2000);
+      await assert.rejects(g.exec('true', { signal: ac.signal }), isCode('CANCELLED'));
+    });
+
+    test('cancel works for root commands too (sudo relays the signal)', async () => {
+      const m = marker();
+      const ac = new AbortController();
+      const p = g.exec(`sleep ${m} & sleep ${m}5`, { signal: ac.signal, killGraceMs: 300, root: true });
+      await waitFor('started', () => liveProcesses(`sleep ${m}5`).length === 1);
+      ac.abort();
+      await assert.rejects(p, isCode('CANCELLED'));
+      await waitFor('no survivors', () => liveProcesses(`sleep ${m}`).length === 0, 2000);
+    });
+
+    test('output over the cap keeps head and tail around a visible marker', async () => {
+      const r = await g.exec('seq 1 200000; echo done >&2', { maxOutputBytes: 1000 });
+      assert.equal(r.exitCode, 0);
+      assert.equal(r.truncated, true);
+      const total = Array.from({ length: 200000 }, (_, i) => `${i + 1}\n`).join('').length;
+      const m = /\n…\[truncated (\d+) bytes\]…\n/.exec(r.stdout);
+      assert.ok(m, 'marker present');
+      assert.equal(Number(m[1]), total - 1000);
+      assert.ok(r.stdout.startsWith('1\n2\n3\n'));
+      assert.ok(r.stdout.endsWith('199999\n200000\n'));
+      assert.equal(r.stderr, 'done\n');
+    });
+
+    test('output streams live to callbacks', async () => {
+      const chunks: { at: number; text: string }[] = [];
+      const started = Date.now();
+      const r = await g.exec('echo one; sleep 0.6; echo two >&2; sleep 0.2', {
+        onStdout: (c) => chunks.push({ at: Date.now() - started, text: `out:${c}` }),
+        onStderr: (c) => chunks.push({ at: Date.now() - started, text: `err:${c}` }),
+      });
+      assert.deepEqual(
+        chunks.map((c) => c.text),
+        ['out:one\n', 'err:two\n'],
+      );
+      assert.ok(chunks[0]!.at < r.durationMs - 500, `first chunk at ${chunks[0]!.at} of ${r.durationMs} ms`);
+    });
+
+    test('a background process holding stdout does not hang the call', async () => {
+      const m = marker();
+      const started = Date.now();
+      const r = await g.exec(`sleep ${m} & echo "pid $!"`);
+      assert.ok(Date.now() - started < 3000, `took ${Date.now() - started} ms`);
+      assert.equal(r.exitCode, 0);
+      const pid = Number(/pid (\d+)/.exec(r.stdout)?.[1]);
+      assert.ok(liveProcesses(`sleep ${m}`).includes(pid), 'left running, as nohup-style jobs expect');
+      process.kill(pid, 'SIGTERM');
+    });
+
+    test('many concurrent commands share one connection', async () => {
+      const before = g.stats.connects;
+      const results = await Promise.all(Array.from({ length: 30 }, (_, i) => g.exec(`sleep 0.1; echo ${i}`)));
+      assert.deepEqual(
+        results.map((r) => r.stdout),
+        Array.from({ length: 30 }, (_, i) => `${i}\n`),
+      );
+      assert.equal(g.stats.connects, before);
+    });
+
+    test('two commands at once on one connection each get their own stdin and output', async () => {
+      const a = Buffer.alloc(300_000, 'a');
+      const b = Buffer.alloc(200_000, 'b');
+      const script = 'echo "$(wc -c) $(id -u)"; tr -d "\\n" <<<"$RANDOM" >/dev/null; echo err >&2';
+      const [ra, rb, rroot] = await Promise.all([
+        g.exec(script, { stdin: a }),
+        g.exec(script, { stdin: b }),
+        g.exec(script, { stdin: 'cc', root: true }),
+      ]);
+      const uid = (await g.exec('id -u')).stdout.trim();
+      assert.equal(ra.stdout, `300000 ${uid}\n`);
+      assert.equal(rb.stdout, `200000 ${uid}\n`);
+      assert.equal(rroot.stdout, '2 0\n');
+      for (const r of [ra, rb, rroot]) assert.equal(r.stderr, 'err\n');
+    });
+
+    test('a command that reads stdin line by line and answers as it goes', async () => {
+      const lines = Array.from({ length: 500 }, (_, i) => `line ${i}`);
+      const r = await g.exec('n=0; while IFS= read -r l; do n=$((n + 1)); echo "${l^^}"; done; echo "n=$n"', {
+        stdin: lines.join('\n') + '\n',
+      });
+      assert.equal(r.stdout, [...lines.map((l) => l.toUpperCase()), 'n=500', ''].join('\n'));
+    });
+
+    test('a normal exit leaves no process of the runner behind', async () => {
+      const sidScript = 'read -r l </proc/$BASHPID/stat; set -- ${l##*) }; echo "sid $4"';
+      const r = await g.exec(sidScript, { timeoutMs: 60_000 });
+      assert.equal(r.exitCode, 0);
+      const sid = Number(/sid (\d+)/.exec(r.stdout)?.[1]);
+      assert.ok(sid > 1);
+      await waitFor('the session to empty', () => inSession(sid).length === 0, 2000);
+      // While a command runs, its session has processes (the look can see them).
+      const ac = new AbortController();
+      let running = 0;
+      const p = g.exec(`${sidScript}; sleep ${marker()}`, {
+        signal: ac.signal,
+        killGraceMs: 300,
+        onStdout: (c) => (running = Number(/sid (\d+)/.exec(c.toString())?.[1] ?? 0)),
+      });
+      await waitFor('started', () => running > 0);
+      assert.ok(inSession(running).length > 0);
+      ac.abort();
+      await assert.rejects(p, isCode('CANCELLED'));
+    });
+
+    test('NUL bytes in a script are refused up front', async () => {
+      await assert.rejects(g.exec('echo a\0b'), isCode('VALIDATION'));
+    });
   });
-});

@@ -1,12 +1,19 @@
 /**
- * The exec runner, run with the local bash exactly as sshd would run it (`bash -c RUNNER …` with the
- * script and stdin on its stdin), plus the output buffer.
+ * The exec runners, run with the local bash exactly as sshd would run them (the login shell gets
+ * `-c <command line>`, the script and stdin arrive on its stdin), plus the output buffer.
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { HeadTailBuffer, RUNNER, runnerCommand, truncationMarker } from '../../../src/core/ssh/runner.ts';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  CLASSIC_RUNNER,
+  HeadTailBuffer,
+  RUNNER,
+  runnerCommand,
+  truncationMarker,
+  type RunnerKind,
+} from '../../../src/core/ssh/runner.ts';
 
 interface LocalRun {
   code: number | null;
@@ -16,22 +23,39 @@ interface LocalRun {
   pid: number;
 }
 
+let seq = 0;
+
 function runLocal(
   script: string,
   opts: {
+    runner?: RunnerKind;
+    /** The login shell sshd would start; default bash. */
+    shell?: string[];
     stdin?: string;
     timeoutMs?: number;
     graceTenths?: number;
     declaredLength?: number;
+    /** Put in the environment of the runner and everything it starts (see survivors()). */
+    mark?: string;
     onStart?: (pid: number) => void;
     /** called with all stdout so far, on every chunk */
     onStdout?: (stdout: string) => void;
   } = {},
 ): Promise<LocalRun> {
   const body = Buffer.from(script);
-  const t = opts.timeoutMs ? (opts.timeoutMs / 1000).toFixed(3) : '0';
-  const n = String(opts.declaredLength ?? body.length);
-  const child = spawn('bash', ['-c', RUNNER, 'fluid-exec', n, t, String(opts.graceTenths ?? 5)]);
+  // A longer declared length than the bytes sent: the command line says more than arrives.
+  const declared = opts.declaredLength ? Buffer.alloc(opts.declaredLength, 'x') : body;
+  const cmd = runnerCommand(declared, {
+    runner: opts.runner,
+    timeoutMs: opts.timeoutMs,
+    killGraceMs: (opts.graceTenths ?? 5) * 100,
+  });
+  const shell = opts.shell ?? ['bash'];
+  // Detached: a session and process group of its own, like sshd's child.
+  const child = spawn(shell[0]!, [...shell.slice(1), '-c', cmd.command], {
+    detached: true,
+    env: { ...process.env, FLUID_RUNNER_TEST_MARK: opts.mark ?? `none-${process.pid}-${++seq}` },
+  });
   opts.onStart?.(child.pid!);
   let stdout = '';
   let stderr = '';
@@ -57,117 +81,250 @@ function alive(pid: number): boolean {
   }
 }
 
-describe('exec runner (local bash)', () => {
-  test('runs a multi-line script with heredocs, quotes and variables exactly as written', async () => {
-    const script = [
-      'set -e',
-      'name="wor ld"',
-      `echo "hello $name" 'single $name' \\$literal`,
-      "cat <<'EOF'",
-      'quoted heredoc: $HOME "x" \'y\' `z` \\n',
-      'EOF',
-      'cat <<EOF',
-      'expanded: $name $((1 + 2))',
-      'EOF',
-      'printf "%s\\n" "tab\there" "percent %d"',
-      'echo "ünïcødé ✓"',
-      'exit 7',
-    ].join('\n');
-    const r = await runLocal(script);
-    assert.equal(r.code, 7);
-    assert.equal(
-      r.stdout,
-      [
-        'hello wor ld single $name $literal',
+/** Live processes whose environment carries FLUID_RUNNER_TEST_MARK=mark (a run's leftovers). */
+function survivors(mark: string): number[] {
+  const needle = `FLUID_RUNNER_TEST_MARK=${mark}\0`;
+  const found: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      if (readFileSync(`/proc/${e}/environ`, 'latin1').includes(needle) && alive(Number(e)))
+        found.push(Number(e));
+    } catch {
+      /* gone */
+    }
+  }
+  return found;
+}
+
+/** Live processes whose command line contains needle. */
+function withArgs(needle: string): number[] {
+  const found: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      if (readFileSync(`/proc/${e}/cmdline`, 'utf8').replaceAll('\0', ' ').includes(needle))
+        found.push(Number(e));
+    } catch {
+      /* gone */
+    }
+  }
+  return found;
+}
+
+const markOf = (what: string) => `${what}-${process.pid}-${++seq}`;
+
+for (const runner of ['inline', 'classic'] as const) {
+  describe(`exec runner: ${runner} (local bash)`, () => {
+    const run = (script: string, o: Parameters<typeof runLocal>[1] = {}) =>
+      runLocal(script, { runner, ...o });
+
+    test('runs a multi-line script with heredocs, quotes and variables exactly as written', async () => {
+      const script = [
+        'set -e',
+        'name="wor ld"',
+        `echo "hello $name" 'single $name' \\$literal`,
+        "cat <<'EOF'",
         'quoted heredoc: $HOME "x" \'y\' `z` \\n',
-        'expanded: wor ld 3',
-        'tab\there',
-        'percent %d',
-        'ünïcødé ✓',
-        '',
-      ].join('\n'),
-    );
-    assert.equal(r.stderr, '');
-  });
-
-  test('the rest of stdin is the script’s stdin; without it, reads see EOF', async () => {
-    const r = await runLocal('read -r a; read -r b; echo "[$a][$b]"; cat | wc -c', {
-      stdin: 'first line\nsecond\nthird\n',
+        'EOF',
+        'cat <<EOF',
+        'expanded: $name $((1 + 2))',
+        'EOF',
+        'printf "%s\\n" "tab\there" "percent %d"',
+        'echo "ünïcødé ✓"',
+        'exit 7',
+      ].join('\n');
+      const r = await run(script);
+      assert.equal(r.code, 7);
+      assert.equal(
+        r.stdout,
+        [
+          'hello wor ld single $name $literal',
+          'quoted heredoc: $HOME "x" \'y\' `z` \\n',
+          'expanded: wor ld 3',
+          'tab\there',
+          'percent %d',
+          'ünïcødé ✓',
+          '',
+        ].join('\n'),
+      );
+      assert.equal(r.stderr, '');
     });
-    assert.equal(r.stdout, '[first line][second]\n6\n');
-    const none = await runLocal('if read -r x; then echo got; else echo eof; fi');
-    assert.equal(none.stdout, 'eof\n');
-  });
 
-  test('errors name the line, and bash job notices never leak into the output', async () => {
-    const r = await runLocal('echo a\nnosuchcommand-xyz\n(sleep 0.2 &)\nsleep 0.1 & wait\necho b');
-    assert.equal(r.stdout, 'a\nb\n');
-    assert.match(r.stderr, /line 2: nosuchcommand-xyz: command not found/);
-    assert.doesNotMatch(r.stderr, /Done|\[1\]/);
-  });
-
-  test('an incomplete script is refused and nothing runs', async () => {
-    const r = await runLocal('touch /tmp/fluid-runner-must-not-exist; echo ran', { declaredLength: 500 });
-    assert.equal(r.code, 125);
-    assert.match(r.stderr, /arrived incomplete/);
-    assert.equal(r.stdout, '');
-    assert.equal(existsSync('/tmp/fluid-runner-must-not-exist'), false);
-  });
-
-  test('an empty script succeeds', async () => {
-    const r = await runLocal('');
-    assert.equal(r.code, 0);
-  });
-
-  test('a timeout kills the whole process group and ends with SIGALRM', async () => {
-    const r = await runLocal(
-      'sleep 300 & echo "bg $!"\n(trap "" TERM; exec sleep 301) & echo "stubborn $!"\nsleep 302',
-      { timeoutMs: 500, graceTenths: 5 },
-    );
-    // SIGALRM, not the 5-minute sleep finishing: the timeout ended it
-    assert.equal(r.signal, 'SIGALRM');
-    assert.equal(r.code, null);
-    const pids = [...r.stdout.matchAll(/(?:bg|stubborn) (\d+)/g)].map((m) => Number(m[1]));
-    assert.equal(pids.length, 2);
-    for (const pid of pids) assert.equal(alive(pid), false, `process ${pid} survived the timeout`);
-  });
-
-  test('a script that exits 124 by itself is not a timeout', async () => {
-    const r = await runLocal('exit 124', { timeoutMs: 5000 });
-    assert.equal(r.code, 124);
-    assert.equal(r.signal, null);
-  });
-
-  test('TERM to the runner (a cancel) kills the group', async () => {
-    let runner = 0;
-    let started!: () => void;
-    const backgroundStarted = new Promise<void>((r) => (started = r));
-    const pending = runLocal('sleep 303 & echo "bg $!"; sleep 304', {
-      onStart: (pid) => (runner = pid),
-      onStdout: (out) => /bg \d+/.test(out) && started(),
+    test('the rest of stdin is the script’s stdin; without it, reads see EOF', async () => {
+      const r = await run('read -r a; read -r b; echo "[$a][$b]"; cat | wc -c', {
+        stdin: 'first line\nsecond\nthird\n',
+      });
+      assert.equal(r.stdout, '[first line][second]\n6\n');
+      const none = await run('if read -r x; then echo got; else echo eof; fi');
+      assert.equal(none.stdout, 'eof\n');
     });
-    await backgroundStarted;
-    process.kill(runner, 'SIGTERM');
-    const r = await pending;
-    assert.equal(r.code, 143);
-    const pid = Number(/bg (\d+)/.exec(r.stdout)?.[1]);
-    assert.ok(pid > 0);
-    assert.equal(alive(pid), false);
-  });
 
-  test('the command line carries only fixed text and numbers', () => {
-    const script = "echo 'it''s' $(rm -rf /) `x` \"$y\"";
-    const c = runnerCommand(script, { timeoutMs: 1500, killGraceMs: 2000 });
-    assert.ok(!c.command.includes('rm -rf'));
-    assert.ok(c.command.startsWith("exec bash -c '"));
-    assert.ok(c.command.endsWith(`' fluid-exec ${Buffer.byteLength(script)} 1.500 20`));
-    assert.deepEqual(c.preamble, Buffer.from(script));
-    assert.ok(runnerCommand('x', { root: true }).command.startsWith("exec sudo -n -- bash -c '"));
-    assert.ok(runnerCommand('x').command.endsWith(' 1 0 20'));
-    assert.throws(() => runnerCommand('a\0b'), /NUL/);
-    assert.throws(() => runnerCommand('x', { timeoutMs: -1 }), /timeoutMs/);
+    test('errors name the line, and bash job notices never leak into the output', async () => {
+      const r = await run('echo a\nnosuchcommand-xyz\n(sleep 0.2 &)\nsleep 0.1 & wait\necho b');
+      assert.equal(r.stdout, 'a\nb\n');
+      assert.match(r.stderr, /line 2: nosuchcommand-xyz: command not found/);
+      assert.doesNotMatch(r.stderr, /Done|\[1\]/);
+    });
+
+    test('an incomplete script is refused and nothing runs', async () => {
+      const r = await run('touch /tmp/fluid-runner-must-not-exist; echo ran', { declaredLength: 500 });
+      assert.equal(r.code, 125);
+      assert.match(r.stderr, /arrived incomplete/);
+      assert.equal(r.stdout, '');
+      assert.equal(existsSync('/tmp/fluid-runner-must-not-exist'), false);
+    });
+
+    test('an empty script succeeds', async () => {
+      const r = await run('');
+      assert.equal(r.code, 0);
+    });
+
+    test('a timeout kills the whole process group and ends with SIGALRM', async () => {
+      const r = await run(
+        'sleep 300 & echo "bg $!"\n(trap "" TERM; exec sleep 301) & echo "stubborn $!"\nsleep 302',
+        { timeoutMs: 500, graceTenths: 5 },
+      );
+      // SIGALRM, not the 5-minute sleep finishing: the timeout ended it
+      assert.equal(r.signal, 'SIGALRM');
+      assert.equal(r.code, null);
+      const pids = [...r.stdout.matchAll(/(?:bg|stubborn) (\d+)/g)].map((m) => Number(m[1]));
+      assert.equal(pids.length, 2);
+      for (const pid of pids) assert.equal(alive(pid), false, `process ${pid} survived the timeout`);
+    });
+
+    test('the deadline holds when the runner is killed with its session (the client’s last resort)', async () => {
+      const mark = markOf('killed');
+      let runnerPid = 0;
+      let started!: () => void;
+      const backgroundStarted = new Promise<void>((r) => (started = r));
+      const pending = run('sleep 308 & echo "bg $!"; sleep 309', {
+        timeoutMs: 1000,
+        graceTenths: 2,
+        mark,
+        onStart: (pid) => (runnerPid = pid),
+        onStdout: (out) => /bg \d+/.test(out) && started(),
+      });
+      await backgroundStarted;
+      process.kill(-runnerPid, 'SIGKILL');
+      // The script's group is not the session's: it outlives the runner, until the deadline.
+      assert.ok(survivors(mark).length >= 2, 'the script outlived its runner');
+      for (let i = 0; i < 400 && survivors(mark).length; i++) await new Promise((r) => setTimeout(r, 25));
+      assert.deepEqual(survivors(mark), [], 'the script group was killed at its deadline');
+      const r = await pending;
+      assert.equal(r.signal, 'SIGKILL');
+    });
+
+    test('a script that exits 124 by itself is not a timeout', async () => {
+      const r = await run('exit 124', { timeoutMs: 5000 });
+      assert.equal(r.code, 124);
+      assert.equal(r.signal, null);
+    });
+
+    test('TERM to the runner (a cancel) kills the group', async () => {
+      let runnerPid = 0;
+      let started!: () => void;
+      const backgroundStarted = new Promise<void>((r) => (started = r));
+      const pending = run('sleep 303 & echo "bg $!"; sleep 304', {
+        onStart: (pid) => (runnerPid = pid),
+        onStdout: (out) => /bg \d+/.test(out) && started(),
+      });
+      await backgroundStarted;
+      // sshd delivers a signal request to the session's process group.
+      process.kill(-runnerPid, 'SIGTERM');
+      const r = await pending;
+      assert.equal(r.code, 143);
+      const pid = Number(/bg (\d+)/.exec(r.stdout)?.[1]);
+      assert.ok(pid > 0);
+      assert.equal(alive(pid), false);
+    });
+
+    test('the command line carries only fixed text and numbers', () => {
+      const script = "echo 'it''s' $(rm -rf /) `x` \"$y\"";
+      const c = runnerCommand(script, { runner, timeoutMs: 1500, killGraceMs: 2000 });
+      assert.ok(!c.command.includes('rm -rf'));
+      assert.deepEqual(c.preamble, Buffer.from(script));
+      const n = Buffer.byteLength(script);
+      if (runner === 'classic') {
+        assert.equal(c.command, `exec bash -c '${CLASSIC_RUNNER}' fluid-exec ${n} 1.500 20`);
+        assert.equal(
+          runnerCommand('x', { runner, root: true }).command,
+          `exec sudo -n -- bash -c '${CLASSIC_RUNNER}' fluid-exec 1 0 20`,
+        );
+      } else {
+        assert.equal(
+          c.command,
+          `R='${RUNNER}'; if [ -n "$BASH_VERSION" ] && ! shopt -qo posix; then set -- ${n} 1.500 20; eval "$R"; else exec bash -c "$R" fluid-exec ${n} 1.500 20; fi`,
+        );
+        assert.equal(
+          runnerCommand('x', { root: true }).command,
+          `R='${RUNNER}'; exec sudo -n -- bash -c "$R" fluid-exec 1 0 20`,
+        );
+      }
+      assert.throws(() => runnerCommand('a\0b', { runner }), /NUL/);
+      assert.throws(() => runnerCommand('x', { runner, timeoutMs: -1 }), /timeoutMs/);
+    });
+
+    test('the script starts clean: none of the runner’s variables, functions, traps or job control', async () => {
+      const r = await run(
+        'echo "${n-u}${t-u}${k-u}${s-u}${p-u}${tp-u}${rc-u}${to-u}${cx-u}${R-u}|$#|$(declare -F | wc -l)|$(trap -p | wc -l)"; case $- in *m*) echo job-control;; esac',
+        { timeoutMs: 10_000 },
+      );
+      assert.equal(r.stdout, 'uuuuuuuuuu|0|0|0\n');
+    });
+
+    for (const shell of [['sh'], ['bash', '--posix']])
+      test(`a login shell that is ${shell.join(' ')} hands the runner to bash`, async () => {
+        const r = await run('echo "$BASH_VERSION" | grep -c . ; shopt -qo posix && echo posix; exit 4', {
+          shell,
+          stdin: 'ignored',
+          timeoutMs: 10_000,
+        });
+        assert.equal(r.code, 4, r.stderr);
+        assert.equal(r.stdout, '1\n');
+        assert.equal(r.stderr, '');
+      });
+
+    test('the script is not visible in ps', async () => {
+      const secret = markOf('fluid-secret-in-script');
+      const go = `/tmp/${markOf('fluid-runner-go')}`;
+      // A process with a known command line, to show the look sees command lines.
+      const control = `sleep 3${process.pid}.${++seq}`;
+      let started!: () => void;
+      const running = new Promise<void>((r) => (started = r));
+      // The script waits for the test to look before it ends.
+      const pending = run(
+        `: ${secret}\n${control} & c=$!\necho started; until [ -e ${go} ]; do sleep 0.02; done; rm ${go}; kill $c`,
+        { timeoutMs: 10_000, onStdout: (out) => out.includes('started') && started() },
+      );
+      await running;
+      for (let i = 0; i < 200 && withArgs(control).length === 0; i++)
+        await new Promise((r) => setTimeout(r, 25));
+      assert.equal(withArgs(control).length, 1, 'the control process is visible');
+      assert.deepEqual(withArgs(secret), []);
+      writeFileSync(go, '');
+      const r = await pending;
+      assert.equal(r.code, 0, r.stderr);
+    });
+
+    test('a normal exit leaves nothing of the runner behind; background jobs keep running', async () => {
+      const mark = markOf('exit');
+      const r = await run('sleep 305 >/dev/null 2>&1 & echo "bg $!"', { timeoutMs: 60_000, mark });
+      assert.equal(r.code, 0);
+      const bg = Number(/bg (\d+)/.exec(r.stdout)?.[1]);
+      // Only the script's own background job carries the mark now: no timer or helper lingers.
+      assert.deepEqual(survivors(mark), [bg]);
+      process.kill(bg, 'SIGTERM');
+    });
+
+    test('a timeout leaves no process behind, the runner’s included', async () => {
+      const mark = markOf('timeout');
+      const r = await run('sleep 306 & sleep 307', { timeoutMs: 300, graceTenths: 2, mark });
+      assert.equal(r.signal, 'SIGALRM');
+      assert.deepEqual(survivors(mark), []);
+    });
   });
-});
+}
 
 describe('HeadTailBuffer', () => {
   test('keeps everything under the cap', () => {
