@@ -15,7 +15,14 @@ import type {
 } from '@anthropic-ai/sdk/resources/messages/messages';
 import { FluidError } from '../../../shared/errors.ts';
 import { IncompleteStreamError, retryPolicy, runWithRetries, type ProviderLabel } from './retry.ts';
-import { JsonHttpClient, StreamErrorEvent, readJson, sseEvents, type HttpAnswer } from './http.ts';
+import {
+  JsonHttpClient,
+  SseParser,
+  StreamErrorEvent,
+  readJson,
+  type HttpAnswer,
+  type SseEvent,
+} from './http.ts';
 import {
   defaultBaseUrl,
   type AssistantMessage,
@@ -176,27 +183,29 @@ interface OpenBlock {
   name: string;
 }
 
-/** Folds the raw stream events into our events; throws when the stream ends before message_stop. */
-export async function* foldAnthropicStream(
-  events: AsyncIterable<RawMessageStreamEvent>,
-): AsyncGenerator<ModelEvent> {
-  const blocks = new Map<number, OpenBlock>();
-  const finished: Array<{ index: number; block: Block }> = [];
-  const usage: Usage = { inputTokens: 0, outputTokens: 0 };
-  let input = 0;
-  let cacheRead = 0;
-  let cacheWrite = 0;
-  let stop: string | null | undefined;
-  let complete = false;
+/**
+ * Folds the raw stream events into our events, one at a time as they arrive (synchronous: the
+ * stream's reader calls it for every event of a chunk without a step of its own per event).
+ */
+export class AnthropicFold {
+  readonly #blocks = new Map<number, OpenBlock>();
+  readonly #finished: Array<{ index: number; block: Block }> = [];
+  readonly #usage: Usage = { inputTokens: 0, outputTokens: 0 };
+  #input = 0;
+  #cacheRead = 0;
+  #cacheWrite = 0;
+  #stop: string | null | undefined;
+  #complete = false;
 
-  for await (const ev of events) {
+  /** The events one raw event makes (often none). */
+  push(ev: RawMessageStreamEvent, out: ModelEvent[] = []): ModelEvent[] {
     switch (ev.type) {
       case 'message_start': {
         const u = ev.message.usage;
-        input = u.input_tokens ?? 0;
-        cacheRead = u.cache_read_input_tokens ?? 0;
-        cacheWrite = u.cache_creation_input_tokens ?? 0;
-        usage.outputTokens = u.output_tokens ?? 0;
+        this.#input = u.input_tokens ?? 0;
+        this.#cacheRead = u.cache_read_input_tokens ?? 0;
+        this.#cacheWrite = u.cache_creation_input_tokens ?? 0;
+        this.#usage.outputTokens = u.output_tokens ?? 0;
         break;
       }
       case 'content_block_start': {
@@ -207,27 +216,27 @@ export async function* foldAnthropicStream(
             : cb.type === 'tool_use'
               ? { kind: 'tool_use', text: '', json: '', id: cb.id, name: cb.name }
               : { kind: 'other', text: '', json: '', id: '', name: '' };
-        blocks.set(ev.index, open);
-        if (open.kind === 'text' && open.text) yield { type: 'text_delta', text: open.text };
+        this.#blocks.set(ev.index, open);
+        if (open.kind === 'text' && open.text) out.push({ type: 'text_delta', text: open.text });
         break;
       }
       case 'content_block_delta': {
-        const open = blocks.get(ev.index);
+        const open = this.#blocks.get(ev.index);
         if (!open) break;
         if (ev.delta.type === 'text_delta' && open.kind === 'text') {
           open.text += ev.delta.text;
-          if (ev.delta.text) yield { type: 'text_delta', text: ev.delta.text };
+          if (ev.delta.text) out.push({ type: 'text_delta', text: ev.delta.text });
         } else if (ev.delta.type === 'input_json_delta' && open.kind === 'tool_use') {
           open.json += ev.delta.partial_json;
         }
         break;
       }
       case 'content_block_stop': {
-        const open = blocks.get(ev.index);
+        const open = this.#blocks.get(ev.index);
         if (!open) break;
-        blocks.delete(ev.index);
+        this.#blocks.delete(ev.index);
         if (open.kind === 'text') {
-          if (open.text) finished.push({ index: ev.index, block: { type: 'text', text: open.text } });
+          if (open.text) this.#finished.push({ index: ev.index, block: { type: 'text', text: open.text } });
         } else if (open.kind === 'tool_use') {
           const parsed = parseToolInput(open.json);
           const block: ToolUseBlock = {
@@ -237,55 +246,97 @@ export async function* foldAnthropicStream(
             input: parsed.input,
             ...(parsed.error ? { parseError: parsed.error } : {}),
           };
-          finished.push({ index: ev.index, block });
+          this.#finished.push({ index: ev.index, block });
           const { type: _t, ...rest } = block;
-          yield { type: 'tool_use', ...rest };
+          out.push({ type: 'tool_use', ...rest });
         }
         break;
       }
       case 'message_delta': {
-        stop = ev.delta.stop_reason ?? stop;
+        this.#stop = ev.delta.stop_reason ?? this.#stop;
         const u = ev.usage;
         if (u) {
-          if (typeof u.output_tokens === 'number') usage.outputTokens = u.output_tokens;
-          if (typeof u.input_tokens === 'number') input = u.input_tokens;
-          if (typeof u.cache_read_input_tokens === 'number') cacheRead = u.cache_read_input_tokens;
-          if (typeof u.cache_creation_input_tokens === 'number') cacheWrite = u.cache_creation_input_tokens;
+          if (typeof u.output_tokens === 'number') this.#usage.outputTokens = u.output_tokens;
+          if (typeof u.input_tokens === 'number') this.#input = u.input_tokens;
+          if (typeof u.cache_read_input_tokens === 'number') this.#cacheRead = u.cache_read_input_tokens;
+          if (typeof u.cache_creation_input_tokens === 'number')
+            this.#cacheWrite = u.cache_creation_input_tokens;
         }
         break;
       }
       case 'message_stop':
-        complete = true;
+        this.#complete = true;
         break;
     }
+    return out;
   }
-  if (!complete) throw new IncompleteStreamError();
 
-  usage.inputTokens = input + cacheRead + cacheWrite;
-  if (cacheRead) usage.cacheReadTokens = cacheRead;
-  if (cacheWrite) usage.cacheWriteTokens = cacheWrite;
-  yield { type: 'usage', ...usage };
-  finished.sort((a, b) => a.index - b.index);
-  const message: AssistantMessage = { role: 'assistant', content: finished.map((f) => f.block) };
-  yield { type: 'done', stopReason: anthropicStopReason(stop), message };
+  /** The usage and the whole message; throws when the stream ended before message_stop. */
+  end(): ModelEvent[] {
+    if (!this.#complete) throw new IncompleteStreamError();
+    const usage = this.#usage;
+    usage.inputTokens = this.#input + this.#cacheRead + this.#cacheWrite;
+    if (this.#cacheRead) usage.cacheReadTokens = this.#cacheRead;
+    if (this.#cacheWrite) usage.cacheWriteTokens = this.#cacheWrite;
+    this.#finished.sort((a, b) => a.index - b.index);
+    const message: AssistantMessage = { role: 'assistant', content: this.#finished.map((f) => f.block) };
+    return [
+      { type: 'usage', ...usage },
+      { type: 'done', stopReason: anthropicStopReason(this.#stop), message },
+    ];
+  }
 }
 
-/** The stream's events as the SDK yields them: `ping` and unnamed events skipped, `error` thrown. */
-export async function* anthropicStreamEvents(answer: HttpAnswer): AsyncGenerator<RawMessageStreamEvent> {
-  for await (const sse of sseEvents(answer.body)) {
-    if (sse.event === 'ping' || sse.event === '') continue;
-    if (sse.event === 'error') {
-      let body: unknown = sse.data;
-      try {
-        body = JSON.parse(sse.data);
-      } catch {
-        /* kept as text */
-      }
-      throw new StreamErrorEvent(body, answer.headers);
+/** Folds the raw stream events into our events; throws when the stream ends before message_stop. */
+export async function* foldAnthropicStream(
+  events: AsyncIterable<RawMessageStreamEvent> | Iterable<RawMessageStreamEvent>,
+): AsyncGenerator<ModelEvent> {
+  const fold = new AnthropicFold();
+  for await (const ev of events) yield* fold.push(ev);
+  yield* fold.end();
+}
+
+/** One raw event of the stream as the SDK yields it: null for `ping` and unnamed events; `error` thrown. */
+function rawEvent(sse: SseEvent, headers: Headers): RawMessageStreamEvent | null {
+  if (sse.event === 'ping' || sse.event === '') return null;
+  if (sse.event === 'error') {
+    let body: unknown = sse.data;
+    try {
+      body = JSON.parse(sse.data);
+    } catch {
+      /* kept as text */
     }
-    if (!sse.data) continue;
-    yield JSON.parse(sse.data) as RawMessageStreamEvent;
+    throw new StreamErrorEvent(body, headers);
   }
+  if (!sse.data) return null;
+  return JSON.parse(sse.data) as RawMessageStreamEvent;
+}
+
+/** An answer's stream read and folded chunk by chunk (one async step per chunk, not per event). */
+export async function* foldAnthropicAnswer(answer: HttpAnswer): AsyncGenerator<ModelEvent> {
+  const parser = new SseParser();
+  const fold = new AnthropicFold();
+  const out: ModelEvent[] = [];
+  for await (const chunk of answer.body) {
+    let failed = false;
+    let failure: unknown;
+    try {
+      for (const sse of parser.push(chunk)) {
+        const ev = rawEvent(sse, answer.headers);
+        if (ev) fold.push(ev, out);
+      }
+    } catch (err) {
+      // What came before the failure in this chunk is passed on first, as event by event it would be.
+      failed = true;
+      failure = err;
+    }
+    if (out.length) {
+      const ready = out.splice(0);
+      for (const e of ready) yield e;
+    }
+    if (failed) throw failure;
+  }
+  yield* fold.end();
 }
 
 /** A whole message (a server that answered without streaming) as the events of its stream. */
@@ -325,10 +376,6 @@ export function* anthropicMessageEvents(message: Anthropic.Message): Generator<R
     usage,
   } as unknown as RawMessageStreamEvent;
   yield { type: 'message_stop' };
-}
-
-async function* toAsync<T>(items: Iterable<T>): AsyncGenerator<T> {
-  yield* items;
 }
 
 /** The version of the Messages API spoken (the one the SDK in package.json sends). */
@@ -375,8 +422,8 @@ export class AnthropicProvider implements ModelProvider {
         const answer = await client.post('/v1/messages', body, signal);
         if (/^application\/json\b/i.test(answer.contentType)) {
           const message = (await readJson(answer.body)) as Anthropic.Message;
-          yield* foldAnthropicStream(toAsync(anthropicMessageEvents(message)));
-        } else yield* foldAnthropicStream(anthropicStreamEvents(answer));
+          yield* foldAnthropicStream(anthropicMessageEvents(message));
+        } else yield* foldAnthropicAnswer(answer);
       },
       { policy: retryPolicy(this.#config), label: this.#label, signal: req.signal },
     );

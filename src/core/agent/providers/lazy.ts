@@ -2,7 +2,7 @@
  * The provider clients (and, for listing models, the SDKs) load on first use, not with every CLI
  * command.
  */
-import type { ModelProvider, ModelRequest, ProviderConfig } from './types.ts';
+import type { ModelEvent, ModelProvider, ModelRequest, ProviderConfig } from './types.ts';
 import type { listModels } from './index.ts';
 
 export function createProviderLazy(config: ProviderConfig): ModelProvider {
@@ -10,9 +10,13 @@ export function createProviderLazy(config: ProviderConfig): ModelProvider {
   return {
     kind: config.kind,
     model: config.model,
-    async *stream(req: ModelRequest) {
-      real ??= (await import('./index.ts')).createProvider(config);
-      yield* real.stream(req);
+    stream(req: ModelRequest): AsyncIterable<ModelEvent> {
+      // Once loaded, the client's own stream (no extra async step for every event).
+      if (real) return real.stream(req);
+      return (async function* () {
+        real ??= (await import('./index.ts')).createProvider(config);
+        yield* real.stream(req);
+      })();
     },
   } as ModelProvider;
 }
