@@ -506,6 +506,35 @@ export const sandboxCommands: Record<string, Command> = {
       ctx.io.result(r, () => `Deleted ${ctx.args[1]}.`);
     },
   },
+  pool: {
+    summary:
+      'The warm pool: sandboxes kept ready and paused per source (set with `fluid settings set sandboxes.warmPool=...`).',
+    usage: 'fluid pool [--json]',
+    options: {},
+    run: async (ctx) => {
+      const p = await ctx.client.call('sandboxes.pool', {});
+      ctx.io.result(p, () =>
+        p.length
+          ? table(
+              p.map((x) => ({
+                host: x.host,
+                source: x.source,
+                ready: `${x.ready}/${x.size}`,
+                filling: String(x.filling),
+                note: x.note ?? '',
+              })),
+              [
+                ['host', 'host'],
+                ['source', 'source'],
+                ['ready', 'ready'],
+                ['filling', 'filling'],
+                ['note', 'note'],
+              ],
+            )
+          : 'No warm pool. Keep sandboxes of a source ready with e.g. `fluid settings set sandboxes.warmPool=\'["web-01=2"]\'`.',
+      );
+    },
+  },
   'base list': {
     summary: 'Cached base copies of source VMs.',
     usage: 'fluid base list [--host H] [--json]',

@@ -277,7 +277,7 @@ export function createCore(opts: CoreOptions = {}): Core {
               instance: tasks.instance,
               expiryGraceMinutes: settings.get().sandboxes.hostExpiryGraceMinutes,
               changed: (id) =>
-                bus.emit('sandboxes.changed', { sandboxId: id, state: sandboxes.store.row(id).state }),
+                bus.emit('sandboxes.changed', { sandboxId: id, state: sandboxes.store.byId(id).state }),
             },
             conn,
             h,
@@ -302,6 +302,7 @@ export function createCore(opts: CoreOptions = {}): Core {
       witness.schedule();
       sandboxes.startJanitor();
       sandboxes.backgroundTemplates = true;
+      sandboxes.startPool();
       const actor = { door: 'system' as const, id: 'startup' };
       void core
         .reconcile(undefined, actor)
@@ -337,8 +338,10 @@ export function createCore(opts: CoreOptions = {}): Core {
       await demo.close();
       // Commands, terminals and consoles of this process end with it (recorded as such).
       await sandboxes.closeInteractive();
+      const pool = sandboxes.stopPool();
       tasks.abortAll();
       await tasks.drain();
+      await pool;
       changes.close();
       tasks.close();
       guests.closeAll();

@@ -296,6 +296,7 @@ export function createRouter(core: Core): Router<Contract> {
     'sandboxes.egressRevoke': (i, ctx) =>
       core.sandboxes.setEgress(i.sandbox, i.destination, false, ctx.actor),
     'sandboxes.reconcile': (i, ctx) => core.reconcile(i.host, ctx.actor),
+    'sandboxes.pool': async () => (await core.sandboxes.pool.plan()).status,
     'bases.list': (i) => core.sandboxes.listBases(i.host),
     'bases.refresh': (i, ctx) => core.sandboxes.refreshBase(i.host, i.source, ctx.actor),
     'bases.prune': (i, ctx) => core.sandboxes.pruneBases(i.host, ctx.actor),

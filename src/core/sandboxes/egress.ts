@@ -48,7 +48,7 @@ export type DoctorCheck = z.infer<typeof DoctorCheckSchema>;
 /** host:port as the allowlist writes it (IPv6 in brackets). */
 const dest = (host: string, port: number) => `${host.includes(':') ? `[${host}]` : host}:${port}`;
 
-const SERVED_STATES = new Set(['creating', 'starting', 'running', 'stopping']);
+const SERVED_STATES = new Set(['creating', 'starting', 'running', 'stopping', 'pooled']);
 
 export interface EgressDeps {
   hosts: HostService;

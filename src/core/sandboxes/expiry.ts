@@ -105,7 +105,7 @@ exec python3 ${shq(`${d}/expiry.py`)} disarm ${shq(layout.root)} ${ids.map(shq).
 // ---- the CLI's sweep at start ---------------------------------------------------------------------
 
 /** States the sweep acts on: live sandboxes, and failed ones whose row is still open. */
-export const SWEPT_STATES = ['running', 'stopped', 'failed'] as const;
+export const SWEPT_STATES = ['running', 'stopped', 'failed', 'pooled'] as const;
 
 /** Whether any sandbox is past its expiry (one indexed query: cheap enough for every command). */
 export function dueForSweep(db: Db, nowIso: string): boolean {

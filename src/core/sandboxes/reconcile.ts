@@ -82,7 +82,7 @@ export async function reconcileHost(
     const r = rows.get(id);
     if (!r) return false;
     if (inFlight(id)) return true;
-    return ['running', 'stopped', 'stopping', 'starting'].includes(r.state);
+    return ['running', 'stopped', 'stopping', 'starting', 'pooled'].includes(r.state);
   };
 
   const removeDomain = async (name: string) => {
@@ -98,8 +98,12 @@ export async function reconcileHost(
     if (dom.fluid!.kind === 'sandbox') {
       if (foreign(id)) continue;
       domainOf.set(id, dom);
-      if (wanted(id)) {
+      const member = rows.get(id);
+      // A warm pool member stays only as it was left: paused (one that runs is no longer pristine).
+      const keepMember = member?.state !== 'pooled' || dom.state === 'paused';
+      if (wanted(id) && keepMember) {
         const r = rows.get(id)!;
+        if (r.state === 'pooled') continue;
         if (!inFlight(id)) {
           const state = dom.running ? 'running' : 'stopped';
           if (r.state !== state) {
@@ -117,7 +121,9 @@ export async function reconcileHost(
         const why =
           r.state === 'creating'
             ? 'Fluid stopped while this sandbox was being created'
-            : `it was ${r.state} when its owner stopped`;
+            : r.state === 'pooled'
+              ? `this warm pool member was found ${dom.state}, not paused`
+              : `it was ${r.state} when its owner stopped`;
         d.sandboxes.update(id, {
           state: r.state === 'destroying' ? 'destroyed' : 'failed',
           error: JSON.stringify({ code: 'INTERNAL', message: `Reconciled: ${why}.` }),

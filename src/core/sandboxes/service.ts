@@ -3,6 +3,8 @@
  * reserved address → overlay → (restore a warm template | cold boot) → fresh identity through the
  * guest agent → certificate SSH through the host. Every step is recorded with its timing; a failure
  * or a cancel cleans up what the step created; a crash is cleaned up by reconcile at the next start.
+ * With a warm pool (pool.ts), the same pipeline makes members ahead of time and a create that
+ * matches one only resumes it (`takeFromPool` → `runHandout`).
  */
 import { randomUUID } from 'node:crypto';
 import type { Host, Vm } from '../../shared/contract/hosts.ts';
@@ -27,7 +29,7 @@ import type { SettingsService } from '../store/settings.ts';
 import { pidAlive, type TaskContext, type TaskManager } from '../store/tasks.ts';
 import type { EventBus } from '../events.ts';
 import type { SshCa } from '../ssh/ca.ts';
-import type { GuestSsh, GuestSshPool } from '../ssh/guest.ts';
+import type { GuestSsh, GuestSshPool, GuestTarget } from '../ssh/guest.ts';
 import { BaseStore, buildBase, publicBase, type BaseRecord, type TemplateInfo } from './bases.ts';
 import { deriveDomain, pinNicAddress } from './domain-xml.ts';
 import { guestExec, syncClock, waitForAgent } from './guest-agent.ts';
@@ -66,6 +68,7 @@ import { RunManager } from './runs.ts';
 import { TerminalManager } from './terminals.ts';
 import { BootLog, ConsoleInput, followConsole, serialLogPath } from './console.ts';
 import { choosePlacement, gatherFacts } from './placement.ts';
+import { isPoolMember, MEMBER_TTL_MINUTES, POOL_ACTOR, WarmPool } from './pool.ts';
 import type { Placement } from '../../shared/contract/sandboxes.ts';
 
 export interface EgressHooks {
@@ -150,6 +153,7 @@ export class SandboxService {
   private janitorInterval = 30_000;
   private janitorOff: (() => void) | null = null;
   private janitorLastPass = 0;
+  private poolOff: (() => void) | null = null;
   /** Snapshot work per sandbox, in order (see serialize). */
   private readonly snapshotQueues = new Map<string, Promise<void>>();
   /** Long-running doors (the app, web mode) build warm templates in the background after a cold boot. */
@@ -160,6 +164,8 @@ export class SandboxService {
   readonly terminals: TerminalManager;
   /** Keys for serial consoles (console.ts). */
   private readonly consoleKeys = new ConsoleInput();
+  /** Sandboxes made ahead of time (pool.ts); long-running doors keep it filled. */
+  readonly pool: WarmPool;
 
   constructor(deps: SandboxDeps) {
     this.d = deps;
@@ -194,6 +200,37 @@ export class SandboxService {
         return this.guest(r).shell({ cols, rows });
       },
       idleMinutes: () => deps.settings.get().sandboxes.terminalIdleMinutes,
+    });
+    this.pool = new WarmPool({
+      log: deps.log,
+      settings: () => {
+        const s = deps.settings.get().sandboxes;
+        return { lines: s.warmPool, minHostMemoryMiB: s.warmPoolMinHostMemoryMiB };
+      },
+      hosts: () => deps.hosts.list(),
+      sources: async (hostId) => {
+        try {
+          return (await deps.hosts.vms(hostId)).map((v) => v.name);
+        } catch {
+          return null;
+        }
+      },
+      latestBase: (hostId, source) => this.latestBaseOf(hostId, source),
+      members: () => this.store.list().filter(isPoolMember),
+      memberAlive: (r) =>
+        !!r.owner_pid && (r.owner_instance === deps.tasks.instance || pidAlive(r.owner_pid)),
+      fill: (hostId, source) => this.fillMember(hostId, source),
+      drain: (id, reason) => this.drainMember(id, reason),
+      warm: async (hostId, source) => {
+        const t = await this.d.tasks.wait(this.warm(hostId, source, {}, POOL_ACTOR).id);
+        if (t.status !== 'succeeded') throw new FluidError('INTERNAL', t.error?.message ?? t.status);
+      },
+      release: (ids) => {
+        for (const id of ids) {
+          const r = this.store.maybe(id);
+          if (r?.ip && r.host_key_fp) this.guest(r).hold(false);
+        }
+      },
     });
   }
 
@@ -249,7 +286,10 @@ export class SandboxService {
 
   list(opts: { host?: string; includeDestroyed?: boolean }): Sandbox[] {
     const hostId = opts.host ? this.d.hosts.get(opts.host).id : undefined;
-    return this.store.list({ hostId, includeDestroyed: opts.includeDestroyed }).map((r) => this.dto(r));
+    return this.store
+      .list({ hostId, includeDestroyed: opts.includeDestroyed })
+      .filter((r) => !isPoolMember(r))
+      .map((r) => this.dto(r));
   }
 
   private changed(id: string): void {
@@ -266,56 +306,39 @@ export class SandboxService {
       (input.hostFromSession
         ? { score: 0, reason: `placed on ${host.name}: the session's host`, by: 'session', candidates: [] }
         : null);
-    const id = randomUUID();
     const settings = this.d.settings.get().sandboxes;
-    const name = input.name ?? `${slug(input.source)}-${id.slice(0, 6)}`;
     const ttl = sessionMade(actor)
       ? Math.min(input.ttlMinutes ?? settings.sessionTtlMinutes, settings.sessionTtlMinutes)
       : (input.ttlMinutes ?? settings.defaultTtlMinutes);
-    const now = this.d.clock.now();
-    const layout = hostLayout(host.storageDir, this.d.installation);
     // Destinations a person passes (or the settings give) are allowed at once; an agent's door widens
     // nothing by itself: each of its destinations becomes an approval request once the row exists.
     const asked = canonicalDestinations(input.allow);
     const person = isPersonDoor(actor);
     const allow = [...new Set([...settings.egressAllow, ...(person ? asked : [])])];
-    this.store.insert({
-      id,
-      name,
-      host_id: host.id,
-      source_name: input.source,
-      base_id: null,
-      state: 'creating',
-      domain_name: sandboxDomainName(name, id),
-      domain_uuid: randomUUID(),
-      dir: layout.sandbox(id),
-      vcpus: input.vcpus ?? 0,
-      memory_mib: input.memoryMiB ?? 0,
-      slot: null,
-      ip: null,
-      mac: null,
-      ttl_minutes: ttl,
-      expires_at: new Date(now.getTime() + ttl * 60_000).toISOString(),
-      created_at: now.toISOString(),
-      updated_at: now.toISOString(),
-      created_by_door: actor.door,
-      created_by_id: actor.id,
-      start_path: null,
-      start_path_reason: null,
-      timings: '{}',
-      host_key_fp: null,
-      egress_allow: JSON.stringify(allow),
-      error: null,
-      task_id: null,
-      owner_pid: process.pid,
-      owner_instance: this.d.tasks.instance,
-      placement: placement ? JSON.stringify(placement) : null,
-    });
+    const member = this.takeFromPool(host, input, actor, { ttl, allow, placement });
+    const id = member?.id ?? randomUUID();
+    const name = member?.name ?? input.name ?? `${slug(input.source)}-${id.slice(0, 6)}`;
+    if (!member)
+      this.insertRow({
+        id,
+        name,
+        host,
+        source: input.source,
+        vcpus: input.vcpus ?? 0,
+        memoryMiB: input.memoryMiB ?? 0,
+        ttl,
+        allow,
+        actor,
+        placement,
+      });
     const task = this.d.tasks.start({
       kind: 'sandbox.create',
       title: `Create sandbox ${name} from ${input.source}`,
       target: id,
-      run: (ctx) => this.runCreate(id, host, input, actor, ctx),
+      run: (ctx) =>
+        member
+          ? this.runHandout(id, host, actor, ctx, member.allowChanged)
+          : this.runCreate(id, host, input, actor, ctx),
     });
     this.store.update(id, { task_id: task.id });
     this.d.audit.append({
@@ -330,6 +353,7 @@ export class SandboxService {
         memoryMiB: input.memoryMiB ?? null,
         ttlMinutes: ttl,
         allow,
+        ...(member ? { pool: true } : {}),
         ...(person ? {} : { asked }),
         ...(placement ? { placement: placement.reason } : {}),
       },
@@ -345,6 +369,271 @@ export class SandboxService {
         });
     this.changed(id);
     return task;
+  }
+
+  private insertRow(o: {
+    id: string;
+    name: string;
+    host: Host;
+    source: string;
+    vcpus: number;
+    memoryMiB: number;
+    ttl: number;
+    allow: string[];
+    actor: Actor;
+    placement: Placement | null;
+  }): void {
+    const now = this.d.clock.now();
+    this.store.insert({
+      id: o.id,
+      name: o.name,
+      host_id: o.host.id,
+      source_name: o.source,
+      base_id: null,
+      state: 'creating',
+      domain_name: sandboxDomainName(o.name, o.id),
+      domain_uuid: randomUUID(),
+      dir: hostLayout(o.host.storageDir, this.d.installation).sandbox(o.id),
+      vcpus: o.vcpus,
+      memory_mib: o.memoryMiB,
+      slot: null,
+      ip: null,
+      mac: null,
+      ttl_minutes: o.ttl,
+      expires_at: new Date(now.getTime() + o.ttl * 60_000).toISOString(),
+      created_at: now.toISOString(),
+      updated_at: now.toISOString(),
+      created_by_door: o.actor.door,
+      created_by_id: o.actor.id,
+      start_path: null,
+      start_path_reason: null,
+      timings: '{}',
+      host_key_fp: null,
+      egress_allow: JSON.stringify(o.allow),
+      error: null,
+      task_id: null,
+      owner_pid: process.pid,
+      owner_instance: this.d.tasks.instance,
+      placement: o.placement ? JSON.stringify(o.placement) : null,
+    });
+  }
+
+  // ---- the warm pool (pool.ts) --------------------------------------------------------------------
+
+  /**
+   * Take a paused member of this source for this create, if one matches (same size when one was
+   * asked for, made from the source's current base). The row changes owner in one conditional
+   * update, so two creates — in this process or another — never take the same member.
+   */
+  private takeFromPool(
+    host: Host,
+    input: CreateInput,
+    actor: Actor,
+    o: { ttl: number; allow: string[]; placement: Placement | null },
+  ): { id: string; name: string; allowChanged: boolean } | null {
+    if (input.start === 'cold' || input.refreshBase) return null;
+    const candidates = this.store
+      .list({ hostId: host.id })
+      .filter(
+        (r) =>
+          r.state === 'pooled' &&
+          isPoolMember(r) &&
+          r.source_name === input.source &&
+          (input.vcpus === undefined || input.vcpus === r.vcpus) &&
+          (input.memoryMiB === undefined || input.memoryMiB === r.memory_mib) &&
+          this.memberCurrent(r),
+      )
+      .reverse(); // the oldest first
+    for (const m of candidates) {
+      const now = this.d.clock.now();
+      const name = input.name ?? m.name;
+      let won: boolean;
+      try {
+        won = this.store.claim(m.id, ['pooled'], {
+          state: 'creating',
+          name,
+          created_by_door: actor.door,
+          created_by_id: actor.id,
+          created_at: now.toISOString(),
+          ttl_minutes: o.ttl,
+          expires_at: new Date(now.getTime() + o.ttl * 60_000).toISOString(),
+          egress_allow: JSON.stringify(o.allow),
+          placement: o.placement ? JSON.stringify(o.placement) : null,
+          owner_pid: process.pid,
+          owner_instance: this.d.tasks.instance,
+        });
+      } catch (e) {
+        if (/UNIQUE constraint failed: sandboxes.name/.test((e as Error).message))
+          throw new FluidError('CONFLICT', `A sandbox named "${name}" already exists. Choose another name.`);
+        throw e;
+      }
+      if (won) return { id: m.id, name, allowChanged: m.egress_allow !== JSON.stringify(o.allow) };
+    }
+    return null;
+  }
+
+  /** A member is handed out only while it is of its source's latest base (a refresh outdates it). */
+  private memberCurrent(r: SandboxRow): boolean {
+    if (!r.base_id) return false;
+    try {
+      const b = this.bases.get(r.base_id);
+      return this.bases.latestReady(r.host_id, b.sourceUuid)?.id === b.id;
+    } catch {
+      return false;
+    }
+  }
+
+  private latestBaseOf(hostId: string, source: string): BaseRecord | null {
+    return this.bases.list(hostId).find((b) => b.sourceName === source && b.state === 'ready') ?? null;
+  }
+
+  /**
+   * Hand a taken member out: resume it (with its own expiry and allowlist on the host meanwhile), set
+   * the clock that stood still while it was paused, and it runs. With the connection this process
+   * kept, that is two round trips; after a restart the clock goes through the guest agent and the
+   * login is a fresh one.
+   */
+  private async runHandout(
+    id: string,
+    host: Host,
+    actor: Actor,
+    ctx: TaskContext,
+    allowChanged: boolean,
+  ): Promise<Sandbox> {
+    const p = new Phases();
+    let conn: HostConnection | null = null;
+    try {
+      conn = await this.d.hosts.connection(host.id);
+      const r = this.store.byId(id);
+      const g = this.guest(r);
+      const held = g.stats.connected;
+      ctx.progress(0.3, 'Resuming a sandbox from the warm pool');
+      // Its own expiry and allowlist reach the host meanwhile (settled before it is handed out).
+      const beside = Promise.all([
+        this.armHostExpiry(conn, host, r),
+        allowChanged
+          ? this.d.egress
+              ?.sync(host.id)
+              .catch((e: unknown) => this.d.log.warn('egress proxy unavailable', { host: host.name, err: e }))
+          : null,
+      ]).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      await run(conn, virsh(host.libvirtUri, `resume ${shq(r.domain_name)}`), {
+        what: 'Resuming the sandbox',
+      });
+      p.mark('resume');
+      if (ctx.signal.aborted) throw new FluidError('CANCELLED', 'The sandbox creation was cancelled.');
+      ctx.progress(0.7, 'Setting the clock');
+      if (held) {
+        const res = await g.exec(`date -u -s @${(Date.now() / 1000).toFixed(3)} >/dev/null`, {
+          root: true,
+          timeoutMs: 30_000,
+          signal: ctx.signal,
+        });
+        if (res.exitCode !== 0)
+          throw new FluidError('INTERNAL', `Could not set the guest clock: ${res.stderr.trim().slice(-300)}`);
+        p.mark('clock');
+      } else {
+        await syncClock(conn, host.libvirtUri, r.domain_name, ctx.signal);
+        p.mark('clock');
+        await this.waitSsh(r, ctx.signal);
+        p.mark('ssh');
+      }
+      const failed = await beside;
+      if (failed) throw failed;
+      p.mark('expiry');
+      g.hold(false);
+      this.pool.forget(id);
+      p.total();
+      this.store.update(id, {
+        state: 'running',
+        start_path: 'pool',
+        start_path_reason: held ? 'taken from the warm pool' : 'taken from the warm pool (a new login)',
+        timings: JSON.stringify(p.timings),
+        owner_pid: null,
+        owner_instance: null,
+      });
+      const done = this.store.byId(id);
+      this.d.audit.append({
+        actor,
+        action: 'sandbox.create',
+        target: id,
+        data: {
+          host: host.name,
+          source: done.source_name,
+          base: done.base_id,
+          ip: done.ip,
+          path: 'pool',
+          reason: done.start_path_reason,
+          timings: p.timings,
+          hostKey: done.host_key_fp,
+        },
+      });
+      this.changed(id);
+      this.pool.kick();
+      return this.get(id);
+    } catch (err) {
+      throw await this.createFailed(id, host, conn, actor, err, p, this.store.byId(id).slot, { pool: true });
+    }
+  }
+
+  /**
+   * Make one member of a source: the create pipeline on the restore path, as the pool, within the
+   * host's limits (a member that does not fit is not made; nobody is asked).
+   */
+  async fillMember(hostId: string, source: string): Promise<void> {
+    const host = this.d.hosts.get(hostId);
+    const base = this.latestBaseOf(hostId, source);
+    const t = base?.templateState === 'ready' ? base.template : null;
+    if (!t) throw new FluidError('CONFLICT', `No warm template of ${source} is ready on ${host.name}.`);
+    const over = await this.overLimits(host, null, t.vcpus, t.memoryMiB);
+    if (over.reasons.length)
+      throw new FluidError('CONFLICT', `Over the host's limits: ${over.reasons.join('; ')}.`);
+    const id = randomUUID();
+    this.insertRow({
+      id,
+      name: `${slug(source)}-${id.slice(0, 6)}`,
+      host,
+      source,
+      vcpus: t.vcpus,
+      memoryMiB: t.memoryMiB,
+      ttl: MEMBER_TTL_MINUTES,
+      allow: this.d.settings.get().sandboxes.egressAllow,
+      actor: POOL_ACTOR,
+      placement: null,
+    });
+    const input: CreateInput = {
+      source,
+      vcpus: t.vcpus,
+      memoryMiB: t.memoryMiB,
+      allow: [],
+      start: 'restore',
+      refreshBase: false,
+    };
+    const task = this.d.tasks.start({
+      kind: 'sandbox.pool',
+      title: `Warm pool: a sandbox of ${source} on ${host.name}`,
+      target: id,
+      run: (ctx) => this.runCreate(id, host, input, POOL_ACTOR, ctx, true),
+    });
+    this.store.update(id, { task_id: task.id });
+    const done = await this.d.tasks.wait(task.id);
+    if (done.status !== 'succeeded')
+      throw new FluidError(done.error?.code ?? 'INTERNAL', done.error?.message ?? `It ${done.status}.`);
+  }
+
+  /** Remove a paused member (stale, too many, or its source left the pool). */
+  async drainMember(id: string, reason: string): Promise<void> {
+    const claimed = this.store.claim(id, ['pooled'], {
+      state: 'destroying',
+      owner_pid: process.pid,
+      owner_instance: this.d.tasks.instance,
+    });
+    if (!claimed) return;
+    this.pool.forget(id);
+    await this.destroyRow(this.store.byId(id), POOL_ACTOR, reason);
   }
 
   /**
@@ -399,6 +688,7 @@ export class SandboxService {
     input: CreateInput,
     actor: Actor,
     ctx: TaskContext,
+    member = false,
   ): Promise<Sandbox> {
     const p = new Phases();
     const created: { domain?: boolean; dir?: boolean; slot?: number } = {};
@@ -412,7 +702,8 @@ export class SandboxService {
       this.store.update(id, { vcpus, memory_mib: memoryMiB });
       p.mark('inspect');
 
-      await this.admit(host, id, vm.name, vcpus, memoryMiB, actor, ctx);
+      // A pool member was admitted before its row was made (fillMember), without asking anyone.
+      if (!member) await this.admit(host, id, vm.name, vcpus, memoryMiB, actor, ctx);
       p.mark('admission');
 
       ctx.progress(0.08, 'Preparing the isolated sandbox network');
@@ -442,7 +733,7 @@ export class SandboxService {
       this.changed(id);
       p.mark('reserve');
 
-      const row = this.store.row(id);
+      const row = this.store.byId(id);
       const template = this.pickTemplate(base, vcpus, memoryMiB, virtType, input.start);
       created.dir = true;
       created.domain = true;
@@ -473,7 +764,7 @@ export class SandboxService {
 
       ctx.progress(0.8, 'Giving the clone its own identity');
       this.store.update(id, {
-        host_key_fp: await this.applyIdentity(conn, host, this.store.row(id), ctx.signal, template.use),
+        host_key_fp: await this.applyIdentity(conn, host, this.store.byId(id), ctx.signal, template.use),
       });
       p.mark('identity');
 
@@ -483,19 +774,45 @@ export class SandboxService {
       p.mark('egress');
 
       ctx.progress(0.9, 'Logging in over SSH with a Fluid certificate');
-      await this.waitSsh(this.store.row(id), ctx.signal);
+      // A member's connection is kept while it is paused: no keepalives, no idle close (pool.ts).
+      if (member) this.guest(this.store.byId(id)).hold(true);
+      await this.waitSsh(this.store.byId(id), ctx.signal);
       p.mark('ssh');
 
       if (this.d.baseline) {
         // After Fluid's own work (identity, CA trust, proxy, first login): the diff's reference point.
         ctx.progress(0.95, 'Recording the baseline for the system diff');
-        await this.d.baseline.record(this.store.row(id), host, conn, ctx.signal);
+        await this.d.baseline.record(this.store.byId(id), host, conn, ctx.signal);
         p.mark('baseline');
       }
 
       // The host removes the sandbox by itself if no Fluid process does it in time (expiry.ts).
-      await this.armHostExpiry(conn, host, this.store.row(id));
+      await this.armHostExpiry(conn, host, this.store.byId(id));
       p.mark('expiry');
+
+      if (member) {
+        await run(conn, virsh(host.libvirtUri, `suspend ${shq(this.store.byId(id).domain_name)}`), {
+          what: 'Pausing the pool member',
+        });
+        p.mark('pause');
+        p.total();
+        this.store.update(id, {
+          state: 'pooled',
+          start_path: 'restore',
+          start_path_reason: 'made for the warm pool',
+          timings: JSON.stringify(p.timings),
+          owner_pid: null,
+          owner_instance: null,
+        });
+        this.pool.noteHeld(id);
+        this.d.audit.append({
+          actor,
+          action: 'sandbox.pool.add',
+          target: id,
+          data: { host: host.name, source: vm.name, base: base.id, ip, timings: p.timings },
+        });
+        return this.dto(this.store.byId(id));
+      }
 
       p.total();
       this.store.update(id, {
@@ -517,7 +834,7 @@ export class SandboxService {
           path: template.use ? 'restore' : 'cold',
           reason: template.reason,
           timings: p.timings,
-          hostKey: this.store.row(id).host_key_fp,
+          hostKey: this.store.byId(id).host_key_fp,
         },
       });
       this.changed(id);
@@ -525,28 +842,44 @@ export class SandboxService {
         this.buildTemplate(host, base, { vcpus, memoryMiB, virtType }, actor);
       return this.get(id);
     } catch (err) {
-      const payload = toErrorPayload(err);
-      this.d.log.warn('sandbox create failed', { id, err: payload });
-      if (conn)
-        await this.teardown(conn, host, this.store.row(id), created.slot ?? null).catch((e: unknown) =>
-          this.d.log.error('cleanup after failed create', { id, err: e }),
-        );
-      this.store.update(id, {
-        state: 'failed',
-        error: JSON.stringify(payload),
-        timings: JSON.stringify(p.timings),
-        owner_pid: null,
-        owner_instance: null,
-      });
-      this.d.audit.append({
-        actor,
-        action: 'sandbox.create.failed',
-        target: id,
-        data: { error: payload, cleaned: created },
-      });
-      this.changed(id);
-      throw err;
+      throw await this.createFailed(id, host, conn, actor, err, p, created.slot ?? null, created);
     }
+  }
+
+  /** After a failed or cancelled creation: remove what it made, record why, return the error to throw. */
+  private async createFailed(
+    id: string,
+    host: Host,
+    conn: HostConnection | null,
+    actor: Actor,
+    err: unknown,
+    p: Phases,
+    slot: number | null,
+    cleaned: object,
+  ): Promise<unknown> {
+    const payload = toErrorPayload(err);
+    this.d.log.warn('sandbox create failed', { id, err: payload });
+    this.d.guests.close(id);
+    this.pool.forget(id);
+    if (conn)
+      await this.teardown(conn, host, this.store.byId(id), slot).catch((e: unknown) =>
+        this.d.log.error('cleanup after failed create', { id, err: e }),
+      );
+    this.store.update(id, {
+      state: 'failed',
+      error: JSON.stringify(payload),
+      timings: JSON.stringify(p.timings),
+      owner_pid: null,
+      owner_instance: null,
+    });
+    this.d.audit.append({
+      actor,
+      action: 'sandbox.create.failed',
+      target: id,
+      data: { error: payload, cleaned },
+    });
+    this.changed(id);
+    return err;
   }
 
   private copyBase(
@@ -616,20 +949,20 @@ export class SandboxService {
     return v;
   }
 
-  /** Capacity admission: over the limits, the request waits for a person's decision. */
-  private async admit(
+  /** What a sandbox of this size would exceed on the host (pool members count like sandboxes). */
+  private async overLimits(
     host: Host,
-    id: string,
-    source: string,
+    id: string | null,
     vcpus: number,
     memoryMiB: number,
-    actor: Actor,
-    ctx: TaskContext,
-  ): Promise<void> {
+    signal?: AbortSignal,
+  ) {
     const s = this.d.settings.get().sandboxes;
     const live = this.store
       .list({ hostId: host.id })
-      .filter((r) => r.id !== id && ['creating', 'starting', 'running', 'stopping'].includes(r.state));
+      .filter(
+        (r) => r.id !== id && ['creating', 'starting', 'running', 'stopping', 'pooled'].includes(r.state),
+      );
     const committed = {
       vcpus: live.reduce((n, r) => n + r.vcpus, 0),
       memoryMiB: live.reduce((n, r) => n + r.memory_mib, 0),
@@ -637,7 +970,7 @@ export class SandboxService {
     };
     let cap;
     try {
-      cap = await this.d.hosts.capacity(host.id, ctx.signal);
+      cap = await this.d.hosts.capacity(host.id, signal);
     } catch {
       cap = null;
     }
@@ -660,6 +993,26 @@ export class SandboxService {
       reasons.push(
         `${memoryMiB} MiB requested but only ${freeMem} MiB is free on the host (keeping ${s.reserveMemoryMiB} MiB in reserve)`,
       );
+    return { reasons, committed, limits, freeMem };
+  }
+
+  /** Capacity admission: over the limits, the request waits for a person's decision. */
+  private async admit(
+    host: Host,
+    id: string,
+    source: string,
+    vcpus: number,
+    memoryMiB: number,
+    actor: Actor,
+    ctx: TaskContext,
+  ): Promise<void> {
+    const { reasons, committed, limits, freeMem } = await this.overLimits(
+      host,
+      id,
+      vcpus,
+      memoryMiB,
+      ctx.signal,
+    );
     if (!reasons.length) return;
     const a = this.d.approvals.request({
       kind: 'capacity',
@@ -919,9 +1272,13 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
   }
 
   private guest(r: SandboxRow): GuestSsh {
+    return this.d.guests.get(this.guestTarget(r));
+  }
+
+  private guestTarget(r: SandboxRow): GuestTarget {
     if (!r.ip || !r.host_key_fp)
       throw new FluidError('CONFLICT', `Sandbox ${r.name} is not reachable yet (${r.state}).`);
-    return this.d.guests.get({
+    return {
       key: r.id,
       host: this.hostGetter(r.host_id),
       address: r.ip,
@@ -929,7 +1286,7 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
       ...sandboxLogin(r.id, GATEWAY),
       hostKey: { fingerprint: r.host_key_fp },
       sandboxId: r.id,
-    });
+    };
   }
 
   private hostGetter(hostId: string): () => Promise<HostConnection> {
@@ -1077,14 +1434,17 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
 
   /** Destroy a sandbox and everything of it on its host; `reason` goes to the audit log. */
   async destroy(ref: string, actor: Actor, reason?: string): Promise<Sandbox> {
-    const r = this.store.row(ref);
+    return this.destroyRow(this.store.row(ref), actor, reason);
+  }
+
+  private async destroyRow(r: SandboxRow, actor: Actor, reason?: string): Promise<Sandbox> {
     if (r.state === 'destroyed') return this.dto(r);
     if (r.state === 'creating' && r.task_id && r.owner_instance === this.d.tasks.instance) {
       // Our own creation in flight: cancel it; its cleanup removes what it made.
       this.d.tasks.cancel(r.task_id);
       await this.d.tasks.wait(r.task_id);
     }
-    const fresh = this.store.row(r.id);
+    const fresh = this.store.byId(r.id);
     if (
       fresh.state === 'creating' &&
       fresh.owner_pid &&
@@ -1112,7 +1472,7 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
     });
     await this.d.egress?.sync(host.id).catch(() => {});
     this.changed(r.id);
-    return this.get(r.id);
+    return this.dto(this.store.byId(r.id));
   }
 
   /** Remove everything of a sandbox from its host. Idempotent. */
@@ -1761,18 +2121,21 @@ ${V('destroy "$d"')} >/dev/null 2>&1 || true`,
           }
           continue;
         }
-        const claimed = this.store.claim(r.id, ['running', 'stopped'], {
+        const claimed = this.store.claim(r.id, ['running', 'stopped', 'pooled'], {
           state: 'destroying',
           owner_pid: process.pid,
           owner_instance: this.d.tasks.instance,
         });
         if (!claimed) continue;
-        await this.destroy(r.id, actor, `expired at ${r.expires_at}`).catch((err: unknown) => {
-          // Unreachable host, say: hand the row back, so a later pass tries again (teardown is idempotent).
-          this.store.claim(r.id, ['destroying'], { state: r.state, owner_pid: null, owner_instance: null });
-          this.changed(r.id);
-          throw err;
-        });
+        if (r.state === 'pooled') this.pool.forget(r.id);
+        await this.destroyRow(this.store.byId(r.id), actor, `expired at ${r.expires_at}`).catch(
+          (err: unknown) => {
+            // Unreachable host, say: hand the row back, so a later pass tries again (teardown is idempotent).
+            this.store.claim(r.id, ['destroying'], { state: r.state, owner_pid: null, owner_instance: null });
+            this.changed(r.id);
+            throw err;
+          },
+        );
         out.push(r.id);
       } catch (e) {
         this.d.log.warn('could not destroy an expired sandbox', { id: r.id, err: e });
@@ -1833,6 +2196,21 @@ ${V('destroy "$d"')} >/dev/null 2>&1 || true`,
         });
     }, wait);
     this.janitor.unref();
+  }
+
+  /** Keep the warm pool as Settings say (long-running doors). */
+  startPool(): void {
+    if (this.poolOff) return;
+    this.poolOff = this.d.bus.subscribe('settings.changed', () => this.pool.kick());
+    this.pool.start();
+  }
+
+  /** Stop making and draining members; wait for the pass in flight (its fill is cancelled by then). */
+  async stopPool(): Promise<void> {
+    this.poolOff?.();
+    this.poolOff = null;
+    this.pool.stop();
+    await this.pool.settle();
   }
 
   stopJanitor(): void {

@@ -25,7 +25,7 @@ export interface SandboxRow {
   updated_at: string;
   created_by_door: Actor['door'];
   created_by_id: string;
-  start_path: 'restore' | 'cold' | null;
+  start_path: 'restore' | 'cold' | 'pool' | null;
   start_path_reason: string | null;
   timings: string;
   host_key_fp: string | null;
@@ -45,7 +45,11 @@ export const LIVE_STATES: SandboxState[] = [
   'stopping',
   'stopped',
   'destroying',
+  'pooled',
 ];
+
+/** Rows of the warm pool's members (pool.ts) that no ref reaches: made by the pool, not yet handed out. */
+const NOT_A_MEMBER = "NOT (created_by_door = 'system' AND created_by_id = 'warm-pool')";
 
 export class SandboxStore {
   private readonly db: Db;
@@ -53,13 +57,21 @@ export class SandboxStore {
     this.db = db;
   }
 
+  /** A sandbox by id or name, as every door names one (warm pool members are not sandboxes yet). */
   row(ref: string): SandboxRow {
     const r = this.db
       .prepare(
-        `SELECT * FROM sandboxes WHERE id = ? OR (name = ? AND state != 'destroyed') ORDER BY id = ? DESC, created_at DESC LIMIT 1`,
+        `SELECT * FROM sandboxes WHERE (id = ? OR (name = ? AND state != 'destroyed')) AND ${NOT_A_MEMBER} ORDER BY id = ? DESC, created_at DESC LIMIT 1`,
       )
       .get(ref, ref, ref) as SandboxRow | undefined;
     if (!r) throw new FluidError('NOT_FOUND', `No sandbox "${ref}". See \`fluid sandbox list\`.`);
+    return r;
+  }
+
+  /** Any row by its id (the service's own work, pool members included). */
+  byId(id: string): SandboxRow {
+    const r = this.maybe(id);
+    if (!r) throw new FluidError('NOT_FOUND', `No sandbox ${id}.`);
     return r;
   }
 

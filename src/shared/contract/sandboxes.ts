@@ -16,10 +16,12 @@ export const SandboxState = z.enum([
   'destroying',
   'destroyed',
   'failed',
+  /** A warm-pool member, paused and waiting to be handed out (pool.ts); never listed as a sandbox. */
+  'pooled',
 ]);
 export type SandboxState = z.infer<typeof SandboxState>;
 
-export const StartPath = z.enum(['restore', 'cold']);
+export const StartPath = z.enum(['restore', 'cold', 'pool']);
 
 /**
  * Whether the sandbox's egress works as far as this process can tell: `problem` when the host's proxy
@@ -50,6 +52,21 @@ export const PlacementSchema = z.object({
   ),
 });
 export type Placement = z.infer<typeof PlacementSchema>;
+
+/** One warm-pool entry (a source on a host) and how full it is. */
+export const PoolStatusSchema = z.object({
+  host: z.string(),
+  source: z.string(),
+  /** Members wanted (Settings). */
+  size: z.number().int(),
+  /** Paused members ready to be handed out. */
+  ready: z.number().int(),
+  /** Members being made now. */
+  filling: z.number().int(),
+  /** Why the pool is not full, or what it waits for; null when full. */
+  note: z.string().nullable(),
+});
+export type PoolStatus = z.infer<typeof PoolStatusSchema>;
 
 /** The agent session that made a sandbox (its createdBy is agent:<session id>). */
 export const SandboxSessionSchema = z.object({ id: Id, title: z.string(), status: z.string() });
@@ -376,6 +393,11 @@ export const sandboxesContract = {
       ),
     }),
     "Compare the database with each host and clean Fluid's orphans (never anything that is not Fluid's).",
+  ),
+  'sandboxes.pool': call(
+    z.object({}),
+    z.array(PoolStatusSchema),
+    'The warm pool per source (Settings → Sandboxes → Warm pool): members ready and being made, and why not more.',
   ),
   'bases.list': call(
     z.object({ host: HostRef.optional() }),

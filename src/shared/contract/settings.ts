@@ -39,6 +39,21 @@ export const SettingsSchema = z.object({
       /** Keep a saved, booted template per source and restore it for new sandboxes. */
       warmTemplates: z.boolean().default(true),
       /**
+       * The warm pool, per source: `source=N` (or `host:source=N`) keeps N sandboxes of that source
+       * restored, given their identity, logged into and paused, so a create takes one in under a second.
+       */
+      warmPool: z
+        .array(
+          z
+            .string()
+            .max(300)
+            .regex(/^(?:[^:=\s]+:)?[^:=\s]+=\d{1,2}$/, 'source=N or host:source=N (N up to 99)'),
+        )
+        .max(50)
+        .default([]),
+      /** Hosts with less memory than this keep no warm pool (the members' memory stays reserved). */
+      warmPoolMinHostMemoryMiB: z.number().int().min(0).default(8192),
+      /**
        * Sandboxes an agent makes (a built-in session or an MCP client) live at most this long unless a
        * person extends them, so a session that fails or is abandoned does not leave them for hours.
        */

@@ -98,5 +98,6 @@ export const STATE_TONE: Record<SandboxState, 'ok' | 'warn' | 'fail' | 'neutral'
   stopped: 'neutral',
   destroying: 'warn',
   destroyed: 'neutral',
+  pooled: 'neutral',
   failed: 'fail',
 };

@@ -342,7 +342,7 @@ export function SandboxDetail({
         <Section title="How it started">
           {sb.startPath ? (
             <p className="start-path-line">
-              <Badge tone={sb.startPath === 'restore' ? 'ok' : 'info'}>{sb.startPath}</Badge>{' '}
+              <Badge tone={sb.startPath === 'cold' ? 'info' : 'ok'}>{sb.startPath}</Badge>{' '}
               <strong>{formatDuration(sb.timings.total)}</strong>
               {reason && <span className="muted"> — {reason}</span>}
             </p>

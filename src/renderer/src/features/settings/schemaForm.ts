@@ -137,6 +137,15 @@ const FIELD_TEXT: Record<string, Text> = {
     label: 'Warm templates',
     help: 'Keep a saved, booted template per source and restore it for new sandboxes (much faster than a cold boot).',
   },
+  'sandboxes.warmPool': {
+    label: 'Warm pool',
+    help: 'One line per source: `source=N` (or `host:source=N`). Fluid keeps N sandboxes of it ready and paused, so a new sandbox of that source starts in under a second. Each member holds its memory while it waits and counts against the host limits.',
+  },
+  'sandboxes.warmPoolMinHostMemoryMiB': {
+    label: 'No warm pool on hosts with less memory than',
+    help: 'A small host keeps its memory for the sandboxes in use.',
+    unit: 'MiB',
+  },
 };
 
 type AnySchema = z.ZodType & {
