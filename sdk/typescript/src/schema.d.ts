@@ -1560,6 +1560,23 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/v1/sandboxes/pool': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** The warm pool per source (Settings → Sandboxes → Warm pool): members ready and being made, and why not more. */
+    post: operations['sandboxes.pool'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/v1/sandboxes/reconcile': {
     parameters: {
       query?: never;
@@ -3205,6 +3222,14 @@ export interface components {
       decision: 'allow' | 'deny';
       reason: string;
     };
+    PoolStatus: {
+      filling: number;
+      host: string;
+      note: string | null;
+      ready: number;
+      size: number;
+      source: string;
+    };
     Preflight: {
       /** @description ISO-8601 timestamp (UTC) */
       checkedAt: string;
@@ -3435,11 +3460,19 @@ export interface components {
       placement?: components['schemas']['Placement'] | null;
       session?: components['schemas']['SandboxSession'] | null;
       sourceName: string;
-      startPath: ('restore' | 'cold') | null;
+      startPath: ('restore' | 'cold' | 'pool') | null;
       startPathReason: string | null;
       /** @enum {string} */
       state:
-        'creating' | 'starting' | 'running' | 'stopping' | 'stopped' | 'destroying' | 'destroyed' | 'failed';
+        | 'creating'
+        | 'starting'
+        | 'running'
+        | 'stopping'
+        | 'stopped'
+        | 'destroying'
+        | 'destroyed'
+        | 'failed'
+        | 'pooled';
       taskId: string | null;
       timings: {
         [key: string]: number;
@@ -3453,7 +3486,15 @@ export interface components {
       sandboxId: string;
       /** @enum {string} */
       state:
-        'creating' | 'starting' | 'running' | 'stopping' | 'stopped' | 'destroying' | 'destroyed' | 'failed';
+        | 'creating'
+        | 'starting'
+        | 'running'
+        | 'stopping'
+        | 'stopped'
+        | 'destroying'
+        | 'destroyed'
+        | 'failed'
+        | 'pooled';
     };
     'sandboxes.consoleInput.Output': {
       /** @constant */
@@ -3487,6 +3528,7 @@ export interface components {
       total: number;
       truncated: boolean;
     };
+    'sandboxes.pool.Output': components['schemas']['PoolStatus'][];
     'sandboxes.readFile.Output': {
       content: string;
       /** @enum {string} */
@@ -3685,6 +3727,10 @@ export interface components {
         sessionTtlMinutes: number;
         /** @default 30 */
         terminalIdleMinutes: number;
+        /** @default [] */
+        warmPool: string[];
+        /** @default 8192 */
+        warmPoolMinHostMemoryMiB: number;
         /** @default true */
         warmTemplates: boolean;
       };
@@ -3734,6 +3780,8 @@ export interface components {
         reserveMemoryMiB?: number;
         sessionTtlMinutes?: number;
         terminalIdleMinutes?: number;
+        warmPool?: string[];
+        warmPoolMinHostMemoryMiB?: number;
         warmTemplates?: boolean;
       };
       ui?: {
@@ -11117,6 +11165,69 @@ export interface operations {
       };
     };
   };
+  'sandboxes.pool': {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Send the same key again to get the first response back instead of acting twice */
+        'Idempotency-Key'?: string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: {
+      content: {
+        'application/json': Record<string, never>;
+      };
+    };
+    responses: {
+      /** @description Bad input, not found, conflict */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description A host or the server failed */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['sandboxes.pool.Output'];
+        };
+      };
+      /** @description No API token, or not a valid one */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+      /** @description The token's scope does not reach this, or only a person decides it */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorPayload'];
+        };
+      };
+    };
+  };
   'sandboxes.reconcile': {
     parameters: {
       query?: never;
@@ -11846,6 +11957,8 @@ export interface operations {
             reserveMemoryMiB?: number;
             sessionTtlMinutes?: number;
             terminalIdleMinutes?: number;
+            warmPool?: string[];
+            warmPoolMinHostMemoryMiB?: number;
             warmTemplates?: boolean;
           };
           ui?: {

@@ -1006,14 +1006,19 @@ export class SandboxService {
     actor: Actor,
     ctx: TaskContext,
   ): Promise<void> {
-    const { reasons, committed, limits, freeMem } = await this.overLimits(
-      host,
-      id,
-      vcpus,
-      memoryMiB,
-      ctx.signal,
-    );
-    if (!reasons.length) return;
+    let over = await this.overLimits(host, id, vcpus, memoryMiB, ctx.signal);
+    // The warm pool gives way: its paused members (of other sources) go before anyone is asked.
+    for (;;) {
+      if (!over.reasons.length) return;
+      const member = this.store
+        .list({ hostId: host.id })
+        .filter((r) => r.state === 'pooled' && isPoolMember(r))
+        .at(-1);
+      if (!member) break;
+      await this.drainMember(member.id, `made room for sandbox ${id}`);
+      over = await this.overLimits(host, id, vcpus, memoryMiB, ctx.signal);
+    }
+    const { reasons, committed, limits, freeMem } = over;
     const a = this.d.approvals.request({
       kind: 'capacity',
       title: `Create a ${vcpus} vCPU / ${memoryMiB} MiB sandbox from ${source} on ${host.name}`,

@@ -2,11 +2,14 @@
  * Settings: General (a form generated from the settings schema, validated by the backend; system info
  * and doctor), Providers (the models agents use) and Agent (limits and approval rules).
  */
+import { useEffect } from 'react';
 import { Icon } from '../../components/Icon.tsx';
 import { Badge, ErrorBox, KV, Section, Spinner, StatusIcon } from '../../components/ui.tsx';
 import { useBackendQuery } from '../../lib/hooks.ts';
 import { href } from '../../lib/route.ts';
 import { useConnection } from '../../stores/connection.ts';
+import { useSandboxes } from '../../stores/sandboxes.ts';
+import { useSettings } from '../../stores/settings.ts';
 import { useSystem } from '../../stores/system.ts';
 import { AgentSettings } from './AgentSettings.tsx';
 import { ProvidersPanel } from './ProvidersPanel.tsx';
@@ -81,6 +84,50 @@ function SystemPanel() {
   );
 }
 
+/** How full the warm pool is (Settings → Sandboxes → Warm pool), again after each change. */
+function PoolPanel() {
+  const lines = useSettings((s) => s.settings?.sandboxes.warmPool);
+  const sandboxes = useSandboxes((s) => s.byId);
+  const pool = useBackendQuery((b, signal) => b.call('sandboxes.pool', {}, { signal }), [lines, sandboxes]);
+  const filling = !!pool.data?.some((p) => p.ready < p.size);
+  const { reload } = pool;
+  // Members are made in the background: look again while the pool is not full.
+  useEffect(() => {
+    if (!filling) return;
+    const t = setInterval(reload, 5000);
+    return () => clearInterval(t);
+  }, [filling, reload]);
+  if (!lines?.length) return null;
+  return (
+    <Section title="Warm pool">
+      {pool.error ? (
+        <ErrorBox error={pool.error} title="The warm pool could not be read" />
+      ) : pool.data ? (
+        <ul className="checks" aria-label="Warm pool">
+          {pool.data.map((p) => (
+            <li
+              key={`${p.host}/${p.source}`}
+              className={`check check-${p.ready >= p.size ? 'pass' : 'warn'}`}
+              data-pool={p.source}
+            >
+              <StatusIcon status={p.ready >= p.size ? 'pass' : 'warn'} />
+              <div className="check-body">
+                <div className="check-title">
+                  {p.source} on {p.host}: {p.ready}/{p.size} ready
+                  {p.filling ? `, ${p.filling} being made` : ''}
+                </div>
+                {p.note && <div className="check-detail small">{p.note}</div>}
+              </div>
+            </li>
+          ))}
+        </ul>
+      ) : (
+        <Spinner label="Reading the warm pool" />
+      )}
+    </Section>
+  );
+}
+
 type SettingsTab = 'general' | 'providers' | 'agent' | 'security' | 'tokens';
 
 const TABS: { id: SettingsTab; label: string; icon: string }[] = [
@@ -121,6 +168,7 @@ export function SettingsView({ sub = [] }: { sub?: string[] }) {
             <SettingsForm sections={GENERAL} />
           </div>
           <div className="settings-side">
+            <PoolPanel />
             <SystemPanel />
           </div>
         </div>
