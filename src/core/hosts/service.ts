@@ -27,7 +27,7 @@ import { LocalConnection, type HostConnection } from './connection.ts';
 import { readIdentity, sameLibvirt } from './identity.ts';
 import { runPreflight } from './preflight.ts';
 import { probeHostKey, SshConnection, type HostKeyInfo } from './ssh.ts';
-import { listDomains } from './virsh.ts';
+import { listDomains, parseMemAvailable, parseMemTotal } from './virsh.ts';
 
 interface Row {
   id: string;
@@ -497,6 +497,29 @@ export class HostService {
     );
     vms.sort((a, b) => a.hostName.localeCompare(b.hostName) || a.name.localeCompare(b.name));
     return { vms, errors };
+  }
+
+  /**
+   * The host's CPUs and memory, in one cheap round trip (the kernel's counts): what admission needs,
+   * without the preflight and domain listing `capacity` runs.
+   */
+  async memory(
+    ref: string,
+    signal?: AbortSignal,
+  ): Promise<{ cpus: number; memoryMiB: number | null; freeMemoryMiB: number | null }> {
+    const conn = await this.connection(this.get(ref).id);
+    const r = await conn.exec('grep -c ^processor /proc/cpuinfo; cat /proc/meminfo', {
+      signal,
+      timeoutMs: 30_000,
+    });
+    const text = r.stdout.toString();
+    if (r.code !== 0)
+      throw new FluidError('UNAVAILABLE', `Could not read the host's memory: ${r.stderr.toString().trim()}`);
+    return {
+      cpus: Number(text.split('\n', 1)[0]) || 1,
+      memoryMiB: parseMemTotal(text),
+      freeMemoryMiB: parseMemAvailable(text),
+    };
   }
 
   async capacity(ref: string, signal?: AbortSignal): Promise<Capacity> {

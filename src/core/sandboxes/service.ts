@@ -696,19 +696,35 @@ export class SandboxService {
     try {
       ctx.progress(0.01, `Connecting to ${host.name}`);
       conn = await this.d.hosts.connection(host.id);
-      const vm = await this.findSource(conn, host, input.source, ctx.signal);
+      const c = conn;
+      // The isolated network is made ready while the source is inspected and admitted.
+      const [vm, { pinAddresses }] = await Promise.all([
+        (async () => {
+          const vm = await this.findSource(c, host, input.source, ctx.signal);
+          this.store.update(id, {
+            vcpus: input.vcpus ?? vm.vcpus,
+            memory_mib: input.memoryMiB ?? vm.memoryMiB,
+          });
+          p.mark('inspect');
+          // A pool member was admitted before its row was made (fillMember), without asking anyone.
+          if (!member)
+            await this.admit(
+              host,
+              id,
+              vm.name,
+              input.vcpus ?? vm.vcpus,
+              input.memoryMiB ?? vm.memoryMiB,
+              actor,
+              ctx,
+            );
+          p.mark('admission');
+          return vm;
+        })(),
+        ensureNetwork(c, host.libvirtUri, ctx.signal),
+      ]);
       const vcpus = input.vcpus ?? vm.vcpus;
       const memoryMiB = input.memoryMiB ?? vm.memoryMiB;
-      this.store.update(id, { vcpus, memory_mib: memoryMiB });
-      p.mark('inspect');
-
-      // A pool member was admitted before its row was made (fillMember), without asking anyone.
-      if (!member) await this.admit(host, id, vm.name, vcpus, memoryMiB, actor, ctx);
-      p.mark('admission');
-
-      ctx.progress(0.08, 'Preparing the isolated sandbox network');
       const virtType = host.lastCheck?.facts.virtType ?? (await this.detectVirtType(host));
-      const { pinAddresses } = await ensureNetwork(conn, host.libvirtUri, ctx.signal);
       p.mark('network');
 
       let base = input.refreshBase ? null : await this.usableBase(conn, host.id, vm.uuid);
@@ -763,14 +779,15 @@ export class SandboxService {
       });
 
       ctx.progress(0.8, 'Giving the clone its own identity');
+      // The host's proxy learns the new address meanwhile.
+      const egress = this.d.egress
+        ?.sync(host.id)
+        .catch((e: unknown) => this.d.log.warn('egress proxy unavailable', { host: host.name, err: e }));
       this.store.update(id, {
         host_key_fp: await this.applyIdentity(conn, host, this.store.byId(id), ctx.signal, template.use),
       });
       p.mark('identity');
-
-      await this.d.egress
-        ?.sync(host.id)
-        .catch((e: unknown) => this.d.log.warn('egress proxy unavailable', { host: host.name, err: e }));
+      await egress;
       p.mark('egress');
 
       ctx.progress(0.9, 'Logging in over SSH with a Fluid certificate');
@@ -779,15 +796,20 @@ export class SandboxService {
       await this.waitSsh(this.store.byId(id), ctx.signal);
       p.mark('ssh');
 
+      // The host removes the sandbox by itself if no Fluid process does it in time (expiry.ts);
+      // armed while the baseline is recorded.
+      const expiry = this.armHostExpiry(conn, host, this.store.byId(id)).then(
+        () => null,
+        (e: unknown) => e,
+      );
       if (this.d.baseline) {
         // After Fluid's own work (identity, CA trust, proxy, first login): the diff's reference point.
         ctx.progress(0.95, 'Recording the baseline for the system diff');
         await this.d.baseline.record(this.store.byId(id), host, conn, ctx.signal);
         p.mark('baseline');
       }
-
-      // The host removes the sandbox by itself if no Fluid process does it in time (expiry.ts).
-      await this.armHostExpiry(conn, host, this.store.byId(id));
+      const notArmed = await expiry;
+      if (notArmed) throw notArmed;
       p.mark('expiry');
 
       if (member) {
@@ -970,7 +992,7 @@ export class SandboxService {
     };
     let cap;
     try {
-      cap = await this.d.hosts.capacity(host.id, signal);
+      cap = await this.d.hosts.memory(host.id, signal);
     } catch {
       cap = null;
     }
