@@ -36,12 +36,13 @@
 import { FluidError } from '../../shared/errors.ts';
 
 /**
- * bash, run as the login shell's command with $1..$3 = <script bytes> <timeout seconds|0> <grace
- * tenths> (see `runnerCommand` for the line around it). No single quotes: it travels quoted in them.
+ * The runner's body: reads the script from stdin and runs it (steps 1-4 above). Expects n t k
+ * (script bytes, timeout seconds or 0, grace in tenths), me (the pid the timer signals: this shell)
+ * and fin <exit code> <timed out 0|1> (how to end). No single quotes: it travels quoted in them.
  */
-export const RUNNER = `n=$1 t=$2 k=$3 to=0 cx=0 s= p= tp= rc=0
+export const RUNNER_BODY = `to=0 cx=0 s= p= tp= rc=0
 exec 8>&2 2>/dev/null
-if [ "$n" -gt 0 ] && ! LC_ALL=C IFS= read -r -N "$n" s; then echo "fluid-exec: the script arrived incomplete" >&8; exit 125; fi
+if [ "$n" -gt 0 ] && ! LC_ALL=C IFS= read -r -N "$n" s; then echo "fluid-exec: the script arrived incomplete" >&8; fin 125 0; fi
 alive() {
   local f l
   for f in /proc/[0-9]*/stat; do
@@ -55,14 +56,14 @@ trap "cx=1" TERM HUP INT
 trap "to=1" USR1
 if [ "$n" -le 32768 ]; then exec 9<<<"$s"; else exec 9< <(printf %s "$s"); fi
 set -m
-(trap - TERM HUP INT USR1; set +m; exec 2>&8 8>&-; unset -v n t k to cx s p tp rc R; unset -f alive; set --; . /dev/fd/9) &
+(trap - TERM HUP INT USR1; set +m; exec 2>&8 8>&- 4>&-; unset -v n t k me to cx s p tp rc R; unset -f alive fin; set --; . /dev/fd/9) &
 p=$!
 set +m
 exec 9<&-
 if [ "$t" != 0 ]; then
   set -m
-  (exec </dev/null >/dev/null 8>&-; read -t "$t" <> <(:)
-   while read -r l </proc/self/stat && set -- \${l##*) } && [ "$2" = "$$" ]; do kill -USR1 "$$"; read -t 1 <> <(:); done
+  (exec </dev/null >/dev/null 8>&- 4>&-; read -t "$t" <> <(:)
+   while read -r l </proc/self/stat && set -- \${l##*) } && [ "$2" = "$me" ]; do kill -USR1 "$me"; read -t 1 <> <(:); done
    alive || exit; kill -TERM -- -"$p"; kill -CONT -- -"$p"; read -t "$((k / 10)).$((k % 10))" <> <(:); kill -KILL -- -"$p") &
   tp=$!
   set +m
@@ -78,10 +79,18 @@ if [ "$to$cx" != 00 ]; then
   kill -KILL -- -"$p"
   i=0
   while [ "$i" -lt 20 ] && alive; do read -t 0.05 -u 7; i=$((i + 1)); done
-  if [ "$to" = 1 ]; then trap - ALRM; kill -ALRM $$; fi
-  exit 143
+  fin 143 "$to"
 fi
-exit "$rc"`;
+fin "$rc" 0`;
+
+/**
+ * bash, run as the login shell's command with $1..$3 = <script bytes> <timeout seconds|0> <grace
+ * tenths> (see `runnerCommand` for the line around it). It ends with its exit code, or on timeout
+ * with SIGALRM.
+ */
+export const RUNNER = `n=$1 t=$2 k=$3 me=$$
+fin() { if [ "$2" = 1 ]; then trap - ALRM; kill -ALRM $$; fi; exit "$1"; }
+${RUNNER_BODY}`;
 
 /**
  * The previous runner: `bash -c CLASSIC_RUNNER fluid-exec <len> <timeout> <grace>` after an exec of

@@ -206,6 +206,18 @@ for (const runner of ['inline', 'classic'] as const) {
         onStdout: (out) => /bg \d+/.test(out) && started(),
       });
       await backgroundStarted;
+      // Once the runner has started its timer beside the script (classic: timeout(1) runs the script).
+      const children = () =>
+        readdirSync('/proc').filter((e) => {
+          try {
+            const st = readFileSync(`/proc/${e}/stat`, 'utf8');
+            return Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]) === runnerPid;
+          } catch {
+            return false;
+          }
+        }).length;
+      for (let i = 0; i < 400 && children() < (runner === 'inline' ? 2 : 1); i++)
+        await new Promise((r) => setTimeout(r, 25));
       process.kill(-runnerPid, 'SIGKILL');
       // The script's group is not the session's: it outlives the runner, until the deadline.
       assert.ok(survivors(mark).length >= 2, 'the script outlived its runner');
@@ -267,10 +279,10 @@ for (const runner of ['inline', 'classic'] as const) {
 
     test('the script starts clean: none of the runner’s variables, functions, traps or job control', async () => {
       const r = await run(
-        'echo "${n-u}${t-u}${k-u}${s-u}${p-u}${tp-u}${rc-u}${to-u}${cx-u}${R-u}|$#|$(declare -F | wc -l)|$(trap -p | wc -l)"; case $- in *m*) echo job-control;; esac',
+        'echo "${n-u}${t-u}${k-u}${s-u}${p-u}${tp-u}${rc-u}${to-u}${cx-u}${R-u}${me-u}|$#|$(declare -F | wc -l)|$(trap -p | wc -l)"; case $- in *m*) echo job-control;; esac',
         { timeoutMs: 10_000 },
       );
-      assert.equal(r.stdout, 'uuuuuuuuuu|0|0|0\n');
+      assert.equal(r.stdout, 'uuuuuuuuuuu|0|0|0\n');
     });
 
     for (const shell of [['sh'], ['bash', '--posix']])
@@ -313,6 +325,8 @@ for (const runner of ['inline', 'classic'] as const) {
       assert.equal(r.code, 0);
       const bg = Number(/bg (\d+)/.exec(r.stdout)?.[1]);
       // Only the script's own background job carries the mark now: no timer or helper lingers.
+      // A timer signalled as the runner exits may take a moment to go.
+      for (let i = 0; i < 200 && survivors(mark).length > 1; i++) await new Promise((r) => setTimeout(r, 25));
       assert.deepEqual(survivors(mark), [bg]);
       process.kill(bg, 'SIGTERM');
     });
@@ -321,6 +335,7 @@ for (const runner of ['inline', 'classic'] as const) {
       const mark = markOf('timeout');
       const r = await run('sleep 306 & sleep 307', { timeoutMs: 300, graceTenths: 2, mark });
       assert.equal(r.signal, 'SIGALRM');
+      for (let i = 0; i < 200 && survivors(mark).length; i++) await new Promise((r) => setTimeout(r, 25));
       assert.deepEqual(survivors(mark), []);
     });
   });
