@@ -4,6 +4,7 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import { eventually } from '../../support/eventually.ts';
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import {
@@ -216,12 +217,11 @@ for (const runner of ['inline', 'classic'] as const) {
             return false;
           }
         }).length;
-      for (let i = 0; i < 400 && children() < (runner === 'inline' ? 2 : 1); i++)
-        await new Promise((r) => setTimeout(r, 25));
+      await eventually('the runner to start its timer', () => children() >= (runner === 'inline' ? 2 : 1));
       process.kill(-runnerPid, 'SIGKILL');
       // The script's group is not the session's: it outlives the runner, until the deadline.
       assert.ok(survivors(mark).length >= 2, 'the script outlived its runner');
-      for (let i = 0; i < 400 && survivors(mark).length; i++) await new Promise((r) => setTimeout(r, 25));
+      await eventually('the script group to be killed at its deadline', () => !survivors(mark).length);
       assert.deepEqual(survivors(mark), [], 'the script group was killed at its deadline');
       const r = await pending;
       assert.equal(r.signal, 'SIGKILL');
@@ -310,8 +310,7 @@ for (const runner of ['inline', 'classic'] as const) {
         { timeoutMs: 10_000, onStdout: (out) => out.includes('started') && started() },
       );
       await running;
-      for (let i = 0; i < 200 && withArgs(control).length === 0; i++)
-        await new Promise((r) => setTimeout(r, 25));
+      await eventually('the control process to show in ps', () => withArgs(control).length > 0);
       assert.equal(withArgs(control).length, 1, 'the control process is visible');
       assert.deepEqual(withArgs(secret), []);
       writeFileSync(go, '');
@@ -326,7 +325,7 @@ for (const runner of ['inline', 'classic'] as const) {
       const bg = Number(/bg (\d+)/.exec(r.stdout)?.[1]);
       // Only the script's own background job carries the mark now: no timer or helper lingers.
       // A timer signalled as the runner exits may take a moment to go.
-      for (let i = 0; i < 200 && survivors(mark).length > 1; i++) await new Promise((r) => setTimeout(r, 25));
+      await eventually('a signalled timer to go', () => survivors(mark).length <= 1);
       assert.deepEqual(survivors(mark), [bg]);
       process.kill(bg, 'SIGTERM');
     });
@@ -335,7 +334,7 @@ for (const runner of ['inline', 'classic'] as const) {
       const mark = markOf('timeout');
       const r = await run('sleep 306 & sleep 307', { timeoutMs: 300, graceTenths: 2, mark });
       assert.equal(r.signal, 'SIGALRM');
-      for (let i = 0; i < 200 && survivors(mark).length; i++) await new Promise((r) => setTimeout(r, 25));
+      await eventually('every process of the script to go', () => !survivors(mark).length);
       assert.deepEqual(survivors(mark), []);
     });
   });
