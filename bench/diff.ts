@@ -32,7 +32,7 @@ import { createLogger } from '../src/core/platform/logger.ts';
 import { compareDiffs, type Diff } from '../src/shared/contract/diff.ts';
 import type { Sandbox } from '../src/shared/contract/sandboxes.ts';
 import type { Task } from '../src/shared/contract/tasks.ts';
-import { requireLab } from '../test/support/lab.ts';
+import { labHost, requireLab } from '../test/support/lab.ts';
 
 const { values } = parseArgs({
   options: {
@@ -208,15 +208,7 @@ interface Row {
 const rows: Row[] = [];
 try {
   const virtWhy = virtDiffProbe();
-  await client.call('hosts.add', {
-    name: 'lab',
-    address: lab.sshHost,
-    port: lab.sshPort,
-    user: lab.sshUser,
-    auth: { type: 'key', keyPath: lab.keyPath },
-    acceptFingerprint: lab.hostKeyFingerprint,
-    libvirtUri: lab.libvirtUri,
-  });
+  await client.call('hosts.add', labHost(lab));
   await finish(await client.call('hosts.check', { host: 'lab' }));
   for (const size of SIZES) {
     console.error(`# base with ${size} extra files: building the source VM`);

@@ -25,7 +25,7 @@ import { MemorySecretStore } from '../src/core/platform/secrets.ts';
 import type { Verification } from '../src/shared/contract/playbooks.ts';
 import type { Sandbox } from '../src/shared/contract/sandboxes.ts';
 import type { Task } from '../src/shared/contract/tasks.ts';
-import { requireLab } from '../test/support/lab.ts';
+import { labHost, requireLab } from '../test/support/lab.ts';
 
 const CHANGE = `set -e
 export DEBIAN_FRONTEND=noninteractive
@@ -64,15 +64,7 @@ const s = (ms: number | undefined) => (ms === undefined ? '-' : `${(ms / 1000).t
 
 let agent: Sandbox | null = null;
 try {
-  await client.call('hosts.add', {
-    name: 'lab',
-    address: lab.sshHost,
-    port: lab.sshPort,
-    user: lab.sshUser,
-    auth: { type: 'key', keyPath: lab.keyPath },
-    acceptFingerprint: lab.hostKeyFingerprint,
-    libvirtUri: lab.libvirtUri,
-  });
+  await client.call('hosts.add', labHost(lab));
   await finish(await client.call('hosts.check', { host: 'lab' }));
   const warm = await finish(await client.call('bases.warm', { host: 'lab', source: 'fluid-lab-web' }));
   if (warm.status !== 'succeeded') throw new Error(`warm template: ${warm.error?.message}`);

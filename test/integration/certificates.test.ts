@@ -10,7 +10,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { requireLab } from '../support/lab.ts';
+import { labHost, requireLab } from '../support/lab.ts';
 import { testCore } from '../support/core.ts';
 import { connectInProcess } from '../../src/core/doors/inprocess.ts';
 import { sandboxLogin, sandboxPrincipal, FLUID_USER } from '../../src/core/sandboxes/identity.ts';
@@ -83,15 +83,7 @@ function certFor(sandboxId: string, o: { principal?: string; sourceAddress?: str
 
 before(async () => {
   const lab = await requireLab();
-  await client.call('hosts.add', {
-    name: 'lab',
-    address: lab.sshHost,
-    port: lab.sshPort,
-    user: lab.sshUser,
-    auth: { type: 'key', keyPath: lab.keyPath },
-    acceptFingerprint: lab.hostKeyFingerprint,
-    libvirtUri: lab.libvirtUri,
-  });
+  await client.call('hosts.add', labHost(lab));
   hostId = core.hosts.get('lab').id;
   conn = await core.hosts.connection(hostId);
   // A leaves a warm template behind, so that B is a restored clone.

@@ -31,7 +31,7 @@ import type { Sandbox } from '../../src/shared/contract/sandboxes.ts';
 import type { Task } from '../../src/shared/contract/tasks.ts';
 import { FLUID_BIN, fluid } from '../support/cli.ts';
 import { testCore } from '../support/core.ts';
-import { requireLab, type Lab } from '../support/lab.ts';
+import { labHost, requireLab, type Lab } from '../support/lab.ts';
 
 interface ProdTarget {
   vm: string;
@@ -170,15 +170,7 @@ before(async () => {
       'The lab does not describe fluid-lab-prod as an apply target (lab.json has no prodTarget). Run `bash scripts/lab/lab.sh up` (as root).',
     );
   prod = p;
-  await t.call('hosts.add', {
-    name: 'lab',
-    address: lab.sshHost,
-    port: lab.sshPort,
-    user: lab.sshUser,
-    auth: { type: 'key', keyPath: lab.keyPath },
-    acceptFingerprint: lab.hostKeyFingerprint,
-    libvirtUri: lab.libvirtUri,
-  });
+  await t.call('hosts.add', labHost(lab));
   motd0 = onProd('base64 -w0 /etc/motd').trim();
   // production must start clean: a run that died half way is cleaned up first
   onProd(RESTORE(motd0));

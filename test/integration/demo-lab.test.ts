@@ -22,7 +22,7 @@ import { startScriptedModelServer, type ScriptedModelServer } from '../../src/co
 import type { Task } from '../../src/shared/contract/tasks.ts';
 import { fluid } from '../support/cli.ts';
 import { testCore } from '../support/core.ts';
-import { requireLab, type Lab } from '../support/lab.ts';
+import { labHost, requireLab, type Lab } from '../support/lab.ts';
 
 const LABCTL = fileURLToPath(new URL('../../scripts/lab/labctl.py', import.meta.url));
 const SCENARIO = fileURLToPath(
@@ -100,15 +100,7 @@ before(async () => {
   assert.match(onProd(`grep -c 'server 127.0.0.1:8001;' ${SITE}`), /^1\n$/);
 
   server = await startScriptedModelServer({ scenario: SCENARIO });
-  await t.call('hosts.add', {
-    name: 'lab',
-    address: lab.sshHost,
-    port: lab.sshPort,
-    user: lab.sshUser,
-    auth: { type: 'key', keyPath: lab.keyPath },
-    acceptFingerprint: lab.hostKeyFingerprint,
-    libvirtUri: lab.libvirtUri,
-  });
+  await t.call('hosts.add', labHost(lab));
   const check = await finish(await t.call('hosts.check', { host: 'lab' }));
   assert.equal(check.status, 'succeeded', JSON.stringify(check.error));
   await t.call('providers.save', {

@@ -12,7 +12,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { requireLab, type Lab } from '../support/lab.ts';
+import { labHost, requireLab, type Lab } from '../support/lab.ts';
 import { fluid } from '../support/cli.ts';
 import { testCore } from '../support/core.ts';
 import { connectInProcess } from '../../src/core/doors/inprocess.ts';
@@ -62,15 +62,7 @@ const chainOf = (s: Sandbox) =>
 
 before(async () => {
   lab = await requireLab();
-  await client.call('hosts.add', {
-    name: 'lab',
-    address: lab.sshHost,
-    port: lab.sshPort,
-    user: lab.sshUser,
-    auth: { type: 'key', keyPath: lab.keyPath },
-    acceptFingerprint: lab.hostKeyFingerprint,
-    libvirtUri: lab.libvirtUri,
-  });
+  await client.call('hosts.add', labHost(lab));
   const check = await finish(await client.call('hosts.check', { host: 'lab' }));
   assert.equal(check.status, 'succeeded');
   const pre = (check.result as { checks: Array<{ id: string; status: string; detail: string }> }).checks.find(

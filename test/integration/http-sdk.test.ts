@@ -10,7 +10,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { requireLab, type Lab } from '../support/lab.ts';
+import { labHost, requireLab, type Lab } from '../support/lab.ts';
 import { apiFixture, type ApiFixture } from '../unit/http/support.ts';
 
 const PYTHON = '/usr/bin/python3';
@@ -32,18 +32,7 @@ before(async () => {
   lab = (await requireLab()) as LabWithTarget;
   f = await apiFixture({ core: { secrets: undefined } });
   const c = f.core;
-  await c.hosts.add(
-    {
-      name: 'lab',
-      address: lab.sshHost,
-      port: lab.sshPort,
-      user: lab.sshUser,
-      auth: { type: 'key', keyPath: lab.keyPath },
-      acceptFingerprint: lab.hostKeyFingerprint,
-      libvirtUri: lab.libvirtUri,
-    },
-    person,
-  );
+  await c.hosts.add(labHost(lab), person);
   assert.equal((await c.tasks.wait(c.hosts.check('lab', person).id)).status, 'succeeded');
   agentToken = c.tokens.create('sdk-agent', 'agent', person, null).secret;
   otherToken = c.tokens.create('other-agent', 'agent', person, null).secret;

@@ -25,7 +25,7 @@ import type { Task } from '../../src/shared/contract/tasks.ts';
 import { detectAnsible } from '../../src/core/playbooks/ansible.ts';
 import { fluid } from '../support/cli.ts';
 import { testCore } from '../support/core.ts';
-import { requireLab, type Lab } from '../support/lab.ts';
+import { labHost, requireLab, type Lab } from '../support/lab.ts';
 
 let lab: Lab;
 const core = testCore({ secrets: undefined }); // the file secret store: the CLI below shares the CA
@@ -86,15 +86,7 @@ before(async () => {
     tools.playbook && tools.lint,
     'ansible-core and ansible-lint must be installed: apt-get install -y ansible-core ansible-lint',
   );
-  await client.call('hosts.add', {
-    name: 'lab',
-    address: lab.sshHost,
-    port: lab.sshPort,
-    user: lab.sshUser,
-    auth: { type: 'key', keyPath: lab.keyPath },
-    acceptFingerprint: lab.hostKeyFingerprint,
-    libvirtUri: lab.libvirtUri,
-  });
+  await client.call('hosts.add', labHost(lab));
   assert.equal((await finish(await client.call('hosts.check', { host: 'lab' }))).status, 'succeeded');
   // The warm template: the agent's sandbox and the verification's fresh one restore from it.
   const warm = await finish(await client.call('bases.warm', { host: 'lab', source: 'fluid-lab-web' }));

@@ -15,7 +15,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { requireLab, type Lab } from '../support/lab.ts';
+import { labHost, requireLab, type Lab } from '../support/lab.ts';
 import { testCore } from '../support/core.ts';
 import { connectInProcess } from '../../src/core/doors/inprocess.ts';
 import { LocalConnection } from '../../src/core/hosts/connection.ts';
@@ -68,15 +68,7 @@ async function prodFacts() {
 
 before(async () => {
   lab = await requireLab();
-  await client.call('hosts.add', {
-    name: 'lab',
-    address: lab.sshHost,
-    port: lab.sshPort,
-    user: lab.sshUser,
-    auth: { type: 'key', keyPath: lab.keyPath },
-    acceptFingerprint: lab.hostKeyFingerprint,
-    libvirtUri: lab.libvirtUri,
-  });
+  await client.call('hosts.add', labHost(lab));
 });
 
 after(async () => {

@@ -8,7 +8,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import { requireLab, type Lab } from '../support/lab.ts';
+import { labHost, requireLab, type Lab } from '../support/lab.ts';
 import { fluid } from '../support/cli.ts';
 import { testCore } from '../support/core.ts';
 import { connectInProcess } from '../../src/core/doors/inprocess.ts';
@@ -67,15 +67,7 @@ function readFromDisk(disk: string, path: string): string {
 before(async () => {
   lab = await requireLab();
   assert.ok(core.secrets instanceof FileSecretStore);
-  await client.call('hosts.add', {
-    name: 'lab',
-    address: lab.sshHost,
-    port: lab.sshPort,
-    user: lab.sshUser,
-    auth: { type: 'key', keyPath: lab.keyPath },
-    acceptFingerprint: lab.hostKeyFingerprint,
-    libvirtUri: lab.libvirtUri,
-  });
+  await client.call('hosts.add', labHost(lab));
   const check = await finish(await client.call('hosts.check', { host: 'lab' }));
   assert.equal(check.status, 'succeeded');
 });

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { requireLab, type Lab } from '../support/lab.ts';
+import { labHost, requireLab, type Lab } from '../support/lab.ts';
 import { fluid } from '../support/cli.ts';
 import { testCore } from '../support/core.ts';
 import { connectInProcess } from '../../src/core/doors/inprocess.ts';
@@ -64,15 +64,7 @@ const snapFiles = () => {
 
 before(async () => {
   lab = await requireLab();
-  await client.call('hosts.add', {
-    name: 'lab',
-    address: lab.sshHost,
-    port: lab.sshPort,
-    user: lab.sshUser,
-    auth: { type: 'key', keyPath: lab.keyPath },
-    acceptFingerprint: lab.hostKeyFingerprint,
-    libvirtUri: lab.libvirtUri,
-  });
+  await client.call('hosts.add', labHost(lab));
   assert.equal((await finish(await client.call('hosts.check', { host: 'lab' }))).status, 'succeeded');
   const task = await client.call('sandboxes.create', {
     host: 'lab',

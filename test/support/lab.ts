@@ -47,3 +47,16 @@ export async function requireLab(): Promise<Lab> {
   });
   return lab;
 }
+
+/** `hosts.add` input for the lab's host, pinned to the host key the lab recorded. */
+export function labHost(lab: Lab, name = 'lab') {
+  return {
+    name,
+    address: lab.sshHost,
+    port: lab.sshPort,
+    user: lab.sshUser,
+    auth: { type: 'key' as const, keyPath: lab.keyPath },
+    acceptFingerprint: lab.hostKeyFingerprint,
+    libvirtUri: lab.libvirtUri,
+  };
+}

@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { requireLab, type Lab } from '../../support/lab.ts';
+import { labHost, requireLab, type Lab } from '../../support/lab.ts';
 import { FLUID_BIN, fluid } from '../../support/cli.ts';
 import { testCore } from '../../support/core.ts';
 import { connectInProcess } from '../../../src/core/doors/inprocess.ts';
@@ -41,15 +41,7 @@ async function finish(task: Task): Promise<Task> {
 before(async () => {
   lab = await requireLab();
   server = await startScriptedModelServer();
-  await client.call('hosts.add', {
-    name: 'lab',
-    address: lab.sshHost,
-    port: lab.sshPort,
-    user: lab.sshUser,
-    auth: { type: 'key', keyPath: lab.keyPath },
-    acceptFingerprint: lab.hostKeyFingerprint,
-    libvirtUri: lab.libvirtUri,
-  });
+  await client.call('hosts.add', labHost(lab));
   const check = await finish(await client.call('hosts.check', { host: 'lab' }));
   assert.equal(check.status, 'succeeded', JSON.stringify(check.error));
   await client.call('providers.save', {

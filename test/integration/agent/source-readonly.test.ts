@@ -17,7 +17,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { requireLab, type Lab } from '../../support/lab.ts';
+import { labHost, requireLab, type Lab } from '../../support/lab.ts';
 import { testCore } from '../../support/core.ts';
 import { connectInProcess } from '../../../src/core/doors/inprocess.ts';
 import { SourceAccess } from '../../../src/core/agent/source.ts';
@@ -67,15 +67,7 @@ before(async () => {
   lab = await requireLab();
   const prod = lab.sources.find((s) => s.name === VM);
   assert.ok(prod, `${VM} is not in the lab (${lab.labDir}/lab.json): run \`npm run lab\``);
-  const host = await client.call('hosts.add', {
-    name: 'lab',
-    address: lab.sshHost,
-    port: lab.sshPort,
-    user: lab.sshUser,
-    auth: { type: 'key', keyPath: lab.keyPath },
-    acceptFingerprint: lab.hostKeyFingerprint,
-    libvirtUri: lab.libvirtUri,
-  });
+  const host = await client.call('hosts.add', labHost(lab));
   hostId = host.id;
   const check = await finish(await client.call('hosts.check', { host: 'lab' }));
   assert.equal(check.status, 'succeeded', JSON.stringify(check.error));

@@ -14,7 +14,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { requireLab, type Lab } from '../../support/lab.ts';
+import { labHost, requireLab, type Lab } from '../../support/lab.ts';
 import { testCore } from '../../support/core.ts';
 import { connectInProcess } from '../../../src/core/doors/inprocess.ts';
 import type { Sandbox } from '../../../src/shared/contract/sandboxes.ts';
@@ -97,15 +97,7 @@ const restoreHosts = () =>
 
 before(async () => {
   lab = await requireLab();
-  await client.call('hosts.add', {
-    name: 'lab',
-    address: lab.sshHost,
-    port: lab.sshPort,
-    user: lab.sshUser,
-    auth: { type: 'key', keyPath: lab.keyPath },
-    acceptFingerprint: lab.hostKeyFingerprint,
-    libvirtUri: lab.libvirtUri,
-  });
+  await client.call('hosts.add', labHost(lab));
   for (const host of ['lab', 'local']) {
     const check = await finish(await client.call('hosts.check', { host }));
     assert.equal(check.status, 'succeeded', JSON.stringify(check.error));
