@@ -7,7 +7,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { requireLab, type Lab } from '../support/lab.ts';
+import { labHost, requireLab, type Lab } from '../support/lab.ts';
 import { fluid } from '../support/cli.ts';
 import { testCore } from '../support/core.ts';
 import { connectInProcess } from '../../src/core/doors/inprocess.ts';
@@ -45,6 +45,16 @@ async function until(what: string, ok: () => boolean, ms = 600_000): Promise<voi
   }
 }
 
+/** The member's clock waiter (pool.ts) did its work and went: no FIFO, no process. */
+async function noClockWaiterLeft(sandbox: string): Promise<void> {
+  const r = await client.call('sandboxes.exec', {
+    sandbox,
+    command: 'ls -d /run/fluid-clock 2>&1; pgrep -af fluid-clock || echo no-waiter',
+  });
+  assert.match(r.stdout, /No such file or directory/);
+  assert.match(r.stdout, /no-waiter/);
+}
+
 async function finish(task: Task): Promise<Task> {
   let last = task;
   for await (const t of client.stream('tasks.watch', { id: task.id })) last = t;
@@ -53,15 +63,7 @@ async function finish(task: Task): Promise<Task> {
 
 before(async () => {
   lab = await requireLab();
-  await client.call('hosts.add', {
-    name: 'lab',
-    address: lab.sshHost,
-    port: lab.sshPort,
-    user: lab.sshUser,
-    auth: { type: 'key', keyPath: lab.keyPath },
-    acceptFingerprint: lab.hostKeyFingerprint,
-    libvirtUri: lab.libvirtUri,
-  });
+  await client.call('hosts.add', labHost(lab));
   assert.equal((await finish(await client.call('hosts.check', { host: 'lab' }))).status, 'succeeded');
   const warm = await finish(await client.call('bases.warm', { host: 'lab', source: SOURCE }));
   assert.equal(warm.status, 'succeeded', JSON.stringify(warm.error));
@@ -160,6 +162,7 @@ test('two creates at once, from two processes, take two different members', asyn
     assert.equal(res.exitCode, 0, res.stderr);
     const guestNow = Number(res.stdout.trim().split('\n')[1]);
     assert.ok(Math.abs(guestNow - Date.now() / 1000) < 30, `the guest clock was set (${guestNow})`);
+    await noClockWaiterLeft(s.id);
   }
   assert.equal(pooled().length, 0);
   for (const s of [fromCli, here]) await client.call('sandboxes.destroy', { sandbox: s.id });
@@ -182,6 +185,7 @@ test('a member this process made is handed out over the connection it kept', asy
   assert.equal(s.startPathReason, 'taken from the warm pool');
   assert.equal(res.exitCode, 0, res.stderr);
   assert.ok(Math.abs(Number(res.stdout.trim()) - Date.now() / 1000) < 30, 'the guest clock was set');
+  await noClockWaiterLeft(s.id);
   console.log(`pool handout → first command: ${firstCommandMs} ms (${JSON.stringify(s.timings)})`);
   // The pool makes a new member for the one taken.
   await until('the pool refilled', () => pooled().length === 1 && pooled()[0]!.id !== member.id);

@@ -38,6 +38,25 @@ export function isPoolMember(r: Pick<SandboxRow, 'created_by_door' | 'created_by
   return r.created_by_door === POOL_ACTOR.door && r.created_by_id === POOL_ACTOR.id;
 }
 
+/**
+ * A paused guest's clock stands still; the one who resumes it sets it. `sudo date` costs a sudo
+ * round trip (hundreds of ms under emulation), so a member gets a root waiter before it is paused:
+ * it reads one timestamp from a FIFO only the login user can open, sets the clock and says how it
+ * went on a second FIFO. /run is tmpfs: nothing of it reaches the disk the diff reads.
+ */
+const CLOCK_DIR = '/run/fluid-clock';
+
+/** Run as root (once, while the member is made). */
+export function clockWaiterScript(loginUser: string): string {
+  return `d=${CLOCK_DIR}; rm -rf "$d"; mkdir -m 700 "$d" && mkfifo -m 600 "$d/set" "$d/done" && chown -R ${loginUser} "$d" || exit 1
+nohup sh -c 'read -r t < ${CLOCK_DIR}/set; date -u -s "@$t" >/dev/null 2>&1; echo $? > ${CLOCK_DIR}/done; rm -rf ${CLOCK_DIR}' >/dev/null 2>&1 &`;
+}
+
+/** Run as the login user when the member is handed out: exit 0 when the clock was set, 3 without a waiter. */
+export function clockSetScript(epochMs: number): string {
+  return `d=${CLOCK_DIR}; [ -p "$d/set" ] || exit 3; echo ${(epochMs / 1000).toFixed(3)} > "$d/set"; read -r rc < "$d/done"; exit "$rc"`;
+}
+
 export interface PoolEntry {
   /** Host name or id; null: every host that has the source. */
   host: string | null;

@@ -34,6 +34,7 @@ import { BaseStore, buildBase, publicBase, type BaseRecord, type TemplateInfo } 
 import { deriveDomain, pinNicAddress } from './domain-xml.ts';
 import { guestExec, syncClock, waitForAgent } from './guest-agent.ts';
 import {
+  FLUID_USER,
   generateHostKeys,
   identityScript,
   parseIdentityOutput,
@@ -68,7 +69,14 @@ import { RunManager } from './runs.ts';
 import { TerminalManager } from './terminals.ts';
 import { BootLog, ConsoleInput, followConsole, serialLogPath } from './console.ts';
 import { choosePlacement, gatherFacts } from './placement.ts';
-import { isPoolMember, MEMBER_TTL_MINUTES, POOL_ACTOR, WarmPool } from './pool.ts';
+import {
+  clockSetScript,
+  clockWaiterScript,
+  isPoolMember,
+  MEMBER_TTL_MINUTES,
+  POOL_ACTOR,
+  WarmPool,
+} from './pool.ts';
 import type { Placement } from '../../shared/contract/sandboxes.ts';
 
 export interface EgressHooks {
@@ -527,19 +535,16 @@ export class SandboxService {
       if (ctx.signal.aborted) throw new FluidError('CANCELLED', 'The sandbox creation was cancelled.');
       ctx.progress(0.7, 'Setting the clock');
       if (held) {
-        const res = await g.exec(`date -u -s @${(Date.now() / 1000).toFixed(3)} >/dev/null`, {
-          root: true,
-          timeoutMs: 30_000,
-          signal: ctx.signal,
-        });
-        if (res.exitCode !== 0)
-          throw new FluidError('INTERNAL', `Could not set the guest clock: ${res.stderr.trim().slice(-300)}`);
+        await this.setMemberClock(g, ctx.signal);
         p.mark('clock');
       } else {
+        // Without the kept connection the clock must be right before a login (certificates).
         await syncClock(conn, host.libvirtUri, r.domain_name, ctx.signal);
         p.mark('clock');
         await this.waitSsh(r, ctx.signal);
         p.mark('ssh');
+        // The member's clock waiter (pool.ts) ends here too, instead of waiting forever.
+        await g.exec(clockSetScript(Date.now()), { timeoutMs: 30_000, signal: ctx.signal });
       }
       const failed = await beside;
       if (failed) throw failed;
@@ -577,6 +582,22 @@ export class SandboxService {
     } catch (err) {
       throw await this.createFailed(id, host, conn, actor, err, p, this.store.byId(id).slot, { pool: true });
     }
+  }
+
+  /** Set a resumed member's clock through its waiter (no sudo), or with sudo when it has none. */
+  private async setMemberClock(g: GuestSsh, signal: AbortSignal): Promise<void> {
+    let res = await g.exec(clockSetScript(Date.now()), { timeoutMs: 30_000, signal });
+    if (res.exitCode === 3)
+      res = await g.exec(`date -u -s @${(Date.now() / 1000).toFixed(3)} >/dev/null`, {
+        root: true,
+        timeoutMs: 30_000,
+        signal,
+      });
+    if (res.exitCode !== 0)
+      throw new FluidError(
+        'INTERNAL',
+        `Could not set the guest clock (exit ${res.exitCode}): ${res.stderr.trim().slice(-300)}`,
+      );
   }
 
   /**
@@ -794,6 +815,18 @@ export class SandboxService {
       // A member's connection is kept while it is paused: no keepalives, no idle close (pool.ts).
       if (member) this.guest(this.store.byId(id)).hold(true);
       await this.waitSsh(this.store.byId(id), ctx.signal);
+      if (member) {
+        const w = await this.guest(this.store.byId(id)).exec(clockWaiterScript(FLUID_USER), {
+          root: true,
+          timeoutMs: 60_000,
+          signal: ctx.signal,
+        });
+        if (w.exitCode !== 0)
+          throw new FluidError(
+            'INTERNAL',
+            `Could not prepare the member's clock: ${w.stderr.trim().slice(-300)}`,
+          );
+      }
       p.mark('ssh');
 
       // The host removes the sandbox by itself if no Fluid process does it in time (expiry.ts);
