@@ -513,8 +513,7 @@ export class SandboxService {
     try {
       conn = await this.d.hosts.connection(host.id);
       const r = this.store.byId(id);
-      const g = this.guest(r);
-      const held = g.stats.connected;
+      const held = this.guest(r).stats.connected;
       ctx.progress(0.3, 'Resuming a sandbox from the warm pool');
       // Its own expiry and allowlist reach the host meanwhile (settled before it is handed out).
       const beside = Promise.all([
@@ -534,28 +533,38 @@ export class SandboxService {
       p.mark('resume');
       if (ctx.signal.aborted) throw new FluidError('CANCELLED', 'The sandbox creation was cancelled.');
       ctx.progress(0.7, 'Setting the clock');
-      if (held) {
-        await this.setMemberClock(g, ctx.signal);
-        p.mark('clock');
-      } else {
+      // A kept connection that does not answer is dropped for a new login, not a failed create.
+      const kept =
+        held &&
+        (await this.setMemberClock(this.guest(r), ctx.signal).then(
+          () => true,
+          (e: unknown) => {
+            if (ctx.signal.aborted) throw e;
+            this.d.log.warn('a pool member’s kept connection failed; logging in anew', { id, err: e });
+            this.d.guests.close(id);
+            return false;
+          },
+        ));
+      if (kept) p.mark('clock');
+      else {
         // Without the kept connection the clock must be right before a login (certificates).
         await syncClock(conn, host.libvirtUri, r.domain_name, ctx.signal);
         p.mark('clock');
         await this.waitSsh(r, ctx.signal);
         p.mark('ssh');
         // The member's clock waiter (pool.ts) ends here too, instead of waiting forever.
-        await g.exec(clockSetScript(Date.now()), { timeoutMs: 30_000, signal: ctx.signal });
+        await this.guest(r).exec(clockSetScript(Date.now()), { timeoutMs: 30_000, signal: ctx.signal });
       }
       const failed = await beside;
       if (failed) throw failed;
       p.mark('expiry');
-      g.hold(false);
+      this.guest(r).hold(false);
       this.pool.forget(id);
       p.total();
       this.store.update(id, {
         state: 'running',
         start_path: 'pool',
-        start_path_reason: held ? 'taken from the warm pool' : 'taken from the warm pool (a new login)',
+        start_path_reason: kept ? 'taken from the warm pool' : 'taken from the warm pool (a new login)',
         timings: JSON.stringify(p.timings),
         owner_pid: null,
         owner_instance: null,
@@ -586,7 +595,7 @@ export class SandboxService {
 
   /** Set a resumed member's clock through its waiter (no sudo), or with sudo when it has none. */
   private async setMemberClock(g: GuestSsh, signal: AbortSignal): Promise<void> {
-    let res = await g.exec(clockSetScript(Date.now()), { timeoutMs: 30_000, signal });
+    let res = await g.exec(clockSetScript(Date.now()), { timeoutMs: 15_000, signal });
     if (res.exitCode === 3)
       res = await g.exec(`date -u -s @${(Date.now() / 1000).toFixed(3)} >/dev/null`, {
         root: true,
