@@ -35,6 +35,17 @@
  */
 import { FluidError } from '../../shared/errors.ts';
 
+/** Whether the script's process group leader ($p) still runs (both runners wait on it after a kill). */
+const ALIVE = `alive() {
+  local f l
+  for f in /proc/[0-9]*/stat; do
+    read -r l 2>/dev/null <"$f" || continue
+    set -- \${l##*) }
+    [ "$3" = "$p" ] && [ "$1" != Z ] && return 0
+  done
+  return 1
+}`;
+
 /**
  * The runner's body: reads the script from stdin and runs it (steps 1-4 above). Expects n t k
  * (script bytes, timeout seconds or 0, grace in tenths), me (the pid the timer signals: this shell)
@@ -43,15 +54,7 @@ import { FluidError } from '../../shared/errors.ts';
 export const RUNNER_BODY = `to=0 cx=0 s= p= tp= rc=0
 exec 8>&2 2>/dev/null
 if [ "$n" -gt 0 ] && ! LC_ALL=C IFS= read -r -N "$n" s; then echo "fluid-exec: the script arrived incomplete" >&8; fin 125 0; fi
-alive() {
-  local f l
-  for f in /proc/[0-9]*/stat; do
-    read -r l 2>/dev/null <"$f" || continue
-    set -- \${l##*) }
-    [ "$3" = "$p" ] && [ "$1" != Z ] && return 0
-  done
-  return 1
-}
+${ALIVE}
 trap "cx=1" TERM HUP INT
 trap "to=1" USR1
 if [ "$n" -le 32768 ]; then exec 9<<<"$s"; else exec 9< <(printf %s "$s"); fi
@@ -99,15 +102,7 @@ ${RUNNER_BODY}`;
 export const CLASSIC_RUNNER = `n=$1 t=$2 k=$3 to=0 cx=0 s=
 exec 8>&2 2>/dev/null
 if [ "$n" -gt 0 ] && ! LC_ALL=C IFS= read -r -N "$n" s; then echo "fluid-exec: the script arrived incomplete" >&8; exit 125; fi
-alive() {
-  local f l
-  for f in /proc/[0-9]*/stat; do
-    read -r l 2>/dev/null <"$f" || continue
-    set -- \${l##*) }
-    [ "$3" = "$p" ] && [ "$1" != Z ] && return 0
-  done
-  return 1
-}
+${ALIVE}
 trap "cx=1" TERM HUP INT
 set -m
 if [ "$t" = 0 ]; then set -- bash; else set -- timeout -k "$((k / 10)).$((k % 10))" -s TERM "$t" bash; fi
