@@ -58,6 +58,13 @@ export interface GuestTarget {
   sandboxId?: string;
   /** source-address critical option for the certificates (the address the guest sees us from). */
   sourceAddress?: string;
+  /**
+   * Log in as this user (normally root, with the same principal) for root commands, on a second
+   * connection, instead of a `sudo` per command on the login user's: sudo is the costliest process a
+   * command starts on a small guest. A guest that refuses that login gets sudo again, for the life
+   * of this session.
+   */
+  rootUser?: string;
 }
 
 export interface GuestSshOptions {
@@ -158,6 +165,8 @@ export interface GuestSshStats {
   serial: number | null;
   inFlight: number;
   shells: number;
+  /** Root commands over a login as target.rootUser: not configured, not yet used, connected, refused. */
+  rootLogin: 'off' | 'idle' | 'connected' | 'refused';
 }
 
 /** How long a finished command's channel may take to close before its slot is reused anyway. */
@@ -238,6 +247,10 @@ export class GuestSsh {
   private disposed = false;
   /** Held for a VM that will be paused (see hold). */
   private held = false;
+  /** The session that logs in as target.rootUser (root commands); null until the first one. */
+  private rootSession: GuestSsh | null = null;
+  /** The guest refused the root login: root commands use sudo on the login user's connection. */
+  private rootRefused = false;
 
   constructor(target: GuestTarget, opts: GuestSshOptions) {
     if (!target.address) throw new FluidError('VALIDATION', 'The guest address is empty.');
@@ -269,6 +282,7 @@ export class GuestSsh {
    */
   useHost(host: GuestTarget['host']): void {
     this.currentTarget = { ...this.currentTarget, host };
+    this.rootSession?.useHost(host);
   }
 
   get stats(): GuestSshStats {
@@ -278,6 +292,13 @@ export class GuestSsh {
       serial: this.live && !this.live.closed ? this.live.cert.serial : null,
       inFlight: this.inFlight,
       shells: this.shells.size,
+      rootLogin: !this.currentTarget.rootUser
+        ? 'off'
+        : this.rootRefused
+          ? 'refused'
+          : this.rootSession?.stats.connected
+            ? 'connected'
+            : 'idle',
     };
   }
 
@@ -296,6 +317,7 @@ export class GuestSsh {
       this.idleTimer = null;
     }
     if (!on) this.armIdle();
+    this.rootSession?.hold(on);
   }
 
   get trustedFingerprints(): readonly string[] | null {
@@ -539,6 +561,17 @@ export class GuestSsh {
   // ---- exec --------------------------------------------------------------------------------
 
   private async runRaw(script: string | Buffer, o: RawOptions): Promise<RawResult> {
+    if (o.root && this.currentTarget.rootUser && !this.rootRefused) {
+      try {
+        return await this.asRoot().runRaw(script, { ...o, root: false });
+      } catch (e) {
+        // Refused at login, so nothing ran: sudo on the login user's connection instead.
+        if (!(e instanceof FluidError && e.code === 'AUTH_FAILED')) throw e;
+        this.rootRefused = true;
+        this.rootSession?.close();
+        this.rootSession = null;
+      }
+    }
     const cmd = runnerCommand(script, {
       timeoutMs: o.timeoutMs,
       killGraceMs: o.killGraceMs,
@@ -962,17 +995,41 @@ export class GuestSsh {
     return session;
   }
 
+  /** The session for root commands (target.rootUser), made on first use. */
+  private asRoot(): GuestSsh {
+    if (this.disposed)
+      throw new FluidError('UNAVAILABLE', `The SSH session to ${this.describe()} is closed.`);
+    if (!this.rootSession) {
+      const t = this.currentTarget;
+      this.rootSession = new GuestSsh(
+        {
+          ...t,
+          user: t.rootUser!,
+          principal: t.principal ?? t.user,
+          rootUser: undefined,
+          // The same sshd: the key this session trusts now (after a trust-on-first-use, the accepted one).
+          hostKey: this.pinned ? { fingerprint: this.pinned } : t.hostKey,
+        },
+        this.opts,
+      );
+      if (this.held) this.rootSession.hold(true);
+    }
+    return this.rootSession;
+  }
+
   /** Disconnect everything; later calls fail. */
   close(): void {
     this.disposed = true;
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.live?.close();
+    this.rootSession?.close();
     for (const s of [...this.shells]) s.close();
   }
 
-  /** Drop the pooled connection now (e.g. after a guest reboot); the next call reconnects. */
+  /** Drop the pooled connections now (e.g. after a guest reboot); the next call reconnects. */
   disconnect(): void {
     this.live?.close();
+    this.rootSession?.disconnect();
   }
 }
 

@@ -325,3 +325,57 @@ false || echo "exit status $?"`;
       await assert.rejects(g.exec('echo a\0b'), isCode('VALIDATION'));
     });
   });
+
+describe('root commands over a root login (target.rootUser)', () => {
+  /** The command names from the script's shell up to init: sudo shows up there when it was used. */
+  const ANCESTRY =
+    'id -u; p=$$; while [ "$p" -gt 1 ]; do read -r c < /proc/$p/comm; echo "$c"; set -- $(cat /proc/$p/stat | sed "s/.*) //"); p=$2; done';
+  const ancestry = (out: string) => out.trim().split('\n').slice(1);
+
+  test('an sshd that lets root in: root commands log in as root, with no sudo each', async () => {
+    // The same principal for both users, as a sandbox's identity step writes it.
+    const rootSshd = await startCaSshd({
+      caPublicKey: t.ca.publicKey(),
+      principals: { [TEST_USER]: [TEST_USER], root: [TEST_USER] },
+      extraConfig: ['PermitRootLogin prohibit-password'],
+    });
+    const r = new GuestSsh(localTarget(rootSshd, { key: 'sb-root', rootUser: 'root' }), { ca: t.ca });
+    try {
+      assert.equal(r.stats.rootLogin, 'idle');
+      const res = await r.exec(ANCESTRY, { root: true });
+      assert.equal(res.stdout.split('\n')[0], '0', res.stderr);
+      assert.ok(!ancestry(res.stdout).includes('sudo'), `no sudo: ${ancestry(res.stdout).join(' < ')}`);
+      assert.equal(r.stats.rootLogin, 'connected');
+      assert.equal(r.stats.connected, false, 'the login user’s connection is not needed for root commands');
+      // Files as root go the same way; commands without root stay the login user's.
+      assert.equal((await r.readFile('/proc/1/comm')).length > 0, true);
+      assert.equal((await r.exec('id -un')).stdout, `${TEST_USER}\n`);
+      assert.equal(r.stats.connected, true);
+      assert.match(rootSshd.log(), /Accepted publickey for root .* ED25519-CERT/);
+      // The held state reaches the root connection too (a paused pool member keeps both).
+      r.hold(true);
+      r.disconnect();
+      assert.equal(r.stats.rootLogin, 'idle');
+      assert.equal((await r.exec('id -u', { root: true })).stdout, '0\n');
+    } finally {
+      r.close();
+      await rootSshd.stop();
+    }
+  });
+
+  test('an sshd that refuses root: root commands use sudo, and the refusal is remembered', async () => {
+    const r = new GuestSsh(localTarget(sshd, { key: 'sb-root-refused', rootUser: 'root' }), { ca: t.ca });
+    try {
+      const res = await r.exec(ANCESTRY, { root: true });
+      assert.equal(res.stdout.split('\n')[0], '0', res.stderr);
+      assert.ok(ancestry(res.stdout).includes('sudo'), `through sudo: ${ancestry(res.stdout).join(' < ')}`);
+      assert.equal(r.stats.rootLogin, 'refused');
+      const refusals = () => (sshd.log().match(/root/g) ?? []).length;
+      const before = refusals();
+      assert.equal((await r.exec('id -u', { root: true })).stdout, '0\n');
+      assert.equal(refusals(), before, 'no second root login attempt');
+    } finally {
+      r.close();
+    }
+  });
+});
