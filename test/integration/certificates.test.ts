@@ -51,11 +51,12 @@ async function onHost(script: string): Promise<{ code: number | null; stdout: st
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
-/** Log into `ip` as Fluid's user with OpenSSH on the host, with this key and certificate. */
+/** Log into `ip` as Fluid's user (or `user`) with OpenSSH on the host, with this key and certificate. */
 async function login(
   ip: string,
   cert: { privateKey: string; certificate: string },
   bind?: string,
+  user = FLUID_USER,
 ): Promise<{ ok: boolean; out: string }> {
   const r = await onHost(`set -u
 d=$(mktemp -d); trap 'rm -rf "$d"' EXIT
@@ -63,7 +64,7 @@ printf '%s' '${b64(cert.privateKey)}' | base64 -d > "$d/id"; chmod 600 "$d/id"
 printf '%s' '${b64(cert.certificate)}' | base64 -d > "$d/id-cert.pub"
 ssh -F /dev/null -i "$d/id" -o CertificateFile="$d/id-cert.pub" -o IdentitiesOnly=yes -o BatchMode=yes \\
   -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=30 -o LogLevel=ERROR \\
-  ${bind ? `-b ${bind}` : ''} ${FLUID_USER}@${ip} 'echo "logged-in $(hostname)"' 2>&1
+  ${bind ? `-b ${bind}` : ''} ${user}@${ip} 'echo "logged-in $(hostname)"' 2>&1
 echo "rc=$?"`);
   const out = r.stdout + r.stderr;
   return { ok: /rc=0\s*$/.test(out) && /logged-in /.test(out), out };
@@ -139,6 +140,45 @@ describe('a principal per sandbox, valid from one place', () => {
     const fromElsewhere = await login(a.ip!, forA, ELSEWHERE);
     assert.equal(fromElsewhere.ok, false, fromElsewhere.out);
     assert.match(fromElsewhere.out, /Permission denied/, 'A answered and refused the certificate');
+  });
+
+  test('root commands log in as root with the same principal, with no sudo each', async () => {
+    // The command names from the script's shell up to init: sudo would show up there.
+    const ancestry =
+      'id -u; p=$$; while [ "$p" -gt 1 ]; do read -r c < /proc/$p/comm; echo "$c"; set -- $(sed "s/.*) //" /proc/$p/stat); p=$2; done';
+    for (const s of [a, b]) {
+      const r = await client.call('sandboxes.exec', { sandbox: s.id, command: ancestry });
+      assert.equal(r.exitCode, 0, r.stderr);
+      const [uid, ...names] = r.stdout.trim().split('\n');
+      assert.equal(uid, '0');
+      assert.ok(names.includes('sshd') && !names.includes('sudo'), names.join(' < '));
+      const p = await client.call('sandboxes.exec', {
+        sandbox: s.id,
+        command: 'cat /etc/ssh/fluid/principals_root',
+      });
+      assert.equal(p.stdout, `from="${GATEWAY}" ${sandboxPrincipal(s.id)}\n`);
+    }
+  });
+
+  test('root on a sandbox opens with its own certificate from the gateway alone', async () => {
+    const forA = certFor(a.id);
+    const ok = await login(a.ip!, forA, undefined, 'root');
+    assert.ok(ok.ok, ok.out);
+    for (const [what, r] of [
+      ['B with A’s certificate', await login(b.ip!, forA, undefined, 'root')],
+      ['A from elsewhere', await login(a.ip!, forA, ELSEWHERE, 'root')],
+      [
+        'A from elsewhere, without source-address',
+        await login(a.ip!, certFor(a.id, { sourceAddress: null }), ELSEWHERE, 'root'),
+      ],
+      [
+        'A with the shared principal',
+        await login(a.ip!, certFor(a.id, { principal: FLUID_USER }), undefined, 'root'),
+      ],
+    ] as const) {
+      assert.equal(r.ok, false, `${what}: ${r.out}`);
+      assert.match(r.out, /Permission denied/, what);
+    }
   });
 
   test('the guest refuses other addresses even for a certificate without source-address', async () => {

@@ -14,6 +14,8 @@ import { randomBytes } from 'node:crypto';
 import ssh2 from 'ssh2';
 
 export const FLUID_USER = 'fluid';
+/** The user root commands log in as (rootLoginSection); FLUID_USER with sudo when a guest refuses. */
+export const ROOT_USER = 'root';
 
 /**
  * The certificate principal only this sandbox's sshd accepts. A certificate issued for one sandbox
@@ -53,6 +55,12 @@ export interface IdentityInput {
   includeTrust: boolean;
   /** The one certificate principal this clone accepts (sandboxPrincipal). Written per clone. */
   principal: string;
+  /**
+   * The host's time when the script is sent (ms since the epoch): set first, since a clone restored
+   * from a memory image wakes up at the time it was saved, and certificates would not be valid yet.
+   * Cheaper here than the guest agent's guest-set-time, which also runs hwclock.
+   */
+  nowMs?: number;
 }
 
 export interface HostKeySet {
@@ -89,7 +97,7 @@ export function identityScript(i: IdentityInput): string {
 set -eu
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 HN='${i.hostname}'
-
+${i.nowMs === undefined ? '' : `\n# The clock (a restored clone wakes up at its save time; the certificates check it)\ndate -u -s @${(i.nowMs / 1000).toFixed(3)} >/dev/null 2>&1 || true\n`}
 # Entropy: mix fresh host randomness into the pool (clones of one memory image share RNG state).
 printf '%s' '${seed}' > /dev/urandom 2>/dev/null || true
 
@@ -116,6 +124,7 @@ for f in /etc/ssh/ssh_host_dsa_key /etc/ssh/ssh_host_dsa_key.pub; do [ -e "$f" ]
 
 ${i.includeTrust ? trustSection(i.caPublicKey) + "\n# Egress through Fluid's proxy\n" + (i.proxySetup || ':') : '# (Fluid user, CA trust and proxy settings come with the warm template)'}
 ${principalSection(i.principal, i.gateway)}
+${rootLoginSection(i.gateway)}
 ${runtimeScript(i)}
 # Restart sshd with the new keys. A clone may have booted without host keys and hit systemd's start
 # limit: clear that first (cold boots only; a restored template's sshd is healthy).
@@ -183,11 +192,34 @@ export function principalSection(principal: string, from: string): string {
   if (!/^fluid-[A-Za-z0-9][A-Za-z0-9._-]{0,200}$/.test(principal))
     throw new Error(`invalid principal ${principal}`);
   if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(from)) throw new Error(`invalid source address ${from}`);
+  // For Fluid's user and for root (root commands log in directly, without a sudo each: rootLoginSection).
   return `# The one principal this sandbox accepts, from Fluid's address only
 umask 022
 [ -d /etc/ssh/fluid ] || mkdir -p /etc/ssh/fluid
-printf '%s\\n' 'from="${from}" ${principal}' > /etc/ssh/fluid/principals_${FLUID_USER}.new
-mv -f /etc/ssh/fluid/principals_${FLUID_USER}.new /etc/ssh/fluid/principals_${FLUID_USER}`;
+for u in ${FLUID_USER} ${ROOT_USER}; do
+  printf '%s\\n' 'from="${from}" ${principal}' > /etc/ssh/fluid/principals_$u.new
+  mv -f /etc/ssh/fluid/principals_$u.new /etc/ssh/fluid/principals_$u
+done`;
+}
+
+/** The drop-in that lets root log in (rootLoginSection): Fluid's file, apart from the image's sshd_config. */
+export const ROOT_LOGIN_CONF = '/etc/ssh/sshd_config.d/10-fluid-root.conf';
+
+/**
+ * Root logs in with a certificate for this sandbox's principal (principalSection), from Fluid's
+ * address only, whatever the image's PermitRootLogin says: a Match block in a drop-in of its own,
+ * where it overrides the global settings (a Match in an included file ends with that file). Root
+ * commands then need no sudo each. The image's sshd_config is not touched, so a change the agent
+ * makes to it carries nothing of Fluid's into a playbook; an sshd without the drop-in directory
+ * keeps root out and Fluid uses sudo. Shell builtins only (a fork costs a fifth of a second in an
+ * emulated guest); idempotent; the identity step restarts sshd after it.
+ */
+export function rootLoginSection(from: string): string {
+  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(from)) throw new Error(`invalid source address ${from}`);
+  return `# Root logins with this sandbox's certificate, from Fluid's address only
+inc=
+while IFS= read -r l; do case $l in [Ii]nclude*/etc/ssh/sshd_config.d/*) inc=1;; esac; done < /etc/ssh/sshd_config
+[ -z "$inc" ] || [ ! -d /etc/ssh/sshd_config.d ] || printf 'Match User ${ROOT_USER} Address ${from}\\n\\tPermitRootLogin prohibit-password\\n' > ${ROOT_LOGIN_CONF}`;
 }
 
 /**

@@ -35,6 +35,7 @@ import { deriveDomain, pinNicAddress } from './domain-xml.ts';
 import { guestExec, syncClock, waitForAgent } from './guest-agent.ts';
 import {
   FLUID_USER,
+  ROOT_USER,
   generateHostKeys,
   identityScript,
   parseIdentityOutput,
@@ -141,6 +142,11 @@ class Phases {
     this.timings.total = Date.now() - this.t0;
     return this.timings.total;
   }
+}
+
+/** A template's NIC (left out of its memory image) with this sandbox's MAC, on Fluid's network. */
+function templateNic(t: TemplateInfo, r: SandboxRow): string {
+  return t.nicXml.replace('@@MAC@@', r.mac!).replace('@@NETWORK@@', NETWORK_NAME);
 }
 
 const WAIT_SSH_MS = 120_000;
@@ -513,7 +519,8 @@ export class SandboxService {
     try {
       conn = await this.d.hosts.connection(host.id);
       const r = this.store.byId(id);
-      const held = this.guest(r).stats.connected;
+      const { connected, rootLogin } = this.guest(r).stats;
+      const held = connected || rootLogin === 'connected';
       ctx.progress(0.3, 'Resuming a sandbox from the warm pool');
       // Its own expiry and allowlist reach the host meanwhile (settled before it is handed out).
       const beside = Promise.all([
@@ -553,7 +560,11 @@ export class SandboxService {
         await this.waitSsh(r, ctx.signal);
         p.mark('ssh');
         // The member's clock waiter (pool.ts) ends here too, instead of waiting forever.
-        await this.guest(r).exec(clockSetScript(Date.now()), { timeoutMs: 30_000, signal: ctx.signal });
+        await this.guest(r).exec(clockSetScript(Date.now()), {
+          root: true,
+          timeoutMs: 30_000,
+          signal: ctx.signal,
+        });
       }
       const failed = await beside;
       if (failed) throw failed;
@@ -593,9 +604,16 @@ export class SandboxService {
     }
   }
 
-  /** Set a resumed member's clock through its waiter (no sudo), or with sudo when it has none. */
+  /**
+   * Set a resumed member's clock through its waiter, over the kept connection: root's, or the login
+   * user's when the guest refused root (no sudo either way); with sudo when it has no waiter.
+   */
   private async setMemberClock(g: GuestSsh, signal: AbortSignal): Promise<void> {
-    let res = await g.exec(clockSetScript(Date.now()), { timeoutMs: 15_000, signal });
+    let res = await g.exec(clockSetScript(Date.now()), {
+      root: g.stats.rootLogin === 'connected',
+      timeoutMs: 15_000,
+      signal,
+    });
     if (res.exitCode === 3)
       res = await g.exec(`date -u -s @${(Date.now() / 1000).toFixed(3)} >/dev/null`, {
         root: true,
@@ -785,7 +803,7 @@ export class SandboxService {
       created.domain = true;
       if (template.use) {
         ctx.progress(0.5, 'Restoring the warm template');
-        await this.startFromTemplate(conn, host, row, base, template.use, pinAddresses, ctx.signal);
+        await this.startFromTemplate(conn, host, row, base, template.use, ctx.signal);
         p.mark('restore');
       } else {
         ctx.progress(0.5, `Booting (${template.reason})`);
@@ -817,6 +835,15 @@ export class SandboxService {
         host_key_fp: await this.applyIdentity(conn, host, this.store.byId(id), ctx.signal, template.use),
       });
       p.mark('identity');
+      // A restored sandbox gets its address filter and is made persistent during the first login:
+      // libvirt runs them one after the other with the guest agent's work and the baseline, not with
+      // the network. Nobody else can log in before the create ends.
+      const finished = template.use
+        ? this.finishRestored(conn, host, row, template.use, pinAddresses, ctx.signal).then(
+            () => null,
+            (e: unknown) => e,
+          )
+        : null;
       await egress;
       p.mark('egress');
 
@@ -837,6 +864,11 @@ export class SandboxService {
           );
       }
       p.mark('ssh');
+      if (finished) {
+        const unfinished = await finished;
+        if (unfinished) throw unfinished;
+        p.mark('filter+define');
+      }
 
       // The host removes the sandbox by itself if no Fluid process does it in time (expiry.ts);
       // armed while the baseline is recorded.
@@ -1192,7 +1224,6 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
     r: SandboxRow,
     base: BaseRecord,
     t: TemplateInfo,
-    pinAddress: boolean,
     signal: AbortSignal,
   ): Promise<void> {
     const V = (a: string) => virsh(host.libvirtUri, a);
@@ -1213,19 +1244,36 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
       },
       signal,
     );
-    // The guest clock is frozen at save time (certificates would look not-yet-valid or expired), and
-    // the NIC was left out of the template: sync the clock and plug the sandbox's own NIC in parallel.
-    const plain = t.nicXml.replace('@@MAC@@', r.mac!).replace('@@NETWORK@@', NETWORK_NAME);
-    const nic = pinAddress ? pinNicAddress(plain, r.ip!) : plain;
-    await Promise.all([
-      syncClock(conn, host.libvirtUri, r.domain_name, signal),
-      run(
+    // The NIC was left out of the template: plug the sandbox's own in, without its address filter
+    // for now (finishRestored). The guest clock, frozen at save time, is set by the identity step.
+    await run(
+      conn,
+      `f=${shq(r.dir + '/nic.xml')}; cat > "$f" && ${V(`attach-device ${shq(r.domain_name)} "$f" --live`)} >/dev/null`,
+      { stdin: templateNic(t, r), what: 'Attaching the network card', signal },
+    );
+  }
+
+  /**
+   * What a restored sandbox still needs on the host, done while the identity step runs in the guest
+   * (before anyone can log in): the address filter on its NIC (libvirt's nwfilter takes seconds to
+   * set up, most of a restore), then the domain made persistent (a stop and start later boot it from
+   * its own overlay), with the filter.
+   */
+  private async finishRestored(
+    conn: HostConnection,
+    host: Host,
+    r: SandboxRow,
+    t: TemplateInfo,
+    pinAddress: boolean,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const V = (a: string) => virsh(host.libvirtUri, a);
+    if (pinAddress)
+      await run(
         conn,
-        `f=${shq(r.dir + '/nic.xml')}; cat > "$f" && ${V(`attach-device ${shq(r.domain_name)} "$f" --live`)} >/dev/null`,
-        { stdin: nic, what: 'Attaching the network card', signal },
-      ),
-    ]);
-    // Make the restored domain persistent (stop/start later boots it from its own overlay).
+        `f=${shq(r.dir + '/nic.xml')}; cat > "$f" && ${V(`update-device ${shq(r.domain_name)} "$f" --live`)} >/dev/null`,
+        { stdin: pinNicAddress(templateNic(t, r), r.ip!), what: "Filtering the sandbox's address", signal },
+      );
     await run(
       conn,
       `f=${shq(r.dir + '/domain.xml')}; ${V(`dumpxml --inactive ${shq(r.domain_name)}`)} > "$f" && ${V(`define "$f"`)} >/dev/null`,
@@ -1253,6 +1301,7 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
       proxySetup: this.d.egress?.guestSetup() ?? '',
       hostKeys: keys,
       principal: sandboxPrincipal(r.id),
+      nowMs: Date.now(),
       // A clone of a template made under this CA (and with the proxy set up) only needs what is unique.
       includeTrust: !(
         fromTemplate?.caFingerprint === this.d.ca.fingerprint() &&
@@ -1353,6 +1402,8 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
       address: r.ip,
       // This sandbox's own principal, valid only from the gateway (where the host's connections come from).
       ...sandboxLogin(r.id, GATEWAY),
+      // Root commands log in as root (identity.ts, rootLoginSection), not through a sudo each.
+      rootUser: ROOT_USER,
       hostKey: { fingerprint: r.host_key_fp },
       sandboxId: r.id,
     };
@@ -1373,7 +1424,8 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
     while (Date.now() < end) {
       signal.throwIfAborted();
       try {
-        const res = await this.guest(r).exec('true', { timeoutMs: 20_000, signal });
+        // As root: the connection root commands use is the one made here (guestTarget).
+        const res = await this.guest(r).exec('true', { root: true, timeoutMs: 20_000, signal });
         if (res.exitCode === 0) return;
         last = new Error(`exit ${res.exitCode}: ${res.stderr}`);
       } catch (e) {

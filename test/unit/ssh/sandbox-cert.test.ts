@@ -6,12 +6,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   generateHostKeys,
   identityScript,
   principalSection,
+  ROOT_LOGIN_CONF,
+  rootLoginSection,
   sandboxLogin,
   sandboxPrincipal,
   templateTrustScript,
@@ -89,12 +91,20 @@ test('the template accepts no principal; each clone writes its own, from the gat
   for (const includeTrust of [true, false]) {
     const script = identityScript({ ...base, includeTrust });
     execFileSync('sh', ['-n'], { input: script });
-    const line = `printf '%s\\n' 'from="${GATEWAY}" fluid-${ID_A}' > /etc/ssh/fluid/principals_fluid.new`;
+    const line = `printf '%s\\n' 'from="${GATEWAY}" fluid-${ID_A}' > /etc/ssh/fluid/principals_$u.new`;
     assert.ok(script.includes(line), `the clone's principal line (includeTrust=${includeTrust})`);
-    assert.ok(script.includes('mv -f /etc/ssh/fluid/principals_fluid.new /etc/ssh/fluid/principals_fluid'));
+    assert.ok(script.includes('for u in fluid root; do'), 'for Fluid’s user and for root');
+    assert.ok(script.includes('mv -f /etc/ssh/fluid/principals_$u.new /etc/ssh/fluid/principals_$u'));
+    assert.ok(script.includes(ROOT_LOGIN_CONF), 'root logins are allowed in a drop-in of their own');
     // On a cold clone the trust section empties the file first; the principal is written after it.
     if (includeTrust) assert.ok(script.indexOf(': > /etc/ssh/fluid/principals_fluid') < script.indexOf(line));
     assert.ok(!script.includes(ID_B));
+    assert.ok(!script.includes('date -u -s'), 'no clock without the time');
+    const timed = identityScript({ ...base, includeTrust, nowMs: 1_800_000_000_123 });
+    execFileSync('sh', ['-n'], { input: timed });
+    // First, before anything a certificate check could depend on.
+    const clock = timed.indexOf('date -u -s @1800000000.123 ');
+    assert.ok(clock >= 0 && clock < timed.indexOf('principals_'), 'the clock is set first');
   }
   assert.throws(() => principalSection('fluid', GATEWAY), /invalid principal/);
   assert.throws(() => principalSection(`fluid-${ID_A}' x`, GATEWAY), /invalid principal/);
@@ -109,8 +119,64 @@ test('the principal section, run against a scratch root, leaves exactly one prin
     // An earlier principal (a template built by an older version had "fluid") is replaced.
     execFileSync('sh', ['-c', `mkdir -p ${root} && printf 'fluid\\n' > ${root}/principals_fluid`]);
     execFileSync('sh', ['-eu'], { input: section });
-    const text = execFileSync('cat', [join(root, 'principals_fluid')]).toString();
-    assert.equal(text, `from="${GATEWAY}" fluid-${ID_B}\n`);
+    for (const user of ['fluid', 'root'])
+      assert.equal(
+        readFileSync(join(root, `principals_${user}`), 'utf8'),
+        `from="${GATEWAY}" fluid-${ID_B}\n`,
+      );
+  } finally {
+    cleanup();
+  }
+});
+
+test('root logs in from the gateway alone, whatever the image says, and only with an sshd_config.d include', () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const dropins = join(dir, 'sshd_config.d');
+    const main = join(dir, 'sshd_config');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'hostkey')]);
+    // An image that forbids root logins, with settings after its include that must stay global.
+    const image = (include: boolean) =>
+      `${include ? `Include ${dropins}/*.conf\n` : ''}HostKey ${join(dir, 'hostkey')}\nPermitRootLogin no\nX11Forwarding yes\n`;
+    const section = rootLoginSection(GATEWAY)
+      .replaceAll('/etc/ssh/sshd_config.d', dropins)
+      .replaceAll('/etc/ssh/sshd_config', main);
+    const effective = (user: string, addr: string) =>
+      Object.fromEntries(
+        execFileSync('/usr/sbin/sshd', [
+          '-T',
+          '-f',
+          main,
+          '-C',
+          `user=${user},addr=${addr},host=h,laddr=${GATEWAY},lport=22`,
+        ])
+          .toString()
+          .split('\n')
+          .map((l) => l.split(' '))
+          .filter(([k]) => k === 'permitrootlogin' || k === 'x11forwarding')
+          .map(([k, v]) => [k, v]),
+      );
+
+    writeFileSync(main, image(true));
+    execFileSync('mkdir', ['-p', dropins]);
+    execFileSync('sh', ['-eu'], { input: section });
+    execFileSync('sh', ['-eu'], { input: section }); // idempotent
+    assert.equal(readFileSync(main, 'utf8'), image(true), "the image's sshd_config is not touched");
+    assert.deepEqual(effective('root', GATEWAY), {
+      permitrootlogin: 'without-password',
+      x11forwarding: 'yes',
+    });
+    assert.deepEqual(effective('root', '10.239.0.9'), { permitrootlogin: 'no', x11forwarding: 'yes' });
+    assert.deepEqual(effective('fluid', GATEWAY), { permitrootlogin: 'no', x11forwarding: 'yes' });
+
+    // Without the include, nothing is written: root stays out and Fluid uses sudo.
+    execFileSync('rm', ['-rf', dropins]);
+    writeFileSync(main, image(false));
+    execFileSync('mkdir', ['-p', dropins]);
+    execFileSync('sh', ['-eu'], { input: section });
+    assert.deepEqual(readdirSync(dropins), []);
+    assert.deepEqual(effective('root', GATEWAY), { permitrootlogin: 'no', x11forwarding: 'yes' });
+    assert.throws(() => rootLoginSection('10.239.0.1/0'), /invalid source address/);
   } finally {
     cleanup();
   }
