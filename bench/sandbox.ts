@@ -17,6 +17,10 @@
  *    All three run the same guest-side command (Fluid's runner: timeout, process group, caps); a
  *    bare `true` over ControlMaster is printed after the table to show the runner's own cost.
  *
+ * C. root command round trip (what sandboxes.exec runs), pooled
+ *    root login Fluid: root commands on a connection that logged in as root (identity.ts)
+ *    sudo        a sudo per command on the login user's connection (before root logins)
+ *
  * Usage (root, lab up): node bench/sandbox.ts [--creates N=1] [--execs N=30]
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -31,7 +35,7 @@ import { MemorySecretStore } from '../src/core/platform/secrets.ts';
 import { createLogger } from '../src/core/platform/logger.ts';
 import { deriveDomain } from '../src/core/sandboxes/domain-xml.ts';
 import { guestExec } from '../src/core/sandboxes/guest-agent.ts';
-import { FLUID_USER, sandboxLogin } from '../src/core/sandboxes/identity.ts';
+import { FLUID_USER, ROOT_USER, sandboxLogin } from '../src/core/sandboxes/identity.ts';
 import { GATEWAY } from '../src/core/sandboxes/network.ts';
 import { DEFAULT_TIMEOUT_MS } from '../src/core/ssh/guest.ts';
 import { DEFAULT_KILL_GRACE_MS, runnerCommand } from '../src/core/ssh/runner.ts';
@@ -158,6 +162,30 @@ try {
     await g.exec('true');
     pooled.push(Number(process.hrtime.bigint() - t) / 1e6);
   }
+  // Root commands (what sandboxes.exec runs): over a root login, as Fluid does, or through a sudo
+  // per command on the login user's connection.
+  const rootTimes: Record<'root login' | 'sudo', number[]> = { 'root login': [], sudo: [] };
+  for (const [name, rootUser] of [
+    ['root login', ROOT_USER],
+    ['sudo', undefined],
+  ] as const) {
+    const r = core.guests.get({
+      key: `bench-${name}`,
+      host: await core.hosts.connection('lab'),
+      address: s.ip!,
+      ...login,
+      rootUser,
+      hostKey: { fingerprint: s.hostKeyFingerprint! },
+    });
+    await r.exec('true', { root: true });
+    if (r.stats.rootLogin !== (rootUser ? 'connected' : 'off'))
+      throw new Error(`${name}: root login is ${r.stats.rootLogin}`);
+    for (let i = 0; i < EXECS; i++) {
+      const t = process.hrtime.bigint();
+      await r.exec('true', { root: true });
+      rootTimes[name].push(Number(process.hrtime.bigint() - t) / 1e6);
+    }
+  }
   const dir = mkdtempSync(join(tmpdir(), 'fluid-bench-ssh-'));
   const cert = core.ca.issue({
     principals: [login.principal],
@@ -226,6 +254,7 @@ try {
     ],
     'ms',
   );
+  table('C. root command round trip (`true` as root, pooled)', Object.entries(rootTimes), 'ms');
   const runnerCost = stats(control).p50 - stats(bare).p50;
   console.log(
     `(a bare \`true\` over ControlMaster, without the runner: p50 ${stats(bare).p50.toFixed(1)} ms; the runner adds ${runnerCost.toFixed(1)} ms on this guest)`,
