@@ -741,6 +741,8 @@ export class SandboxService {
     const p = new Phases();
     const created: { domain?: boolean; dir?: boolean; slot?: number } = {};
     let conn: HostConnection | null = null;
+    /** Host work that runs beside the first login (finishRestored): settled before any cleanup. */
+    let finished: Promise<unknown> | null = null;
     try {
       ctx.progress(0.01, `Connecting to ${host.name}`);
       conn = await this.d.hosts.connection(host.id);
@@ -838,8 +840,8 @@ export class SandboxService {
       // A restored sandbox gets its address filter and is made persistent during the first login:
       // libvirt runs them one after the other with the guest agent's work and the baseline, not with
       // the network. Nobody else can log in before the create ends.
-      const finished = template.use
-        ? this.finishRestored(conn, host, row, template.use, pinAddresses, ctx.signal).then(
+      finished = template.use
+        ? this.finishRestored(conn, host, row, template.use, pinAddresses).then(
             () => null,
             (e: unknown) => e,
           )
@@ -938,6 +940,8 @@ export class SandboxService {
         this.buildTemplate(host, base, { vcpus, memoryMiB, virtType }, actor);
       return this.get(id);
     } catch (err) {
+      // A define still running would bring back the domain the cleanup removes.
+      await finished;
       throw await this.createFailed(id, host, conn, actor, err, p, created.slot ?? null, created);
     }
   }
@@ -1254,10 +1258,11 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
   }
 
   /**
-   * What a restored sandbox still needs on the host, done while the identity step runs in the guest
-   * (before anyone can log in): the address filter on its NIC (libvirt's nwfilter takes seconds to
-   * set up, most of a restore), then the domain made persistent (a stop and start later boot it from
-   * its own overlay), with the filter.
+   * What a restored sandbox still needs on the host, done during Fluid's first login (before the
+   * create ends, so before anyone else can log in): the address filter on its NIC (libvirt's nwfilter
+   * takes seconds to set up, as long as the restore itself), then the domain made persistent (a stop
+   * and start later boot it from its own overlay), with the filter. Not cancelled midway (seconds): a
+   * define finishing on the host after the cleanup would leave a domain nobody owns.
    */
   private async finishRestored(
     conn: HostConnection,
@@ -1265,19 +1270,18 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
     r: SandboxRow,
     t: TemplateInfo,
     pinAddress: boolean,
-    signal: AbortSignal,
   ): Promise<void> {
     const V = (a: string) => virsh(host.libvirtUri, a);
     if (pinAddress)
       await run(
         conn,
         `f=${shq(r.dir + '/nic.xml')}; cat > "$f" && ${V(`update-device ${shq(r.domain_name)} "$f" --live`)} >/dev/null`,
-        { stdin: pinNicAddress(templateNic(t, r), r.ip!), what: "Filtering the sandbox's address", signal },
+        { stdin: pinNicAddress(templateNic(t, r), r.ip!), what: "Filtering the sandbox's address" },
       );
     await run(
       conn,
       `f=${shq(r.dir + '/domain.xml')}; ${V(`dumpxml --inactive ${shq(r.domain_name)}`)} > "$f" && ${V(`define "$f"`)} >/dev/null`,
-      { what: 'Defining the restored sandbox', signal },
+      { what: 'Defining the restored sandbox' },
     );
   }
 
