@@ -108,13 +108,14 @@ try {
     made.push(task.target!);
     const s = (await finish(task)).result as Sandbox;
     if (s.startPath !== 'pool') throw new Error(`expected a pool member, got ${s.startPath}`);
+    const t1 = Date.now();
     const r = await client.call('sandboxes.exec', { sandbox: s.id, command: 'true' });
     if (r.exitCode !== 0) throw new Error('first command failed');
     created.pool!.push(Date.now() - t0);
     console.log(
-      `  pool: ${Date.now() - t0} ms (${Object.entries(s.timings)
+      `  pool: ${Date.now() - t0} ms (create ${t1 - t0}: ${Object.entries(s.timings)
         .map(([k, v]) => `${k} ${v}`)
-        .join(', ')})`,
+        .join(', ')}; first command ${Date.now() - t1})`,
     );
     await client.call('sandboxes.destroy', { sandbox: s.id });
   }
