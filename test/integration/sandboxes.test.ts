@@ -330,6 +330,30 @@ ip addr del 10.239.200.200/16 dev "$dev"`,
     assert.doesNotMatch(r.stdout, /own=28\b/, r.stdout + r.stderr);
   });
 
+  test('a restore cancelled during its first login leaves no domain behind', async () => {
+    const task = await client.call('sandboxes.create', {
+      host: 'lab',
+      source: 'fluid-lab-web',
+      start: 'restore',
+    });
+    made.push(task.target!);
+    let last = task;
+    let cancelled = false;
+    for await (const t of client.stream('tasks.watch', { id: task.id })) {
+      last = t;
+      if (!cancelled && t.message?.startsWith('Logging in over SSH')) {
+        cancelled = true;
+        await client.call('tasks.cancel', { id: task.id });
+      }
+    }
+    assert.ok(cancelled, 'the create reached its first login');
+    assert.equal(last.status, 'cancelled', JSON.stringify(last.error));
+    const row = core.sandboxes.store.byId(task.target!);
+    assert.equal(row.state, 'failed');
+    assert.equal(domstate(row.domain_name), 'gone');
+    assert.doesNotMatch(sh(`virsh -c ${lab.libvirtUri} list --all --name`), new RegExp(row.domain_name));
+  });
+
   test('egress: the allowed Debian mirror serves apt-get install; anything else fails and leaves a pending approval', async () => {
     const a = restored;
     const apt = await client.call('sandboxes.exec', {
