@@ -347,8 +347,10 @@ describe('root commands over a root login (target.rootUser)', () => {
       assert.ok(!ancestry(res.stdout).includes('sudo'), `no sudo: ${ancestry(res.stdout).join(' < ')}`);
       assert.equal(r.stats.rootLogin, 'connected');
       assert.equal(r.stats.connected, false, 'the login user’s connection is not needed for root commands');
-      // Files as root go the same way; commands without root stay the login user's.
-      assert.equal((await r.readFile('/proc/1/comm')).length > 0, true);
+      // Files as root go the same way (a root-only file, still without the login user's connection);
+      // commands without root stay the login user's.
+      assert.ok((await r.readFile('/etc/shadow')).length > 0);
+      assert.equal(r.stats.connected, false, 'file operations use the root login too');
       assert.equal((await r.exec('id -un')).stdout, `${TEST_USER}\n`);
       assert.equal(r.stats.connected, true);
       assert.match(rootSshd.log(), /Accepted publickey for root .* ED25519-CERT/);
