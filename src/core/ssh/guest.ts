@@ -81,6 +81,11 @@ export interface GuestSshOptions {
   exitGraceMs?: number;
   /** How commands run on the guest (runner.ts): 'inline' in the login shell (default) or 'classic'. */
   runner?: RunnerKind;
+  /**
+   * Keep one runner started ahead on each connection (see Spare). Default true; the inline runner
+   * only.
+   */
+  spare?: boolean;
 }
 
 export interface GuestExecOptions {
@@ -167,6 +172,8 @@ export interface GuestSshStats {
   shells: number;
   /** Root commands over a login as target.rootUser: not configured, not yet used, connected, refused. */
   rootLogin: 'off' | 'idle' | 'connected' | 'refused';
+  /** Commands that ran on a runner started ahead (see Spare), on this session's connections. */
+  spareRuns: number;
 }
 
 /** How long a finished command's channel may take to close before its slot is reused anyway. */
@@ -189,6 +196,15 @@ class Semaphore {
   async acquire(): Promise<() => void> {
     if (this.free > 0) this.free--;
     else await new Promise<void>((r) => this.waiters.push(r));
+    return this.releaser();
+  }
+  /** A slot if one is free now and nobody waits for one; null otherwise. */
+  tryAcquire(): (() => void) | null {
+    if (this.free === 0) return null;
+    this.free--;
+    return this.releaser();
+  }
+  private releaser(): () => void {
     let released = false;
     return () => {
       if (released) return;
@@ -200,11 +216,31 @@ class Semaphore {
   }
 }
 
+/**
+ * A runner started ahead of the command that will use it: an exec channel whose login shell already
+ * runs RUNNER_COMMAND and waits on stdin for its header. Every inline command has the same command
+ * line (runner.ts), so the next command writes its header and script to the spare and skips what
+ * dominates a round trip on a small guest: sshd's session process and the login shell's exec. The
+ * command keeps a channel of its own, so its streams, exit status, signals and cancel work exactly
+ * as on a fresh channel. A spare holds one of the connection's channel slots; a command takes it
+ * before waiting for a slot, so a spare never makes a command wait. A spare whose connection ends
+ * reads EOF and exits without running anything (runner.ts, step 1).
+ */
+interface Spare {
+  /** The channel once sshd accepted the exec; null if it did not. */
+  channel: Promise<ClientChannel | null>;
+  /** Closed (or refused) before a command took it. */
+  gone: boolean;
+  taken: boolean;
+  release: () => void;
+}
+
 interface Live {
   client: Client;
   cert: IssuedCertificate;
   closed: boolean;
   sem: Semaphore;
+  spare: Spare | null;
   closeListeners: Set<() => void>;
   /** Mark closed at once (so no new work is put on it) and end the connection. */
   close(): void;
@@ -251,6 +287,7 @@ export class GuestSsh {
   private rootSession: GuestSsh | null = null;
   /** The guest refused the root login: root commands use sudo on the login user's connection. */
   private rootRefused = false;
+  private spareRuns = 0;
 
   constructor(target: GuestTarget, opts: GuestSshOptions) {
     if (!target.address) throw new FluidError('VALIDATION', 'The guest address is empty.');
@@ -265,6 +302,7 @@ export class GuestSsh {
       idleTimeoutMs: opts.idleTimeoutMs ?? 5 * 60_000,
       exitGraceMs: opts.exitGraceMs ?? 500,
       runner: opts.runner ?? 'inline',
+      spare: opts.spare ?? true,
     };
     const hk = target.hostKey;
     this.pinned = 'fingerprint' in hk ? [hk.fingerprint].flat() : null;
@@ -299,10 +337,10 @@ export class GuestSsh {
           : this.rootSession?.stats.connected
             ? 'connected'
             : 'idle',
+      spareRuns: this.spareRuns + (this.rootSession?.stats.spareRuns ?? 0),
     };
   }
 
-  /** The host key fingerprint(s) trusted now (after a trust-on-first-use, the accepted one). */
   /**
    * Keep the connection for a guest that is about to be paused (a warm pool member): a connection
    * opened while held sends no keepalives and is never closed for being idle, so it is still there
@@ -320,6 +358,7 @@ export class GuestSsh {
     this.rootSession?.hold(on);
   }
 
+  /** The host key fingerprint(s) trusted now (after a trust-on-first-use, the accepted one). */
   get trustedFingerprints(): readonly string[] | null {
     return this.pinned;
   }
@@ -391,6 +430,7 @@ export class GuestSsh {
         cert: null as unknown as IssuedCertificate,
         closed: false,
         sem: new Semaphore(this.opts.maxChannels),
+        spare: null,
         closeListeners: new Set(),
         close: () => {
           markClosed();
@@ -580,23 +620,29 @@ export class GuestSsh {
     });
     if (o.signal?.aborted) throw cancelled('The command');
     this.begin();
+    let spareDied = false;
     try {
       for (let attempt = 0; ; attempt++) {
         const live = await this.connection();
-        const release = await live.sem.acquire();
+        const spare = cmd.spare && !spareDied ? await this.takeSpare(live) : null;
+        const release = spare ? spare.release : await live.sem.acquire();
         if (o.signal?.aborted) {
+          // An unused spare closes: its runner reads EOF and runs nothing.
+          spare?.channel.close();
           release();
           throw cancelled('The command');
         }
         let channel: ClientChannel;
         try {
-          channel = await new Promise<ClientChannel>((resolve, reject) => {
-            try {
-              live.client.exec(cmd.command, (err, ch) => (err ? reject(err) : resolve(ch)));
-            } catch (e) {
-              reject(e as Error);
-            }
-          });
+          channel =
+            spare?.channel ??
+            (await new Promise<ClientChannel>((resolve, reject) => {
+              try {
+                live.client.exec(cmd.command, (err, ch) => (err ? reject(err) : resolve(ch)));
+              } catch (e) {
+                reject(e as Error);
+              }
+            }));
         } catch (e) {
           release();
           // The connection died before the command started: nothing ran, so one retry is safe.
@@ -620,14 +666,30 @@ export class GuestSsh {
         let closed = false;
         channel.once('close', () => (closed = true));
         try {
-          return await this.drive(channel, live, cmd.preamble, o);
+          // The command's header and script go out first (drive writes them at once), then the
+          // request for the next command's spare, so that one is ready for a command right after.
+          const running = this.drive(channel, live, cmd.preamble, o);
+          if (cmd.spare) this.startSpare(live, cmd.command);
+          const r = await running;
+          if (spare && GuestSsh.diedWaiting(r)) {
+            // Killed while it waited (by something in the guest), before it read anything.
+            spareDied = true;
+            continue;
+          }
+          if (spare) this.spareRuns++;
+          return r;
         } finally {
-          if (closed) release();
+          // A slot freed with no spare on the connection (every slot was in use) starts one.
+          const free = () => {
+            release();
+            if (cmd.spare) this.startSpare(live, cmd.command);
+          };
+          if (closed) free();
           else {
-            const t = setTimeout(release, CHANNEL_CLOSE_WAIT_MS);
+            const t = setTimeout(free, CHANNEL_CLOSE_WAIT_MS);
             channel.once('close', () => {
               clearTimeout(t);
-              release();
+              free();
             });
           }
         }
@@ -635,6 +697,67 @@ export class GuestSsh {
     } finally {
       this.end();
     }
+  }
+
+  /**
+   * The runner died of TERM, HUP or INT without a byte of output: it sets traps for those before it
+   * starts the script (runner.ts), so it died before it ran anything, and running the command again
+   * is safe. A KILL could have come at any time and is reported as it is.
+   */
+  private static diedWaiting(r: RawResult): boolean {
+    return (
+      r.exitCode === null &&
+      !r.timedOut &&
+      /^SIG(TERM|HUP|INT)$/.test(r.signal ?? '') &&
+      r.stdout.total === 0 &&
+      r.stderr.total === 0
+    );
+  }
+
+  /** The connection's spare, if it is (or becomes) a live channel; it is the caller's from now on. */
+  private async takeSpare(live: Live): Promise<{ channel: ClientChannel; release: () => void } | null> {
+    const spare = live.spare;
+    if (!spare || spare.gone || live.closed) return null;
+    live.spare = null;
+    spare.taken = true;
+    const channel = await spare.channel;
+    if (channel && !spare.gone && !live.closed) return { channel, release: spare.release };
+    spare.release();
+    return null;
+  }
+
+  /** Start a spare on the connection unless it has one or every channel slot is in use. */
+  private startSpare(live: Live, command: string): void {
+    if (!this.opts.spare || this.opts.runner !== 'inline' || live.spare || live.closed || this.disposed)
+      return;
+    const release = live.sem.tryAcquire();
+    if (!release) return;
+    const spare: Spare = { channel: Promise.resolve(null), gone: false, taken: false, release };
+    const gone = () => {
+      if (spare.gone) return;
+      spare.gone = true;
+      if (live.spare === spare) live.spare = null;
+      if (!spare.taken) release();
+    };
+    spare.channel = new Promise<ClientChannel | null>((resolve) => {
+      try {
+        live.client.exec(command, (err, ch) => {
+          if (err) {
+            gone();
+            return resolve(null);
+          }
+          ch.once('close', gone);
+          ch.on('error', () => {
+            /* surfaces as close */
+          });
+          resolve(ch);
+        });
+      } catch {
+        gone();
+        resolve(null);
+      }
+    });
+    live.spare = spare;
   }
 
   private drive(channel: ClientChannel, live: Live, preamble: Buffer, o: RawOptions): Promise<RawResult> {

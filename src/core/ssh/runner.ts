@@ -1,11 +1,14 @@
 /**
  * How a command runs on a guest. The script never passes through a layer of shell quoting: sshd
- * gets a fixed command (the runner below, plus three numbers), and the script itself travels on the
- * channel's stdin, followed by the caller's stdin. The runner:
+ * gets a fixed command (the runner below), and everything else travels on the channel's stdin: a
+ * header line (`<script bytes> <timeout seconds|0> <grace tenths>`), the script, then the caller's
+ * stdin. The command line being the same for every command is what lets a connection start the
+ * runner ahead of the command that will use it (guest.ts, "spare"). The runner:
  *
- * 1. reads exactly <length> bytes of script from stdin (bash's `read -N` in the C locale reads
- *    exactly that many bytes from a pipe, leaving the rest) and refuses to run anything if stdin
- *    ends early, so a cut connection never runs a truncated script (`rm -rf /tmp/x` cut to `rm -rf /`);
+ * 1. reads the header, then exactly <length> bytes of script from stdin (bash's `read` takes a pipe
+ *    a byte at a time, and `read -N` in the C locale takes exactly that many bytes, leaving the
+ *    rest) and refuses to run anything if stdin ends early, so a cut connection never runs a
+ *    truncated script (`rm -rf /tmp/x` cut to `rm -rf /`);
  * 2. runs it from a file, `. /dev/fd/9` with fd 9 fed from memory (a here-string; a pipe from a
  *    subshell for scripts over 32 KiB), so the script is not visible in `ps`, there is no argument
  *    length limit, errors name the script's lines, and the rest of stdin is the script's own stdin;
@@ -30,8 +33,8 @@
  * Background processes a script leaves behind are not killed on normal exit (`nohup srv &` keeps
  * running); if they keep stdout open, the client stops waiting shortly after the exit status.
  *
- * `CLASSIC_RUNNER` is the previous way (bash + timeout(1) + bash per command), kept for comparison in
- * bench/ssh-exec.ts and as a fallback (`runner: 'classic'`).
+ * `CLASSIC_RUNNER` is the previous way (bash + timeout(1) + bash per command, the numbers on the
+ * command line), kept for comparison in bench/ssh-exec.ts and as a fallback (`runner: 'classic'`).
  */
 import { FluidError } from '../../shared/errors.ts';
 
@@ -47,12 +50,16 @@ const ALIVE = `alive() {
 }`;
 
 /**
- * The runner's body: reads the script from stdin and runs it (steps 1-4 above). Expects n t k
- * (script bytes, timeout seconds or 0, grace in tenths), me (the pid the timer signals: this shell)
- * and fin <exit code> <timed out 0|1> (how to end). No single quotes: it travels quoted in them.
+ * The runner: reads the header and the script from stdin and runs it (steps 1-4 above). Ends with
+ * the script's exit code, or on timeout with SIGALRM. No single quotes: it travels quoted in them.
  */
-export const RUNNER_BODY = `to=0 cx=0 s= p= tp= rc=0
+export const RUNNER = `me=$$ to=0 cx=0 n= t= k= s= p= tp= rc=0
+fin() { if [ "$2" = 1 ]; then trap - ALRM; kill -ALRM $$; fi; exit "$1"; }
 exec 8>&2 2>/dev/null
+IFS=" " read -r n t k || { echo "fluid-exec: the script arrived incomplete" >&8; fin 125 0; }
+case "$n:$k" in *[!0-9:]*|:*|*:) n=x;; esac
+case "$t" in ""|*[!0-9.]*) n=x;; esac
+[ "$n" = x ] && { echo "fluid-exec: the header is malformed" >&8; fin 125 0; }
 if [ "$n" -gt 0 ] && ! LC_ALL=C IFS= read -r -N "$n" s; then echo "fluid-exec: the script arrived incomplete" >&8; fin 125 0; fi
 ${ALIVE}
 trap "cx=1" TERM HUP INT
@@ -85,15 +92,6 @@ if [ "$to$cx" != 00 ]; then
   fin 143 "$to"
 fi
 fin "$rc" 0`;
-
-/**
- * bash, run as the login shell's command with $1..$3 = <script bytes> <timeout seconds|0> <grace
- * tenths> (see `runnerCommand` for the line around it). It ends with its exit code, or on timeout
- * with SIGALRM.
- */
-export const RUNNER = `n=$1 t=$2 k=$3 me=$$
-fin() { if [ "$2" = 1 ]; then trap - ALRM; kill -ALRM $$; fi; exit "$1"; }
-${RUNNER_BODY}`;
 
 /**
  * The previous runner: `bash -c CLASSIC_RUNNER fluid-exec <len> <timeout> <grace>` after an exec of
@@ -130,11 +128,21 @@ export const TIMEOUT_SIGNAL = 'ALRM';
 if (RUNNER.includes("'") || CLASSIC_RUNNER.includes("'"))
   throw new Error('The runners must not contain single quotes');
 
+/**
+ * The login shell runs the runner itself when it is bash (not in POSIX mode); any other login shell
+ * hands it to bash. The same text for every command.
+ */
+export const RUNNER_COMMAND = `R='${RUNNER}'; if [ -n "$BASH_VERSION" ] && ! shopt -qo posix; then eval "$R"; else exec bash -c "$R" fluid-exec; fi`;
+/** As root through sudo, which starts bash. */
+const SUDO_RUNNER_COMMAND = `R='${RUNNER}'; exec sudo -n -- bash -c "$R" fluid-exec`;
+
 export interface RunnerCommand {
-  /** The command line for the exec request (fixed text plus numbers). */
+  /** The command line for the exec request (fixed text; the classic runner adds numbers). */
   command: string;
   /** What to write to the channel before the caller's stdin. */
   preamble: Buffer;
+  /** The command may run on a runner started ahead (the command line is RUNNER_COMMAND). */
+  spare: boolean;
 }
 
 /** 'inline': RUNNER in the login shell (the default); 'classic': CLASSIC_RUNNER. */
@@ -162,17 +170,15 @@ export function runnerCommand(script: string | Buffer, opts: RunnerOptions = {})
   const seconds = timeoutMs > 0 ? Math.max(0.001, timeoutMs / 1000).toFixed(3) : '0';
   const tenths = Math.max(1, Math.ceil((opts.killGraceMs ?? DEFAULT_KILL_GRACE_MS) / 100));
   const numbers = `${preamble.length} ${seconds} ${tenths}`;
-  const args = `fluid-exec ${numbers}`;
   if (opts.runner === 'classic') {
     const prefix = opts.root ? 'exec sudo -n -- bash -c' : 'exec bash -c';
-    return { command: `${prefix} '${CLASSIC_RUNNER}' ${args}`, preamble };
+    return { command: `${prefix} '${CLASSIC_RUNNER}' fluid-exec ${numbers}`, preamble, spare: false };
   }
-  // As root, sudo starts bash. Otherwise the login shell runs the runner itself when it is bash
-  // (not in POSIX mode); any other login shell hands it to bash.
-  const command = opts.root
-    ? `R='${RUNNER}'; exec sudo -n -- bash -c "$R" ${args}`
-    : `R='${RUNNER}'; if [ -n "$BASH_VERSION" ] && ! shopt -qo posix; then set -- ${numbers}; eval "$R"; else exec bash -c "$R" ${args}; fi`;
-  return { command, preamble };
+  return {
+    command: opts.root ? SUDO_RUNNER_COMMAND : RUNNER_COMMAND,
+    preamble: Buffer.concat([Buffer.from(`${numbers}\n`), preamble]),
+    spare: !opts.root,
+  };
 }
 
 /**

@@ -381,3 +381,98 @@ describe('root commands over a root login (target.rootUser)', () => {
     }
   });
 });
+
+describe('runners started ahead (Spare)', () => {
+  /** Prints the pid of the other session on this command's connection: the spare started after it. */
+  const FIND_SPARE =
+    'pp=$(ps -o ppid= -p $$); for i in $(seq 100); do s=$(pgrep -P $pp | grep -vx $$); [ -n "$s" ] && break; sleep 0.05; done; echo "$s"';
+  const session = (key: string, over: object = {}) =>
+    new GuestSsh(localTarget(sshd, { key }), { ca: t.ca, ...over });
+  /** A live (not zombie) process? */
+  const alive = (pid: number) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+    } catch {
+      return false;
+    }
+  };
+
+  test('after the first command each command runs on a runner started ahead, on a channel of its own', async () => {
+    const s = session('sb-spare');
+    try {
+      const pids: string[] = [];
+      for (let i = 0; i < 6; i++) {
+        const r = await s.exec('echo "$$ $BASH_SOURCE"; echo err >&2; exit 3', { stdin: 'unused' });
+        assert.deepEqual([r.exitCode, r.stderr], [3, 'err\n']);
+        pids.push(r.stdout);
+      }
+      assert.equal(s.stats.spareRuns, 5, 'every command but the first');
+      assert.equal(new Set(pids).size, 6, `a runner (and a channel) per command: ${pids.join(' ')}`);
+      assert.ok(pids.every((p) => p.endsWith(' /dev/fd/9\n')));
+      assert.equal(s.stats.connects, 1);
+      // Without spares, nothing runs ahead.
+      const off = session('sb-spare-off', { spare: false });
+      await off.exec('true');
+      await off.exec('true');
+      assert.equal(off.stats.spareRuns, 0);
+      off.close();
+    } finally {
+      s.close();
+    }
+  });
+
+  test('a spare never makes a command wait for a channel slot', async () => {
+    // Two slots, one held by the spare: two commands that each wait for the other still both run.
+    const s = session('sb-spare-slots', { maxChannels: 2 });
+    try {
+      await s.exec('true');
+      const d = (await s.exec('mktemp -d')).stdout.trim();
+      const [a, b] = await Promise.all(
+        ['a b', 'b a'].map((x) => {
+          const [me, other] = x.split(' ');
+          return s.exec(`touch ${d}/${me}; until [ -e ${d}/${other} ]; do sleep 0.05; done`, {
+            timeoutMs: 20_000,
+          });
+        }),
+      );
+      assert.deepEqual([a!.exitCode, b!.exitCode, a!.timedOut, b!.timedOut], [0, 0, false, false]);
+      await s.exec(`rm -r ${d}`);
+    } finally {
+      s.close();
+    }
+  });
+
+  test('a spare whose connection closes runs nothing and leaves nothing behind', async () => {
+    const s = session('sb-spare-close');
+    const spare = Number((await s.exec(FIND_SPARE)).stdout);
+    assert.ok(spare > 1 && alive(spare), 'a runner waits on the connection');
+    s.close();
+    await waitFor('the spare to exit', () => !alive(spare));
+  });
+
+  test('a spare killed while it waits: the next command runs once, on a channel of its own', async () => {
+    const s = session('sb-spare-killed');
+    try {
+      const d = (await s.exec('mktemp -d')).stdout.trim();
+      for (const sig of ['SIGTERM', 'SIGHUP'] as const) {
+        const spare = Number((await s.exec(FIND_SPARE)).stdout);
+        assert.ok(spare > 1 && alive(spare));
+        const runs = s.stats.spareRuns;
+        // Killed before the client can hear of it: the command is written to the dead spare.
+        process.kill(spare, sig);
+        const r = await s.exec(`echo ran >> ${d}/${sig}; wc -l < ${d}/${sig}`);
+        assert.deepEqual([r.exitCode, r.stdout], [0, '1\n'], `${sig}: ran exactly once`);
+        assert.equal(s.stats.spareRuns, runs, `${sig}: not on the dead spare`);
+      }
+      // A KILL can come at any moment, so it is reported as it is, never run again.
+      const spare = Number((await s.exec(FIND_SPARE)).stdout);
+      process.kill(spare, 'SIGKILL');
+      const r = await s.exec(`echo ran >> ${d}/kill`);
+      assert.equal(r.signal, 'SIGKILL');
+      assert.equal((await s.exec(`cat ${d}/kill 2>/dev/null | wc -l; rm -r ${d}`)).stdout, '0\n');
+    } finally {
+      s.close();
+    }
+  });
+});

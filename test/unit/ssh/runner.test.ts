@@ -11,6 +11,7 @@ import {
   CLASSIC_RUNNER,
   HeadTailBuffer,
   RUNNER,
+  RUNNER_COMMAND,
   runnerCommand,
   truncationMarker,
   type RunnerKind,
@@ -36,6 +37,8 @@ function runLocal(
     timeoutMs?: number;
     graceTenths?: number;
     declaredLength?: number;
+    /** Send exactly this on stdin instead of the preamble and stdin. */
+    rawStdin?: string;
     /** Put in the environment of the runner and everything it starts (see survivors()). */
     mark?: string;
     onStart?: (pid: number) => void;
@@ -66,7 +69,13 @@ function runLocal(
   });
   child.stderr.on('data', (d) => (stderr += d));
   child.stdin.on('error', () => {});
-  child.stdin.end(Buffer.concat([body, Buffer.from(opts.stdin ?? '')]));
+  // What comes before the script (the inline runner's header line) is sent as made.
+  const header = cmd.preamble.subarray(0, cmd.preamble.length - declared.length);
+  child.stdin.end(
+    opts.rawStdin !== undefined
+      ? Buffer.from(opts.rawStdin)
+      : Buffer.concat([header, body, Buffer.from(opts.stdin ?? '')]),
+  );
   return new Promise((resolve) =>
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr, pid: child.pid! })),
   );
@@ -176,6 +185,22 @@ for (const runner of ['inline', 'classic'] as const) {
       assert.equal(existsSync('/tmp/fluid-runner-must-not-exist'), false);
     });
 
+    if (runner === 'inline')
+      for (const [what, stdin] of [
+        ['nothing at all (a runner started ahead whose connection closed)', ''],
+        ['a header cut short', '40 300.0'],
+        ['a header that is not numbers', 'x 300.000 20\ntouch /tmp/fluid-runner-must-not-exist\n'],
+        ['a header with a fractional length', '1.5 300.000 20\ntouch /tmp/fluid-runner-must-not-exist\n'],
+        ['a header without a grace', '47 300.000\ntouch /tmp/fluid-runner-must-not-exist\n'],
+      ] as const)
+        test(`the header decides nothing it should not: ${what} runs nothing`, async () => {
+          const r = await run('', { rawStdin: stdin });
+          assert.equal(r.code, 125);
+          assert.match(r.stderr, stdin.includes('\n') ? /header is malformed/ : /arrived incomplete/);
+          assert.equal(r.stdout, '');
+          assert.equal(existsSync('/tmp/fluid-runner-must-not-exist'), false);
+        });
+
     test('an empty script succeeds', async () => {
       const r = await run('');
       assert.equal(r.code, 0);
@@ -251,27 +276,31 @@ for (const runner of ['inline', 'classic'] as const) {
       assert.equal(alive(pid), false);
     });
 
-    test('the command line carries only fixed text and numbers', () => {
+    test('the command line carries only fixed text (and, for the classic runner, numbers)', () => {
       const script = "echo 'it''s' $(rm -rf /) `x` \"$y\"";
       const c = runnerCommand(script, { runner, timeoutMs: 1500, killGraceMs: 2000 });
       assert.ok(!c.command.includes('rm -rf'));
-      assert.deepEqual(c.preamble, Buffer.from(script));
       const n = Buffer.byteLength(script);
       if (runner === 'classic') {
+        assert.deepEqual(c.preamble, Buffer.from(script));
         assert.equal(c.command, `exec bash -c '${CLASSIC_RUNNER}' fluid-exec ${n} 1.500 20`);
         assert.equal(
           runnerCommand('x', { runner, root: true }).command,
           `exec sudo -n -- bash -c '${CLASSIC_RUNNER}' fluid-exec 1 0 20`,
         );
+        assert.equal(c.spare, false);
       } else {
+        assert.deepEqual(c.preamble, Buffer.from(`${n} 1.500 20\n${script}`));
         assert.equal(
           c.command,
-          `R='${RUNNER}'; if [ -n "$BASH_VERSION" ] && ! shopt -qo posix; then set -- ${n} 1.500 20; eval "$R"; else exec bash -c "$R" fluid-exec ${n} 1.500 20; fi`,
+          `R='${RUNNER}'; if [ -n "$BASH_VERSION" ] && ! shopt -qo posix; then eval "$R"; else exec bash -c "$R" fluid-exec; fi`,
         );
-        assert.equal(
-          runnerCommand('x', { root: true }).command,
-          `R='${RUNNER}'; exec sudo -n -- bash -c "$R" fluid-exec 1 0 20`,
-        );
+        // Every command has the same line, so a runner can be started before its command exists.
+        assert.equal(runnerCommand('other', { timeoutMs: 5 }).command, RUNNER_COMMAND);
+        assert.equal(c.spare, true);
+        const root = runnerCommand('x', { root: true });
+        assert.equal(root.command, `R='${RUNNER}'; exec sudo -n -- bash -c "$R" fluid-exec`);
+        assert.equal(root.spare, false);
       }
       assert.throws(() => runnerCommand('a\0b', { runner }), /NUL/);
       assert.throws(() => runnerCommand('x', { runner, timeoutMs: -1 }), /timeoutMs/);
