@@ -1,7 +1,9 @@
 /**
  * Exec round-trip latency, the competing approaches side by side in one run:
  *   ssh2 pooled, bare `true`      one ssh2 connection, client.exec('true'): the floor
- *   GuestSsh.exec, inline runner  Fluid's exec: pooled + the runner in the login shell (default)
+ *   GuestSsh.exec, inline runner  Fluid's exec: pooled + the runner in the login shell, started
+ *                                 ahead on the connection (guest.ts, Spare; the default)
+ *   inline, channel per command   the same runner on a new channel per command (before spares)
  *   GuestSsh.exec, classic runner the previous runner: bash + timeout(1) + bash per command
  *   ... as root                   the same through `sudo -n`
  *   OpenSSH ControlMaster         `ssh -S ctl host true` over a master connection
@@ -19,7 +21,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Client, type ConnectConfig } from 'ssh2';
+import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import {
   ensureTestUser,
   localTarget,
@@ -51,7 +53,7 @@ let port: number;
 let user: string;
 let sshAuth: string[];
 let auth: Pick<ConnectConfig, 'authHandler' | 'privateKey'>;
-let guests: { inline: GuestSsh; classic: GuestSsh } | null = null;
+let guests: { inline: GuestSsh; perChannel: GuestSsh; classic: GuestSsh } | null = null;
 
 if (remote) {
   if (!values.identity) throw new Error('--target needs --identity <private key file>');
@@ -72,10 +74,12 @@ if (remote) {
   auth = { authHandler: certificateAuthHandler(TEST_USER, cert.privateKey, cert.certificate) };
   guests = {
     inline: new GuestSsh(localTarget(sshd), { ca }),
+    perChannel: new GuestSsh(localTarget(sshd, { key: 'per-channel' }), { ca, spare: false }),
     classic: new GuestSsh(localTarget(sshd, { key: 'classic' }), { ca, runner: 'classic' }),
   };
   cleanups.push(() => {
     guests!.inline.close();
+    guests!.perChannel.close();
     guests!.classic.close();
   });
 }
@@ -97,22 +101,36 @@ async function ssh2Client(): Promise<Client> {
   });
 }
 
+function openChannel(c: Client, command: string): Promise<ClientChannel> {
+  return new Promise((resolve, reject) => c.exec(command, (err, s) => (err ? reject(err) : resolve(s))));
+}
+
+/** Write stdin to an exec channel and wait for it to close with exit code 0. */
+function drive(s: ClientChannel, what: string, stdin?: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let code: number | null = null;
+    s.on('data', () => {});
+    s.stderr.on('data', () => {});
+    s.on('exit', (c: number | null) => (code = c));
+    s.on('close', () => (code === 0 ? resolve() : reject(new Error(`${what} exited ${code}`))));
+    if (stdin) s.end(stdin);
+    else s.end();
+  });
+}
+
 /** One exec channel: the command, then what goes on stdin; resolves with the exit code. */
-function rawExec(c: Client, command: string, stdin?: Buffer): Promise<void> {
-  return new Promise((resolve, reject) =>
-    c.exec(command, (err, s) => {
-      if (err) return reject(err);
-      let code: number | null = null;
-      s.on('data', () => {});
-      s.stderr.on('data', () => {});
-      s.on('exit', (c: number | null) => (code = c));
-      s.on('close', () =>
-        code === 0 ? resolve() : reject(new Error(`${command.slice(0, 40)} exited ${code}`)),
-      );
-      if (stdin) s.end(stdin);
-      else s.end();
-    }),
-  );
+async function rawExec(c: Client, command: string, stdin?: Buffer): Promise<void> {
+  await drive(await openChannel(c, command), command.slice(0, 40), stdin);
+}
+
+/** GuestSsh's spare, by hand: the runner's channel opened ahead, the next one asked for at once. */
+let spare: Promise<ClientChannel> | null = null;
+async function spareExec(c: Client): Promise<void> {
+  const cmd = runnerCommand('true', { timeoutMs: DEFAULT_TIMEOUT_MS, killGraceMs: DEFAULT_KILL_GRACE_MS });
+  const channel = await (spare ?? openChannel(c, cmd.command));
+  const done = drive(channel, 'spare', cmd.preamble);
+  spare = openChannel(c, cmd.command);
+  await done;
 }
 
 /** What GuestSsh.exec sends for `true` with its default deadline, over the given connection. */
@@ -140,6 +158,7 @@ if (master.status !== 0) throw new Error(`ControlMaster did not start: ${master.
 cleanups.push(() => spawnSync('ssh', ['-S', ctl, '-O', 'exit', ...sshArgs]));
 
 const INLINE = 'GuestSsh.exec, inline runner';
+const PER_CHANNEL = 'inline, channel per command';
 const CLASSIC = 'GuestSsh.exec, classic runner';
 const INLINE_ROOT = 'inline runner, root (sudo)';
 const CLASSIC_ROOT = 'classic runner, root (sudo)';
@@ -147,7 +166,8 @@ const CONTROL = 'OpenSSH ControlMaster';
 const FRESH = 'fresh ssh per command';
 const cases: [string, () => Promise<unknown>][] = [
   ['ssh2 pooled, bare `true`', () => rawExec(pooled, 'true')],
-  [INLINE, guests ? () => guests!.inline.exec('true') : () => runnerExec(pooled, 'inline')],
+  [INLINE, guests ? () => guests!.inline.exec('true') : () => spareExec(pooled)],
+  [PER_CHANNEL, guests ? () => guests!.perChannel.exec('true') : () => runnerExec(pooled, 'inline')],
   [CLASSIC, guests ? () => guests!.classic.exec('true') : () => runnerExec(pooled, 'classic')],
   [
     INLINE_ROOT,
@@ -194,6 +214,7 @@ for (const r of rows)
   );
 const ratio = (a: string, b: string) => (p50(b) / p50(a)).toFixed(1);
 console.log(`
-inline runner: ${ratio(INLINE, CLASSIC)}x faster than the classic runner, ${ratio(INLINE, FRESH)}x faster than a fresh ssh,
+inline runner: ${ratio(INLINE, PER_CHANNEL)}x faster started ahead than on a channel per command,
+               ${ratio(INLINE, CLASSIC)}x faster than the classic runner, ${ratio(INLINE, FRESH)}x faster than a fresh ssh,
                ${(p50(INLINE) / p50(CONTROL)).toFixed(2)}x ControlMaster's time; as root ${ratio(INLINE_ROOT, CLASSIC_ROOT)}x faster than classic
 (ms; machine load shows in p95)`);
