@@ -480,6 +480,21 @@ export class GuestSsh {
           );
       });
       sock.on('error', () => markClosed());
+      // The far end stopped sending: a guest that went away under a forwarded connection (rebooted,
+      // restored, destroyed) leaves the host's stream ended but not closed. ssh2 reports that as
+      // 'end' only, and stops its keepalives, so nothing else would ever notice.
+      client.on('end', () => {
+        if (!settled)
+          return fail(
+            hostKeyError ??
+              new FluidError(
+                'HOST_UNREACHABLE',
+                `${this.describe()} closed the connection during the SSH handshake.`,
+              ),
+          );
+        live.close();
+        sock.destroy();
+      });
 
       const config: ConnectConfig = {
         sock,

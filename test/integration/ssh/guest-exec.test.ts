@@ -14,7 +14,10 @@ import {
 } from './harness.ts';
 import { GuestSsh } from '../../../src/core/ssh/guest.ts';
 import { readdirSync, readFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { Duplex } from 'node:stream';
 import { FluidError } from '../../../src/shared/errors.ts';
+import { LocalConnection } from '../../../src/core/hosts/connection.ts';
 
 const NOSUDO = 'fluid-test-nosudo';
 let sshd: CaSshd;
@@ -471,6 +474,71 @@ describe('runners started ahead (Spare)', () => {
       const r = await s.exec(`echo ran >> ${d}/kill`);
       assert.equal(r.signal, 'SIGKILL');
       assert.equal((await s.exec(`cat ${d}/kill 2>/dev/null | wc -l; rm -r ${d}`)).stdout, '0\n');
+    } finally {
+      s.close();
+    }
+  });
+});
+
+describe('a guest that goes away under its connection', () => {
+  /**
+   * A host whose forwarded streams can be ended from the far side without closing, as the host's sshd
+   * leaves them when the guest behind them is rebooted or restored by another process: 'end' comes,
+   * 'close' never does, and writes vanish.
+   */
+  function cuttableHost(): { host: LocalConnection; cut: () => void } {
+    const host = new LocalConnection('cuttable');
+    const cuts: (() => void)[] = [];
+    host.forwardOut = (address, port) =>
+      new Promise((resolve) => {
+        const sock = connect({ host: address, port }, () => resolve(stream));
+        let gone = false;
+        const stream = new Duplex({
+          allowHalfOpen: true,
+          read() {},
+          write(chunk, _enc, cb) {
+            if (gone) return cb();
+            sock.write(chunk, cb);
+          },
+        });
+        sock.on('data', (c) => !gone && stream.push(c));
+        cuts.push(() => {
+          gone = true;
+          stream.push(null);
+          sock.destroy();
+        });
+      });
+    return { host, cut: () => cuts.splice(0).forEach((c) => c()) };
+  }
+
+  test('an idle connection (with its spare) is dropped when its stream ends, and the next command logs in anew', async () => {
+    const { host, cut } = cuttableHost();
+    const s = new GuestSsh(localTarget(sshd, { key: 'sb-cut-idle', host }), { ca: t.ca });
+    try {
+      await s.exec('true');
+      await s.exec('true');
+      assert.equal(s.stats.spareRuns, 1);
+      cut();
+      await waitFor('the connection to be dropped', () => !s.stats.connected);
+      const r = await s.exec('echo again', { timeoutMs: 20_000 });
+      assert.deepEqual([r.exitCode, r.stdout, r.timedOut], [0, 'again\n', false]);
+      assert.equal(s.stats.connects, 2);
+    } finally {
+      s.close();
+    }
+  });
+
+  test('a command running when the stream ends fails at once instead of waiting for its deadline', async () => {
+    const { host, cut } = cuttableHost();
+    const s = new GuestSsh(localTarget(sshd, { key: 'sb-cut-busy', host }), { ca: t.ca });
+    try {
+      await s.exec('true');
+      let started!: () => void;
+      const running = new Promise<void>((r) => (started = r));
+      const p = s.exec('echo up; sleep 30', { timeoutMs: 60_000, onStdout: () => started() });
+      await running;
+      cut();
+      await assert.rejects(p, (e) => isCode('HOST_UNREACHABLE')(e) && /dropped/.test((e as Error).message));
     } finally {
       s.close();
     }
