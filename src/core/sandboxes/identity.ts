@@ -202,11 +202,12 @@ done`;
 /**
  * Restart sshd only when it must (the restart is most of a second of an emulated guest's time).
  * OpenSSH before 9.8 re-executes itself for each connection, and that process reads the host keys
- * (and, at login, the CA and principals files): new keys need no restart. A cold clone, settings
- * this script wrote (SSHD_CONF=1: a drop-in that differed, a changed sshd_config), an sshd that keeps its keys from its start (9.8 and later,
- * which hand each connection to sshd-session; or one run with -r), or a listener that cannot be
- * found get a restart. A clone may have booted without host keys and hit systemd's start limit:
- * that is cleared first (cold clones only; a restored template's sshd is healthy).
+ * (and, at login, the CA and principals files): new keys need no restart. A restart comes for a
+ * cold clone; for settings this script wrote (SSHD_CONF=1: a drop-in that differed, a changed
+ * sshd_config); for an sshd that keeps its keys from its start (9.8 and later, which hand each
+ * connection to sshd-session, or one run with -r); and when the listener cannot be found. A clone
+ * may have booted without host keys and hit systemd's start limit: that is cleared first (cold
+ * clones only; a restored template's sshd is healthy).
  */
 export function restartSection(cold: boolean): string {
   return `# Restart sshd when the new keys or settings need it

@@ -57,8 +57,9 @@ export const RUNNER = `me=$$ to=0 cx=0 n= t= k= s= p= tp= rc=0
 fin() { if [ "$2" = 1 ]; then trap - ALRM; kill -ALRM $$; fi; exit "$1"; }
 exec 8>&2 2>/dev/null
 IFS=" " read -r n t k || { echo "fluid-exec: the script arrived incomplete" >&8; fin 125 0; }
-case "$n:$k" in *[!0-9:]*|:*|*:) n=x;; esac
+case "$k" in ""|*[!0-9]*) n=x;; esac
 case "$t" in ""|*[!0-9.]*) n=x;; esac
+case "$n" in ""|*[!0-9]*) n=x;; esac
 [ "$n" = x ] && { echo "fluid-exec: the header is malformed" >&8; fin 125 0; }
 if [ "$n" -gt 0 ] && ! LC_ALL=C IFS= read -r -N "$n" s; then echo "fluid-exec: the script arrived incomplete" >&8; fin 125 0; fi
 ${ALIVE}

@@ -191,6 +191,10 @@ for (const runner of ['inline', 'classic'] as const) {
         ['a header cut short', '40 300.0'],
         ['a header that is not numbers', 'x 300.000 20\ntouch /tmp/fluid-runner-must-not-exist\n'],
         ['a header with a fractional length', '1.5 300.000 20\ntouch /tmp/fluid-runner-must-not-exist\n'],
+        [
+          'a header with a separator inside a number',
+          '1:2 300.000 20\ntouch /tmp/fluid-runner-must-not-exist\n',
+        ],
         ['a header without a grace', '47 300.000\ntouch /tmp/fluid-runner-must-not-exist\n'],
       ] as const)
         test(`the header decides nothing it should not: ${what} runs nothing`, async () => {
