@@ -7,12 +7,12 @@ import { useLayoutEffect, useMemo, useRef, useState } from 'react';
 import { Icon } from '../../components/Icon.tsx';
 import { formatTime } from '../../lib/format.ts';
 import { retryText } from './format.ts';
+import { afterOutput, atBottom } from './follow.ts';
 import { buildRows, type Row, type SessionState } from './sessionState.ts';
 import { ToolCallCard } from './ToolCallCard.tsx';
 import { RichText } from './ToolArgs.tsx';
 
 /** Within this many pixels of the bottom counts as "at the bottom". */
-const STICK_PX = 40;
 
 function RowView({ row, sessionId, first }: { row: Row; sessionId: string; first: boolean }) {
   switch (row.kind) {
@@ -102,20 +102,30 @@ export function Transcript({
   const rows = useMemo(() => buildRows(state), [state]);
   const ref = useRef<HTMLDivElement>(null);
   const stick = useRef(true);
+  /** Where the last follow left the view: a reader's scroll away from it may not have fired yet. */
+  const followedTo = useRef(0);
   const [away, setAway] = useState(false);
   const firstUser = rows.find((r) => r.kind === 'user')?.key;
 
   function onScroll() {
     const el = ref.current;
     if (!el) return;
-    const atBottom = el.scrollHeight - el.scrollTop - el.clientHeight < STICK_PX;
-    stick.current = atBottom;
-    setAway(!atBottom);
+    const bottom = atBottom(el);
+    stick.current = bottom;
+    setAway(!bottom);
   }
 
   useLayoutEffect(() => {
     const el = ref.current;
-    if (el && stick.current) el.scrollTop = el.scrollHeight;
+    if (!el || !stick.current) return;
+    // A reader who scrolled up since the last follow is not pulled back before onScroll hears of it.
+    if (afterOutput(el, followedTo.current) === 'away') {
+      stick.current = false;
+      setAway(true);
+      return;
+    }
+    el.scrollTop = el.scrollHeight;
+    followedTo.current = el.scrollTop;
   }, [state.rev, working, queued.length]);
 
   function jump() {
@@ -124,6 +134,7 @@ export function Transcript({
     stick.current = true;
     setAway(false);
     el.scrollTop = el.scrollHeight;
+    followedTo.current = el.scrollTop;
   }
 
   const last = rows.at(-1);
