@@ -53,11 +53,6 @@ export interface IdentityInput {
   hostKeys: HostKeySet;
   /** Also create Fluid's user and the CA trust (a warm template already has them). */
   includeTrust: boolean;
-  /**
-   * Restored from a warm template's memory image, its sshd running and healthy: restarted only when
-   * it must be (restartSection). A cold clone's sshd is always restarted.
-   */
-  restored?: boolean;
   /** The one certificate principal this clone accepts (sandboxPrincipal). Written per clone. */
   principal: string;
   /**
@@ -118,7 +113,7 @@ IFS=- read -r u1 u2 u3 u4 u5 < /proc/sys/kernel/random/uuid
 printf '%s%s%s%s%s\n' "$u1" "$u2" "$u3" "$u4" "$u5" > /etc/machine-id
 if [ -d /var/lib/dbus ] && [ ! -L /var/lib/dbus/machine-id ]; then ln -sf /etc/machine-id /var/lib/dbus/machine-id; fi
 
-# SSH host keys, made by Fluid (see the restart below for when sshd serves them).
+# SSH host keys, made by Fluid (sshd keeps serving its old keys until the restart below).
 umask 077
 ${(['ed25519', 'ecdsa', 'rsa'] as const)
   .map((t) => `printf '%s\n' '${i.hostKeys[t].private.trim()}' > /etc/ssh/ssh_host_${t}_key`)
@@ -131,7 +126,15 @@ ${i.includeTrust ? trustSection(i.caPublicKey) + "\n# Egress through Fluid's pro
 ${principalSection(i.principal, i.gateway)}
 ${rootLoginSection(i.gateway)}
 ${runtimeScript(i)}
-${restartSection(!i.restored)}
+# Restart sshd with the new keys. A clone may have booted without host keys and hit systemd's start
+# limit: clear that first (cold boots only; a restored template's sshd is healthy).
+if [ -d /run/systemd/system ]; then
+  UNIT=ssh; [ -f /lib/systemd/system/ssh.service ] || [ -f /usr/lib/systemd/system/ssh.service ] || [ -f /etc/systemd/system/ssh.service ] || UNIT=sshd
+  ${i.includeTrust ? 'systemctl reset-failed "$UNIT" 2>/dev/null || true' : ':'}
+  systemctl restart "$UNIT" || { journalctl -u "$UNIT" --no-pager -n 20 >&2 2>/dev/null; exit 4; }
+else
+  service ssh restart 2>/dev/null || service sshd restart
+fi
 
 echo '${HOSTKEY_MARK}'
 read -r pub < /etc/ssh/ssh_host_ed25519_key.pub; printf '%s\n' "$pub"
@@ -199,43 +202,6 @@ for u in ${FLUID_USER} ${ROOT_USER}; do
 done`;
 }
 
-/**
- * Restart sshd only when it must (the restart is most of a second of an emulated guest's time).
- * OpenSSH before 9.8 re-executes itself for each connection, and that process reads the host keys
- * (and, at login, the CA and principals files): new keys need no restart. A restart comes for a
- * cold clone; for settings this script wrote (SSHD_CONF=1: a drop-in that differed, a changed
- * sshd_config); for an sshd that keeps its keys from its start (9.8 and later, which hand each
- * connection to sshd-session, or one run with -r); and when the listener cannot be found. A clone
- * may have booted without host keys and hit systemd's start limit: that is cleared first (cold
- * clones only; a restored template's sshd is healthy).
- */
-export function restartSection(cold: boolean): string {
-  return `# Restart sshd when the new keys or settings need it
-RESTART=${cold ? 1 : '${SSHD_CONF:-0}'}
-for f in /usr/lib/openssh/sshd-session /usr/libexec/openssh/sshd-session /usr/libexec/sshd-session; do [ -e "$f" ] && RESTART=1; done
-P= T=
-if [ -r /run/sshd.pid ]; then read -r P < /run/sshd.pid || :; fi
-if [ -n "$P" ] && [ -r "/proc/$P/cmdline" ]; then IFS= read -r T < "/proc/$P/cmdline" || :; fi
-case " $T " in *" -r "*) RESTART=1;; *"[listener]"*) ;; *) RESTART=1;; esac
-if [ "$RESTART" = 1 ]; then
-  if [ -d /run/systemd/system ]; then
-    UNIT=ssh; [ -f /lib/systemd/system/ssh.service ] || [ -f /usr/lib/systemd/system/ssh.service ] || [ -f /etc/systemd/system/ssh.service ] || UNIT=sshd
-    ${cold ? 'systemctl reset-failed "$UNIT" 2>/dev/null || true' : ':'}
-    systemctl restart "$UNIT" || { journalctl -u "$UNIT" --no-pager -n 20 >&2 2>/dev/null; exit 4; }
-  else
-    service ssh restart 2>/dev/null || service sshd restart
-  fi
-fi
-echo "sshd-restarted=$RESTART"`;
-}
-
-/**
- * A shell function: `same FILE TEXT` succeeds when FILE holds exactly TEXT plus a final newline
- * (builtins only), so a section rewrites a file (and asks for a restart) only when it differs.
- */
-const SAME_FILE = `same() { h=; if [ -f "$1" ]; then while IFS= read -r l; do h="$h\${h:+
-}$l"; done < "$1"; fi; [ "$h" = "$2" ]; }`;
-
 /** The drop-in that lets root log in (rootLoginSection): Fluid's file, apart from the image's sshd_config. */
 export const ROOT_LOGIN_CONF = '/etc/ssh/sshd_config.d/10-fluid-root.conf';
 
@@ -246,20 +212,14 @@ export const ROOT_LOGIN_CONF = '/etc/ssh/sshd_config.d/10-fluid-root.conf';
  * commands then need no sudo each. The image's sshd_config is not touched, so a change the agent
  * makes to it carries nothing of Fluid's into a playbook; an sshd without the drop-in directory
  * keeps root out and Fluid uses sudo. Shell builtins only (a fork costs a fifth of a second in an
- * emulated guest); idempotent. The file is written only when it differs (then SSHD_CONF=1: the
- * identity step restarts sshd), so a clone of a template that has it needs no restart for it.
+ * emulated guest); idempotent; the identity step restarts sshd after it.
  */
 export function rootLoginSection(from: string): string {
   if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(from)) throw new Error(`invalid source address ${from}`);
   return `# Root logins with this sandbox's certificate, from Fluid's address only
 inc=
 while IFS= read -r l; do case $l in [Ii]nclude*/etc/ssh/sshd_config.d/*) inc=1;; esac; done < /etc/ssh/sshd_config
-${SAME_FILE}
-if [ -n "$inc" ] && [ -d /etc/ssh/sshd_config.d ]; then
-  want='Match User ${ROOT_USER} Address ${from}
-\tPermitRootLogin prohibit-password'
-  same ${ROOT_LOGIN_CONF} "$want" || { printf '%s\\n' "$want" > ${ROOT_LOGIN_CONF}; SSHD_CONF=1; }
-fi`;
+[ -z "$inc" ] || [ ! -d /etc/ssh/sshd_config.d ] || printf 'Match User ${ROOT_USER} Address ${from}\\n\\tPermitRootLogin prohibit-password\\n' > ${ROOT_LOGIN_CONF}`;
 }
 
 /**
@@ -282,27 +242,24 @@ printf '%s\\n' '${caPublicKey.trim()}' > /etc/ssh/fluid/user_ca.pub
 chmod 0644 /etc/ssh/fluid/user_ca.pub /etc/ssh/fluid/principals_${FLUID_USER}
 CONF='TrustedUserCAKeys /etc/ssh/fluid/user_ca.pub
 AuthorizedPrincipalsFile /etc/ssh/fluid/principals_%u'
-${SAME_FILE}
 if [ -d /etc/ssh/sshd_config.d ] && grep -qi '^Include /etc/ssh/sshd_config.d' /etc/ssh/sshd_config; then
-  same /etc/ssh/sshd_config.d/10-fluid.conf "$CONF" || { printf '%s\\n' "$CONF" > /etc/ssh/sshd_config.d/10-fluid.conf; SSHD_CONF=1; }
+  printf '%s\\n' "$CONF" > /etc/ssh/sshd_config.d/10-fluid.conf
 else
   sed -i '/# fluid-begin/,/# fluid-end/d' /etc/ssh/sshd_config
   printf '# fluid-begin\\n%s\\n# fluid-end\\n' "$CONF" >> /etc/ssh/sshd_config
-  SSHD_CONF=1
 fi
 `;
 }
 
 /**
- * For a warm template: what every clone shares (Fluid's user, the CA trust, the root-login drop-in,
- * the proxy settings), applied and live (sshd reloaded) before the memory is saved.
+ * For a warm template: what every clone shares (Fluid's user, the CA trust, the proxy settings),
+ * applied and live (sshd reloaded) before the memory is saved.
  */
-export function templateTrustScript(caPublicKey: string, gateway: string, proxySetup = ''): string {
+export function templateTrustScript(caPublicKey: string, proxySetup = ''): string {
   return `#!/bin/sh
 set -eu
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 ${trustSection(caPublicKey)}
-${rootLoginSection(gateway)}
 ${proxySetup || ':'}
 if command -v systemctl >/dev/null 2>&1; then systemctl reload ssh 2>/dev/null || systemctl reload sshd 2>/dev/null || true; fi
 sync

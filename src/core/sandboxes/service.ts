@@ -1306,7 +1306,6 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
       hostKeys: keys,
       principal: sandboxPrincipal(r.id),
       nowMs: Date.now(),
-      restored: !!fromTemplate,
       // A clone of a template made under this CA (and with the proxy set up) only needs what is unique.
       includeTrust: !(
         fromTemplate?.caFingerprint === this.d.ca.fingerprint() &&

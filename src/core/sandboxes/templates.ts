@@ -15,7 +15,6 @@ import { deriveDomain } from './domain-xml.ts';
 import { guestExec, waitForAgent } from './guest-agent.ts';
 import { templateTrustScript } from './identity.ts';
 import { hostLayout, templateDomainName } from './layout.ts';
-import { GATEWAY } from './network.ts';
 import { buildSaveHeader, parseSaveHeader, rewriteDomainXml } from './save-image.ts';
 
 export interface TemplateSpec {
@@ -101,11 +100,10 @@ ${V(`create ${shq(dir + '/domain.xml')}`)} >/dev/null`,
         signal: ctx.signal,
       },
     );
-    // Fluid's user, CA trust and root-login drop-in go into the template, so each restored clone only
-    // needs what is unique (and its sshd no restart). The template accepts no principal at all: each
-    // clone's identity step writes its own.
+    // Fluid's user and CA trust go into the template, so each restored clone only needs what is unique.
+    // The template accepts no principal at all: each clone's identity step writes its own.
     const trust = await guestExec(conn, host.libvirtUri, name, '/bin/sh', ['-s'], {
-      stdin: templateTrustScript(ca.publicKey(), GATEWAY, proxySetup),
+      stdin: templateTrustScript(ca.publicKey(), proxySetup),
       timeoutMs: 120_000,
       signal: ctx.signal,
     });
