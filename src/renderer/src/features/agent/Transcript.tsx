@@ -12,8 +12,6 @@ import { buildRows, type Row, type SessionState } from './sessionState.ts';
 import { ToolCallCard } from './ToolCallCard.tsx';
 import { RichText } from './ToolArgs.tsx';
 
-/** Within this many pixels of the bottom counts as "at the bottom". */
-
 function RowView({ row, sessionId, first }: { row: Row; sessionId: string; first: boolean }) {
   switch (row.kind) {
     case 'user':

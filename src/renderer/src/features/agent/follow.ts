@@ -4,6 +4,7 @@
  * of it yet: a view that left the place the last follow put it, and is not at the bottom, is the
  * reader's, not new output's.
  */
+/** Within this many pixels of the bottom counts as "at the bottom". */
 export const STICK_PX = 40;
 
 export interface ScrollBox {
