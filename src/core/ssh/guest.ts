@@ -741,10 +741,12 @@ export class GuestSsh {
     return null;
   }
 
-  /** Start a spare on the connection unless it has one or every channel slot is in use. */
+  /**
+   * Start a spare on the connection unless it has one or every channel slot is in use. Called for
+   * commands whose line is RUNNER_COMMAND only (runnerCommand's `spare`), never the classic runner.
+   */
   private startSpare(live: Live, command: string): void {
-    if (!this.opts.spare || this.opts.runner !== 'inline' || live.spare || live.closed || this.disposed)
-      return;
+    if (!this.opts.spare || live.spare || live.closed || this.disposed) return;
     const release = live.sem.tryAcquire();
     if (!release) return;
     const spare: Spare = { channel: Promise.resolve(null), gone: false, taken: false, release };
