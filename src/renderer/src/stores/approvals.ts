@@ -1,6 +1,7 @@
 /**
  * Approvals: snapshot with approvals.list, then approvals.changed (a full Approval) upserts. A request
- * that arrives pending while the app is open is queued for the approval modal (`prompt`).
+ * that arrives pending while the app is open is queued for the approval modal (`prompt`), even when
+ * the snapshot, still loading as it was made, already listed it.
  */
 import { create } from 'zustand';
 import type { Approval } from '../../../shared/contract/approvals.ts';
@@ -12,19 +13,31 @@ interface ApprovalsStore {
   byId: Record<string, Approval>;
   /** Approvals to show in the modal, oldest first; the modal shows the first. */
   prompt: string[];
+  /** Every approval ever queued for the modal: dismissed ones are not queued again. */
+  prompted: Record<string, true>;
 }
 
-export const useApprovals = create<ApprovalsStore>(() => ({ loaded: false, byId: {}, prompt: [] }));
+export const useApprovals = create<ApprovalsStore>(() => ({
+  loaded: false,
+  byId: {},
+  prompt: [],
+  prompted: {},
+}));
 
-export function upsertApproval(a: Approval, opts: { prompt?: boolean } = {}): void {
+/**
+ * Record an approval. `prompt`: queue it for the modal if it is a pending request this window did not
+ * know. `live`: it comes from approvals.changed, which says pending only when a request is made, so
+ * it is queued even if a snapshot loading meanwhile already listed it.
+ */
+export function upsertApproval(a: Approval, opts: { prompt?: boolean; live?: boolean } = {}): void {
   useApprovals.setState((s) => {
     const prev = s.byId[a.id];
     // A decision never goes back to pending.
     if (prev && prev.status !== 'pending' && a.status === 'pending') return s;
-    const isNew = !prev && a.status === 'pending';
+    const queue = opts.prompt && a.status === 'pending' && (!prev || opts.live) && !s.prompted[a.id];
     return {
       byId: { ...s.byId, [a.id]: a },
-      prompt: opts.prompt && isNew && !s.prompt.includes(a.id) ? [...s.prompt, a.id] : s.prompt,
+      ...(queue && { prompt: [...s.prompt, a.id], prompted: { ...s.prompted, [a.id]: true } }),
     };
   });
 }
@@ -33,7 +46,10 @@ const RESYNC_MS = 5_000;
 
 export function attachApprovals(backend: Backend): () => void {
   let alive = true;
-  const off = backend.on('approvals.changed', (a) => alive && upsertApproval(a, { prompt: true }));
+  const off = backend.on(
+    'approvals.changed',
+    (a) => alive && upsertApproval(a, { prompt: true, live: true }),
+  );
   // A decision taken in another process (the CLI) is not an event here; the sandbox that waited for
   // it changes state, though: look at its pending requests again.
   const offSandboxes = backend.on('sandboxes.changed', (e) => {
@@ -88,7 +104,10 @@ export async function refreshApproval(backend: Backend, id: string): Promise<voi
 
 /** Show these approvals in the modal (the header indicator: every pending one). */
 export function promptApprovals(ids: string[]): void {
-  useApprovals.setState((s) => ({ prompt: [...new Set([...ids, ...s.prompt])] }));
+  useApprovals.setState((s) => ({
+    prompt: [...new Set([...ids, ...s.prompt])],
+    prompted: { ...s.prompted, ...Object.fromEntries(ids.map((id) => [id, true] as const)) },
+  }));
 }
 
 /** Take one off the modal's queue (it stays pending, and counted, until someone decides). */
