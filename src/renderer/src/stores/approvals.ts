@@ -50,8 +50,8 @@ export function attachApprovals(backend: Backend): () => void {
     'approvals.changed',
     (a) => alive && upsertApproval(a, { prompt: true, live: true }),
   );
-  // A decision taken in another process (the CLI) is not an event here; the sandbox that waited for
-  // it changes state, though: look at its pending requests again.
+  // Another process's events (the CLI's) reach this window through the database's event feed, which
+  // is best effort; a sandbox that waited for a decision changes state too: look at its requests again.
   const offSandboxes = backend.on('sandboxes.changed', (e) => {
     for (const a of Object.values(useApprovals.getState().byId))
       if (a.status === 'pending' && a.sandboxId === e.sandboxId) void refreshApproval(backend, a.id);
@@ -70,8 +70,8 @@ export function attachApprovals(backend: Backend): () => void {
     },
     (err: unknown) => alive && toastError(err, 'Loading approvals'),
   );
-  // Requests made, and decisions taken, by another process on the same data (the CLI) send no event
-  // here: look for them now and then.
+  // And look for requests and decisions now and then, in case an event from another process on the
+  // same data (the CLI) never came.
   const timer = setInterval(() => {
     if (document.hidden || backend.isClosed) return;
     backend.call('approvals.list', { status: 'pending', limit: 100 }).then(
