@@ -5,6 +5,13 @@
  * opened (Fluid's SSH into sandboxes through the host) still flow. Nothing is forwarded to or from
  * the bridge: libvirt's isolated network already refuses that, this is belt and braces. The table is
  * deleted and recreated in one nft transaction, so the script is idempotent and atomic.
+ *
+ * A frame sent to an IEEE 802.1 link-local group address (01:80:c2:00:00:0X: STP, LACP, 802.1X,
+ * LLDP) is not forwarded by the bridge: the host's stack receives it on the port it came in on (the
+ * sandbox's tap), not on the bridge. Those frames pass neither libvirt's address filter nor the
+ * `iifname` rules here, so a sandbox could send UDP with any source address to any host service in
+ * them. They carry bridge control protocols, never IP: dropped first, whichever interface they
+ * arrive on.
  */
 import { FluidError } from '../../shared/errors.ts';
 import { canonicalIp } from './destinations.ts';
@@ -36,6 +43,9 @@ function validate(o: HostFirewallOptions): {
   return { bridge: o.bridge, ip, family: ip.includes(':') ? 'ip6' : 'ip', port: o.proxyPort };
 }
 
+/** IP in a frame to a link-local group address (see above): the mask keeps 01:80:c2:00:00:00–0f. */
+const LINK_LOCAL = 'ether daddr & ff:ff:ff:ff:ff:f0 == 01:80:c2:00:00:00';
+
 /** nftables ruleset text (what the script feeds to `nft -f -`). */
 export function hostFirewallRuleset(o: HostFirewallOptions): string {
   const v = validate(o);
@@ -45,6 +55,7 @@ delete table inet ${FIREWALL_TABLE}
 table inet ${FIREWALL_TABLE} {
   chain input {
     type filter hook input priority -10; policy accept;
+    ${LINK_LOCAL} counter drop
     ${b} ct state established,related accept
     ${b} udp dport 67 accept
     ${b} ${v.family} daddr ${v.ip} tcp dport ${v.port} accept

@@ -167,6 +167,34 @@ except OSError as e:
     print("fail: %s" % e)
 `;
 
+/** Send UDP from `ip` to `dst`:`port` in one raw Ethernet frame to `mac`, out of `dev`. */
+const RAW_UDP = `
+import socket, struct, sys
+dev, mac, ip, dst, port, data = sys.argv[1:7]
+def csum(b):
+    s = sum(struct.unpack('!10H', b)); s = (s >> 16) + (s & 0xffff); s += s >> 16
+    return ~s & 0xffff
+udp = struct.pack('!HHHH', 40000, int(port), 8 + len(data), 0) + data.encode()
+h = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0, socket.inet_aton(ip), socket.inet_aton(dst))
+h = h[:10] + struct.pack('!H', csum(h)) + h[12:]
+own = open('/sys/class/net/%s/address' % dev).read().strip()
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((dev, 0))
+s.send(bytes.fromhex(mac.replace(':', '')) + bytes.fromhex(own.replace(':', '')) + b'\\x08\\x00' + h + udp)
+`;
+/** Print every UDP datagram that reaches `port` until one says "end" (at most 30 s). */
+const UDP_SINK = `
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('0.0.0.0', int(sys.argv[1])))
+s.settimeout(30)
+while True:
+    d = s.recv(100).decode()
+    if d == 'end':
+        break
+    print(d, flush=True)
+`;
+
 describe('host firewall in network namespaces', () => {
   const id = randomBytes(3).toString('hex');
   const host = `flh-${id}`;
@@ -244,6 +272,78 @@ describe('host firewall in network namespaces', () => {
     assert.match(
       sh(host, 'nft list table inet fluid_egress'),
       /iifname "br-fl" counter packets [1-9]\d* bytes \d+ drop/,
+    );
+  });
+
+  test('IP in frames to link-local group addresses, which reach the host on the port itself, is dropped', async () => {
+    const bridgeMac = sh(host, 'cat /sys/class/net/br-fl/address').trim();
+    const ADDRS = ['01:80:c2:00:00:0e', '01:80:c2:00:00:03', '01:80:c2:00:00:02'];
+    const sendAll = (tag: string) => {
+      // The ordinary frame first: the firewall's bridge rules drop it, so it shows the sink would
+      // have printed a frame that got through.
+      execFileSync('ip', [
+        'netns',
+        'exec',
+        sb,
+        'python3',
+        '-c',
+        RAW_UDP,
+        'vs',
+        bridgeMac,
+        '10.239.99.2',
+        '10.239.99.1',
+        '5353',
+        `${tag}-plain`,
+      ]);
+      for (const [i, mac] of ADDRS.entries())
+        // A spoofed source address too: the bridge's filters never see these frames.
+        execFileSync('ip', [
+          'netns',
+          'exec',
+          sb,
+          'python3',
+          '-c',
+          RAW_UDP,
+          'vs',
+          mac,
+          `10.239.77.${i + 1}`,
+          '10.239.99.1',
+          '5353',
+          `${tag}-${mac}`,
+        ]);
+    };
+    const sink = async (tag: string) => {
+      const c = spawn('ip', ['netns', 'exec', host, 'python3', '-c', UDP_SINK, '5353'], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      children.push(c);
+      c.on('exit', () => children.splice(children.indexOf(c), 1));
+      let out = '';
+      c.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      const done = new Promise((r) => c.on('exit', r));
+      const deadline = Date.now() + 10_000;
+      while (!sh(host, "ss -lun 'sport = :5353'").includes(':5353')) {
+        if (Date.now() > deadline) throw new Error('the UDP sink did not start');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      sendAll(tag);
+      // Sent after the frames above were delivered (each sender exits after its send), from the host.
+      sh(
+        host,
+        `python3 -c "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'end', ('127.0.0.1', 5353))"`,
+      );
+      await done;
+      return out.split('\n').filter(Boolean).sort();
+    };
+    // Without the table (torn down here, put back below), all of them reach the host's socket:
+    // the frames are sent and the sink hears them.
+    sh(host, hostFirewallTeardownScript());
+    assert.deepEqual(await sink('open'), ['open-plain', ...ADDRS.map((m) => `open-${m}`)].sort());
+    sh(host, hostFirewallScript({ bridge: 'br-fl', gatewayIp: '10.239.99.1', proxyPort: 3128 }));
+    assert.deepEqual(await sink('closed'), [], 'nothing reaches the host with the firewall');
+    assert.match(
+      sh(host, 'nft list table inet fluid_egress'),
+      /ether daddr & ff:ff:ff:ff:ff:f0 == 01:80:c2:00:00:00 counter packets 3 bytes \d+ drop/,
     );
   });
 

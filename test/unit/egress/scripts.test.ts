@@ -69,6 +69,11 @@ describe('host firewall', () => {
   test('the ruleset recreates one table, lets in DHCP, the proxy and replies, drops the rest', () => {
     const r = hostFirewallRuleset(opts);
     assert.match(r, /^table inet fluid_egress\ndelete table inet fluid_egress\ntable inet fluid_egress \{/);
+    assert.match(
+      r,
+      /chain input \{\n.*policy accept;\n\s*ether daddr & ff:ff:ff:ff:ff:f0 == 01:80:c2:00:00:00 counter drop\n/,
+      'IP in link-local frames, which reach the host on the tap itself, is dropped first',
+    );
     assert.match(r, /iifname "virbr-fluid" ct state established,related accept/);
     assert.match(r, /iifname "virbr-fluid" udp dport 67 accept/);
     assert.match(r, /iifname "virbr-fluid" ip daddr 10\.239\.0\.1 tcp dport 3128 accept/);
