@@ -278,9 +278,7 @@ describe('host firewall in network namespaces', () => {
   test('IP in frames to link-local group addresses, which reach the host on the port itself, is dropped', async () => {
     const bridgeMac = sh(host, 'cat /sys/class/net/br-fl/address').trim();
     const ADDRS = ['01:80:c2:00:00:0e', '01:80:c2:00:00:03', '01:80:c2:00:00:02'];
-    const sendAll = (tag: string) => {
-      // The ordinary frame first: the firewall's bridge rules drop it, so it shows the sink would
-      // have printed a frame that got through.
+    const send = (mac: string, from: string, data: string) =>
       execFileSync('ip', [
         'netns',
         'exec',
@@ -289,28 +287,17 @@ describe('host firewall in network namespaces', () => {
         '-c',
         RAW_UDP,
         'vs',
-        bridgeMac,
-        '10.239.99.2',
+        mac,
+        from,
         '10.239.99.1',
         '5353',
-        `${tag}-plain`,
+        data,
       ]);
-      for (const [i, mac] of ADDRS.entries())
-        // A spoofed source address too: the bridge's filters never see these frames.
-        execFileSync('ip', [
-          'netns',
-          'exec',
-          sb,
-          'python3',
-          '-c',
-          RAW_UDP,
-          'vs',
-          mac,
-          `10.239.77.${i + 1}`,
-          '10.239.99.1',
-          '5353',
-          `${tag}-${mac}`,
-        ]);
+    const sendAll = (tag: string) => {
+      // An ordinary frame too: the firewall's bridge rules drop it, without the firewall it arrives.
+      send(bridgeMac, '10.239.99.2', `${tag}-plain`);
+      // The others with a spoofed source address: the bridge's filters never see these frames.
+      for (const [i, mac] of ADDRS.entries()) send(mac, `10.239.77.${i + 1}`, `${tag}-${mac}`);
     };
     const sink = async (tag: string) => {
       const c = spawn('ip', ['netns', 'exec', host, 'python3', '-c', UDP_SINK, '5353'], {
