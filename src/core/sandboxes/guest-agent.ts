@@ -76,7 +76,7 @@ while :; do
   s=$(${A('"{\\"execute\\":\\"guest-exec-status\\",\\"arguments\\":{\\"pid\\":$pid}}"')}) || { echo "status failed: $s" >&2; exit 3; }
   case "$s" in *'"exited": true'*|*'"exited":true'*) printf '%s' "$s"; exit 0;; esac
   [ "$(date +%s)" -ge "$end" ] && exit 4
-  sleep 0.1
+  sleep 0.05
 done`;
   const r = await conn.exec(script, {
     stdin: req,

@@ -69,16 +69,24 @@ export interface HostKeySet {
   rsa: { private: string; public: string };
 }
 
-export function generateHostKeys(hostname: string): HostKeySet {
+/**
+ * A clone's new host keys, made on Fluid's side on libuv's thread pool (an RSA key takes a tenth of
+ * a second or more: not on the event loop, and started while the clone is still being restored).
+ */
+export async function generateHostKeys(hostname: string): Promise<HostKeySet> {
   const comment = `root@${hostname}`;
-  const g = (type: 'ed25519' | 'ecdsa' | 'rsa', extra: object) => {
-    const k = ssh2.utils.generateKeyPairSync(type as 'ed25519', { comment, ...extra } as never) as {
-      private: string;
-      public: string;
-    };
-    return { private: k.private, public: k.public };
-  };
-  return { ed25519: g('ed25519', {}), ecdsa: g('ecdsa', { bits: 256 }), rsa: g('rsa', { bits: 3072 }) };
+  const g = (type: 'ed25519' | 'ecdsa' | 'rsa', extra: object) =>
+    new Promise<{ private: string; public: string }>((resolve, reject) =>
+      ssh2.utils.generateKeyPair(type as 'ed25519', { comment, ...extra } as never, (err, k) =>
+        err ? reject(err) : resolve({ private: k.private, public: k.public }),
+      ),
+    );
+  const [ed25519, ecdsa, rsa] = await Promise.all([
+    g('ed25519', {}),
+    g('ecdsa', { bits: 256 }),
+    g('rsa', { bits: 3072 }),
+  ]);
+  return { ed25519, ecdsa, rsa };
 }
 
 export const HOSTKEY_MARK = '@@fluid-hostkey@@';
@@ -98,14 +106,13 @@ set -eu
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 HN='${i.hostname}'
 ${i.nowMs === undefined ? '' : `\n# The clock (a restored clone wakes up at its save time; the certificates check it)\ndate -u -s @${(i.nowMs / 1000).toFixed(3)} >/dev/null 2>&1 || true\n`}
+# The new NIC's udev events (its rename, then the guest's network manager configuring it) first.
+if command -v udevadm >/dev/null 2>&1; then udevadm settle -t 3 2>/dev/null || :; fi
+
 # Entropy: mix fresh host randomness into the pool (clones of one memory image share RNG state).
 printf '%s' '${seed}' > /dev/urandom 2>/dev/null || true
 
-# Hostname (the kernel's, /etc/hostname, and the 127.0.1.1 line)
-printf '%s' "$HN" > /proc/sys/kernel/hostname
-printf '%s\n' "$HN" > /etc/hostname
-sed -i '/^127\\.0\\.1\\.1[[:space:]]/d' /etc/hosts 2>/dev/null || true
-printf '127.0.1.1\t%s\n' "$HN" >> /etc/hosts
+${hostnameSection()}
 
 # machine-id: random (systemd-machine-id-setup would derive it from the VM's SMBIOS UUID, which
 # clones restored from one memory image share).
@@ -113,7 +120,7 @@ IFS=- read -r u1 u2 u3 u4 u5 < /proc/sys/kernel/random/uuid
 printf '%s%s%s%s%s\n' "$u1" "$u2" "$u3" "$u4" "$u5" > /etc/machine-id
 if [ -d /var/lib/dbus ] && [ ! -L /var/lib/dbus/machine-id ]; then ln -sf /etc/machine-id /var/lib/dbus/machine-id; fi
 
-# SSH host keys, made by Fluid (sshd keeps serving its old keys until the restart below).
+# SSH host keys, made by Fluid (served once sshd reloads, below).
 umask 077
 ${(['ed25519', 'ecdsa', 'rsa'] as const)
   .map((t) => `printf '%s\n' '${i.hostKeys[t].private.trim()}' > /etc/ssh/ssh_host_${t}_key`)
@@ -126,21 +133,31 @@ ${i.includeTrust ? trustSection(i.caPublicKey) + "\n# Egress through Fluid's pro
 ${principalSection(i.principal, i.gateway)}
 ${rootLoginSection(i.gateway)}
 ${runtimeScript(i)}
-# Restart sshd with the new keys. A clone may have booted without host keys and hit systemd's start
-# limit: clear that first (cold boots only; a restored template's sshd is healthy).
-if [ -d /run/systemd/system ]; then
-  UNIT=ssh; [ -f /lib/systemd/system/ssh.service ] || [ -f /usr/lib/systemd/system/ssh.service ] || [ -f /etc/systemd/system/ssh.service ] || UNIT=sshd
-  ${i.includeTrust ? 'systemctl reset-failed "$UNIT" 2>/dev/null || true' : ':'}
-  systemctl restart "$UNIT" || { journalctl -u "$UNIT" --no-pager -n 20 >&2 2>/dev/null; exit 4; }
-else
-  service ssh restart 2>/dev/null || service sshd restart
-fi
+${sshdReloadSection(i.includeTrust)}
 
 echo '${HOSTKEY_MARK}'
 read -r pub < /etc/ssh/ssh_host_ed25519_key.pub; printf '%s\n' "$pub"
 echo "iface=$IFACE"
 read -r mid < /etc/machine-id; printf '%s\n' "$mid"
 `;
+}
+
+/**
+ * The hostname in $HN: the kernel's, /etc/hostname, and the 127.0.1.1 line of /etc/hosts (the rest
+ * of that file kept as it is). Shell builtins only.
+ */
+export function hostnameSection(): string {
+  return `# Hostname (the kernel's, /etc/hostname, and the 127.0.1.1 line)
+printf '%s' "$HN" > /proc/sys/kernel/hostname
+printf '%s\\n' "$HN" > /etc/hostname
+H=
+if [ -f /etc/hosts ]; then
+  while IFS= read -r l || [ -n "$l" ]; do
+    case $l in 127.0.1.1[[:space:]]*) ;; *) H="$H$l
+" ;; esac
+  done < /etc/hosts
+fi
+printf '%s127.0.1.1\\t%s\\n' "$H" "$HN" > /etc/hosts`;
 }
 
 export interface IdentityResult {
@@ -177,8 +194,12 @@ for f in /sys/class/net/*/address; do
 done
 if [ -n "$IFACE" ]; then
   read -r st < "/sys/class/net/$IFACE/operstate" || st=unknown
-  [ "$st" = up ] || ip link set "$IFACE" up 2>/dev/null || true
-  ip addr add '${i.ip}/${i.prefix}' dev "$IFACE" 2>/dev/null || true
+  L=; [ "$st" = up ] || L="link set $IFACE up"
+  # One ip for both (a blank line is skipped; an address already there is no error worth stopping for)
+  ip -force -batch - >/dev/null 2>&1 <<FLUID_IP || true
+$L
+addr add ${i.ip}/${i.prefix} dev $IFACE
+FLUID_IP
 fi
 `;
 }
@@ -186,7 +207,9 @@ fi
 /**
  * This clone's principal, accepted only from Fluid's address (sshd checks `from=` on top of the
  * certificate's own source-address). Replaces whatever the file held: a template's empty file, or a
- * clone's earlier principal. sshd reads the file at each login, so no reload is needed.
+ * clone's earlier principal. sshd reads the file at each login, so no reload is needed. Written in
+ * place, not renamed into place (a fork in an emulated guest): it runs before Fluid's first login
+ * after a create or a boot, and nothing else logs in with Fluid's certificates.
  */
 export function principalSection(principal: string, from: string): string {
   if (!/^fluid-[A-Za-z0-9][A-Za-z0-9._-]{0,200}$/.test(principal))
@@ -197,9 +220,37 @@ export function principalSection(principal: string, from: string): string {
 umask 022
 [ -d /etc/ssh/fluid ] || mkdir -p /etc/ssh/fluid
 for u in ${FLUID_USER} ${ROOT_USER}; do
-  printf '%s\\n' 'from="${from}" ${principal}' > /etc/ssh/fluid/principals_$u.new
-  mv -f /etc/ssh/fluid/principals_$u.new /etc/ssh/fluid/principals_$u
+  printf '%s\\n' 'from="${from}" ${principal}' > /etc/ssh/fluid/principals_$u
 done`;
+}
+
+/**
+ * sshd takes up the new host keys and settings. A running listener is told to reload (SIGHUP: it
+ * re-executes itself and reads its configuration and keys anew, what `systemctl reload` does) and
+ * is not waited for: the first login retries until it listens again. That is most of a second
+ * cheaper in an emulated guest than a restart through systemd, which stops it, checks the
+ * configuration and starts it. Without a listener that answers to its pid file (a clone that booted
+ * without host keys and hit systemd's start limit, which `reset-failed` clears first), sshd is
+ * restarted and a failure reported with its journal.
+ */
+export function sshdReloadSection(clearFailed: boolean): string {
+  return `# sshd serves the new keys and settings: reloaded if its listener runs, restarted otherwise
+P= T= R=
+if [ -r /run/sshd.pid ]; then read -r P < /run/sshd.pid || :; fi
+case "$P" in ''|*[!0-9]*) P=;; esac
+if [ -n "$P" ] && [ -r "/proc/$P/cmdline" ]; then IFS= read -r T < "/proc/$P/cmdline" || :; fi
+case "$T" in *sshd*'[listener]'*) kill -HUP "$P" 2>/dev/null && R=reloaded;; esac
+if [ -z "$R" ]; then
+  if [ -d /run/systemd/system ]; then
+    UNIT=ssh; [ -f /lib/systemd/system/ssh.service ] || [ -f /usr/lib/systemd/system/ssh.service ] || [ -f /etc/systemd/system/ssh.service ] || UNIT=sshd
+    ${clearFailed ? 'systemctl reset-failed "$UNIT" 2>/dev/null || true' : ':'}
+    systemctl restart "$UNIT" || { journalctl -u "$UNIT" --no-pager -n 20 >&2 2>/dev/null; exit 4; }
+  else
+    service ssh restart 2>/dev/null || service sshd restart
+  fi
+  R=restarted
+fi
+echo "sshd=$R"`;
 }
 
 /** The drop-in that lets root log in (rootLoginSection): Fluid's file, apart from the image's sshd_config. */
@@ -212,7 +263,7 @@ export const ROOT_LOGIN_CONF = '/etc/ssh/sshd_config.d/10-fluid-root.conf';
  * commands then need no sudo each. The image's sshd_config is not touched, so a change the agent
  * makes to it carries nothing of Fluid's into a playbook; an sshd without the drop-in directory
  * keeps root out and Fluid uses sudo. Shell builtins only (a fork costs a fifth of a second in an
- * emulated guest); idempotent; the identity step restarts sshd after it.
+ * emulated guest); idempotent; sshd reloads after it (sshdReloadSection).
  */
 export function rootLoginSection(from: string): string {
   if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(from)) throw new Error(`invalid source address ${from}`);

@@ -43,6 +43,7 @@ import {
   runtimeScript,
   sandboxLogin,
   sandboxPrincipal,
+  type HostKeySet,
 } from './identity.ts';
 import { hostLayout, sandboxDomainName } from './layout.ts';
 import {
@@ -745,6 +746,9 @@ export class SandboxService {
     let finished: Promise<unknown> | null = null;
     try {
       ctx.progress(0.01, `Connecting to ${host.name}`);
+      // The clone's new host keys are made on the thread pool while the clone is being prepared.
+      const hostKeys = generateHostKeys(this.store.byId(id).name.slice(0, 63));
+      hostKeys.catch(() => undefined);
       conn = await this.d.hosts.connection(host.id);
       const c = conn;
       // The isolated network is made ready while the source is inspected and admitted.
@@ -834,7 +838,14 @@ export class SandboxService {
         ?.sync(host.id)
         .catch((e: unknown) => this.d.log.warn('egress proxy unavailable', { host: host.name, err: e }));
       this.store.update(id, {
-        host_key_fp: await this.applyIdentity(conn, host, this.store.byId(id), ctx.signal, template.use),
+        host_key_fp: await this.applyIdentity(
+          conn,
+          host,
+          this.store.byId(id),
+          await hostKeys,
+          ctx.signal,
+          template.use,
+        ),
       });
       p.mark('identity');
       // A restored sandbox gets its address filter and is made persistent during the first login:
@@ -1290,13 +1301,12 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
     conn: HostConnection,
     host: Host,
     r: SandboxRow,
+    keys: HostKeySet,
     signal: AbortSignal,
     fromTemplate: TemplateInfo | null = null,
   ): Promise<string> {
-    const hostname = r.name.slice(0, 63);
-    const keys = generateHostKeys(hostname);
     const script = identityScript({
-      hostname,
+      hostname: r.name.slice(0, 63),
       caPublicKey: this.d.ca.publicKey(),
       ip: r.ip!,
       prefix: PREFIX,

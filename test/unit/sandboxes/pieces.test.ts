@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   buildSaveHeader,
   parseSaveHeader,
@@ -14,12 +16,14 @@ import type { TemplateInfo } from '../../../src/core/sandboxes/bases.ts';
 import { networkXml, slotFromIp, slotIp, slotMac, SLOT_COUNT } from '../../../src/core/sandboxes/network.ts';
 import {
   generateHostKeys,
+  hostnameSection,
   identityScript,
   parseIdentityOutput,
   runtimeScript,
   templateTrustScript,
   HOSTKEY_MARK,
 } from '../../../src/core/sandboxes/identity.ts';
+import { tempDir } from '../../support/core.ts';
 
 function fakeSave(xml: string, cookie: string, stream: Buffer): Buffer {
   const data = Buffer.concat([Buffer.from(xml + '\0'), Buffer.from(cookie + '\0'), Buffer.alloc(100)]);
@@ -86,8 +90,39 @@ test('slots map to unique MACs and IPs inside the sandbox subnet, both ways', ()
   assert.equal((net.match(/<host mac=/g) ?? []).length, SLOT_COUNT);
 });
 
-test('the identity, runtime and template scripts are valid POSIX sh and carry what they promise', () => {
-  const keys = generateHostKeys('sbx-a');
+test('the hostname section, run against scratch files, replaces only the 127.0.1.1 line', () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const f = (n: string) => join(dir, n);
+    const section = hostnameSection()
+      .replaceAll('/proc/sys/kernel/hostname', f('kernel'))
+      .replaceAll('/etc/hostname', f('hostname'))
+      .replaceAll('/etc/hosts', f('hosts'));
+    const run = () => execFileSync('sh', ['-eu'], { input: `HN=sbx-b\n${section}\n` });
+    // The template's line, tabs, comments and a last line without its newline are all kept but one.
+    writeFileSync(
+      f('hosts'),
+      '127.0.0.1\tlocalhost\n127.0.1.1\tweb-base\n# 127.0.1.1 in a comment\n\n::1 localhost ip6-localhost\n127.0.1.10 other',
+    );
+    run();
+    const want =
+      '127.0.0.1\tlocalhost\n# 127.0.1.1 in a comment\n\n::1 localhost ip6-localhost\n127.0.1.10 other\n127.0.1.1\tsbx-b\n';
+    assert.equal(readFileSync(f('hosts'), 'utf8'), want);
+    assert.equal(readFileSync(f('hostname'), 'utf8'), 'sbx-b\n');
+    assert.equal(readFileSync(f('kernel'), 'utf8'), 'sbx-b');
+    run();
+    assert.equal(readFileSync(f('hosts'), 'utf8'), want, 'idempotent');
+    // A guest without /etc/hosts gets the one line.
+    execFileSync('rm', [f('hosts')]);
+    run();
+    assert.equal(readFileSync(f('hosts'), 'utf8'), '127.0.1.1\tsbx-b\n');
+  } finally {
+    cleanup();
+  }
+});
+
+test('the identity, runtime and template scripts are valid POSIX sh and carry what they promise', async () => {
+  const keys = await generateHostKeys('sbx-a');
   const ca = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ4kExample fluid-ca';
   const script = identityScript({
     hostname: 'sbx-a',

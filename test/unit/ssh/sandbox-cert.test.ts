@@ -69,14 +69,14 @@ test('ssh-keygen -L shows the per-sandbox principal and the source-address criti
   }
 });
 
-test('the template accepts no principal; each clone writes its own, from the gateway only', () => {
+test('the template accepts no principal; each clone writes its own, from the gateway only', async () => {
   const ca = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ4kExample fluid-ca';
   const template = templateTrustScript(ca);
   assert.match(template, /^: > \/etc\/ssh\/fluid\/principals_fluid$/m, 'the principals file starts empty');
   assert.doesNotMatch(template, /printf '%s\\n' fluid /);
   assert.doesNotMatch(template, /fluid-[0-9a-f]{8}/);
 
-  const keys = generateHostKeys('sbx-a');
+  const keys = await generateHostKeys('sbx-a');
   const base = {
     hostname: 'sbx-a',
     caPublicKey: ca,
