@@ -1438,16 +1438,20 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
     while (Date.now() < end) {
       signal.throwIfAborted();
       try {
-        // As root: the connection root commands use is the one made here (guestTarget).
-        const res = await this.guest(r).exec('true', { root: true, timeoutMs: 20_000, signal });
-        if (res.exitCode === 0) return;
-        last = new Error(`exit ${res.exitCode}: ${res.stderr}`);
+        // As root: the connection root commands use is the one made here (guestTarget). Its spare
+        // runner starts meanwhile, so the first command after the create needs no new channel.
+        await this.guest(r).prepare({ root: true });
+        signal.throwIfAborted();
+        return;
       } catch (e) {
         last = e;
         if ((e as FluidError).code === 'HOSTKEY_MISMATCH' || (e as FluidError).code === 'CANCELLED') throw e;
         this.d.guests.close(r.id);
       }
-      await new Promise((res) => setTimeout(res, 300));
+      // Refused: sshd is re-executing itself after the identity step's reload (sshdReloadSection),
+      // which takes a tenth of a second or two; a refusal costs the guest next to nothing.
+      const refused = /connection refused/i.test((last as Error | null)?.message ?? '');
+      await new Promise((res) => setTimeout(res, refused ? 50 : 300));
     }
     throw new FluidError(
       'TIMEOUT',

@@ -934,6 +934,29 @@ export class GuestSsh {
     };
   }
 
+  /**
+   * Log in and start the connection's spare runner without running anything, so that the next
+   * command finds both ready: a create's first login, where the spare starts while the host records
+   * the baseline. `root` logs in the way a root command would (as the target's root user, or the
+   * login user when the guest refuses root).
+   */
+  async prepare(opts: { root?: boolean } = {}): Promise<void> {
+    if (opts.root && this.currentTarget.rootUser && !this.rootRefused) {
+      try {
+        return await this.asRoot().prepare();
+      } catch (e) {
+        // Refused at login: root commands use sudo on the login user's connection (runRaw).
+        if (!(e instanceof FluidError && e.code === 'AUTH_FAILED')) throw e;
+        this.rootRefused = true;
+        this.rootSession?.close();
+        this.rootSession = null;
+      }
+    }
+    const live = await this.connection();
+    const cmd = runnerCommand('', { root: opts.root, runner: this.opts.runner });
+    if (cmd.spare) this.startSpare(live, cmd.command);
+  }
+
   private async runFileScript(
     script: string,
     what: string,

@@ -425,6 +425,31 @@ describe('runners started ahead (Spare)', () => {
     }
   });
 
+  test('prepare logs in and starts a spare, so the first command already runs on one', async () => {
+    const s = session('sb-prepare');
+    try {
+      await s.prepare();
+      assert.equal(s.stats.connects, 1);
+      assert.equal(s.stats.spareRuns, 0, 'nothing ran yet');
+      assert.equal((await s.exec('id -un')).stdout, `${TEST_USER}\n`);
+      assert.equal(s.stats.spareRuns, 1, 'the first command ran on the spare prepare started');
+      assert.equal(s.stats.connects, 1);
+    } finally {
+      s.close();
+    }
+    // For root commands on an sshd that refuses root: the refusal is remembered, the login user's
+    // connection is made instead (root commands then go through sudo, which has no spare).
+    const r = new GuestSsh(localTarget(sshd, { key: 'sb-prepare-root', rootUser: 'root' }), { ca: t.ca });
+    try {
+      await r.prepare({ root: true });
+      assert.equal(r.stats.rootLogin, 'refused');
+      assert.equal(r.stats.connected, true);
+      assert.equal((await r.exec('id -u', { root: true })).stdout, '0\n');
+    } finally {
+      r.close();
+    }
+  });
+
   test('a spare never makes a command wait for a channel slot', async () => {
     // Two slots, one held by the spare: two commands that each wait for the other still both run.
     const s = session('sb-spare-slots', { maxChannels: 2 });
