@@ -58,9 +58,15 @@ async function startSshd(name: string): Promise<{ port: number; key: string; pid
 
 /** The ed25519 key sshd serves on port now, as a fingerprint ('' while nothing listens). */
 function served(port: number): string {
-  const scan = execFileSync('ssh-keyscan', ['-t', 'ed25519', '-p', String(port), '127.0.0.1'], {
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
+  let scan: Buffer;
+  try {
+    scan = execFileSync('ssh-keyscan', ['-t', 'ed25519', '-p', String(port), '127.0.0.1'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+  } catch {
+    // Refused: the listener is re-executing itself.
+    return '';
+  }
   if (!scan.length) return '';
   return execFileSync('ssh-keygen', ['-lf', '-'], { input: scan }).toString().split(' ')[1]!;
 }

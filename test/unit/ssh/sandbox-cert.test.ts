@@ -91,10 +91,9 @@ test('the template accepts no principal; each clone writes its own, from the gat
   for (const includeTrust of [true, false]) {
     const script = identityScript({ ...base, includeTrust });
     execFileSync('sh', ['-n'], { input: script });
-    const line = `printf '%s\\n' 'from="${GATEWAY}" fluid-${ID_A}' > /etc/ssh/fluid/principals_$u.new`;
+    const line = `printf '%s\\n' 'from="${GATEWAY}" fluid-${ID_A}' > /etc/ssh/fluid/principals_$u\n`;
     assert.ok(script.includes(line), `the clone's principal line (includeTrust=${includeTrust})`);
     assert.ok(script.includes('for u in fluid root; do'), 'for Fluid’s user and for root');
-    assert.ok(script.includes('mv -f /etc/ssh/fluid/principals_$u.new /etc/ssh/fluid/principals_$u'));
     assert.ok(script.includes(ROOT_LOGIN_CONF), 'root logins are allowed in a drop-in of their own');
     // On a cold clone the trust section empties the file first; the principal is written after it.
     if (includeTrust) assert.ok(script.indexOf(': > /etc/ssh/fluid/principals_fluid') < script.indexOf(line));
