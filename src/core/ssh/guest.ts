@@ -623,16 +623,9 @@ export class GuestSsh {
   // ---- exec --------------------------------------------------------------------------------
 
   private async runRaw(script: string | Buffer, o: RawOptions): Promise<RawResult> {
-    if (o.root && this.currentTarget.rootUser && !this.rootRefused) {
-      try {
-        return await this.asRoot().runRaw(script, { ...o, root: false });
-      } catch (e) {
-        // Refused at login, so nothing ran: sudo on the login user's connection instead.
-        if (!(e instanceof FluidError && e.code === 'AUTH_FAILED')) throw e;
-        this.rootRefused = true;
-        this.rootSession?.close();
-        this.rootSession = null;
-      }
+    if (o.root) {
+      const viaRoot = await this.onRootLogin((r) => r.runRaw(script, { ...o, root: false }));
+      if (viaRoot) return viaRoot.value;
     }
     const cmd = runnerCommand(script, {
       timeoutMs: o.timeoutMs,
@@ -948,17 +941,7 @@ export class GuestSsh {
    * login user when the guest refuses root).
    */
   async prepare(opts: { root?: boolean } = {}): Promise<void> {
-    if (opts.root && this.currentTarget.rootUser && !this.rootRefused) {
-      try {
-        return await this.asRoot().prepare();
-      } catch (e) {
-        // Refused at login: root commands use sudo on the login user's connection (runRaw).
-        if (!(e instanceof FluidError && e.code === 'AUTH_FAILED')) throw e;
-        this.rootRefused = true;
-        this.rootSession?.close();
-        this.rootSession = null;
-      }
-    }
+    if (opts.root && (await this.onRootLogin((r) => r.prepare()))) return;
     const live = await this.connection();
     const cmd = runnerCommand('', { root: opts.root, runner: this.opts.runner });
     if (cmd.spare) this.startSpare(live, cmd.command);
@@ -1166,6 +1149,24 @@ export class GuestSsh {
   }
 
   /** The session for root commands (target.rootUser), made on first use. */
+  /**
+   * `work` on the root login (target.rootUser) for a root command; null when there is none or the
+   * guest refuses it. A refusal at login (nothing ran) is remembered: root commands then use sudo on
+   * the login user's connection.
+   */
+  private async onRootLogin<T>(work: (root: GuestSsh) => Promise<T>): Promise<{ value: T } | null> {
+    if (!this.currentTarget.rootUser || this.rootRefused) return null;
+    try {
+      return { value: await work(this.asRoot()) };
+    } catch (e) {
+      if (!(e instanceof FluidError && e.code === 'AUTH_FAILED')) throw e;
+      this.rootRefused = true;
+      this.rootSession?.close();
+      this.rootSession = null;
+      return null;
+    }
+  }
+
   private asRoot(): GuestSsh {
     if (this.disposed)
       throw new FluidError('UNAVAILABLE', `The SSH session to ${this.describe()} is closed.`);
