@@ -18,6 +18,7 @@ import {
   CreateSandboxDialog,
   HostsPage,
   OverviewPage,
+  holdRpcAnswers,
   PresenceDialog,
   SandboxesPage,
   openApp,
@@ -214,9 +215,22 @@ test('files of a lab sandbox: browse /etc, edit in Monaco, large files, download
   await app.shot('egress warning');
 
   // ---- The host's VM rows: a new sandbox from a VM, and its base ----
+  // Both host records list the same VMs. Switching from one to the other shows nothing of the first
+  // while the second's list is on its way (its "New sandbox" would create on the wrong host).
+  const vmAnswers = await holdRpcAnswers(page, 'hosts.vms');
+  await page.reload();
   await shell.goto('Hosts');
   const hosts = new HostsPage(page);
+  const vmRows = hosts.detail.locator('tr[data-vm]');
+  await hosts.select('local');
+  await waitFor('the VMs of local', async () => (await vmRows.count()) > 0);
+  vmAnswers.hold();
   await hosts.select(labData.hostName);
+  await waitFor('the VM list of the lab host to be asked for', async () => vmAnswers.waiting > 0);
+  assert.equal(await vmRows.count(), 0, 'no VM row of local is shown under the lab host');
+  await hosts.detail.getByRole('status', { name: 'Listing VMs' }).waitFor();
+  vmAnswers.release();
+  await waitFor('the VMs of the lab host', async () => (await vmRows.count()) > 0);
   // One machine registered twice is said, naming the other record.
   await waitForText(hosts.detail.getByTestId('same-machine'), /same libvirt on the same machine as local/);
   const web = hosts.detail.locator('tr[data-vm="fluid-lab-web"]');

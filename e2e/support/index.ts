@@ -31,3 +31,4 @@ export {
 } from './pages/ProvidersPage.ts';
 export { offeredTools, startModelServer, type ScenarioInput, type ScriptedModelServer } from './model.ts';
 export { PresenceDialog, SecurityPage, addVirtualAuthenticator } from './pages/SecurityPage.ts';
+export { holdRpcAnswers, type HeldAnswers } from './rpcHold.ts';

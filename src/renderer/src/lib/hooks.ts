@@ -14,52 +14,70 @@ export interface AsyncState<T> {
 }
 
 /**
- * Load something from the backend, again when `deps` change, on reload(), and after a reconnection.
- * A stale response (deps changed meanwhile) is dropped; the call is aborted on unmount.
+ * Load something from the backend, again when `deps` or `refreshOn` change, on reload(), and after a
+ * reconnection. A stale response (deps changed meanwhile) is dropped; the call is aborted on unmount.
+ *
+ * `deps` say what the data is about (a host, a sandbox, a revision): data or an error loaded for other
+ * deps is never returned, so a view that switches from one host to another shows nothing of the first
+ * while the second loads. `refreshOn` are mere reasons to look again (a check finished, a task moved
+ * on): the data on screen stays until the new answer replaces it, as on reload() and reconnection.
  */
 export function useBackendQuery<T>(
   load: ((backend: Backend, signal: AbortSignal) => Promise<T>) | null,
   deps: readonly unknown[],
+  refreshOn: readonly unknown[] = [],
 ): AsyncState<T> {
   const generation = useConnection((s) => s.generation);
-  const [state, setState] = useState<{ data: T | null; error: ErrorInfo | null; loading: boolean }>({
-    data: null,
-    error: null,
-    loading: !!load,
-  });
   const [nonce, setNonce] = useState(0);
   const enabled = !!load;
+  // Every reason to load: when these differ from what the last answer was for, an answer is on its way.
+  const reasons = [...deps, ...refreshOn, enabled, nonce, generation];
+  const [state, setState] = useState<{
+    data: T | null;
+    error: ErrorInfo | null;
+    /** The deps the data and error are about. */
+    about: readonly unknown[] | null;
+    /** The reasons the last answer came for (null: none yet, or the connection dropped). */
+    answered: readonly unknown[] | null;
+  }>({ data: null, error: null, about: null, answered: null });
   const run = useEffectEvent((backend: Backend, signal: AbortSignal) => load!(backend, signal));
 
   useEffect(() => {
-    if (!enabled) {
-      setState({ data: null, error: null, loading: false });
-      return;
-    }
+    if (!enabled) return;
+    const about = deps;
+    const answered = reasons;
     const ac = new AbortController();
-    setState((s) => ({ ...s, loading: true }));
-    let backend: Backend;
-    try {
+    let backend: Backend | null = null;
+    (async () => {
       backend = rpc();
-    } catch (err) {
-      setState((s) => ({ ...s, error: toErrorInfo(err), loading: false }));
-      return;
-    }
-    run(backend, ac.signal).then(
-      (data) => !ac.signal.aborted && setState({ data, error: null, loading: false }),
+      return run(backend, ac.signal);
+    })().then(
+      (data) => !ac.signal.aborted && setState({ data, error: null, about, answered }),
       (err: unknown) => {
         if (ac.signal.aborted) return;
         // A dropped connection is not this query's failure: it reloads after reconnecting.
-        if (backend.isClosed) return setState((s) => ({ ...s, loading: true }));
-        setState((s) => ({ ...s, error: toErrorInfo(err), loading: false }));
+        if (backend?.isClosed) return setState((s) => ({ ...s, answered: null }));
+        setState((s) => ({
+          data: sameDeps(s.about, about) ? s.data : null,
+          error: toErrorInfo(err),
+          about,
+          answered,
+        }));
       },
     );
     return () => ac.abort();
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [...deps, enabled, nonce, generation]);
+  }, reasons);
 
   const reload = useCallback(() => setNonce((n) => n + 1), []);
-  return { ...state, reload };
+  if (!enabled) return { data: null, error: null, loading: false, reload };
+  const loading = !sameDeps(state.answered, reasons);
+  if (!sameDeps(state.about, deps)) return { data: null, error: null, loading, reload };
+  return { data: state.data, error: state.error, loading, reload };
+}
+
+function sameDeps(a: readonly unknown[] | null, b: readonly unknown[]): boolean {
+  return a !== null && a.length === b.length && a.every((v, i) => Object.is(v, b[i]));
 }
 
 /**

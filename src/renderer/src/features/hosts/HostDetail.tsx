@@ -43,16 +43,19 @@ export function HostDetail({ host }: { host: Host }) {
 
   const capacity = useBackendQuery(
     (b, signal) => b.call('hosts.capacity', { host: host.id }, { signal }),
-    [host.id, checkedAt],
+    [host.id],
+    [checkedAt],
   );
   const vms = useBackendQuery(
     (b, signal) => b.call('hosts.vms', { host: host.id }, { signal }),
-    [host.id, checkedAt],
+    [host.id],
+    [checkedAt],
   );
   // Fluid's base copies on this host, for the VM rows' "Open its base".
   const bases = useBackendQuery(
     (b, signal) => b.call('bases.list', { host: host.id }, { signal }),
-    [host.id, checkedAt],
+    [host.id],
+    [checkedAt],
   );
   const baseBySource = useMemo(
     () =>

@@ -31,7 +31,8 @@ export function DiffText({ text }: { text: string }) {
 export function RevisionHistory({ playbookId, head }: { playbookId: string; head: number }) {
   const list = useBackendQuery(
     (b, signal) => b.call('playbooks.revisions', { playbook: playbookId }, { signal }),
-    [playbookId, head],
+    [playbookId],
+    [head],
   );
   const [to, setTo] = useState(head);
   const [from, setFrom] = useState(Math.max(1, head - 1));

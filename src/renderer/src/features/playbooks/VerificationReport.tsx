@@ -122,7 +122,8 @@ export function VerificationReport({
 }) {
   const v = useBackendQuery(
     (b, signal) => b.call('playbooks.verification', { playbook: playbookId }, { signal }),
-    [playbookId, headSha, task?.status, task?.message],
+    [playbookId, headSha],
+    [task?.status, task?.message],
   );
   if (v.error) return <ErrorBox error={v.error} title="Could not load the verification" />;
   if (v.loading && !v.data) return <Spinner label="Loading the verification" />;

@@ -45,7 +45,7 @@ export function BasesPanel({ hideWhenEmpty, selected }: { hideWhenEmpty?: boolea
     .map((t) => `${t.id}:${t.status}`)
     .sort()
     .join(',');
-  const bases = useBackendQuery((b, signal) => b.call('bases.list', {}, { signal }), [epoch]);
+  const bases = useBackendQuery((b, signal) => b.call('bases.list', {}, { signal }), [], [epoch]);
   const hosts = useHosts((s) => s.byId);
   const now = useNow();
   const [starting, setStarting] = useState<string | null>(null);

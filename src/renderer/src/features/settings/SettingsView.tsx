@@ -88,7 +88,11 @@ function SystemPanel() {
 function PoolPanel() {
   const lines = useSettings((s) => s.settings?.sandboxes.warmPool);
   const sandboxes = useSandboxes((s) => s.byId);
-  const pool = useBackendQuery((b, signal) => b.call('sandboxes.pool', {}, { signal }), [lines, sandboxes]);
+  const pool = useBackendQuery(
+    (b, signal) => b.call('sandboxes.pool', {}, { signal }),
+    [],
+    [lines, sandboxes],
+  );
   const filling = !!pool.data?.some((p) => p.ready < p.size);
   const { reload } = pool;
   // Members are made in the background: look again while the pool is not full.

@@ -96,7 +96,8 @@ function ConfirmSnapshot({
 export function SnapshotsTab({ sandbox }: { sandbox: Sandbox }) {
   const list = useBackendQuery(
     (b, signal) => b.call('snapshots.list', { sandbox: sandbox.id }, { signal }),
-    [sandbox.id, sandbox.state],
+    [sandbox.id],
+    [sandbox.state],
   );
   const now = useNow();
   const [name, setName] = useState('');
