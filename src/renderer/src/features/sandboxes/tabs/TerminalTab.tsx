@@ -16,6 +16,7 @@ import { ErrorBox } from '../../../components/ui.tsx';
 import { toErrorInfo, type ErrorInfo } from '../../../lib/errors.ts';
 import { formatRelative } from '../../../lib/format.ts';
 import { rpc, useConnection, useOnline } from '../../../stores/connection.ts';
+import { InputPump } from './inputPump.ts';
 import './runs.css';
 
 type Status = 'connecting' | 'open' | 'exited' | 'failed';
@@ -47,40 +48,13 @@ export const THEME = {
 export const MONO =
   "ui-monospace, 'SF Mono', 'Cascadia Mono', Menlo, Consolas, 'DejaVu Sans Mono', monospace";
 
-/** Sends keys in order: one terminalInput in flight at a time, whatever arrived meanwhile goes next. */
-class InputPump {
-  private pending = '';
-  private busy = false;
-  sessionId: string | null = null;
-  onLost: (err: unknown) => void = () => {};
-
-  push(data: string): void {
-    if (!this.sessionId) return;
-    this.pending += data;
-    if (!this.busy) void this.flush();
-  }
-
-  private async flush(): Promise<void> {
-    this.busy = true;
-    while (this.pending && this.sessionId) {
-      const data = this.pending.slice(0, 512 * 1024);
-      this.pending = this.pending.slice(data.length);
-      try {
-        await rpc().call('sandboxes.terminalInput', { terminal: this.sessionId, data });
-      } catch (err) {
-        this.pending = '';
-        this.onLost(err);
-      }
-    }
-    this.busy = false;
-  }
-}
-
 export function TerminalTab({ sandbox, visible }: { sandbox: Sandbox; visible: boolean }) {
   const boxRef = useRef<HTMLDivElement>(null);
   const termRef = useRef<Terminal | null>(null);
   const fitRef = useRef<FitAddon | null>(null);
-  const pumpRef = useRef<InputPump>(new InputPump());
+  const pumpRef = useRef(
+    new InputPump((terminal, data) => rpc().call('sandboxes.terminalInput', { terminal, data })),
+  );
   const reconnectRef = useRef<HTMLButtonElement>(null);
   const [state, setStatus] = useState<Status>('connecting');
   const [error, setError] = useState<ErrorInfo | null>(null);
@@ -175,7 +149,8 @@ export function TerminalTab({ sandbox, visible }: { sandbox: Sandbox; visible: b
         // A choice made here (New session, the picker) counts once; a reconnection keeps what is shown.
         const fresh = wanted.nonce !== consumedRef.current;
         consumedRef.current = wanted.nonce;
-        if (!fresh && endedRef.current) return; // the shell ended: a new one is the person's choice
+        // The shell ended: a new one is the person's choice.
+        if (!fresh && endedRef.current) return pump.drop();
         endedRef.current = false;
         let id: string | null;
         if (fresh && wanted.id === 'new') id = null;
@@ -211,7 +186,7 @@ export function TerminalTab({ sandbox, visible }: { sandbox: Sandbox; visible: b
           if (ac.signal.aborted) return;
           if (item.kind === 'terminal') {
             setInfo(item.terminal);
-            pump.sessionId = item.terminal.id;
+            pump.attach(item.terminal.id);
             setStatus('open');
             // This page's size wins (the terminal may have been drawn elsewhere).
             if (item.terminal.cols !== term.cols || item.terminal.rows !== term.rows)
@@ -226,7 +201,7 @@ export function TerminalTab({ sandbox, visible }: { sandbox: Sandbox; visible: b
             term.write(item.data);
           } else {
             setInfo(item.terminal);
-            pump.sessionId = null;
+            pump.drop();
             term.write(
               `\r\n\x1b[2m[${item.terminal.endReason ?? 'the shell exited'}${item.terminal.exitCode !== null ? ` (code ${item.terminal.exitCode})` : ''}]\x1b[0m\r\n`,
             );
@@ -238,16 +213,16 @@ export function TerminalTab({ sandbox, visible }: { sandbox: Sandbox; visible: b
         }
       } catch (err) {
         if (ac.signal.aborted) return;
-        pump.sessionId = null;
         // A dropped connection is not a failure: the next connection attaches again.
-        if (useConnection.getState().state !== 'connected') return;
+        if (useConnection.getState().state !== 'connected') return pump.detach();
+        pump.drop();
         setError(toErrorInfo(err));
         setStatus('failed');
       }
     })();
     return () => {
       ac.abort();
-      pump.sessionId = null;
+      pump.detach();
     };
   }, [sandbox.id, wanted, online, generation]);
 
@@ -261,13 +236,18 @@ export function TerminalTab({ sandbox, visible }: { sandbox: Sandbox; visible: b
     return () => clearTimeout(t);
   }, [visible]);
 
+  // The person's choice of a shell shows as connecting at once, and what they type meanwhile waits for it.
   function openNew() {
     shownRef.current = null;
+    pumpRef.current.hold();
+    setStatus('connecting');
     setWanted((w) => ({ id: 'new', nonce: w.nonce + 1 }));
   }
 
   function pick(id: string) {
     if (id === shownRef.current) return;
+    pumpRef.current.hold();
+    setStatus('connecting');
     setWanted((w) => ({ id, nonce: w.nonce + 1 }));
   }
 
