@@ -178,6 +178,8 @@ export interface GuestSshStats {
 
 /** How long a finished command's channel may take to close before its slot is reused anyway. */
 const CHANNEL_CLOSE_WAIT_MS = 2_000;
+/** After a connection is closed, how long its socket may wait for the far end before it is destroyed. */
+export const SOCKET_CLOSE_GRACE_MS = 2_000;
 export const DEFAULT_TIMEOUT_MS = 5 * 60_000;
 export const DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024;
 const FILE_TIMEOUT_MS = 120_000;
@@ -435,6 +437,11 @@ export class GuestSsh {
         close: () => {
           markClosed();
           client.end();
+          // A guest that went away never answers the FIN on a direct socket, which would then stay
+          // open (and keep the process alive) through the kernel's retransmissions, for minutes.
+          const t = setTimeout(() => sock.destroy(), SOCKET_CLOSE_GRACE_MS);
+          t.unref();
+          sock.once('close', () => clearTimeout(t));
         },
       };
       const fail = (err: FluidError) => {

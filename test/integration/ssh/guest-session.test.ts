@@ -9,6 +9,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Socket } from 'node:net';
+import { Duplex } from 'node:stream';
 import {
   ensureTestUser,
   localTarget,
@@ -21,7 +23,12 @@ import {
   type CaSshd,
   type TestCa,
 } from './harness.ts';
-import { GuestSsh, GuestSshPool, type GuestShell } from '../../../src/core/ssh/guest.ts';
+import {
+  GuestSsh,
+  GuestSshPool,
+  SOCKET_CLOSE_GRACE_MS,
+  type GuestShell,
+} from '../../../src/core/ssh/guest.ts';
 import { SshConnection } from '../../../src/core/hosts/ssh.ts';
 import { LocalConnection } from '../../../src/core/hosts/connection.ts';
 import { startSshd } from '../../support/sshd.ts';
@@ -42,6 +49,31 @@ after(async () => {
 });
 
 const isCode = (c: string) => (e: unknown) => e instanceof FluidError && e.code === c;
+
+/** A socket whose end never reaches the far end (nor the far end's): only destroy() closes it. */
+class SilentEnd extends Duplex {
+  private readonly inner: Socket;
+  constructor(inner: Socket) {
+    super();
+    this.inner = inner;
+    inner.on('data', (d: Buffer) => {
+      if (!this.push(d)) inner.pause();
+    });
+  }
+  override _read(): void {
+    this.inner.resume();
+  }
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
+    this.inner.write(chunk, cb);
+  }
+  override _final(cb: () => void): void {
+    cb();
+  }
+  override _destroy(err: Error | null, cb: (e: Error | null) => void): void {
+    this.inner.destroy();
+    cb(err);
+  }
+}
 
 /** The pid of the sshd process serving the connection a command runs on. */
 async function sessionPid(g: GuestSsh): Promise<number> {
@@ -151,6 +183,26 @@ describe('pooling and reconnects', () => {
     } finally {
       g.close();
     }
+  });
+
+  test('a closed connection whose far end never answers is not kept open', async (ctx) => {
+    // The socket to a guest that was destroyed right after Fluid closed its connection: the FIN is
+    // never acknowledged, so the socket would wait out the kernel's retransmissions (and keep the
+    // process alive). Here the stream simply never passes the end on.
+    let silent: SilentEnd | null = null;
+    const host = new LocalConnection('local');
+    const forward = host.forwardOut.bind(host);
+    host.forwardOut = async (address, port) =>
+      (silent = new SilentEnd((await forward(address, port)) as Socket));
+    const g = new GuestSsh(localTarget(sshd, { host }), { ca: t.ca });
+    await g.exec('true');
+    assert.ok(silent);
+    const s = silent as SilentEnd;
+    ctx.mock.timers.enable({ apis: ['setTimeout'] });
+    g.close();
+    assert.equal(s.destroyed, false, 'ended, waiting for the far end');
+    ctx.mock.timers.tick(SOCKET_CLOSE_GRACE_MS);
+    assert.equal(s.destroyed, true);
   });
 
   test('an unreachable guest is HOST_UNREACHABLE', async () => {
