@@ -98,6 +98,8 @@ ${V(`create ${shq(dir + '/domain.xml')}`)} >/dev/null`,
       {
         timeoutMs: 180_000,
         signal: ctx.signal,
+        what: 'Waiting for the template VM to finish booting',
+        diagnose: true,
       },
     );
     // Fluid's user and CA trust go into the template, so each restored clone only needs what is unique.
@@ -106,6 +108,8 @@ ${V(`create ${shq(dir + '/domain.xml')}`)} >/dev/null`,
       stdin: templateTrustScript(ca.publicKey(), proxySetup),
       timeoutMs: 120_000,
       signal: ctx.signal,
+      what: "Preparing the template (Fluid's user and CA trust)",
+      diagnose: true,
     });
     if (trust.exitCode !== 0)
       throw new FluidError(
