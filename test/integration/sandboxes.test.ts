@@ -15,6 +15,9 @@ import { connectInProcess } from '../../src/core/doors/inprocess.ts';
 import type { Sandbox } from '../../src/shared/contract/sandboxes.ts';
 import type { Task } from '../../src/shared/contract/tasks.ts';
 import { FileSecretStore } from '../../src/core/platform/secrets.ts';
+import { LocalConnection } from '../../src/core/hosts/connection.ts';
+import { guestExec } from '../../src/core/sandboxes/guest-agent.ts';
+import { FluidError } from '../../src/shared/errors.ts';
 
 let lab: Lab;
 // A file-backed secret store: the CLI subprocesses below must see the same CA as the in-process core.
@@ -180,6 +183,27 @@ exit 7`;
     assert.ok(big.stdout.length < 80_000);
   });
 
+  test('a step through the guest agent that hangs is stopped at its timeout, and the error says where it stopped', async () => {
+    const local = new LocalConnection('sandboxes-it');
+    const agent = (cmd: string, opts: Parameters<typeof guestExec>[5] = {}) =>
+      guestExec(local, lab.libvirtUri, web.domainName, '/bin/sh', ['-c', cmd], opts);
+    const err = await agent('echo reached-the-wait; sleep 321 & wait', {
+      timeoutMs: 3000,
+      what: 'The hanging step',
+      diagnose: true,
+    }).then(
+      () => assert.fail('a command that never ends returned'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof FluidError, String(err));
+    assert.equal(err.code, 'TIMEOUT');
+    assert.match(err.message, /^The hanging step did not finish within 3 s\./);
+    assert.match(err.message, /It was stopped\. It printed: reached-the-wait\n/);
+    assert.match(err.message, /processes at the time:\n\s*PID\s+PPID\s+STAT\s+WCHAN[\s\S]*\ssleep\n/);
+    const left = await agent('pgrep -f "^sleep 321$" || echo none');
+    assert.equal(left.stdout.trim(), 'none', 'nothing of the timed-out step keeps running');
+  });
+
   test('files: read, write (binary-safe, as root) and edit a unique string', async () => {
     const bytes = Buffer.from(Array.from({ length: 256 * 40 }, (_, i) => i % 256));
     await client.call('sandboxes.writeFile', {
@@ -328,6 +352,46 @@ ip addr del 10.239.200.200/16 dev "$dev"`,
     assert.match(r.stdout, /spoofed=28\b/, r.stdout + r.stderr);
     assert.match(r.stdout, /own=\d+/);
     assert.doesNotMatch(r.stdout, /own=28\b/, r.stdout + r.stderr);
+  });
+
+  test('an identity step that hangs in the guest is stopped and run once more; the sandbox is made', async () => {
+    // The first identity request this core sends runs behind a `sleep` that never ends in time.
+    const connection = core.hosts.connection.bind(core.hosts);
+    let hang = true;
+    core.hosts.connection = async (ref) => {
+      const c = await connection(ref);
+      return new Proxy(c, {
+        get(t, k) {
+          if (k !== 'exec') {
+            const v = Reflect.get(t, k, t) as unknown;
+            return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
+          }
+          return (command: string, o?: Parameters<typeof c.exec>[1]) => {
+            const req = hang && o?.stdin?.includes('"guest-exec"') ? JSON.parse(String(o.stdin)) : null;
+            const script = Buffer.from(req?.arguments['input-data'] ?? '', 'base64').toString();
+            if (!script.includes('# Fluid sandbox identity')) return t.exec(command, o);
+            hang = false;
+            req.arguments['input-data'] = Buffer.from(`sleep 900\n${script}`).toString('base64');
+            return t.exec(command, { ...o, stdin: JSON.stringify(req) });
+          };
+        },
+      });
+    };
+    let s: Sandbox;
+    try {
+      s = await create({ host: 'lab', source: 'fluid-lab-web', name: 'it-restore-hang' });
+    } finally {
+      core.hosts.connection = connection;
+    }
+    assert.equal(hang, false, 'the first identity step was made to hang');
+    assert.equal(s.startPath, 'restore', s.startPathReason ?? '');
+    assert.ok(s.timings.identity! >= 60_000, `the first try was waited out: ${JSON.stringify(s.timings)}`);
+    const r = await client.call('sandboxes.exec', {
+      sandbox: s.id,
+      command: 'hostname; pgrep -f "^sleep 900$" || echo none',
+    });
+    assert.equal(r.stdout, 'it-restore-hang\nnone\n', 'its own name, and nothing of the first try running');
+    await client.call('sandboxes.destroy', { sandbox: s.id });
   });
 
   test('a restore cancelled during its first login leaves no domain behind', async () => {

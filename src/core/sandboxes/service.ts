@@ -151,6 +151,8 @@ function templateNic(t: TemplateInfo, r: SandboxRow): string {
 }
 
 const WAIT_SSH_MS = 120_000;
+/** The identity step's first try (it takes seconds even emulated); the second one gets twice this. */
+const IDENTITY_TIMEOUT_MS = 60_000;
 /** The janitor tries again what it could not destroy after this long. */
 const JANITOR_RETRY_MS = 5_000;
 
@@ -1305,27 +1307,36 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
     signal: AbortSignal,
     fromTemplate: TemplateInfo | null = null,
   ): Promise<string> {
-    const script = identityScript({
-      hostname: r.name.slice(0, 63),
-      caPublicKey: this.d.ca.publicKey(),
-      ip: r.ip!,
-      prefix: PREFIX,
-      mac: r.mac!,
-      gateway: GATEWAY,
-      proxySetup: this.d.egress?.guestSetup() ?? '',
-      hostKeys: keys,
-      principal: sandboxPrincipal(r.id),
-      nowMs: Date.now(),
-      // A clone of a template made under this CA (and with the proxy set up) only needs what is unique.
-      includeTrust: !(
-        fromTemplate?.caFingerprint === this.d.ca.fingerprint() &&
-        (fromTemplate.proxyConfigured || !this.d.egress)
-      ),
-    });
-    const res = await guestExec(conn, host.libvirtUri, r.domain_name, '/bin/sh', ['-s'], {
-      stdin: script,
-      timeoutMs: 180_000,
-      signal,
+    const attempt = (timeoutMs: number) =>
+      guestExec(conn, host.libvirtUri, r.domain_name, '/bin/sh', ['-s'], {
+        stdin: identityScript({
+          hostname: r.name.slice(0, 63),
+          caPublicKey: this.d.ca.publicKey(),
+          ip: r.ip!,
+          prefix: PREFIX,
+          mac: r.mac!,
+          gateway: GATEWAY,
+          proxySetup: this.d.egress?.guestSetup() ?? '',
+          hostKeys: keys,
+          principal: sandboxPrincipal(r.id),
+          nowMs: Date.now(),
+          // A clone of a template made under this CA (and with the proxy set up) only needs what is unique.
+          includeTrust: !(
+            fromTemplate?.caFingerprint === this.d.ca.fingerprint() &&
+            (fromTemplate.proxyConfigured || !this.d.egress)
+          ),
+        }),
+        timeoutMs,
+        signal,
+        what: 'The identity step in the guest',
+        diagnose: true,
+      });
+    // It takes seconds, even emulated. One that hangs is stopped (guestExec says where it stood, for
+    // the log) and run once more: the script is idempotent, and a second hang fails the create.
+    const res = await attempt(IDENTITY_TIMEOUT_MS).catch((e: unknown) => {
+      if (!(e instanceof FluidError) || e.code !== 'TIMEOUT' || signal.aborted) throw e;
+      this.d.log.warn('the identity step hung in the guest; running it again', { id: r.id, err: e });
+      return attempt(2 * IDENTITY_TIMEOUT_MS);
     });
     if (res.exitCode !== 0)
       throw new FluidError(
@@ -1395,6 +1406,8 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
       stdin: script,
       timeoutMs: 120_000,
       signal,
+      what: 'Configuring the sandbox after boot',
+      diagnose: true,
     });
     if (res.exitCode !== 0)
       throw new FluidError(
