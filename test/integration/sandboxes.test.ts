@@ -271,12 +271,42 @@ exit 7`;
     assert.deepEqual(await client.call('snapshots.list', { sandbox: web.id }), []);
   });
 
-  test('stop and start keep the sandbox (address, host key) and its files', async () => {
+  test('stop and start keep the sandbox (address, host key) and its files; a crash while booting is started again', async () => {
     const stopped = await client.call('sandboxes.stop', { sandbox: web.id, force: false });
     assert.equal(stopped.state, 'stopped');
     assert.equal(domstate(web.domainName), 'shut off');
-    const t = await finish(await client.call('sandboxes.start', { sandbox: web.id }));
+    // Its QEMU dies as soon as it runs (as the emulator crashing would): the VM is started once more.
+    const pidFile = `/run/libvirt/qemu/${web.domainName}.pid`;
+    const qemuPid = (): number | null => {
+      try {
+        const pid = Number(readFileSync(pidFile, 'utf8').trim());
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`guest=${web.domainName}`) ? pid : null;
+      } catch {
+        return null;
+      }
+    };
+    let killed = 0;
+    const task = await client.call('sandboxes.start', { sandbox: web.id });
+    const killer = (async () => {
+      for (let i = 0; i < 1200 && !killed; i++) {
+        // Once libvirt has started it (a QEMU that dies during `virsh start` fails the start itself).
+        const pid = qemuPid();
+        if (pid && domstate(web.domainName) === 'running') {
+          process.kill(pid, 'SIGKILL');
+          killed = pid;
+        } else await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    const t = await finish(task);
+    await killer;
+    assert.ok(killed, 'the QEMU of the first boot was killed');
     assert.equal(t.status, 'succeeded', JSON.stringify(t.error));
+    assert.ok(qemuPid() && qemuPid() !== killed, 'it runs in a new QEMU');
+    assert.match(
+      sh(`grep -c 'shutting down, reason=crashed' /var/log/libvirt/qemu/${web.domainName}.log || :`),
+      /^[1-9]/,
+      'libvirt saw the crash',
+    );
     const again = await client.call('sandboxes.get', { sandbox: web.id });
     assert.equal(again.ip, web.ip);
     assert.equal(again.hostKeyFingerprint, web.hostKeyFingerprint);

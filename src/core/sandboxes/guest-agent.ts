@@ -42,6 +42,7 @@ exit 4`;
     throw new FluidError(
       'INTERNAL',
       `The VM stopped while booting (${state?.trim()}). See its serial log for the reason.${qemuLog.length ? `\nQEMU's log on the host ends:\n${qemuLog.map((l) => `  ${l}`).join('\n')}` : ''}`,
+      { stopped: state?.trim() ?? '' },
     );
   }
   if (r.code !== 0) {

@@ -1365,6 +1365,32 @@ ${virsh(host.libvirtUri, `define ${shq(r.dir + '/domain.xml')}`)} >/dev/null`,
     signal: AbortSignal,
     say?: (fraction: number, line: string) => void,
   ): Promise<void> {
+    try {
+      await this.bootWatchedOnce(conn, host, r, signal, say);
+    } catch (err) {
+      // A VM that crashed while booting (its QEMU died, or the guest panicked: libvirt tells these
+      // from a guest that powered off) is started once more; a second crash fails with its reason.
+      const stopped =
+        (err instanceof FluidError && (err.data as { stopped?: string } | undefined)?.stopped) || '';
+      if (signal.aborted || !/\bcrashed\b/.test(stopped)) throw err;
+      this.d.log.warn('the VM crashed while booting; starting it once more', { id: r.id, err });
+      say?.(0, 'The VM crashed while booting; starting it once more');
+      // Not cancelled midway, like the first start (a start finishing after the cleanup).
+      await run(conn, virsh(host.libvirtUri, `start ${shq(r.domain_name)}`), {
+        what: 'Starting the sandbox again',
+      });
+      if (signal.aborted) throw new FluidError('CANCELLED', 'The boot was cancelled.');
+      await this.bootWatchedOnce(conn, host, r, signal, say);
+    }
+  }
+
+  private async bootWatchedOnce(
+    conn: HostConnection,
+    host: Host,
+    r: SandboxRow,
+    signal: AbortSignal,
+    say?: (fraction: number, line: string) => void,
+  ): Promise<void> {
     const log = new BootLog(conn, serialLogPath(r.dir));
     const ac = new AbortController();
     const stop = () => ac.abort();
